@@ -1,0 +1,129 @@
+//! Aggregates (commands in, events out) and their roots.
+
+use std::ops::Deref;
+
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::{Envelope, Error, Event, Expected, Position, Version};
+
+/// The write model of one stream: it decides on commands and evolves by its events.
+///
+/// `process` decides: it may return zero, one or many events, or the aggregate's own
+/// error. `apply` evolves: it must accept every event `process` ever returned, and never
+/// fail (an event is a fact).
+pub trait Aggregate: Default + Send + Sync + 'static {
+    /// What callers ask the aggregate to do.
+    type Command: Send;
+    /// The aggregate's events; their [`Event::NAME`] is the aggregate's category.
+    type Event: Event + DeserializeOwned + Send + Sync;
+    /// Why a command is refused.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Decides what happens for `command`, given the current state.
+    fn process(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Evolves the state by one event.
+    #[must_use]
+    fn apply(self, event: &Self::Event) -> Self;
+}
+
+/// An aggregate with its id, the version of its last event and that event's position:
+/// everything a store needs to check concurrency on the next append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Root<A> {
+    id: Uuid,
+    version: Version,
+    position: Position,
+    aggregate: A,
+}
+
+impl<A: Aggregate> Root<A> {
+    /// A root with no events yet: the default state at version 0.
+    pub fn new(id: Uuid) -> Self {
+        Self::from_parts(id, Version::ZERO, Position::ZERO, A::default())
+    }
+
+    /// A root from its parts, e.g. a restored snapshot.
+    pub fn from_parts(id: Uuid, version: Version, position: Position, aggregate: A) -> Self {
+        Self {
+            id,
+            version,
+            position,
+            aggregate,
+        }
+    }
+
+    /// The aggregate id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The version of the last applied event (0 for none).
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The position of the last applied event (0 for none).
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// What an append after this root expects: the stream at exactly this version.
+    pub fn expected(&self) -> Expected {
+        Expected::Exact(self.version)
+    }
+
+    /// The aggregate state.
+    pub fn aggregate(&self) -> &A {
+        &self.aggregate
+    }
+
+    /// The aggregate state, by value.
+    pub fn into_inner(self) -> A {
+        self.aggregate
+    }
+
+    /// Applies one stored event of this stream: decodes it, applies it and advances the
+    /// version and position.
+    ///
+    /// An event that is not the next version of this stream is refused with
+    /// [`Error::MissingHistory`], so a root never skips history.
+    pub fn apply_envelope(self, envelope: &Envelope) -> Result<Self, Error> {
+        let next = self.version.next();
+        if envelope.version != next {
+            return Err(Error::MissingHistory {
+                category: envelope.category.clone(),
+                id: self.id,
+                expected: next,
+                found: envelope.version,
+            });
+        }
+        let event: A::Event = envelope.deserialize()?;
+        Ok(self.apply_event(&event, envelope.version, envelope.position))
+    }
+
+    /// Applies an event at the given version and position.
+    pub(crate) fn apply_event(self, event: &A::Event, version: Version, position: Position) -> Self {
+        Self {
+            id: self.id,
+            version,
+            position,
+            aggregate: self.aggregate.apply(event),
+        }
+    }
+}
+
+impl<A> Deref for Root<A> {
+    type Target = A;
+
+    fn deref(&self) -> &A {
+        &self.aggregate
+    }
+}
+
+impl<A> From<&Root<A>> for Expected {
+    fn from(root: &Root<A>) -> Self {
+        Expected::Exact(root.version)
+    }
+}

@@ -1,0 +1,142 @@
+//! Stored events, events to store, and snapshots.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::{DecodeGroup, Error, Event, Metadata, Position, Timestamp, Version, Versioned};
+
+/// A stored event: where it is, what it is, and its still-encoded payload.
+///
+/// The payload is decoded on demand with [`Envelope::deserialize`], which may borrow from
+/// the envelope, so events with `&'de str` fields decode without copying.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The event's category (its aggregate type's event name).
+    pub category: String,
+    /// The id of the aggregate (stream) within the category.
+    pub aggregate_id: Uuid,
+    /// The version of the event in its stream, from 1.
+    pub version: Version,
+    /// The store-wide position of the event.
+    pub position: Position,
+    /// The unique id of the event.
+    pub event_id: Uuid,
+    /// When the event was created.
+    pub timestamp: Timestamp,
+    /// The schema version of the payload.
+    pub schema_version: u32,
+    /// Correlation, causation and key/values.
+    pub metadata: Metadata,
+    /// The encoded (JSON) payload.
+    pub payload: Bytes,
+}
+
+impl Envelope {
+    /// Decodes the event into a member of the group `G`, by category and schema version.
+    ///
+    /// A category outside `G` is [`Error::UnknownEvent`]; a payload that does not decode is
+    /// [`Error::Format`] naming the category, position and schema version.
+    pub fn deserialize<'de, G: DecodeGroup<'de>>(&'de self) -> Result<G, Error> {
+        G::decode_group(self)
+    }
+
+    /// Decodes the payload as `T` regardless of the category, upcasting older schema
+    /// versions through [`Versioned::decode`].
+    pub fn decode_payload<'de, T>(&'de self) -> Result<T, Error>
+    where
+        T: Versioned + Deserialize<'de>,
+    {
+        T::decode(self.schema_version, &self.payload).map_err(|source| Error::Format {
+            category: self.category.clone(),
+            position: self.position,
+            schema_version: self.schema_version,
+            source,
+        })
+    }
+}
+
+/// An event ready to be appended: its payload is encoded, its id and timestamp chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The event's unique id; appending a batch again with the same ids is idempotent.
+    pub event_id: Uuid,
+    /// When the event was created.
+    pub timestamp: Timestamp,
+    /// The schema version of the payload.
+    pub schema_version: u32,
+    /// Correlation, causation and key/values.
+    pub metadata: Metadata,
+    /// The encoded (JSON) payload.
+    pub payload: Bytes,
+}
+
+impl NewEvent {
+    /// Encodes an event with a new UUIDv7 id, the current time and empty metadata.
+    pub fn new<E: Event>(event: &E) -> Result<Self, Error> {
+        let payload = serde_json::to_vec(event).map_err(|source| Error::Encode {
+            category: E::NAME.to_owned(),
+            source,
+        })?;
+        Ok(Self::from_payload(E::VERSION, payload))
+    }
+
+    /// An event from an already encoded payload, with a new UUIDv7 id and the current time.
+    pub fn from_payload(schema_version: u32, payload: impl Into<Bytes>) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            timestamp: Timestamp::now(),
+            schema_version,
+            metadata: Metadata::default(),
+            payload: payload.into(),
+        }
+    }
+
+    /// Sets the event id (for idempotent retries or ids chosen by the caller).
+    #[must_use]
+    pub fn with_event_id(mut self, event_id: Uuid) -> Self {
+        self.event_id = event_id;
+        self
+    }
+
+    /// Sets the metadata.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Turns the event into an [`Envelope`] once the store has placed it.
+    pub fn into_envelope(
+        self,
+        category: impl Into<String>,
+        aggregate_id: Uuid,
+        version: Version,
+        position: Position,
+    ) -> Envelope {
+        Envelope {
+            category: category.into(),
+            aggregate_id,
+            version,
+            position,
+            event_id: self.event_id,
+            timestamp: self.timestamp,
+            schema_version: self.schema_version,
+            metadata: self.metadata,
+            payload: self.payload,
+        }
+    }
+}
+
+/// A stored snapshot of an aggregate's state after the event at `version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The stream version the state includes.
+    pub version: Version,
+    /// The position of the event at `version`.
+    pub position: Position,
+    /// The schema version of the encoded state.
+    pub schema_version: u32,
+    /// The encoded (JSON) state.
+    pub payload: Bytes,
+}

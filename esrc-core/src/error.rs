@@ -1,0 +1,167 @@
+//! The one public error type of esrc.
+
+use std::error::Error as StdError;
+
+use uuid::Uuid;
+
+use crate::{Expected, Position, Version};
+
+/// A boxed error from a backend's client library.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Everything that can go wrong in an esrc store or while decoding its data.
+///
+/// Variants are named by outcome, so callers can match on what happened without knowing
+/// which store they talk to. Backends classify their client's errors by code or kind (for
+/// example SQLSTATE or JetStream error codes) and map them into these variants.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream was not at the version the writer expected; nothing was stored.
+    #[error("conflict on stream {category}/{id}: expected {expected}, but the stream is at version {actual}")]
+    Conflict {
+        /// The category of the stream.
+        category: String,
+        /// The aggregate id of the stream.
+        id: Uuid,
+        /// What the writer expected.
+        expected: Expected,
+        /// The version the stream was actually at.
+        actual: Version,
+    },
+
+    /// A stored payload (event or snapshot) could not be decoded into the requested type.
+    /// The stored data is untouched.
+    #[error("cannot decode `{category}` payload at position {position} (schema version {schema_version}): {source}")]
+    Format {
+        /// The category of the event or snapshot.
+        category: String,
+        /// The position of the event (for a snapshot: of the last event it covers).
+        position: Position,
+        /// The schema version the payload was stored with.
+        schema_version: u32,
+        /// What went wrong.
+        #[source]
+        source: DecodeError,
+    },
+
+    /// A value could not be encoded into a payload.
+    #[error("cannot encode `{category}` payload: {source}")]
+    Encode {
+        /// The category of the event or snapshot.
+        category: String,
+        /// What went wrong.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// An event's category is not one of the categories the reader knows.
+    #[error("unknown event category `{category}` (known: {known:?})")]
+    UnknownEvent {
+        /// The category found in the store.
+        category: String,
+        /// The categories the reader can decode.
+        known: &'static [&'static str],
+    },
+
+    /// A category, projection or namespace name is not valid (see [`validate_name`](crate::validate_name)).
+    #[error("invalid name `{name}`: {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// A batch reused an event id that is stored already, but it is not a retry of the
+    /// batch that stored it. Nothing was stored.
+    #[error("event id {event_id} is already stored by another append")]
+    DuplicateEvent {
+        /// The reused event id.
+        event_id: Uuid,
+    },
+
+    /// An append was called with no events.
+    #[error("an append needs at least one event")]
+    EmptyBatch,
+
+    /// The stream's history starts later than a reader needed, usually because it was
+    /// truncated past the reader's snapshot.
+    #[error("stream {category}/{id} has no events from version {expected}: its history starts at {found}")]
+    MissingHistory {
+        /// The category of the stream.
+        category: String,
+        /// The aggregate id of the stream.
+        id: Uuid,
+        /// The version the reader needed next.
+        expected: Version,
+        /// The first version the store returned.
+        found: Version,
+    },
+
+    /// The store does not implement this operation (it declares so in its capabilities).
+    #[error("{operation} is not supported by this store")]
+    NotSupported {
+        /// The operation that was called.
+        operation: &'static str,
+    },
+
+    /// The store's backend failed: connection, server or configuration error.
+    #[error("{backend} error: {source}")]
+    Backend {
+        /// The backend's name, e.g. `postgres` or `nats`.
+        backend: &'static str,
+        /// Whether the same call may succeed when tried again (a dropped connection, a
+        /// timeout). An ambiguous append can always be retried with the same event ids.
+        retryable: bool,
+        /// The client's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// Whether the operation may succeed when retried: a conflict (after re-reading) or a
+    /// retryable backend failure.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Conflict { .. } => true,
+            Error::Backend { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    /// Whether this is an [`Error::Conflict`].
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+
+    /// Builds an [`Error::Backend`].
+    pub fn backend(backend: &'static str, retryable: bool, source: impl Into<BoxError>) -> Self {
+        Error::Backend {
+            backend,
+            retryable,
+            source: source.into(),
+        }
+    }
+}
+
+/// Why a payload could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The payload is not valid for the type at its schema version.
+    #[error("invalid payload: {0}")]
+    Payload(#[from] serde_json::Error),
+
+    /// The payload's schema version is not one the type's version chain knows.
+    #[error("`{type_name}` decodes schema version {known}, but the payload has version {found}")]
+    UnknownVersion {
+        /// The Rust type that was asked to decode the payload.
+        type_name: &'static str,
+        /// The version that type decodes (the newest of its chain).
+        known: u32,
+        /// The version stored with the payload.
+        found: u32,
+    },
+}

@@ -1,0 +1,318 @@
+//! Conveniences every store gets for free: typed appends, aggregate reads, command
+//! handling and projection runs.
+
+use std::future::Future;
+use std::pin::pin;
+
+use futures::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::{
+    Aggregate, Appended, Context, Error, Event, EventGroup, Expected, Metadata, NewEvent,
+    Position, Project, Publish, Replay, ReplayOne, Root, Snapshot, SnapshotStore, Subscribe,
+    Version, Versioned,
+};
+
+/// Why a command did not produce an updated root.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E> {
+    /// The aggregate refused the command with its own error; nothing was stored.
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+    /// The store failed, or another writer changed the stream first ([`Error::Conflict`]).
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+impl<E> CommandError<E> {
+    /// The aggregate's error, if the command was refused by the aggregate.
+    pub fn rejected(self) -> Option<E> {
+        match self {
+            CommandError::Rejected(error) => Some(error),
+            CommandError::Store(_) => None,
+        }
+    }
+}
+
+/// Why a projection run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError<E> {
+    /// The projection failed on the event at `position`.
+    #[error("projection failed at position {position}: {source}")]
+    Project {
+        /// The position of the event the projection failed on.
+        position: Position,
+        /// The projection's error.
+        #[source]
+        source: E,
+    },
+    /// The store failed, or an event could not be decoded.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+fn encode_all<E: Event>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEvent>, Error> {
+    events
+        .iter()
+        .map(|event| Ok(NewEvent::new(event)?.with_metadata(metadata.clone())))
+        .collect()
+}
+
+/// Applies events just appended with `appended` to `root`.
+fn apply_appended<A: Aggregate>(root: Root<A>, events: &[A::Event], appended: Appended) -> Root<A> {
+    let first = root.version().get() + 1;
+    let root = events.iter().zip(first..).fold(root, |root, (event, version)| {
+        root.apply_event(event, Version(version), appended.position)
+    });
+    debug_assert_eq!(root.version(), appended.version);
+    root
+}
+
+/// Typed appends and command handling, for every [`Publish`] store.
+pub trait PublishExt: Publish {
+    /// Encodes and appends `events` to the stream `(E::NAME, id)` in one atomic call.
+    fn publish_events<E: Event + Sync>(
+        &self,
+        id: Uuid,
+        expected: Expected,
+        events: &[E],
+        metadata: &Metadata,
+    ) -> impl Future<Output = Result<Appended, Error>> + Send {
+        async move {
+            let batch = encode_all(events, metadata)?;
+            self.publish(E::NAME, id, expected, batch).await
+        }
+    }
+
+    /// Appends `events` after `root` (expecting the stream at the root's version) and
+    /// returns the root with the events applied. No events: the root comes back as it
+    /// was, and the store is not called.
+    fn write<A: Aggregate>(
+        &self,
+        root: Root<A>,
+        events: Vec<A::Event>,
+    ) -> impl Future<Output = Result<Root<A>, Error>> + Send {
+        async move { self.write_with(root, events, &Metadata::default()).await }
+    }
+
+    /// [`PublishExt::write`] with metadata on every event.
+    fn write_with<A: Aggregate>(
+        &self,
+        root: Root<A>,
+        events: Vec<A::Event>,
+        metadata: &Metadata,
+    ) -> impl Future<Output = Result<Root<A>, Error>> + Send {
+        async move {
+            if events.is_empty() {
+                return Ok(root);
+            }
+            let appended = self
+                .publish_events(root.id(), root.expected(), &events, metadata)
+                .await?;
+            Ok(apply_appended(root, &events, appended))
+        }
+    }
+
+    /// Processes `command` on `root` and appends the resulting events, expecting the stream
+    /// at the root's version. Returns the updated root; the aggregate's refusal comes back
+    /// as [`CommandError::Rejected`] with the aggregate's own error type.
+    fn try_write<A: Aggregate>(
+        &self,
+        root: Root<A>,
+        command: A::Command,
+    ) -> impl Future<Output = Result<Root<A>, CommandError<A::Error>>> + Send {
+        async move { self.try_write_with(root, command, &Metadata::default()).await }
+    }
+
+    /// [`PublishExt::try_write`] with metadata on every event.
+    fn try_write_with<A: Aggregate>(
+        &self,
+        root: Root<A>,
+        command: A::Command,
+        metadata: &Metadata,
+    ) -> impl Future<Output = Result<Root<A>, CommandError<A::Error>>> + Send {
+        async move {
+            let events = root.process(command).map_err(CommandError::Rejected)?;
+            Ok(self.write_with(root, events, metadata).await?)
+        }
+    }
+
+    /// Like [`PublishExt::try_write_with`], but on [`Error::Conflict`] it reads the events
+    /// written meanwhile (only those newer than the root) and tries again, up to
+    /// `attempts` times in all.
+    fn try_write_retry<A>(
+        &self,
+        mut root: Root<A>,
+        command: A::Command,
+        metadata: &Metadata,
+        attempts: usize,
+    ) -> impl Future<Output = Result<Root<A>, CommandError<A::Error>>> + Send
+    where
+        Self: ReplayOne,
+        A: Aggregate,
+        A::Command: Clone + Sync,
+    {
+        async move {
+            let mut attempt = 1;
+            loop {
+                let events = root.process(command.clone()).map_err(CommandError::Rejected)?;
+                if events.is_empty() {
+                    return Ok(root);
+                }
+                match self
+                    .publish_events(root.id(), root.expected(), &events, metadata)
+                    .await
+                {
+                    Ok(appended) => return Ok(apply_appended(root, &events, appended)),
+                    Err(error) if error.is_conflict() && attempt < attempts => {
+                        tracing::debug!(%error, attempt, "conflict, re-reading the stream");
+                        attempt += 1;
+                        root = self.refresh(root).await?;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+    }
+}
+
+impl<S: Publish + ?Sized> PublishExt for S {}
+
+/// Reading aggregates, for every [`ReplayOne`] store.
+pub trait ReadExt: ReplayOne {
+    /// Rebuilds the aggregate `id` from all its events (no snapshot).
+    fn load<A: Aggregate>(&self, id: Uuid) -> impl Future<Output = Result<Root<A>, Error>> + Send {
+        self.refresh(Root::new(id))
+    }
+
+    /// Applies the events stored after `root`'s version: the cheap way to bring a cached
+    /// root up to date.
+    fn refresh<A: Aggregate>(
+        &self,
+        root: Root<A>,
+    ) -> impl Future<Output = Result<Root<A>, Error>> + Send {
+        async move {
+            let mut events = pin!(self.replay_one(A::Event::NAME, root.id(), root.version()));
+            let mut root = root;
+            while let Some(envelope) = events.next().await {
+                root = root.apply_envelope(&envelope?)?;
+            }
+            Ok(root)
+        }
+    }
+
+    /// Reads the aggregate `id`: its latest snapshot, if any, then the events after it.
+    fn read<A>(&self, id: Uuid) -> impl Future<Output = Result<Root<A>, Error>> + Send
+    where
+        Self: SnapshotStore,
+        A: Aggregate + Versioned + Serialize + DeserializeOwned,
+    {
+        async move {
+            let category = A::Event::NAME;
+            let root = match self.load_snapshot(category, id).await? {
+                Some(snapshot) => {
+                    let state = A::decode(snapshot.schema_version, &snapshot.payload).map_err(
+                        |source| Error::Format {
+                            category: category.to_owned(),
+                            position: snapshot.position,
+                            schema_version: snapshot.schema_version,
+                            source,
+                        },
+                    )?;
+                    Root::from_parts(id, snapshot.version, snapshot.position, state)
+                }
+                None => Root::new(id),
+            };
+            self.refresh(root).await
+        }
+    }
+
+    /// Saves a snapshot of `root`'s state, so that [`ReadExt::read`] starts from it.
+    fn save_root_snapshot<A>(&self, root: &Root<A>) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        Self: SnapshotStore,
+        A: Aggregate + Versioned + Serialize,
+    {
+        let category = A::Event::NAME;
+        let snapshot = serde_json::to_vec(root.aggregate())
+            .map_err(|source| Error::Encode {
+                category: category.to_owned(),
+                source,
+            })
+            .map(|payload| Snapshot {
+                version: root.version(),
+                position: root.position(),
+                schema_version: A::VERSION,
+                payload: payload.into(),
+            });
+        let id = root.id();
+        async move { self.save_snapshot(category, id, snapshot?).await }
+    }
+}
+
+impl<S: ReplayOne + ?Sized> ReadExt for S {}
+
+/// Running projections, for every [`Replay`] and [`Subscribe`] store.
+pub trait ProjectExt: Send + Sync {
+    /// Feeds every stored event of the projection's group to it, from the beginning up to
+    /// the head; returns the position of the last event projected (or `ZERO`).
+    fn rebuild<P: Project>(
+        &self,
+        projection: &mut P,
+    ) -> impl Future<Output = Result<Position, ProjectError<P::Error>>> + Send
+    where
+        Self: Replay,
+    {
+        async move {
+            let names = <P::EventGroup<'static> as EventGroup>::NAMES;
+            let mut events = pin!(self.replay(names, Position::ZERO));
+            let mut last = Position::ZERO;
+            while let Some(envelope) = events.next().await {
+                let envelope = envelope?;
+                project_one(projection, &envelope).await?;
+                last = envelope.position;
+            }
+            Ok(last)
+        }
+    }
+
+    /// Feeds the projection every event after `after`, then every new one as it is stored.
+    /// Runs until an error; drop the future to stop. For checkpoints, restarts and error
+    /// policies, use a projector runner.
+    fn observe<P: Project>(
+        &self,
+        projection: &mut P,
+        after: Position,
+    ) -> impl Future<Output = Result<(), ProjectError<P::Error>>> + Send
+    where
+        Self: Subscribe,
+    {
+        async move {
+            let names = <P::EventGroup<'static> as EventGroup>::NAMES;
+            let mut events = pin!(self.subscribe(names, after));
+            while let Some(envelope) = events.next().await {
+                project_one(projection, &envelope?).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl<S: Send + Sync + ?Sized> ProjectExt for S {}
+
+/// Decodes one envelope for `projection` and projects it.
+pub async fn project_one<P: Project>(
+    projection: &mut P,
+    envelope: &crate::Envelope,
+) -> Result<(), ProjectError<P::Error>> {
+    let context = Context::decode(envelope)?;
+    projection
+        .project(context)
+        .await
+        .map_err(|source| ProjectError::Project {
+            position: envelope.position,
+            source,
+        })
+}

@@ -1,0 +1,41 @@
+#![doc = include_str!("../README.md")]
+
+mod aggregate;
+mod envelope;
+mod error;
+mod event;
+mod ext;
+mod name;
+mod project;
+mod store;
+pub mod testing;
+mod types;
+
+pub use aggregate::{Aggregate, Root};
+pub use envelope::{Envelope, NewEvent, Snapshot};
+pub use error::{BoxError, DecodeError, Error};
+pub use event::{DecodeGroup, Event, EventGroup, Versioned, decode_exact, upcast};
+pub use ext::{CommandError, ProjectError, ProjectExt, PublishExt, ReadExt, project_one};
+pub use name::{MAX_NAME_LEN, check_name, validate_name};
+pub use project::{Context, Project};
+pub use store::{
+    CheckpointStore, Publish, Replay, ReplayOne, SnapshotStore, Store, Subscribe, Truncate,
+};
+pub use types::{Appended, Expected, Metadata, Position, Timestamp, Version};
+
+/// Derive macros for [`Event`] (re-exported from `esrc-derive`).
+#[cfg(feature = "derive")]
+pub use esrc_derive::Event;
+
+/// Re-exports the crates esrc's public API is built on, for use in macros and stores.
+#[doc(hidden)]
+pub mod __private {
+    pub use bytes;
+    pub use serde;
+    pub use serde_json;
+    pub use uuid;
+}
+
+/// Re-exports for users: `bytes::Bytes` and `uuid::Uuid` appear in esrc's API.
+pub use bytes::Bytes;
+pub use uuid::Uuid;

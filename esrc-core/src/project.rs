@@ -1,0 +1,94 @@
+//! Projections: events in, read models out.
+
+use std::future::Future;
+
+use uuid::Uuid;
+
+use crate::{DecodeGroup, Envelope, Error, Metadata, Position, Timestamp, Version};
+
+/// A projection: an async callback over the events of an [`EventGroup`](crate::EventGroup).
+///
+/// The event group is a generic associated type so that a projection may decode events
+/// that borrow from the stored payload (zero copy): for owned events write
+/// `type EventGroup<'de> = MyEvent;`.
+pub trait Project: Send {
+    /// The events this projection reads, decoded for the lifetime of one envelope.
+    type EventGroup<'de>: DecodeGroup<'de> + Send;
+    /// Why projecting an event failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Handles one event.
+    fn project<'de>(
+        &mut self,
+        context: Context<'de, Self::EventGroup<'de>>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// One decoded event with the data of its envelope.
+#[derive(Debug)]
+pub struct Context<'de, G> {
+    envelope: &'de Envelope,
+    event: G,
+}
+
+impl<'de, G: DecodeGroup<'de>> Context<'de, G> {
+    /// Decodes `envelope` into the group `G`.
+    pub fn decode(envelope: &'de Envelope) -> Result<Self, Error> {
+        Ok(Self {
+            event: envelope.deserialize()?,
+            envelope,
+        })
+    }
+}
+
+impl<'de, G> Context<'de, G> {
+    /// The decoded event.
+    pub fn event(&self) -> &G {
+        &self.event
+    }
+
+    /// The decoded event, by value.
+    pub fn into_event(self) -> G {
+        self.event
+    }
+
+    /// The stored envelope.
+    pub fn envelope(&self) -> &'de Envelope {
+        self.envelope
+    }
+
+    /// The event's category.
+    pub fn category(&self) -> &'de str {
+        &self.envelope.category
+    }
+
+    /// The aggregate id of the event's stream.
+    pub fn aggregate_id(&self) -> Uuid {
+        self.envelope.aggregate_id
+    }
+
+    /// The event's version in its stream.
+    pub fn version(&self) -> Version {
+        self.envelope.version
+    }
+
+    /// The event's store-wide position.
+    pub fn position(&self) -> Position {
+        self.envelope.position
+    }
+
+    /// The event's id.
+    pub fn event_id(&self) -> Uuid {
+        self.envelope.event_id
+    }
+
+    /// When the event was created.
+    pub fn timestamp(&self) -> Timestamp {
+        self.envelope.timestamp
+    }
+
+    /// The event's metadata.
+    pub fn metadata(&self) -> &'de Metadata {
+        &self.envelope.metadata
+    }
+}

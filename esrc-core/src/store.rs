@@ -1,0 +1,235 @@
+//! The backend-neutral store traits. Each has one job; a store implements the ones it
+//! can, and the `*Ext` traits add conveniences on top for every store.
+//!
+//! The traits deal in encoded events ([`NewEvent`], [`Envelope`]) so that a store never
+//! needs to know the application's types. They are implementable in any crate, and
+//! `&S`, `Arc<S>` and `Box<S>` are stores whenever `S` is.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::Stream;
+use uuid::Uuid;
+
+use crate::{Appended, Envelope, Error, Expected, NewEvent, Position, Snapshot, Version};
+
+/// Appends events to one stream.
+pub trait Publish: Send + Sync {
+    /// Appends `events` to the stream `(category, id)`.
+    ///
+    /// Every store guarantees:
+    /// - **atomic**: all events of one call are stored, or none;
+    /// - **checked by the store**: `expected` is checked atomically with the write; a
+    ///   mismatch is [`Error::Conflict`] carrying the expected and actual versions;
+    /// - **contiguous**: the events get the versions following the stream's version;
+    /// - **idempotent**: a batch whose event ids are all stored already, as one earlier
+    ///   batch of this stream, is a retry: nothing is stored twice and the original
+    ///   [`Appended`] is returned. Reusing stored ids any other way is
+    ///   [`Error::DuplicateEvent`];
+    /// - an empty `events` is [`Error::EmptyBatch`]; an invalid category is
+    ///   [`Error::InvalidName`].
+    fn publish(
+        &self,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Appended, Error>> + Send;
+}
+
+/// Reads one stream.
+pub trait ReplayOne: Send + Sync {
+    /// The events of `(category, id)` with a version greater than `after`, ascending and
+    /// contiguous. An unknown stream is empty.
+    fn replay_one(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send;
+}
+
+/// Reads several categories across all their streams.
+pub trait Replay: Send + Sync {
+    /// The events of `categories` with a position greater than `after`, in ascending
+    /// position order. The stream is finite: it ends at the head of the store as it was
+    /// when it was called.
+    fn replay(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send;
+}
+
+/// Follows several categories: catch-up, then live.
+pub trait Subscribe: Send + Sync {
+    /// The events of `categories` with a position greater than `after`: first those
+    /// stored already, then new ones as they are stored, forever.
+    ///
+    /// Positions are strictly increasing; no event is yielded twice, and no event is
+    /// skipped, including one whose write commits after a later position became
+    /// visible. Dropping the stream ends the subscription and frees what it holds.
+    fn subscribe(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send;
+}
+
+/// Drops old events of a stream.
+pub trait Truncate: Send + Sync {
+    /// Removes the events of `(category, id)` with a version lower than `before`.
+    ///
+    /// Later reads start at `before`; the stream's version is unchanged, so appends still
+    /// expect the current version, even when every event was removed. Truncate only
+    /// behind a snapshot if the aggregate must still be read.
+    fn truncate(
+        &self,
+        category: &str,
+        id: Uuid,
+        before: Version,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// Saves and loads aggregate snapshots.
+pub trait SnapshotStore: Send + Sync {
+    /// Saves a snapshot of `(category, id)`. The snapshot with the highest version is
+    /// kept: saving one older than the stored one changes nothing.
+    fn save_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Loads the latest snapshot of `(category, id)`, if any.
+    fn load_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<Snapshot>, Error>> + Send;
+}
+
+/// Stores the last processed position of named projections.
+pub trait CheckpointStore: Send + Sync {
+    /// Records that projection `name` has processed everything up to `position`. A
+    /// checkpoint never moves backwards: saving a lower position changes nothing.
+    fn save_checkpoint(
+        &self,
+        name: &str,
+        position: Position,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The last position saved for projection `name`, if any.
+    fn load_checkpoint(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Position>, Error>> + Send;
+}
+
+/// Every store trait at once; implemented for every type that implements them all.
+pub trait Store:
+    Publish + ReplayOne + Replay + Subscribe + Truncate + SnapshotStore + CheckpointStore
+{
+}
+
+impl<S> Store for S where
+    S: Publish + ReplayOne + Replay + Subscribe + Truncate + SnapshotStore + CheckpointStore
+{
+}
+
+macro_rules! delegate {
+    ($($wrapper:ty),*) => {$(
+        impl<S: Publish + ?Sized> Publish for $wrapper {
+            fn publish(
+                &self,
+                category: &str,
+                id: Uuid,
+                expected: Expected,
+                events: Vec<NewEvent>,
+            ) -> impl Future<Output = Result<Appended, Error>> + Send {
+                (**self).publish(category, id, expected, events)
+            }
+        }
+
+        impl<S: ReplayOne + ?Sized> ReplayOne for $wrapper {
+            fn replay_one(
+                &self,
+                category: &str,
+                id: Uuid,
+                after: Version,
+            ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+                (**self).replay_one(category, id, after)
+            }
+        }
+
+        impl<S: Replay + ?Sized> Replay for $wrapper {
+            fn replay(
+                &self,
+                categories: &[&str],
+                after: Position,
+            ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+                (**self).replay(categories, after)
+            }
+        }
+
+        impl<S: Subscribe + ?Sized> Subscribe for $wrapper {
+            fn subscribe(
+                &self,
+                categories: &[&str],
+                after: Position,
+            ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+                (**self).subscribe(categories, after)
+            }
+        }
+
+        impl<S: Truncate + ?Sized> Truncate for $wrapper {
+            fn truncate(
+                &self,
+                category: &str,
+                id: Uuid,
+                before: Version,
+            ) -> impl Future<Output = Result<(), Error>> + Send {
+                (**self).truncate(category, id, before)
+            }
+        }
+
+        impl<S: SnapshotStore + ?Sized> SnapshotStore for $wrapper {
+            fn save_snapshot(
+                &self,
+                category: &str,
+                id: Uuid,
+                snapshot: Snapshot,
+            ) -> impl Future<Output = Result<(), Error>> + Send {
+                (**self).save_snapshot(category, id, snapshot)
+            }
+
+            fn load_snapshot(
+                &self,
+                category: &str,
+                id: Uuid,
+            ) -> impl Future<Output = Result<Option<Snapshot>, Error>> + Send {
+                (**self).load_snapshot(category, id)
+            }
+        }
+
+        impl<S: CheckpointStore + ?Sized> CheckpointStore for $wrapper {
+            fn save_checkpoint(
+                &self,
+                name: &str,
+                position: Position,
+            ) -> impl Future<Output = Result<(), Error>> + Send {
+                (**self).save_checkpoint(name, position)
+            }
+
+            fn load_checkpoint(
+                &self,
+                name: &str,
+            ) -> impl Future<Output = Result<Option<Position>, Error>> + Send {
+                (**self).load_checkpoint(name)
+            }
+        }
+    )*};
+}
+
+delegate!(&S, Arc<S>, Box<S>);

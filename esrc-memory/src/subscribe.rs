@@ -1,0 +1,44 @@
+//! Catch-up then live: read the log after a cursor, wait on the head when caught up.
+
+use esrc_core::{Envelope, Error, Position};
+use futures::Stream;
+
+use crate::MemoryStore;
+
+pub(crate) fn subscribe(
+    store: &MemoryStore,
+    categories: Result<Vec<String>, Error>,
+    after: Position,
+) -> impl Stream<Item = Result<Envelope, Error>> + Send + '_ {
+    async_stream::stream! {
+        let categories = match categories {
+            Ok(categories) => categories,
+            Err(error) => {
+                yield Err(error);
+                return;
+            }
+        };
+        let mut head = store.inner.head.subscribe();
+        let mut cursor = after;
+        loop {
+            // Mark the head seen *before* reading, so a write that lands after the read
+            // wakes `changed()` below: nothing can slip between the two.
+            let until = *head.borrow_and_update();
+            let chunk = store.chunk(&categories, cursor, until);
+            if chunk.is_empty() {
+                // Nothing of ours up to `until`: skip past it, then wait for more.
+                cursor = cursor.max(until);
+                if head.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            if let Some(last) = chunk.last() {
+                cursor = last.position;
+            }
+            for envelope in chunk {
+                yield Ok(envelope);
+            }
+        }
+    }
+}
