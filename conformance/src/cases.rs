@@ -1,0 +1,829 @@
+//! The cases: one `pub async fn` per behaviour every store must show.
+//!
+//! Each takes a [`StoreFactory`] and panics, with a message saying what broke, when the
+//! store misbehaves. [`conformance_tests!`](crate::conformance_tests) turns them into
+//! named tests.
+
+use std::collections::{BTreeSet, HashMap};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use esrc_core::{
+    Envelope, Error, Expected, Metadata, NewEvent, Position, Publish, PublishExt, ReadExt, Replay,
+    ReplayOne, Root, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate, Version,
+    CheckpointStore,
+};
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::StoreFactory;
+use crate::fixtures::*;
+
+const THING: &str = "Thing";
+const OTHER: &str = "Other";
+
+async fn replay_thing<S: ReplayOne>(store: &S, id: Uuid, after: u64) -> Vec<Envelope> {
+    collect("replay_one", store.replay_one(THING, id, Version(after))).await
+}
+
+#[track_caller]
+fn assert_conflict(result: Result<esrc_core::Appended, Error>, expected: Expected, actual: u64) {
+    match result {
+        Err(Error::Conflict {
+            expected: e,
+            actual: a,
+            ..
+        }) => {
+            assert_eq!(e, expected, "the conflict must carry the writer's expectation");
+            assert_eq!(a, Version(actual), "the conflict must carry the stream's actual version");
+        }
+        other => panic!("expected a conflict ({expected}, actual {actual}), got {other:?}"),
+    }
+}
+
+/// Appending to a new stream stores the events at versions 1.. and returns the last.
+pub async fn append_to_new_stream<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let appended = store
+        .publish(THING, id, Expected::NoStream, vec![counted(1)])
+        .await
+        .expect("append to a new stream");
+    assert_eq!(appended.version, Version(1));
+    assert!(appended.position > Position::ZERO, "positions start above zero");
+    let events = replay_thing(&store, id, 0).await;
+    assert_eq!(versions(&events), [1]);
+    assert_eq!(events[0].position, appended.position);
+    assert_eq!(events[0].category, THING);
+    assert_eq!(events[0].aggregate_id, id);
+}
+
+/// `NoStream` on a stream that has events is a conflict.
+pub async fn no_stream_conflicts_on_existing_stream<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    store
+        .publish(THING, id, Expected::NoStream, vec![counted(1)])
+        .await
+        .unwrap();
+    let again = store
+        .publish(THING, id, Expected::NoStream, vec![counted(2)])
+        .await;
+    assert_conflict(again, Expected::NoStream, 1);
+    assert_eq!(versions(&replay_thing(&store, id, 0).await), [1]);
+}
+
+/// `Exact` with a stale version conflicts, naming expected and actual; the right one works.
+pub async fn exact_with_stale_version_conflicts<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    store
+        .publish(THING, id, Expected::NoStream, counted_batch(1, 3))
+        .await
+        .unwrap();
+    let stale = store
+        .publish(THING, id, Expected::Exact(Version(2)), vec![counted(9)])
+        .await;
+    assert_conflict(stale, Expected::Exact(Version(2)), 3);
+    let ahead = store
+        .publish(THING, id, Expected::Exact(Version(4)), vec![counted(9)])
+        .await;
+    assert_conflict(ahead, Expected::Exact(Version(4)), 3);
+    let fresh = Uuid::now_v7();
+    let missing = store
+        .publish(THING, fresh, Expected::Exact(Version(1)), vec![counted(9)])
+        .await;
+    assert_conflict(missing, Expected::Exact(Version(1)), 0);
+    let ok = store
+        .publish(THING, id, Expected::Exact(Version(3)), vec![counted(4)])
+        .await
+        .expect("the current version appends");
+    assert_eq!(ok.version, Version(4));
+    let created = store
+        .publish(THING, fresh, Expected::Exact(Version::ZERO), vec![counted(1)])
+        .await
+        .expect("Exact(0) is NoStream");
+    assert_eq!(created.version, Version(1));
+}
+
+/// `Any` appends whatever the stream's version.
+pub async fn any_always_appends<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    for expected_version in 1..=3 {
+        let appended = store
+            .publish(THING, id, Expected::Any, vec![counted(expected_version)])
+            .await
+            .expect("Any appends");
+        assert_eq!(appended.version, Version(u64::from(expected_version)));
+    }
+    assert_eq!(versions(&replay_thing(&store, id, 0).await), [1, 2, 3]);
+}
+
+/// An append with no events is refused.
+pub async fn empty_batch_is_rejected<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let result = store.publish(THING, id, Expected::Any, Vec::new()).await;
+    assert!(matches!(result, Err(Error::EmptyBatch)), "got {result:?}");
+    assert!(replay_thing(&store, id, 0).await.is_empty());
+}
+
+/// Several events in one call get contiguous versions and increasing positions.
+pub async fn batch_gets_contiguous_versions<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    store
+        .publish(THING, id, Expected::NoStream, counted_batch(1, 2))
+        .await
+        .unwrap();
+    let appended = store
+        .publish(THING, id, Expected::Exact(Version(2)), counted_batch(3, 5))
+        .await
+        .unwrap();
+    assert_eq!(appended.version, Version(7));
+    let events = replay_thing(&store, id, 0).await;
+    assert_eq!(versions(&events), [1, 2, 3, 4, 5, 6, 7]);
+    assert_increasing("replay_one", &events);
+    assert_eq!(events[6].position, appended.position);
+    let amounts: Vec<ThingEvent> = events.iter().map(|e| e.deserialize().unwrap()).collect();
+    let expected: Vec<ThingEvent> = (1..=7).map(|amount| ThingEvent::Counted { amount }).collect();
+    assert_eq!(amounts, expected, "events keep their order within a batch");
+}
+
+/// A batch that conflicts stores none of its events.
+pub async fn conflicting_batch_stores_nothing<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    store
+        .publish(THING, id, Expected::NoStream, counted_batch(1, 2))
+        .await
+        .unwrap();
+    let batch = counted_batch(10, 4);
+    let ids: Vec<Uuid> = batch.iter().map(|e| e.event_id).collect();
+    let result = store
+        .publish(THING, id, Expected::Exact(Version(1)), batch)
+        .await;
+    assert_conflict(result, Expected::Exact(Version(1)), 2);
+    let events = replay_thing(&store, id, 0).await;
+    assert_eq!(versions(&events), [1, 2], "no event of a conflicting batch is stored");
+    assert!(events.iter().all(|e| !ids.contains(&e.event_id)));
+    let all = collect("replay", store.replay(&[THING], Position::ZERO)).await;
+    assert_eq!(all.len(), 2, "the group replay holds no event of the conflicting batch");
+}
+
+/// N writers racing with the same expectation: exactly one wins, the others conflict, and
+/// the stream holds the winner's batch whole, once.
+pub async fn concurrent_writers_exactly_one_wins<F: StoreFactory>(factory: &F) {
+    const WRITERS: usize = 10;
+    const ROUNDS: u32 = 5;
+    let store = Arc::new(factory.store().await);
+    let id = Uuid::now_v7();
+    for round in 0..ROUNDS {
+        let expected = if round == 0 {
+            Expected::NoStream
+        } else {
+            Expected::Exact(Version(u64::from(round) * 2))
+        };
+        let barrier = Arc::new(tokio::sync::Barrier::new(WRITERS));
+        let mut tasks = Vec::new();
+        for writer in 0..WRITERS {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            tasks.push(tokio::spawn(async move {
+                let batch = counted_batch(writer as u32 * 100, 2);
+                let ids: Vec<Uuid> = batch.iter().map(|e| e.event_id).collect();
+                barrier.wait().await;
+                (ids, store.publish(THING, id, expected, batch).await)
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (ids, result) = task.await.expect("writer task");
+            match result {
+                Ok(appended) => {
+                    assert_eq!(appended.version, Version(u64::from(round + 1) * 2));
+                    winners.push(ids);
+                }
+                Err(Error::Conflict { .. }) => {}
+                Err(other) => panic!("a losing writer must get Conflict, got {other}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one writer must win");
+        let events = replay_thing(&store, id, u64::from(round) * 2).await;
+        let stored: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        assert_eq!(stored, winners[0], "round {round}: the stream holds the winner's batch once");
+    }
+    let events = replay_thing(&store, id, 0).await;
+    assert_eq!(events.len(), ROUNDS as usize * 2, "nothing lost or doubled");
+}
+
+/// Appending a batch again with the same event ids stores nothing twice and reports the
+/// original outcome; reusing ids in another batch is refused.
+pub async fn retried_batch_is_stored_once<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let batch = counted_batch(1, 3);
+    let first = store
+        .publish(THING, id, Expected::NoStream, batch.clone())
+        .await
+        .unwrap();
+    let retry = store
+        .publish(THING, id, Expected::NoStream, batch.clone())
+        .await
+        .expect("a retry of a stored batch succeeds");
+    assert_eq!(retry, first, "a retry reports the original outcome");
+    store
+        .publish(THING, id, Expected::Exact(Version(3)), vec![counted(4)])
+        .await
+        .unwrap();
+    let late_retry = store
+        .publish(THING, id, Expected::NoStream, batch.clone())
+        .await
+        .expect("a retry after later appends still succeeds");
+    assert_eq!(late_retry, first);
+    assert_eq!(versions(&replay_thing(&store, id, 0).await), [1, 2, 3, 4]);
+
+    let mixed = vec![counted(5), batch[1].clone()];
+    let result = store.publish(THING, id, Expected::Any, mixed).await;
+    assert!(
+        matches!(result, Err(Error::DuplicateEvent { event_id }) if event_id == batch[1].event_id),
+        "reusing a stored id in another batch is DuplicateEvent, got {result:?}"
+    );
+    let repeated = counted(6);
+    let result = store
+        .publish(THING, id, Expected::Any, vec![repeated.clone(), repeated])
+        .await;
+    assert!(
+        matches!(result, Err(Error::DuplicateEvent { .. })),
+        "one id twice in a batch is DuplicateEvent, got {result:?}"
+    );
+    assert_eq!(
+        versions(&replay_thing(&store, id, 0).await),
+        [1, 2, 3, 4],
+        "refused batches store nothing"
+    );
+}
+
+/// `replay_one` yields the versions after `after`, ascending.
+pub async fn replay_one_returns_later_versions_in_order<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let other_stream = Uuid::now_v7();
+    for n in 0..3 {
+        store
+            .publish(THING, id, Expected::Any, counted_batch(n * 2, 2))
+            .await
+            .unwrap();
+        store
+            .publish(THING, other_stream, Expected::Any, vec![counted(99)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(versions(&replay_thing(&store, id, 0).await), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions(&replay_thing(&store, id, 4).await), [5, 6], "`after` is exclusive");
+    assert!(replay_thing(&store, id, 6).await.is_empty());
+    assert!(replay_thing(&store, id, 60).await.is_empty());
+    let events = replay_thing(&store, id, 0).await;
+    assert!(events.iter().all(|e| e.aggregate_id == id), "only the asked stream");
+    assert_increasing("replay_one", &events);
+}
+
+/// An unknown stream reads as empty, not as an error.
+pub async fn replay_one_of_unknown_stream_is_empty<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    assert!(replay_thing(&store, Uuid::now_v7(), 0).await.is_empty());
+    store
+        .publish(THING, Uuid::now_v7(), Expected::Any, vec![counted(1)])
+        .await
+        .unwrap();
+    assert!(replay_thing(&store, Uuid::now_v7(), 0).await.is_empty());
+}
+
+/// A stream longer than any page or batch a store uses reads whole and in order.
+pub async fn long_stream_reads_in_order<F: StoreFactory>(factory: &F) {
+    const EVENTS: u32 = 1_500;
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    for start in (0..EVENTS).step_by(100) {
+        store
+            .publish(THING, id, Expected::Exact(Version(u64::from(start))), counted_batch(start, 100))
+            .await
+            .unwrap();
+    }
+    let events = replay_thing(&store, id, 0).await;
+    assert_eq!(versions(&events), (1..=u64::from(EVENTS)).collect::<Vec<_>>());
+    assert_increasing("replay_one", &events);
+    assert_eq!(replay_thing(&store, id, 1_000).await.len(), 500);
+    let middle = events[599].position;
+    let group = collect("replay", store.replay(&[THING], middle)).await;
+    assert_eq!(versions(&group), (601..=u64::from(EVENTS)).collect::<Vec<_>>());
+}
+
+/// `replay` of a group: only its categories, strictly increasing positions, `after`
+/// exclusive, and the stream ends.
+pub async fn replay_reads_group_in_position_order<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let mut expected = Vec::new();
+    for n in 0..4u32 {
+        expected.push(store.publish(THING, a, Expected::Any, vec![counted(n)]).await.unwrap().position);
+        expected.push(store.publish(OTHER, b, Expected::Any, vec![other(n.into())]).await.unwrap().position);
+        store.publish("Third", c, Expected::Any, vec![counted(n)]).await.unwrap();
+    }
+    let all = collect("replay", store.replay(&[THING, OTHER], Position::ZERO)).await;
+    assert_increasing("replay", &all);
+    assert!(
+        all.iter().all(|e| e.category == THING || e.category == OTHER),
+        "only the group's categories"
+    );
+    let positions: Vec<Position> = all.iter().map(|e| e.position).collect();
+    assert_eq!(positions, expected, "every event of the group, in position order");
+
+    let after = collect("replay", store.replay(&[THING, OTHER], expected[2])).await;
+    let positions: Vec<Position> = after.iter().map(|e| e.position).collect();
+    assert_eq!(positions, expected[3..], "`after` is exclusive");
+
+    let things = collect("replay", store.replay(&[THING], Position::ZERO)).await;
+    assert_eq!(things.len(), 4);
+    assert!(things.iter().all(|e| e.category == THING));
+
+    let none = collect("replay", store.replay(&["Nothing"], Position::ZERO)).await;
+    assert!(none.is_empty());
+    let last = *expected.last().unwrap();
+    let past = collect("replay", store.replay(&[THING, OTHER], last)).await;
+    assert!(past.is_empty(), "nothing after the head");
+}
+
+/// `subscribe` delivers the stored events after a position, then new ones live, in order,
+/// none twice.
+pub async fn subscribe_catches_up_then_goes_live<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let mut stored = Vec::new();
+    for n in 0..5 {
+        stored.push(store.publish(THING, id, Expected::Any, vec![counted(n)]).await.unwrap());
+        store.publish(OTHER, id, Expected::Any, vec![other(n.into())]).await.unwrap();
+    }
+    let mut subscription = pin!(store.subscribe(&[THING], stored[1].position));
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let envelope = within("catch-up events", subscription.next()).await;
+        seen.push(envelope.expect("the subscription is live").expect("no error"));
+    }
+    assert_eq!(versions(&seen), [3, 4, 5], "catch-up starts after `after`");
+
+    for n in 5..8 {
+        store.publish(OTHER, id, Expected::Any, vec![other(n.into())]).await.unwrap();
+        stored.push(store.publish(THING, id, Expected::Any, vec![counted(n)]).await.unwrap());
+    }
+    store
+        .publish(THING, id, Expected::Any, counted_batch(8, 2))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let envelope = within("live events", subscription.next()).await;
+        seen.push(envelope.expect("the subscription is live").expect("no error"));
+    }
+    assert_eq!(versions(&seen), [3, 4, 5, 6, 7, 8, 9, 10]);
+    assert!(seen.iter().all(|e| e.category == THING));
+    assert_increasing("subscribe", &seen);
+    let extra = tokio::time::timeout(Duration::from_millis(300), subscription.next()).await;
+    assert!(
+        extra.is_err(),
+        "no event may come twice or from another category, got {extra:?}"
+    );
+}
+
+/// Many writers on many streams while a subscriber follows: it sees every event of its
+/// categories exactly once, in strictly increasing positions.
+pub async fn subscribe_with_concurrent_writers_sees_each_event_once<F: StoreFactory>(factory: &F) {
+    const WRITERS: u32 = 8;
+    const APPENDS: u32 = 25;
+    let store = Arc::new(factory.store().await);
+    store
+        .publish(THING, Uuid::now_v7(), Expected::Any, counted_batch(0, 3))
+        .await
+        .unwrap();
+    let subscriber = {
+        let store = Arc::clone(&store);
+        let (ready, ready_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut subscription = pin!(store.subscribe(&[THING, OTHER], Position::ZERO));
+            let _ = ready.send(());
+            let mut seen: Vec<Envelope> = Vec::new();
+            let total = 3 + WRITERS * APPENDS * 3;
+            while seen.len() < total as usize {
+                match tokio::time::timeout(PATIENCE, subscription.next()).await {
+                    Ok(Some(Ok(envelope))) => seen.push(envelope),
+                    Ok(Some(Err(error))) => panic!("subscription failed: {error}"),
+                    Ok(None) => panic!("subscription ended early"),
+                    Err(_) => panic!(
+                        "the subscriber saw {} of {total} events, then nothing for {PATIENCE:?}",
+                        seen.len()
+                    ),
+                }
+            }
+            seen
+        });
+        ready_rx.await.unwrap();
+        task
+    };
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let store = Arc::clone(&store);
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            let (thing, side) = (Uuid::now_v7(), Uuid::now_v7());
+            for n in 0..APPENDS {
+                let batch = counted_batch(n, 2);
+                ids.extend(batch.iter().map(|e| e.event_id));
+                store.publish(THING, thing, Expected::Any, batch).await.unwrap();
+                store
+                    .publish("Ignored", side, Expected::Any, vec![counted(n)])
+                    .await
+                    .unwrap();
+                let single = other(u64::from(writer * 1000 + n));
+                ids.push(single.event_id);
+                store.publish(OTHER, side, Expected::Any, vec![single]).await.unwrap();
+            }
+            ids
+        }));
+    }
+    let mut written = BTreeSet::new();
+    for writer in writers {
+        for id in writer.await.expect("writer task") {
+            written.insert(id);
+        }
+    }
+    let seen = subscriber.await.expect("subscriber task");
+    assert_increasing("subscribe", &seen);
+    let mut unique = BTreeSet::new();
+    for envelope in &seen {
+        assert!(unique.insert(envelope.event_id), "event {} delivered twice", envelope.event_id);
+        assert!(envelope.category == THING || envelope.category == OTHER);
+    }
+    let delivered = written.iter().filter(|id| unique.contains(*id)).count();
+    assert_eq!(
+        delivered,
+        written.len(),
+        "{} written events never reached the subscriber",
+        written.len() - delivered
+    );
+    assert_eq!(seen.len(), unique.len());
+}
+
+/// The same aggregate id in two categories is two streams.
+pub async fn same_id_in_two_categories_stays_apart<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    store.publish(THING, id, Expected::NoStream, counted_batch(1, 2)).await.unwrap();
+    let other_stream = store
+        .publish(OTHER, id, Expected::NoStream, vec![other(1)])
+        .await
+        .expect("the other category's stream is new");
+    assert_eq!(other_stream.version, Version(1));
+    assert_eq!(versions(&replay_thing(&store, id, 0).await), [1, 2]);
+    let others = collect("replay_one", store.replay_one(OTHER, id, Version::ZERO)).await;
+    assert_eq!(versions(&others), [1]);
+    assert_eq!(others[0].category, OTHER);
+}
+
+/// Two stores from the factory (two namespaces) share nothing.
+pub async fn namespaces_stay_apart<F: StoreFactory>(factory: &F) {
+    let first = factory.store().await;
+    let second = factory.store().await;
+    let id = Uuid::now_v7();
+    first.publish(THING, id, Expected::NoStream, counted_batch(1, 2)).await.unwrap();
+    assert!(replay_thing(&second, id, 0).await.is_empty());
+    assert!(collect("replay", second.replay(&[THING], Position::ZERO)).await.is_empty());
+    second
+        .publish(THING, id, Expected::NoStream, vec![counted(5)])
+        .await
+        .expect("the same stream is new in another namespace");
+    assert_eq!(versions(&replay_thing(&first, id, 0).await), [1, 2]);
+    if factory.capabilities().checkpoints {
+        first.save_checkpoint("apart", Position(5)).await.unwrap();
+        assert_eq!(second.load_checkpoint("apart").await.unwrap(), None);
+    }
+    if factory.capabilities().snapshots {
+        let snapshot = Snapshot {
+            version: Version(2),
+            position: Position(2),
+            schema_version: 1,
+            payload: b"{}".as_slice().into(),
+        };
+        first.save_snapshot(THING, id, snapshot).await.unwrap();
+        assert_eq!(second.load_snapshot(THING, id).await.unwrap(), None);
+    }
+}
+
+#[track_caller]
+fn assert_not_supported<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
+    assert!(
+        matches!(result, Err(Error::NotSupported { .. })),
+        "the store declares no {what}, so it must answer NotSupported, got {result:?}"
+    );
+    println!("{what}: declared unsupported, checked that the store says so");
+}
+
+/// Truncating drops the events before a version; the version and its check stay.
+pub async fn truncate_drops_older_events_and_keeps_version<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let keep = Uuid::now_v7();
+    store.publish(THING, id, Expected::NoStream, counted_batch(1, 5)).await.unwrap();
+    store.publish(THING, keep, Expected::NoStream, counted_batch(1, 2)).await.unwrap();
+    if !factory.capabilities().truncate {
+        return assert_not_supported(store.truncate(THING, id, Version(3)).await, "truncate");
+    }
+    store.truncate(THING, id, Version(3)).await.expect("truncate");
+    assert_eq!(versions(&replay_thing(&store, id, 0).await), [3, 4, 5], "versions below 3 are gone");
+    assert_eq!(versions(&replay_thing(&store, id, 3).await), [4, 5]);
+    let group = collect("replay", store.replay(&[THING], Position::ZERO)).await;
+    assert_eq!(group.len(), 5, "the group replay no longer holds the truncated events");
+    assert_eq!(versions(&replay_thing(&store, keep, 0).await), [1, 2], "other streams untouched");
+
+    let stale = store.publish(THING, id, Expected::Exact(Version(2)), vec![counted(6)]).await;
+    assert_conflict(stale, Expected::Exact(Version(2)), 5);
+    let appended = store
+        .publish(THING, id, Expected::Exact(Version(5)), vec![counted(6)])
+        .await
+        .expect("the current version still appends");
+    assert_eq!(appended.version, Version(6));
+    store.truncate(THING, id, Version(2)).await.expect("truncating less is a no-op");
+    assert_eq!(versions(&replay_thing(&store, id, 0).await), [3, 4, 5, 6]);
+}
+
+/// Truncating every event of a stream keeps its version: `NoStream` and stale versions
+/// still conflict.
+pub async fn truncate_of_every_event_still_checks_version<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    store.publish(THING, id, Expected::NoStream, counted_batch(1, 3)).await.unwrap();
+    if !factory.capabilities().truncate {
+        return assert_not_supported(store.truncate(THING, id, Version(4)).await, "truncate");
+    }
+    store.truncate(THING, id, Version(4)).await.expect("truncate everything");
+    assert!(replay_thing(&store, id, 0).await.is_empty(), "every event is gone");
+    let reopened = store.publish(THING, id, Expected::NoStream, vec![counted(9)]).await;
+    assert_conflict(reopened, Expected::NoStream, 3);
+    let stale = store.publish(THING, id, Expected::Exact(Version(2)), vec![counted(9)]).await;
+    assert_conflict(stale, Expected::Exact(Version(2)), 3);
+    let appended = store
+        .publish(THING, id, Expected::Exact(Version(3)), vec![counted(4)])
+        .await
+        .expect("the current version appends after a full truncate");
+    assert_eq!(appended.version, Version(4));
+    assert_eq!(versions(&replay_thing(&store, id, 0).await), [4]);
+}
+
+/// The snapshot with the highest version is kept, per stream.
+pub async fn snapshot_latest_wins<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let snapshot = |version: u64, total: u64| Snapshot {
+        version: Version(version),
+        position: Position(version * 10),
+        schema_version: 1,
+        payload: serde_json::to_vec(&Tally { total, events: version }).unwrap().into(),
+    };
+    if !factory.capabilities().snapshots {
+        return assert_not_supported(store.save_snapshot(THING, id, snapshot(1, 1)).await, "snapshots");
+    }
+    assert_eq!(store.load_snapshot(THING, id).await.unwrap(), None);
+    store.save_snapshot(THING, id, snapshot(3, 30)).await.unwrap();
+    assert_eq!(store.load_snapshot(THING, id).await.unwrap(), Some(snapshot(3, 30)));
+    store.save_snapshot(THING, id, snapshot(5, 50)).await.unwrap();
+    assert_eq!(store.load_snapshot(THING, id).await.unwrap(), Some(snapshot(5, 50)));
+    store.save_snapshot(THING, id, snapshot(4, 40)).await.unwrap();
+    assert_eq!(
+        store.load_snapshot(THING, id).await.unwrap(),
+        Some(snapshot(5, 50)),
+        "an older snapshot does not replace a newer one"
+    );
+    assert_eq!(store.load_snapshot(THING, Uuid::now_v7()).await.unwrap(), None);
+    assert_eq!(store.load_snapshot(OTHER, id).await.unwrap(), None);
+}
+
+/// `read` starts from the latest snapshot and applies only the events after it.
+pub async fn read_is_snapshot_then_later_events<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let mut root = Root::<Tally>::new(id);
+    for amount in [1, 2, 3] {
+        root = store.try_write(root, amount).await.unwrap();
+    }
+    if !factory.capabilities().snapshots {
+        return assert_not_supported(store.save_root_snapshot(&root).await, "snapshots");
+    }
+    // A snapshot that disagrees with the events on purpose: `read` must start from it.
+    let marked = Root::from_parts(id, root.version(), root.position(), Tally { total: 1_000, events: 3 });
+    store.save_root_snapshot(&marked).await.unwrap();
+    let root = store.try_write(root, 4).await.unwrap();
+    let root = store.try_write(root, 5).await.unwrap();
+
+    let read: Root<Tally> = store.read(id).await.unwrap();
+    assert_eq!(read.version(), Version(5));
+    assert_eq!(read.position(), root.position());
+    assert_eq!(*read.aggregate(), Tally { total: 1_009, events: 5 }, "snapshot + events 4 and 5");
+    let loaded: Root<Tally> = store.load(id).await.unwrap();
+    assert_eq!(*loaded.aggregate(), Tally { total: 15, events: 5 }, "load ignores snapshots");
+
+    let fresh: Root<Tally> = store.read(Uuid::now_v7()).await.unwrap();
+    assert_eq!(fresh.version(), Version::ZERO);
+}
+
+/// Checkpoints are kept per projection name and never move backwards.
+pub async fn checkpoints_are_per_name_and_never_move_backwards<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    if !factory.capabilities().checkpoints {
+        return assert_not_supported(store.save_checkpoint("p", Position(1)).await, "checkpoints");
+    }
+    assert_eq!(store.load_checkpoint("first").await.unwrap(), None);
+    store.save_checkpoint("first", Position(10)).await.unwrap();
+    store.save_checkpoint("second", Position(3)).await.unwrap();
+    assert_eq!(store.load_checkpoint("first").await.unwrap(), Some(Position(10)));
+    assert_eq!(store.load_checkpoint("second").await.unwrap(), Some(Position(3)));
+    store.save_checkpoint("first", Position(4)).await.unwrap();
+    assert_eq!(
+        store.load_checkpoint("first").await.unwrap(),
+        Some(Position(10)),
+        "a checkpoint never moves backwards"
+    );
+    store.save_checkpoint("first", Position(12)).await.unwrap();
+    assert_eq!(store.load_checkpoint("first").await.unwrap(), Some(Position(12)));
+    assert_eq!(store.load_checkpoint("second").await.unwrap(), Some(Position(3)));
+}
+
+/// Event id, timestamp (to the microsecond), schema version and metadata come back as
+/// written, through every read path.
+pub async fn envelope_fields_round_trip<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let metadata = Metadata::new()
+        .with_correlation_id(Uuid::now_v7())
+        .with_causation_id(Uuid::new_v4())
+        .with("user", "alice")
+        .with("région", "Île-de-France ✓")
+        .with("empty", "");
+    let event_id = Uuid::new_v4();
+    let timestamp = Timestamp::from_micros(1_700_000_000_123_457);
+    let event = NewEvent::from_payload(7, br#"{"Counted":{"amount":1}}"#.as_slice())
+        .with_event_id(event_id)
+        .with_metadata(metadata.clone());
+    let event = NewEvent { timestamp, ..event };
+    let plain = counted(2);
+    let appended = store
+        .publish(THING, id, Expected::NoStream, vec![event, plain.clone()])
+        .await
+        .unwrap();
+
+    let one = replay_thing(&store, id, 0).await;
+    let group = collect("replay", store.replay(&[THING], Position::ZERO)).await;
+    let mut subscription = pin!(store.subscribe(&[THING], Position::ZERO));
+    let mut live = Vec::new();
+    for _ in 0..2 {
+        live.push(within("subscribe", subscription.next()).await.unwrap().unwrap());
+    }
+    for (path, envelopes) in [("replay_one", &one), ("replay", &group), ("subscribe", &live)] {
+        assert_eq!(envelopes.len(), 2, "{path}");
+        let first = &envelopes[0];
+        assert_eq!(first.event_id, event_id, "{path}: event id");
+        assert_eq!(first.timestamp, timestamp, "{path}: timestamp to the microsecond");
+        assert_eq!(first.schema_version, 7, "{path}: schema version");
+        assert_eq!(first.metadata, metadata, "{path}: metadata");
+        assert_eq!(first.version, Version(1), "{path}");
+        let second = &envelopes[1];
+        assert_eq!(second.event_id, plain.event_id, "{path}");
+        assert_eq!(second.timestamp, plain.timestamp, "{path}");
+        assert_eq!(second.metadata, Metadata::default(), "{path}: empty metadata");
+        assert_eq!(second.position, appended.position, "{path}");
+        assert_eq!(second.payload, plain.payload, "{path}: payload bytes");
+    }
+    assert_eq!(one, group, "replay_one and replay agree");
+    assert_eq!(one, live, "replay_one and subscribe agree");
+}
+
+/// Payloads stored at schema versions 1 and 2 read as today's version 3.
+pub async fn old_payload_versions_upcast<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let v1 = NewEvent::from_payload(1, serde_json::to_vec(&NoteV1 { text: "Hello\nworld".into() }).unwrap());
+    let v2 = NewEvent::from_payload(
+        2,
+        serde_json::to_vec(&NoteV2 { text: "Title only".into(), tags: vec!["a".into()] }).unwrap(),
+    );
+    let v3 = NewEvent::new(&Note { title: "t".into(), body: "b".into(), tags: vec![] }).unwrap();
+    assert_eq!(v3.schema_version, 3);
+    store.publish("Note", id, Expected::NoStream, vec![v1, v2, v3]).await.unwrap();
+    let events = collect("replay_one", store.replay_one("Note", id, Version::ZERO)).await;
+    let notes: Vec<Note> = events.iter().map(|e| e.deserialize().expect("upcasts")).collect();
+    assert_eq!(
+        notes,
+        [
+            Note { title: "Hello".into(), body: "world".into(), tags: vec!["untagged".into()] },
+            Note { title: "Title only".into(), body: String::new(), tags: vec!["a".into()] },
+            Note { title: "t".into(), body: "b".into(), tags: vec![] },
+        ]
+    );
+    let future = NewEvent::from_payload(4, br#"{"title":"x","body":"y","tags":[]}"#.as_slice());
+    store.publish("Note", id, Expected::Any, vec![future]).await.unwrap();
+    let events = collect("replay_one", store.replay_one("Note", id, Version(3))).await;
+    match events[0].deserialize::<Note>() {
+        Err(Error::Format { source: esrc_core::DecodeError::UnknownVersion { known, found, .. }, .. }) => {
+            assert_eq!((known, found), (3, 4));
+        }
+        other => panic!("a version newer than the type knows is a Format error, got {other:?}"),
+    }
+}
+
+/// A stored payload that does not decode is `Error::Format` naming category, position and
+/// schema version; the data stays readable.
+pub async fn malformed_payload_is_format_error<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    let bad = NewEvent::from_payload(1, br#"{"Vanished":{"why":[1,2,3]}}"#.as_slice());
+    let appended = store
+        .publish(THING, id, Expected::NoStream, vec![counted(1), bad])
+        .await
+        .unwrap();
+    let events = replay_thing(&store, id, 0).await;
+    assert_eq!(events.len(), 2, "a bad payload does not hide other events");
+    assert!(events[0].deserialize::<ThingEvent>().is_ok());
+    match events[1].deserialize::<ThingEvent>() {
+        Err(Error::Format { category, position, schema_version, .. }) => {
+            assert_eq!(category, THING);
+            assert_eq!(position, appended.position);
+            assert_eq!(schema_version, 1);
+        }
+        other => panic!("expected Error::Format, got {other:?}"),
+    }
+    let read = store.load::<Tally>(id).await;
+    assert!(matches!(read, Err(Error::Format { .. })), "reading the aggregate fails typed: {read:?}");
+    let again = replay_thing(&store, id, 0).await;
+    assert_eq!(again, events, "nothing was lost");
+}
+
+/// Decoding an event of a category the reader does not know is `Error::UnknownEvent`.
+pub async fn unknown_category_is_typed_error<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    store.publish(OTHER, id, Expected::NoStream, vec![other(1)]).await.unwrap();
+    let events = collect("replay", store.replay(&[OTHER], Position::ZERO)).await;
+    match events[0].deserialize::<ThingEvent>() {
+        Err(Error::UnknownEvent { category, known }) => {
+            assert_eq!(category, OTHER);
+            assert_eq!(known, [THING]);
+        }
+        other => panic!("expected Error::UnknownEvent, got {other:?}"),
+    }
+}
+
+/// Invalid category and projection names are refused with `Error::InvalidName`, and
+/// nothing is stored.
+pub async fn invalid_names_are_rejected<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    for name in ["", "a.b", "a b", "*", ">", "Tab/1", "Tåb", "a\nb"] {
+        let result = store.publish(name, id, Expected::Any, vec![counted(1)]).await;
+        assert!(matches!(result, Err(Error::InvalidName { .. })), "publish {name:?}: {result:?}");
+        let item = first_item("replay_one", store.replay_one(name, id, Version::ZERO)).await;
+        assert!(matches!(item, Some(Err(Error::InvalidName { .. }))), "replay_one {name:?}: {item:?}");
+        let item = first_item("replay", store.replay(&[THING, name], Position::ZERO)).await;
+        assert!(matches!(item, Some(Err(Error::InvalidName { .. }))), "replay {name:?}: {item:?}");
+        let item = first_item("subscribe", store.subscribe(&[name], Position::ZERO)).await;
+        assert!(matches!(item, Some(Err(Error::InvalidName { .. }))), "subscribe {name:?}: {item:?}");
+        if factory.capabilities().checkpoints {
+            let result = store.save_checkpoint(name, Position(1)).await;
+            assert!(matches!(result, Err(Error::InvalidName { .. })), "checkpoint {name:?}: {result:?}");
+        }
+        if factory.capabilities().truncate {
+            let result = store.truncate(name, id, Version(1)).await;
+            assert!(matches!(result, Err(Error::InvalidName { .. })), "truncate {name:?}: {result:?}");
+        }
+    }
+    assert!(collect("replay", store.replay(&[THING], Position::ZERO)).await.is_empty());
+}
+
+/// A payload of about 1 MiB and payloads full of unicode round-trip byte for byte.
+pub async fn large_and_unicode_payloads_round_trip<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    // Just under 1 MiB with its envelope, so it fits the default message limit of NATS.
+    let large = ThingEvent::Made { label: "x".repeat(1_040_000) };
+    let unicode = ThingEvent::Made {
+        label: "naïve café — 東京 — שלום — 🦀🎉 — e\u{301} — \u{0} — \u{feff} — \"quoted\" \\".into(),
+    };
+    let batch = vec![NewEvent::new(&large).unwrap(), NewEvent::new(&unicode).unwrap()];
+    let payloads: Vec<_> = batch.iter().map(|e| e.payload.clone()).collect();
+    store.publish(THING, id, Expected::NoStream, batch).await.unwrap();
+    let events = replay_thing(&store, id, 0).await;
+    let stored: Vec<_> = events.iter().map(|e| e.payload.clone()).collect();
+    assert!(stored == payloads, "payload bytes must round-trip");
+    assert_eq!(events[0].deserialize::<ThingEvent>().unwrap(), large);
+    assert_eq!(events[1].deserialize::<ThingEvent>().unwrap(), unicode);
+    let counts: HashMap<u64, usize> = events.iter().map(|e| (e.version.get(), e.payload.len())).collect();
+    assert!(counts[&1] > 1_000_000);
+}

@@ -1,0 +1,62 @@
+//! The macro that turns the cases into named tests.
+
+/// Expands to one `#[tokio::test]` per conformance case, each named after its case.
+///
+/// The argument is an expression evaluating to a future of `Option<F>` where
+/// `F: StoreFactory`; `None` skips the test (see [`backend_unavailable`](crate::backend_unavailable)).
+/// The calling crate needs `tokio` (with the `macros` and `rt-multi-thread` features) as a
+/// dev-dependency.
+///
+/// ```ignore
+/// esrc_conformance::conformance_tests!(async { Some(MyFactory::new()) });
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_cases! { $factory;
+            append_to_new_stream,
+            no_stream_conflicts_on_existing_stream,
+            exact_with_stale_version_conflicts,
+            any_always_appends,
+            empty_batch_is_rejected,
+            batch_gets_contiguous_versions,
+            conflicting_batch_stores_nothing,
+            concurrent_writers_exactly_one_wins,
+            retried_batch_is_stored_once,
+            replay_one_returns_later_versions_in_order,
+            replay_one_of_unknown_stream_is_empty,
+            long_stream_reads_in_order,
+            replay_reads_group_in_position_order,
+            subscribe_catches_up_then_goes_live,
+            subscribe_with_concurrent_writers_sees_each_event_once,
+            same_id_in_two_categories_stays_apart,
+            namespaces_stay_apart,
+            truncate_drops_older_events_and_keeps_version,
+            truncate_of_every_event_still_checks_version,
+            snapshot_latest_wins,
+            read_is_snapshot_then_later_events,
+            checkpoints_are_per_name_and_never_move_backwards,
+            envelope_fields_round_trip,
+            old_payload_versions_upcast,
+            malformed_payload_is_format_error,
+            unknown_category_is_typed_error,
+            invalid_names_are_rejected,
+            large_and_unicode_payloads_round_trip,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($factory:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let Some(factory) = $factory.await {
+                    $crate::cases::$case(&factory).await;
+                }
+            }
+        )+
+    };
+}

@@ -1,0 +1,16 @@
+//! The memory store against the whole shared suite.
+
+use esrc_conformance::StoreFactory;
+use esrc_memory::MemoryStore;
+
+struct Memory;
+
+impl StoreFactory for Memory {
+    type Store = MemoryStore;
+
+    async fn store(&self) -> MemoryStore {
+        MemoryStore::new()
+    }
+}
+
+esrc_conformance::conformance_tests!(async { Some(Memory) });
