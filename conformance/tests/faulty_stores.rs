@@ -1,0 +1,263 @@
+//! The suite is tested too: stores broken on purpose must fail exactly the cases that
+//! guard what they break, and still pass a case they do not break.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use esrc_conformance::{StoreFactory, cases};
+use esrc_core::{
+    Appended, CheckpointStore, Envelope, Error, Expected, Metadata, NewEvent, Position, Publish,
+    Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version,
+};
+use esrc_memory::MemoryStore;
+use futures::{FutureExt, Stream, StreamExt};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Appends ignore the expectation.
+    SkipConcurrencyCheck,
+    /// The expectation is checked by reading first, then written without a check.
+    ReadThenWrite,
+    /// Every batch gets fresh event ids, so retries are stored twice.
+    FreshEventIds,
+    /// Subscriptions silently drop every 7th event.
+    SubscribeDropsEvents,
+    /// Subscriptions deliver every 5th event twice.
+    SubscribeRepeatsEvents,
+    /// `replay` includes the event at `after`.
+    ReplayIncludesAfter,
+    /// `truncate` also removes the event at `before`.
+    TruncateOffByOne,
+    /// Checkpoints are overwritten even by lower positions.
+    CheckpointMovesBackwards,
+    /// Metadata is not stored.
+    DropsMetadata,
+}
+
+#[derive(Clone)]
+struct Faulty {
+    inner: MemoryStore,
+    fault: Fault,
+    checkpoints: Arc<Mutex<HashMap<String, Position>>>,
+}
+
+impl Publish for Faulty {
+    async fn publish(
+        &self,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+        mut events: Vec<NewEvent>,
+    ) -> Result<Appended, Error> {
+        let mut expected = expected;
+        match self.fault {
+            Fault::SkipConcurrencyCheck => expected = Expected::Any,
+            Fault::ReadThenWrite => {
+                let actual = self
+                    .inner
+                    .replay_one(category, id, Version::ZERO)
+                    .fold(Version::ZERO, |_, e| async move { e.map_or(Version::ZERO, |e| e.version) })
+                    .await;
+                // Network latency between the read and the write, made visible.
+                tokio::task::yield_now().await;
+                if !expected.matches(actual) {
+                    return Err(Error::Conflict { category: category.into(), id, expected, actual });
+                }
+                expected = Expected::Any;
+            }
+            Fault::FreshEventIds => {
+                for event in &mut events {
+                    event.event_id = Uuid::new_v4();
+                }
+            }
+            Fault::DropsMetadata => {
+                for event in &mut events {
+                    event.metadata = Metadata::default();
+                }
+            }
+            _ => {}
+        }
+        self.inner.publish(category, id, expected, events).await
+    }
+}
+
+impl ReplayOne for Faulty {
+    fn replay_one(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        self.inner.replay_one(category, id, after)
+    }
+}
+
+impl Replay for Faulty {
+    fn replay(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        let after = if self.fault == Fault::ReplayIncludesAfter && after > Position::ZERO {
+            Position(after.get() - 1)
+        } else {
+            after
+        };
+        self.inner.replay(categories, after)
+    }
+}
+
+impl Subscribe for Faulty {
+    fn subscribe(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        let fault = self.fault;
+        self.inner
+            .subscribe(categories, after)
+            .enumerate()
+            .flat_map(move |(n, item)| {
+                let copies = match fault {
+                    Fault::SubscribeDropsEvents if n % 7 == 6 => 0,
+                    Fault::SubscribeRepeatsEvents if n % 5 == 4 => 2,
+                    _ => 1,
+                };
+                let items: Vec<_> = (0..copies)
+                    .map(|_| match &item {
+                        Ok(envelope) => Ok(envelope.clone()),
+                        Err(error) => Err(Error::NotSupported {
+                            operation: if error.is_conflict() { "never" } else { "error copy" },
+                        }),
+                    })
+                    .collect();
+                futures::stream::iter(items)
+            })
+    }
+}
+
+impl Truncate for Faulty {
+    async fn truncate(&self, category: &str, id: Uuid, before: Version) -> Result<(), Error> {
+        let before = if self.fault == Fault::TruncateOffByOne { before.next() } else { before };
+        self.inner.truncate(category, id, before).await
+    }
+}
+
+impl SnapshotStore for Faulty {
+    async fn save_snapshot(&self, category: &str, id: Uuid, snapshot: Snapshot) -> Result<(), Error> {
+        self.inner.save_snapshot(category, id, snapshot).await
+    }
+
+    async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
+        self.inner.load_snapshot(category, id).await
+    }
+}
+
+impl CheckpointStore for Faulty {
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
+        if self.fault != Fault::CheckpointMovesBackwards {
+            return self.inner.save_checkpoint(name, position).await;
+        }
+        esrc_core::validate_name(name)?;
+        self.checkpoints.lock().unwrap().insert(name.to_owned(), position);
+        Ok(())
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
+        if self.fault != Fault::CheckpointMovesBackwards {
+            return self.inner.load_checkpoint(name).await;
+        }
+        Ok(self.checkpoints.lock().unwrap().get(name).copied())
+    }
+}
+
+struct FaultyFactory(Fault);
+
+impl StoreFactory for FaultyFactory {
+    type Store = Faulty;
+
+    async fn store(&self) -> Faulty {
+        Faulty {
+            inner: MemoryStore::new(),
+            fault: self.0,
+            checkpoints: Arc::default(),
+        }
+    }
+}
+
+/// Whether the case panicked (failed).
+async fn fails(case: impl Future<Output = ()>) -> bool {
+    AssertUnwindSafe(case).catch_unwind().await.is_err()
+}
+
+macro_rules! check_fault {
+    ($test:ident, $fault:expr, fails: [$($failing:ident),+ $(,)?], passes: [$($passing:ident),+ $(,)?]) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            let factory = FaultyFactory($fault);
+            let mut wrong = Vec::new();
+            $(
+                if !fails(cases::$failing(&factory)).await {
+                    wrong.push(concat!(stringify!($failing), " passed but must fail"));
+                }
+            )+
+            $(
+                if fails(cases::$passing(&factory)).await {
+                    wrong.push(concat!(stringify!($passing), " failed but the fault does not touch it"));
+                }
+            )+
+            assert!(wrong.is_empty(), "{:?}: {wrong:#?}", $fault);
+        }
+    };
+}
+
+check_fault!(skipped_concurrency_check_is_caught, Fault::SkipConcurrencyCheck,
+    fails: [
+        no_stream_conflicts_on_existing_stream,
+        exact_with_stale_version_conflicts,
+        conflicting_batch_stores_nothing,
+        concurrent_writers_exactly_one_wins,
+        truncate_of_every_event_still_checks_version,
+    ],
+    passes: [append_to_new_stream, any_always_appends, subscribe_catches_up_then_goes_live]);
+
+check_fault!(read_then_write_is_caught, Fault::ReadThenWrite,
+    fails: [concurrent_writers_exactly_one_wins],
+    passes: [exact_with_stale_version_conflicts, no_stream_conflicts_on_existing_stream]);
+
+check_fault!(non_idempotent_retry_is_caught, Fault::FreshEventIds,
+    fails: [retried_batch_is_stored_once, envelope_fields_round_trip],
+    passes: [append_to_new_stream, batch_gets_contiguous_versions]);
+
+check_fault!(subscription_dropping_events_is_caught, Fault::SubscribeDropsEvents,
+    fails: [
+        subscribe_catches_up_then_goes_live,
+        subscribe_with_concurrent_writers_sees_each_event_once,
+    ],
+    passes: [replay_reads_group_in_position_order, long_stream_reads_in_order]);
+
+check_fault!(subscription_repeating_events_is_caught, Fault::SubscribeRepeatsEvents,
+    fails: [
+        subscribe_catches_up_then_goes_live,
+        subscribe_with_concurrent_writers_sees_each_event_once,
+    ],
+    passes: [replay_reads_group_in_position_order]);
+
+check_fault!(inclusive_replay_is_caught, Fault::ReplayIncludesAfter,
+    fails: [replay_reads_group_in_position_order, long_stream_reads_in_order],
+    passes: [replay_one_returns_later_versions_in_order, subscribe_catches_up_then_goes_live]);
+
+check_fault!(truncate_off_by_one_is_caught, Fault::TruncateOffByOne,
+    fails: [truncate_drops_older_events_and_keeps_version],
+    passes: [append_to_new_stream]);
+
+check_fault!(checkpoint_moving_backwards_is_caught, Fault::CheckpointMovesBackwards,
+    fails: [checkpoints_are_per_name_and_never_move_backwards],
+    passes: [namespaces_stay_apart]);
+
+check_fault!(lost_metadata_is_caught, Fault::DropsMetadata,
+    fails: [envelope_fields_round_trip],
+    passes: [append_to_new_stream]);
