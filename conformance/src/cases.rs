@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use esrc_core::{
-    Envelope, Error, Expected, Metadata, NewEvent, Position, Publish, PublishExt, ReadExt, Replay,
-    ReplayOne, Root, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate, Version,
-    CheckpointStore,
+    CheckpointStore, Envelope, Error, Expected, Metadata, NewEvent, Position, Publish, PublishExt,
+    ReadExt, Replay, ReplayOne, Root, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate,
+    Version,
 };
 use futures::StreamExt;
 use uuid::Uuid;
@@ -35,8 +35,15 @@ fn assert_conflict(result: Result<esrc_core::Appended, Error>, expected: Expecte
             actual: a,
             ..
         }) => {
-            assert_eq!(e, expected, "the conflict must carry the writer's expectation");
-            assert_eq!(a, Version(actual), "the conflict must carry the stream's actual version");
+            assert_eq!(
+                e, expected,
+                "the conflict must carry the writer's expectation"
+            );
+            assert_eq!(
+                a,
+                Version(actual),
+                "the conflict must carry the stream's actual version"
+            );
         }
         other => panic!("expected a conflict ({expected}, actual {actual}), got {other:?}"),
     }
@@ -51,7 +58,10 @@ pub async fn append_to_new_stream<F: StoreFactory>(factory: &F) {
         .await
         .expect("append to a new stream");
     assert_eq!(appended.version, Version(1));
-    assert!(appended.position > Position::ZERO, "positions start above zero");
+    assert!(
+        appended.position > Position::ZERO,
+        "positions start above zero"
+    );
     let events = replay_thing(&store, id, 0).await;
     assert_eq!(versions(&events), [1]);
     assert_eq!(events[0].position, appended.position);
@@ -101,7 +111,12 @@ pub async fn exact_with_stale_version_conflicts<F: StoreFactory>(factory: &F) {
         .expect("the current version appends");
     assert_eq!(ok.version, Version(4));
     let created = store
-        .publish(THING, fresh, Expected::Exact(Version::ZERO), vec![counted(1)])
+        .publish(
+            THING,
+            fresh,
+            Expected::Exact(Version::ZERO),
+            vec![counted(1)],
+        )
         .await
         .expect("Exact(0) is NoStream");
     assert_eq!(created.version, Version(1));
@@ -148,7 +163,9 @@ pub async fn batch_gets_contiguous_versions<F: StoreFactory>(factory: &F) {
     assert_increasing("replay_one", &events);
     assert_eq!(events[6].position, appended.position);
     let amounts: Vec<ThingEvent> = events.iter().map(|e| e.deserialize().unwrap()).collect();
-    let expected: Vec<ThingEvent> = (1..=7).map(|amount| ThingEvent::Counted { amount }).collect();
+    let expected: Vec<ThingEvent> = (1..=7)
+        .map(|amount| ThingEvent::Counted { amount })
+        .collect();
     assert_eq!(amounts, expected, "events keep their order within a batch");
 }
 
@@ -167,10 +184,18 @@ pub async fn conflicting_batch_stores_nothing<F: StoreFactory>(factory: &F) {
         .await;
     assert_conflict(result, Expected::Exact(Version(1)), 2);
     let events = replay_thing(&store, id, 0).await;
-    assert_eq!(versions(&events), [1, 2], "no event of a conflicting batch is stored");
+    assert_eq!(
+        versions(&events),
+        [1, 2],
+        "no event of a conflicting batch is stored"
+    );
     assert!(events.iter().all(|e| !ids.contains(&e.event_id)));
     let all = collect("replay", store.replay(&[THING], Position::ZERO)).await;
-    assert_eq!(all.len(), 2, "the group replay holds no event of the conflicting batch");
+    assert_eq!(
+        all.len(),
+        2,
+        "the group replay holds no event of the conflicting batch"
+    );
 }
 
 /// N writers racing with the same expectation: exactly one wins, the others conflict, and
@@ -210,10 +235,17 @@ pub async fn concurrent_writers_exactly_one_wins<F: StoreFactory>(factory: &F) {
                 Err(other) => panic!("a losing writer must get Conflict, got {other}"),
             }
         }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one writer must win");
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one writer must win"
+        );
         let events = replay_thing(&store, id, u64::from(round) * 2).await;
         let stored: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-        assert_eq!(stored, winners[0], "round {round}: the stream holds the winner's batch once");
+        assert_eq!(
+            stored, winners[0],
+            "round {round}: the stream holds the winner's batch once"
+        );
     }
     let events = replay_thing(&store, id, 0).await;
     assert_eq!(events.len(), ROUNDS as usize * 2, "nothing lost or doubled");
@@ -281,12 +313,22 @@ pub async fn replay_one_returns_later_versions_in_order<F: StoreFactory>(factory
             .await
             .unwrap();
     }
-    assert_eq!(versions(&replay_thing(&store, id, 0).await), [1, 2, 3, 4, 5, 6]);
-    assert_eq!(versions(&replay_thing(&store, id, 4).await), [5, 6], "`after` is exclusive");
+    assert_eq!(
+        versions(&replay_thing(&store, id, 0).await),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(
+        versions(&replay_thing(&store, id, 4).await),
+        [5, 6],
+        "`after` is exclusive"
+    );
     assert!(replay_thing(&store, id, 6).await.is_empty());
     assert!(replay_thing(&store, id, 60).await.is_empty());
     let events = replay_thing(&store, id, 0).await;
-    assert!(events.iter().all(|e| e.aggregate_id == id), "only the asked stream");
+    assert!(
+        events.iter().all(|e| e.aggregate_id == id),
+        "only the asked stream"
+    );
     assert_increasing("replay_one", &events);
 }
 
@@ -308,17 +350,28 @@ pub async fn long_stream_reads_in_order<F: StoreFactory>(factory: &F) {
     let id = Uuid::now_v7();
     for start in (0..EVENTS).step_by(100) {
         store
-            .publish(THING, id, Expected::Exact(Version(u64::from(start))), counted_batch(start, 100))
+            .publish(
+                THING,
+                id,
+                Expected::Exact(Version(u64::from(start))),
+                counted_batch(start, 100),
+            )
             .await
             .unwrap();
     }
     let events = replay_thing(&store, id, 0).await;
-    assert_eq!(versions(&events), (1..=u64::from(EVENTS)).collect::<Vec<_>>());
+    assert_eq!(
+        versions(&events),
+        (1..=u64::from(EVENTS)).collect::<Vec<_>>()
+    );
     assert_increasing("replay_one", &events);
     assert_eq!(replay_thing(&store, id, 1_000).await.len(), 500);
     let middle = events[599].position;
     let group = collect("replay", store.replay(&[THING], middle)).await;
-    assert_eq!(versions(&group), (601..=u64::from(EVENTS)).collect::<Vec<_>>());
+    assert_eq!(
+        versions(&group),
+        (601..=u64::from(EVENTS)).collect::<Vec<_>>()
+    );
 }
 
 /// `replay` of a group: only its categories, strictly increasing positions, `after`
@@ -328,18 +381,37 @@ pub async fn replay_reads_group_in_position_order<F: StoreFactory>(factory: &F) 
     let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let mut expected = Vec::new();
     for n in 0..4u32 {
-        expected.push(store.publish(THING, a, Expected::Any, vec![counted(n)]).await.unwrap().position);
-        expected.push(store.publish(OTHER, b, Expected::Any, vec![other(n.into())]).await.unwrap().position);
-        store.publish("Third", c, Expected::Any, vec![counted(n)]).await.unwrap();
+        expected.push(
+            store
+                .publish(THING, a, Expected::Any, vec![counted(n)])
+                .await
+                .unwrap()
+                .position,
+        );
+        expected.push(
+            store
+                .publish(OTHER, b, Expected::Any, vec![other(n.into())])
+                .await
+                .unwrap()
+                .position,
+        );
+        store
+            .publish("Third", c, Expected::Any, vec![counted(n)])
+            .await
+            .unwrap();
     }
     let all = collect("replay", store.replay(&[THING, OTHER], Position::ZERO)).await;
     assert_increasing("replay", &all);
     assert!(
-        all.iter().all(|e| e.category == THING || e.category == OTHER),
+        all.iter()
+            .all(|e| e.category == THING || e.category == OTHER),
         "only the group's categories"
     );
     let positions: Vec<Position> = all.iter().map(|e| e.position).collect();
-    assert_eq!(positions, expected, "every event of the group, in position order");
+    assert_eq!(
+        positions, expected,
+        "every event of the group, in position order"
+    );
 
     let after = collect("replay", store.replay(&[THING, OTHER], expected[2])).await;
     let positions: Vec<Position> = after.iter().map(|e| e.position).collect();
@@ -363,20 +435,40 @@ pub async fn subscribe_catches_up_then_goes_live<F: StoreFactory>(factory: &F) {
     let id = Uuid::now_v7();
     let mut stored = Vec::new();
     for n in 0..5 {
-        stored.push(store.publish(THING, id, Expected::Any, vec![counted(n)]).await.unwrap());
-        store.publish(OTHER, id, Expected::Any, vec![other(n.into())]).await.unwrap();
+        stored.push(
+            store
+                .publish(THING, id, Expected::Any, vec![counted(n)])
+                .await
+                .unwrap(),
+        );
+        store
+            .publish(OTHER, id, Expected::Any, vec![other(n.into())])
+            .await
+            .unwrap();
     }
     let mut subscription = pin!(store.subscribe(&[THING], stored[1].position));
     let mut seen = Vec::new();
     for _ in 0..3 {
         let envelope = within("catch-up events", subscription.next()).await;
-        seen.push(envelope.expect("the subscription is live").expect("no error"));
+        seen.push(
+            envelope
+                .expect("the subscription is live")
+                .expect("no error"),
+        );
     }
     assert_eq!(versions(&seen), [3, 4, 5], "catch-up starts after `after`");
 
     for n in 5..8 {
-        store.publish(OTHER, id, Expected::Any, vec![other(n.into())]).await.unwrap();
-        stored.push(store.publish(THING, id, Expected::Any, vec![counted(n)]).await.unwrap());
+        store
+            .publish(OTHER, id, Expected::Any, vec![other(n.into())])
+            .await
+            .unwrap();
+        stored.push(
+            store
+                .publish(THING, id, Expected::Any, vec![counted(n)])
+                .await
+                .unwrap(),
+        );
     }
     store
         .publish(THING, id, Expected::Any, counted_batch(8, 2))
@@ -386,10 +478,15 @@ pub async fn subscribe_catches_up_then_goes_live<F: StoreFactory>(factory: &F) {
     // leaving the case waiting.
     let sentinel = counted(99);
     let sentinel_id = sentinel.event_id;
-    store.publish(THING, id, Expected::Any, vec![sentinel]).await.unwrap();
+    store
+        .publish(THING, id, Expected::Any, vec![sentinel])
+        .await
+        .unwrap();
     loop {
         let envelope = within("live events", subscription.next()).await;
-        let envelope = envelope.expect("the subscription is live").expect("no error");
+        let envelope = envelope
+            .expect("the subscription is live")
+            .expect("no error");
         let done = envelope.event_id == sentinel_id;
         seen.push(envelope);
         if done {
@@ -451,14 +548,20 @@ pub async fn subscribe_with_concurrent_writers_sees_each_event_once<F: StoreFact
             for n in 0..APPENDS {
                 let batch = counted_batch(n, 2);
                 ids.extend(batch.iter().map(|e| e.event_id));
-                store.publish(THING, thing, Expected::Any, batch).await.unwrap();
+                store
+                    .publish(THING, thing, Expected::Any, batch)
+                    .await
+                    .unwrap();
                 store
                     .publish("Ignored", side, Expected::Any, vec![counted(n)])
                     .await
                     .unwrap();
                 let single = other(u64::from(writer * 1000 + n));
                 ids.push(single.event_id);
-                store.publish(OTHER, side, Expected::Any, vec![single]).await.unwrap();
+                store
+                    .publish(OTHER, side, Expected::Any, vec![single])
+                    .await
+                    .unwrap();
             }
             ids
         }));
@@ -477,7 +580,11 @@ pub async fn subscribe_with_concurrent_writers_sees_each_event_once<F: StoreFact
     assert_increasing("subscribe", &seen);
     let mut unique = BTreeSet::new();
     for envelope in &seen {
-        assert!(unique.insert(envelope.event_id), "event {} delivered twice", envelope.event_id);
+        assert!(
+            unique.insert(envelope.event_id),
+            "event {} delivered twice",
+            envelope.event_id
+        );
         assert!(envelope.category == THING || envelope.category == OTHER);
     }
     let delivered = written.iter().filter(|id| unique.contains(*id)).count();
@@ -494,7 +601,10 @@ pub async fn subscribe_with_concurrent_writers_sees_each_event_once<F: StoreFact
 pub async fn same_id_in_two_categories_stays_apart<F: StoreFactory>(factory: &F) {
     let store = factory.store().await;
     let id = Uuid::now_v7();
-    store.publish(THING, id, Expected::NoStream, counted_batch(1, 2)).await.unwrap();
+    store
+        .publish(THING, id, Expected::NoStream, counted_batch(1, 2))
+        .await
+        .unwrap();
     let other_stream = store
         .publish(OTHER, id, Expected::NoStream, vec![other(1)])
         .await
@@ -511,9 +621,16 @@ pub async fn namespaces_stay_apart<F: StoreFactory>(factory: &F) {
     let first = factory.store().await;
     let second = factory.store().await;
     let id = Uuid::now_v7();
-    first.publish(THING, id, Expected::NoStream, counted_batch(1, 2)).await.unwrap();
+    first
+        .publish(THING, id, Expected::NoStream, counted_batch(1, 2))
+        .await
+        .unwrap();
     assert!(replay_thing(&second, id, 0).await.is_empty());
-    assert!(collect("replay", second.replay(&[THING], Position::ZERO)).await.is_empty());
+    assert!(
+        collect("replay", second.replay(&[THING], Position::ZERO))
+            .await
+            .is_empty()
+    );
     second
         .publish(THING, id, Expected::NoStream, vec![counted(5)])
         .await
@@ -549,26 +666,52 @@ pub async fn truncate_drops_older_events_and_keeps_version<F: StoreFactory>(fact
     let store = factory.store().await;
     let id = Uuid::now_v7();
     let keep = Uuid::now_v7();
-    store.publish(THING, id, Expected::NoStream, counted_batch(1, 5)).await.unwrap();
-    store.publish(THING, keep, Expected::NoStream, counted_batch(1, 2)).await.unwrap();
+    store
+        .publish(THING, id, Expected::NoStream, counted_batch(1, 5))
+        .await
+        .unwrap();
+    store
+        .publish(THING, keep, Expected::NoStream, counted_batch(1, 2))
+        .await
+        .unwrap();
     if !factory.capabilities().truncate {
         return assert_not_supported(store.truncate(THING, id, Version(3)).await, "truncate");
     }
-    store.truncate(THING, id, Version(3)).await.expect("truncate");
-    assert_eq!(versions(&replay_thing(&store, id, 0).await), [3, 4, 5], "versions below 3 are gone");
+    store
+        .truncate(THING, id, Version(3))
+        .await
+        .expect("truncate");
+    assert_eq!(
+        versions(&replay_thing(&store, id, 0).await),
+        [3, 4, 5],
+        "versions below 3 are gone"
+    );
     assert_eq!(versions(&replay_thing(&store, id, 3).await), [4, 5]);
     let group = collect("replay", store.replay(&[THING], Position::ZERO)).await;
-    assert_eq!(group.len(), 5, "the group replay no longer holds the truncated events");
-    assert_eq!(versions(&replay_thing(&store, keep, 0).await), [1, 2], "other streams untouched");
+    assert_eq!(
+        group.len(),
+        5,
+        "the group replay no longer holds the truncated events"
+    );
+    assert_eq!(
+        versions(&replay_thing(&store, keep, 0).await),
+        [1, 2],
+        "other streams untouched"
+    );
 
-    let stale = store.publish(THING, id, Expected::Exact(Version(2)), vec![counted(6)]).await;
+    let stale = store
+        .publish(THING, id, Expected::Exact(Version(2)), vec![counted(6)])
+        .await;
     assert_conflict(stale, Expected::Exact(Version(2)), 5);
     let appended = store
         .publish(THING, id, Expected::Exact(Version(5)), vec![counted(6)])
         .await
         .expect("the current version still appends");
     assert_eq!(appended.version, Version(6));
-    store.truncate(THING, id, Version(2)).await.expect("truncating less is a no-op");
+    store
+        .truncate(THING, id, Version(2))
+        .await
+        .expect("truncating less is a no-op");
     assert_eq!(versions(&replay_thing(&store, id, 0).await), [3, 4, 5, 6]);
 }
 
@@ -577,15 +720,28 @@ pub async fn truncate_drops_older_events_and_keeps_version<F: StoreFactory>(fact
 pub async fn truncate_of_every_event_still_checks_version<F: StoreFactory>(factory: &F) {
     let store = factory.store().await;
     let id = Uuid::now_v7();
-    store.publish(THING, id, Expected::NoStream, counted_batch(1, 3)).await.unwrap();
+    store
+        .publish(THING, id, Expected::NoStream, counted_batch(1, 3))
+        .await
+        .unwrap();
     if !factory.capabilities().truncate {
         return assert_not_supported(store.truncate(THING, id, Version(4)).await, "truncate");
     }
-    store.truncate(THING, id, Version(4)).await.expect("truncate everything");
-    assert!(replay_thing(&store, id, 0).await.is_empty(), "every event is gone");
-    let reopened = store.publish(THING, id, Expected::NoStream, vec![counted(9)]).await;
+    store
+        .truncate(THING, id, Version(4))
+        .await
+        .expect("truncate everything");
+    assert!(
+        replay_thing(&store, id, 0).await.is_empty(),
+        "every event is gone"
+    );
+    let reopened = store
+        .publish(THING, id, Expected::NoStream, vec![counted(9)])
+        .await;
     assert_conflict(reopened, Expected::NoStream, 3);
-    let stale = store.publish(THING, id, Expected::Exact(Version(2)), vec![counted(9)]).await;
+    let stale = store
+        .publish(THING, id, Expected::Exact(Version(2)), vec![counted(9)])
+        .await;
     assert_conflict(stale, Expected::Exact(Version(2)), 3);
     let appended = store
         .publish(THING, id, Expected::Exact(Version(3)), vec![counted(4)])
@@ -603,23 +759,49 @@ pub async fn snapshot_latest_wins<F: StoreFactory>(factory: &F) {
         version: Version(version),
         position: Position(version * 10),
         schema_version: 1,
-        payload: serde_json::to_vec(&Tally { total, events: version }).unwrap().into(),
+        payload: serde_json::to_vec(&Tally {
+            total,
+            events: version,
+        })
+        .unwrap()
+        .into(),
     };
     if !factory.capabilities().snapshots {
-        return assert_not_supported(store.save_snapshot(THING, id, snapshot(1, 1)).await, "snapshots");
+        return assert_not_supported(
+            store.save_snapshot(THING, id, snapshot(1, 1)).await,
+            "snapshots",
+        );
     }
     assert_eq!(store.load_snapshot(THING, id).await.unwrap(), None);
-    store.save_snapshot(THING, id, snapshot(3, 30)).await.unwrap();
-    assert_eq!(store.load_snapshot(THING, id).await.unwrap(), Some(snapshot(3, 30)));
-    store.save_snapshot(THING, id, snapshot(5, 50)).await.unwrap();
-    assert_eq!(store.load_snapshot(THING, id).await.unwrap(), Some(snapshot(5, 50)));
-    store.save_snapshot(THING, id, snapshot(4, 40)).await.unwrap();
+    store
+        .save_snapshot(THING, id, snapshot(3, 30))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_snapshot(THING, id).await.unwrap(),
+        Some(snapshot(3, 30))
+    );
+    store
+        .save_snapshot(THING, id, snapshot(5, 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_snapshot(THING, id).await.unwrap(),
+        Some(snapshot(5, 50))
+    );
+    store
+        .save_snapshot(THING, id, snapshot(4, 40))
+        .await
+        .unwrap();
     assert_eq!(
         store.load_snapshot(THING, id).await.unwrap(),
         Some(snapshot(5, 50)),
         "an older snapshot does not replace a newer one"
     );
-    assert_eq!(store.load_snapshot(THING, Uuid::now_v7()).await.unwrap(), None);
+    assert_eq!(
+        store.load_snapshot(THING, Uuid::now_v7()).await.unwrap(),
+        None
+    );
     assert_eq!(store.load_snapshot(OTHER, id).await.unwrap(), None);
 }
 
@@ -635,7 +817,15 @@ pub async fn read_is_snapshot_then_later_events<F: StoreFactory>(factory: &F) {
         return assert_not_supported(store.save_root_snapshot(&root).await, "snapshots");
     }
     // A snapshot that disagrees with the events on purpose: `read` must start from it.
-    let marked = Root::from_parts(id, root.version(), root.position(), Tally { total: 1_000, events: 3 });
+    let marked = Root::from_parts(
+        id,
+        root.version(),
+        root.position(),
+        Tally {
+            total: 1_000,
+            events: 3,
+        },
+    );
     store.save_root_snapshot(&marked).await.unwrap();
     let root = store.try_write(root, 4).await.unwrap();
     let root = store.try_write(root, 5).await.unwrap();
@@ -643,9 +833,23 @@ pub async fn read_is_snapshot_then_later_events<F: StoreFactory>(factory: &F) {
     let read: Root<Tally> = store.read(id).await.unwrap();
     assert_eq!(read.version(), Version(5));
     assert_eq!(read.position(), root.position());
-    assert_eq!(*read.aggregate(), Tally { total: 1_009, events: 5 }, "snapshot + events 4 and 5");
+    assert_eq!(
+        *read.aggregate(),
+        Tally {
+            total: 1_009,
+            events: 5
+        },
+        "snapshot + events 4 and 5"
+    );
     let loaded: Root<Tally> = store.load(id).await.unwrap();
-    assert_eq!(*loaded.aggregate(), Tally { total: 15, events: 5 }, "load ignores snapshots");
+    assert_eq!(
+        *loaded.aggregate(),
+        Tally {
+            total: 15,
+            events: 5
+        },
+        "load ignores snapshots"
+    );
 
     let fresh: Root<Tally> = store.read(Uuid::now_v7()).await.unwrap();
     assert_eq!(fresh.version(), Version::ZERO);
@@ -660,8 +864,14 @@ pub async fn checkpoints_are_per_name_and_never_move_backwards<F: StoreFactory>(
     assert_eq!(store.load_checkpoint("first").await.unwrap(), None);
     store.save_checkpoint("first", Position(10)).await.unwrap();
     store.save_checkpoint("second", Position(3)).await.unwrap();
-    assert_eq!(store.load_checkpoint("first").await.unwrap(), Some(Position(10)));
-    assert_eq!(store.load_checkpoint("second").await.unwrap(), Some(Position(3)));
+    assert_eq!(
+        store.load_checkpoint("first").await.unwrap(),
+        Some(Position(10))
+    );
+    assert_eq!(
+        store.load_checkpoint("second").await.unwrap(),
+        Some(Position(3))
+    );
     store.save_checkpoint("first", Position(4)).await.unwrap();
     assert_eq!(
         store.load_checkpoint("first").await.unwrap(),
@@ -669,8 +879,14 @@ pub async fn checkpoints_are_per_name_and_never_move_backwards<F: StoreFactory>(
         "a checkpoint never moves backwards"
     );
     store.save_checkpoint("first", Position(12)).await.unwrap();
-    assert_eq!(store.load_checkpoint("first").await.unwrap(), Some(Position(12)));
-    assert_eq!(store.load_checkpoint("second").await.unwrap(), Some(Position(3)));
+    assert_eq!(
+        store.load_checkpoint("first").await.unwrap(),
+        Some(Position(12))
+    );
+    assert_eq!(
+        store.load_checkpoint("second").await.unwrap(),
+        Some(Position(3))
+    );
 }
 
 /// Event id, timestamp (to the microsecond), schema version and metadata come back as
@@ -701,20 +917,36 @@ pub async fn envelope_fields_round_trip<F: StoreFactory>(factory: &F) {
     let mut subscription = pin!(store.subscribe(&[THING], Position::ZERO));
     let mut live = Vec::new();
     for _ in 0..2 {
-        live.push(within("subscribe", subscription.next()).await.unwrap().unwrap());
+        live.push(
+            within("subscribe", subscription.next())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
-    for (path, envelopes) in [("replay_one", &one), ("replay", &group), ("subscribe", &live)] {
+    for (path, envelopes) in [
+        ("replay_one", &one),
+        ("replay", &group),
+        ("subscribe", &live),
+    ] {
         assert_eq!(envelopes.len(), 2, "{path}");
         let first = &envelopes[0];
         assert_eq!(first.event_id, event_id, "{path}: event id");
-        assert_eq!(first.timestamp, timestamp, "{path}: timestamp to the microsecond");
+        assert_eq!(
+            first.timestamp, timestamp,
+            "{path}: timestamp to the microsecond"
+        );
         assert_eq!(first.schema_version, 7, "{path}: schema version");
         assert_eq!(first.metadata, metadata, "{path}: metadata");
         assert_eq!(first.version, Version(1), "{path}");
         let second = &envelopes[1];
         assert_eq!(second.event_id, plain.event_id, "{path}");
         assert_eq!(second.timestamp, plain.timestamp, "{path}");
-        assert_eq!(second.metadata, Metadata::default(), "{path}: empty metadata");
+        assert_eq!(
+            second.metadata,
+            Metadata::default(),
+            "{path}: empty metadata"
+        );
         assert_eq!(second.position, appended.position, "{path}");
         assert_eq!(second.payload, plain.payload, "{path}: payload bytes");
     }
@@ -726,29 +958,68 @@ pub async fn envelope_fields_round_trip<F: StoreFactory>(factory: &F) {
 pub async fn old_payload_versions_upcast<F: StoreFactory>(factory: &F) {
     let store = factory.store().await;
     let id = Uuid::now_v7();
-    let v1 = NewEvent::from_payload(1, serde_json::to_vec(&NoteV1 { text: "Hello\nworld".into() }).unwrap());
+    let v1 = NewEvent::from_payload(
+        1,
+        serde_json::to_vec(&NoteV1 {
+            text: "Hello\nworld".into(),
+        })
+        .unwrap(),
+    );
     let v2 = NewEvent::from_payload(
         2,
-        serde_json::to_vec(&NoteV2 { text: "Title only".into(), tags: vec!["a".into()] }).unwrap(),
+        serde_json::to_vec(&NoteV2 {
+            text: "Title only".into(),
+            tags: vec!["a".into()],
+        })
+        .unwrap(),
     );
-    let v3 = NewEvent::new(&Note { title: "t".into(), body: "b".into(), tags: vec![] }).unwrap();
+    let v3 = NewEvent::new(&Note {
+        title: "t".into(),
+        body: "b".into(),
+        tags: vec![],
+    })
+    .unwrap();
     assert_eq!(v3.schema_version, 3);
-    store.publish("Note", id, Expected::NoStream, vec![v1, v2, v3]).await.unwrap();
+    store
+        .publish("Note", id, Expected::NoStream, vec![v1, v2, v3])
+        .await
+        .unwrap();
     let events = collect("replay_one", store.replay_one("Note", id, Version::ZERO)).await;
-    let notes: Vec<Note> = events.iter().map(|e| e.deserialize().expect("upcasts")).collect();
+    let notes: Vec<Note> = events
+        .iter()
+        .map(|e| e.deserialize().expect("upcasts"))
+        .collect();
     assert_eq!(
         notes,
         [
-            Note { title: "Hello".into(), body: "world".into(), tags: vec!["untagged".into()] },
-            Note { title: "Title only".into(), body: String::new(), tags: vec!["a".into()] },
-            Note { title: "t".into(), body: "b".into(), tags: vec![] },
+            Note {
+                title: "Hello".into(),
+                body: "world".into(),
+                tags: vec!["untagged".into()]
+            },
+            Note {
+                title: "Title only".into(),
+                body: String::new(),
+                tags: vec!["a".into()]
+            },
+            Note {
+                title: "t".into(),
+                body: "b".into(),
+                tags: vec![]
+            },
         ]
     );
     let future = NewEvent::from_payload(4, br#"{"title":"x","body":"y","tags":[]}"#.as_slice());
-    store.publish("Note", id, Expected::Any, vec![future]).await.unwrap();
+    store
+        .publish("Note", id, Expected::Any, vec![future])
+        .await
+        .unwrap();
     let events = collect("replay_one", store.replay_one("Note", id, Version(3))).await;
     match events[0].deserialize::<Note>() {
-        Err(Error::Format { source: esrc_core::DecodeError::UnknownVersion { known, found, .. }, .. }) => {
+        Err(Error::Format {
+            source: esrc_core::DecodeError::UnknownVersion { known, found, .. },
+            ..
+        }) => {
             assert_eq!((known, found), (3, 4));
         }
         other => panic!("a version newer than the type knows is a Format error, got {other:?}"),
@@ -769,7 +1040,12 @@ pub async fn malformed_payload_is_format_error<F: StoreFactory>(factory: &F) {
     assert_eq!(events.len(), 2, "a bad payload does not hide other events");
     assert!(events[0].deserialize::<ThingEvent>().is_ok());
     match events[1].deserialize::<ThingEvent>() {
-        Err(Error::Format { category, position, schema_version, .. }) => {
+        Err(Error::Format {
+            category,
+            position,
+            schema_version,
+            ..
+        }) => {
             assert_eq!(category, THING);
             assert_eq!(position, appended.position);
             assert_eq!(schema_version, 1);
@@ -777,7 +1053,10 @@ pub async fn malformed_payload_is_format_error<F: StoreFactory>(factory: &F) {
         other => panic!("expected Error::Format, got {other:?}"),
     }
     let read = store.load::<Tally>(id).await;
-    assert!(matches!(read, Err(Error::Format { .. })), "reading the aggregate fails typed: {read:?}");
+    assert!(
+        matches!(read, Err(Error::Format { .. })),
+        "reading the aggregate fails typed: {read:?}"
+    );
     let again = replay_thing(&store, id, 0).await;
     assert_eq!(again, events, "nothing was lost");
 }
@@ -786,7 +1065,10 @@ pub async fn malformed_payload_is_format_error<F: StoreFactory>(factory: &F) {
 pub async fn unknown_category_is_typed_error<F: StoreFactory>(factory: &F) {
     let store = factory.store().await;
     let id = Uuid::now_v7();
-    store.publish(OTHER, id, Expected::NoStream, vec![other(1)]).await.unwrap();
+    store
+        .publish(OTHER, id, Expected::NoStream, vec![other(1)])
+        .await
+        .unwrap();
     let events = collect("replay", store.replay(&[OTHER], Position::ZERO)).await;
     match events[0].deserialize::<ThingEvent>() {
         Err(Error::UnknownEvent { category, known }) => {
@@ -803,24 +1085,48 @@ pub async fn invalid_names_are_rejected<F: StoreFactory>(factory: &F) {
     let store = factory.store().await;
     let id = Uuid::now_v7();
     for name in ["", "a.b", "a b", "*", ">", "Tab/1", "Tåb", "a\nb"] {
-        let result = store.publish(name, id, Expected::Any, vec![counted(1)]).await;
-        assert!(matches!(result, Err(Error::InvalidName { .. })), "publish {name:?}: {result:?}");
+        let result = store
+            .publish(name, id, Expected::Any, vec![counted(1)])
+            .await;
+        assert!(
+            matches!(result, Err(Error::InvalidName { .. })),
+            "publish {name:?}: {result:?}"
+        );
         let item = first_item("replay_one", store.replay_one(name, id, Version::ZERO)).await;
-        assert!(matches!(item, Some(Err(Error::InvalidName { .. }))), "replay_one {name:?}: {item:?}");
+        assert!(
+            matches!(item, Some(Err(Error::InvalidName { .. }))),
+            "replay_one {name:?}: {item:?}"
+        );
         let item = first_item("replay", store.replay(&[THING, name], Position::ZERO)).await;
-        assert!(matches!(item, Some(Err(Error::InvalidName { .. }))), "replay {name:?}: {item:?}");
+        assert!(
+            matches!(item, Some(Err(Error::InvalidName { .. }))),
+            "replay {name:?}: {item:?}"
+        );
         let item = first_item("subscribe", store.subscribe(&[name], Position::ZERO)).await;
-        assert!(matches!(item, Some(Err(Error::InvalidName { .. }))), "subscribe {name:?}: {item:?}");
+        assert!(
+            matches!(item, Some(Err(Error::InvalidName { .. }))),
+            "subscribe {name:?}: {item:?}"
+        );
         if factory.capabilities().checkpoints {
             let result = store.save_checkpoint(name, Position(1)).await;
-            assert!(matches!(result, Err(Error::InvalidName { .. })), "checkpoint {name:?}: {result:?}");
+            assert!(
+                matches!(result, Err(Error::InvalidName { .. })),
+                "checkpoint {name:?}: {result:?}"
+            );
         }
         if factory.capabilities().truncate {
             let result = store.truncate(name, id, Version(1)).await;
-            assert!(matches!(result, Err(Error::InvalidName { .. })), "truncate {name:?}: {result:?}");
+            assert!(
+                matches!(result, Err(Error::InvalidName { .. })),
+                "truncate {name:?}: {result:?}"
+            );
         }
     }
-    assert!(collect("replay", store.replay(&[THING], Position::ZERO)).await.is_empty());
+    assert!(
+        collect("replay", store.replay(&[THING], Position::ZERO))
+            .await
+            .is_empty()
+    );
 }
 
 /// A payload of about 1 MiB and payloads full of unicode round-trip byte for byte.
@@ -828,18 +1134,30 @@ pub async fn large_and_unicode_payloads_round_trip<F: StoreFactory>(factory: &F)
     let store = factory.store().await;
     let id = Uuid::now_v7();
     // Just under 1 MiB with its envelope, so it fits the default message limit of NATS.
-    let large = ThingEvent::Made { label: "x".repeat(1_040_000) };
-    let unicode = ThingEvent::Made {
-        label: "naïve café — 東京 — שלום — 🦀🎉 — e\u{301} — \u{0} — \u{feff} — \"quoted\" \\".into(),
+    let large = ThingEvent::Made {
+        label: "x".repeat(1_040_000),
     };
-    let batch = vec![NewEvent::new(&large).unwrap(), NewEvent::new(&unicode).unwrap()];
+    let unicode = ThingEvent::Made {
+        label: "naïve café — 東京 — שלום — 🦀🎉 — e\u{301} — \u{0} — \u{feff} — \"quoted\" \\"
+            .into(),
+    };
+    let batch = vec![
+        NewEvent::new(&large).unwrap(),
+        NewEvent::new(&unicode).unwrap(),
+    ];
     let payloads: Vec<_> = batch.iter().map(|e| e.payload.clone()).collect();
-    store.publish(THING, id, Expected::NoStream, batch).await.unwrap();
+    store
+        .publish(THING, id, Expected::NoStream, batch)
+        .await
+        .unwrap();
     let events = replay_thing(&store, id, 0).await;
     let stored: Vec<_> = events.iter().map(|e| e.payload.clone()).collect();
     assert!(stored == payloads, "payload bytes must round-trip");
     assert_eq!(events[0].deserialize::<ThingEvent>().unwrap(), large);
     assert_eq!(events[1].deserialize::<ThingEvent>().unwrap(), unicode);
-    let counts: HashMap<u64, usize> = events.iter().map(|e| (e.version.get(), e.payload.len())).collect();
+    let counts: HashMap<u64, usize> = events
+        .iter()
+        .map(|e| (e.version.get(), e.payload.len()))
+        .collect();
     assert!(counts[&1] > 1_000_000);
 }

@@ -5,9 +5,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
 
-use esrc_core::{
-    Aggregate, DecodeError, Envelope, Error, Event, NewEvent, Versioned, upcast,
-};
+use esrc_core::{Aggregate, DecodeError, Envelope, Error, Event, NewEvent, Versioned, upcast};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -197,7 +195,10 @@ pub async fn collect(
         while let Some(item) = stream.next().await {
             match item {
                 Ok(envelope) => out.push(envelope),
-                Err(error) => panic!("{what}: the store failed after {} events: {error}", out.len()),
+                Err(error) => panic!(
+                    "{what}: the store failed after {} events: {error}",
+                    out.len()
+                ),
             }
         }
         out

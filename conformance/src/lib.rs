@@ -13,3 +13,8 @@ pub use factory::{Capabilities, StoreFactory, backend_unavailable, backends_requ
 pub mod __private {
     pub use tokio;
 }
+
+/// The workspace README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadme;

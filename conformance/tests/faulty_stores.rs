@@ -1,10 +1,11 @@
 //! The suite is tested too: stores broken on purpose must fail exactly the cases that
 //! guard what they break, and still pass a case they do not break.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use esrc_conformance::{StoreFactory, cases};
 use esrc_core::{
@@ -59,12 +60,19 @@ impl Publish for Faulty {
                 let actual = self
                     .inner
                     .replay_one(category, id, Version::ZERO)
-                    .fold(Version::ZERO, |_, e| async move { e.map_or(Version::ZERO, |e| e.version) })
+                    .fold(Version::ZERO, |_, e| async move {
+                        e.map_or(Version::ZERO, |e| e.version)
+                    })
                     .await;
                 // Network latency between the read and the write, made visible.
                 tokio::task::yield_now().await;
                 if !expected.matches(actual) {
-                    return Err(Error::Conflict { category: category.into(), id, expected, actual });
+                    return Err(Error::Conflict {
+                        category: category.into(),
+                        id,
+                        expected,
+                        actual,
+                    });
                 }
                 expected = Expected::Any;
             }
@@ -130,7 +138,11 @@ impl Subscribe for Faulty {
                     .map(|_| match &item {
                         Ok(envelope) => Ok(envelope.clone()),
                         Err(error) => Err(Error::NotSupported {
-                            operation: if error.is_conflict() { "never" } else { "error copy" },
+                            operation: if error.is_conflict() {
+                                "never"
+                            } else {
+                                "error copy"
+                            },
                         }),
                     })
                     .collect();
@@ -141,13 +153,22 @@ impl Subscribe for Faulty {
 
 impl Truncate for Faulty {
     async fn truncate(&self, category: &str, id: Uuid, before: Version) -> Result<(), Error> {
-        let before = if self.fault == Fault::TruncateOffByOne { before.next() } else { before };
+        let before = if self.fault == Fault::TruncateOffByOne {
+            before.next()
+        } else {
+            before
+        };
         self.inner.truncate(category, id, before).await
     }
 }
 
 impl SnapshotStore for Faulty {
-    async fn save_snapshot(&self, category: &str, id: Uuid, snapshot: Snapshot) -> Result<(), Error> {
+    async fn save_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> Result<(), Error> {
         self.inner.save_snapshot(category, id, snapshot).await
     }
 
@@ -162,7 +183,10 @@ impl CheckpointStore for Faulty {
             return self.inner.save_checkpoint(name, position).await;
         }
         esrc_core::validate_name(name)?;
-        self.checkpoints.lock().unwrap().insert(name.to_owned(), position);
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), position);
         Ok(())
     }
 
@@ -170,7 +194,12 @@ impl CheckpointStore for Faulty {
         if self.fault != Fault::CheckpointMovesBackwards {
             return self.inner.load_checkpoint(name).await;
         }
-        Ok(self.checkpoints.lock().unwrap().get(name).copied())
+        Ok(self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .copied())
     }
 }
 

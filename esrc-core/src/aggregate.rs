@@ -104,7 +104,12 @@ impl<A: Aggregate> Root<A> {
     }
 
     /// Applies an event at the given version and position.
-    pub(crate) fn apply_event(self, event: &A::Event, version: Version, position: Position) -> Self {
+    pub(crate) fn apply_event(
+        self,
+        event: &A::Event,
+        version: Version,
+        position: Position,
+    ) -> Self {
         Self {
             id: self.id,
             version,

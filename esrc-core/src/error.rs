@@ -18,7 +18,9 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// The stream was not at the version the writer expected; nothing was stored.
-    #[error("conflict on stream {category}/{id}: expected {expected}, but the stream is at version {actual}")]
+    #[error(
+        "conflict on stream {category}/{id}: expected {expected}, but the stream is at version {actual}"
+    )]
     Conflict {
         /// The category of the stream.
         category: String,
@@ -32,7 +34,9 @@ pub enum Error {
 
     /// A stored payload (event or snapshot) could not be decoded into the requested type.
     /// The stored data is untouched.
-    #[error("cannot decode `{category}` payload at position {position} (schema version {schema_version}): {source}")]
+    #[error(
+        "cannot decode `{category}` payload at position {position} (schema version {schema_version}): {source}"
+    )]
     Format {
         /// The category of the event or snapshot.
         category: String,
@@ -87,7 +91,9 @@ pub enum Error {
 
     /// The stream's history starts later than a reader needed, usually because it was
     /// truncated past the reader's snapshot.
-    #[error("stream {category}/{id} has no events from version {expected}: its history starts at {found}")]
+    #[error(
+        "stream {category}/{id} has no events from version {expected}: its history starts at {found}"
+    )]
     MissingHistory {
         /// The category of the stream.
         category: String,

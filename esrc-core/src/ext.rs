@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::{
-    Aggregate, Appended, Context, Error, Event, EventGroup, Expected, Metadata, NewEvent,
-    Position, Project, Publish, Replay, ReplayOne, Root, Snapshot, SnapshotStore, Subscribe,
-    Version, Versioned,
+    Aggregate, Appended, Context, Error, Event, EventGroup, Expected, Metadata, NewEvent, Position,
+    Project, Publish, Replay, ReplayOne, Root, Snapshot, SnapshotStore, Subscribe, Version,
+    Versioned,
 };
 
 /// Why a command did not produce an updated root.
@@ -63,9 +63,12 @@ fn encode_all<E: Event>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEven
 /// Applies events just appended with `appended` to `root`.
 fn apply_appended<A: Aggregate>(root: Root<A>, events: &[A::Event], appended: Appended) -> Root<A> {
     let first = root.version().get() + 1;
-    let root = events.iter().zip(first..).fold(root, |root, (event, version)| {
-        root.apply_event(event, Version(version), appended.position)
-    });
+    let root = events
+        .iter()
+        .zip(first..)
+        .fold(root, |root, (event, version)| {
+            root.apply_event(event, Version(version), appended.position)
+        });
     debug_assert_eq!(root.version(), appended.version);
     root
 }
@@ -123,7 +126,10 @@ pub trait PublishExt: Publish {
         root: Root<A>,
         command: A::Command,
     ) -> impl Future<Output = Result<Root<A>, CommandError<A::Error>>> + Send {
-        async move { self.try_write_with(root, command, &Metadata::default()).await }
+        async move {
+            self.try_write_with(root, command, &Metadata::default())
+                .await
+        }
     }
 
     /// [`PublishExt::try_write`] with metadata on every event.
@@ -157,7 +163,9 @@ pub trait PublishExt: Publish {
         async move {
             let mut attempt = 1;
             loop {
-                let events = root.process(command.clone()).map_err(CommandError::Rejected)?;
+                let events = root
+                    .process(command.clone())
+                    .map_err(CommandError::Rejected)?;
                 if events.is_empty() {
                     return Ok(root);
                 }
@@ -230,7 +238,10 @@ pub trait ReadExt: ReplayOne {
     }
 
     /// Saves a snapshot of `root`'s state, so that [`ReadExt::read`] starts from it.
-    fn save_root_snapshot<A>(&self, root: &Root<A>) -> impl Future<Output = Result<(), Error>> + Send
+    fn save_root_snapshot<A>(
+        &self,
+        root: &Root<A>,
+    ) -> impl Future<Output = Result<(), Error>> + Send
     where
         Self: SnapshotStore,
         A: Aggregate + Versioned + Serialize,

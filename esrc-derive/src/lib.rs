@@ -52,7 +52,9 @@ fn parse_args(input: &DeriveInput) -> syn::Result<EventArgs> {
                 let path: LitStr = meta.value()?.parse()?;
                 args.krate = Some(path.parse()?);
             } else {
-                return Err(meta.error("unknown esrc attribute: expected `name`, `version` or `crate`"));
+                return Err(
+                    meta.error("unknown esrc attribute: expected `name`, `version` or `crate`")
+                );
             }
             Ok(())
         })?;

@@ -71,11 +71,17 @@ impl MemoryStore {
     fn read(&self) -> RwLockReadGuard<'_, State> {
         // The state is only mutated after every check passed, so a panic elsewhere
         // cannot leave it half-written: recovering from poison is safe.
-        self.inner.state.read().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.inner.state.write().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Up to [`CHUNK`] events of `categories` with a position in `(after, until]`.
@@ -93,7 +99,7 @@ impl MemoryStore {
             .log
             .range(after.next()..=until)
             .map(|(_, envelope)| envelope)
-            .filter(|envelope| categories.iter().any(|c| *c == envelope.category))
+            .filter(|envelope| categories.contains(&envelope.category))
             .take(CHUNK)
             .cloned()
             .collect()
@@ -144,11 +150,16 @@ impl State {
             && first.id == id
             && first.version == first.batch_first
             && events.len() as u64 == first.batch.version.get() - first.batch_first.get() + 1
-            && events.iter().zip(first.batch_first.get()..).all(|(event, version)| {
-                self.event_ids.get(&event.event_id).is_some_and(|stored| {
-                    stored.category == category && stored.id == id && stored.version.get() == version
-                })
-            });
+            && events
+                .iter()
+                .zip(first.batch_first.get()..)
+                .all(|(event, version)| {
+                    self.event_ids.get(&event.event_id).is_some_and(|stored| {
+                        stored.category == category
+                            && stored.id == id
+                            && stored.version.get() == version
+                    })
+                });
         if is_retry {
             return Ok(Some(first.batch));
         }
@@ -218,9 +229,10 @@ impl Publish for MemoryStore {
                 },
             );
             placed.push((version, position));
-            state
-                .log
-                .insert(position, event.into_envelope(category, id, version, position));
+            state.log.insert(
+                position,
+                event.into_envelope(category, id, version, position),
+            );
         }
         state.last_position = position;
         let stream = state.streams.entry(key).or_default();
@@ -330,7 +342,12 @@ impl Truncate for MemoryStore {
 }
 
 impl SnapshotStore for MemoryStore {
-    async fn save_snapshot(&self, category: &str, id: Uuid, snapshot: Snapshot) -> Result<(), Error> {
+    async fn save_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> Result<(), Error> {
         validate_name(category)?;
         let mut state = self.write();
         let slot = state.snapshots.entry((category.to_owned(), id));
@@ -349,7 +366,11 @@ impl SnapshotStore for MemoryStore {
 
     async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
         validate_name(category)?;
-        Ok(self.read().snapshots.get(&(category.to_owned(), id)).cloned())
+        Ok(self
+            .read()
+            .snapshots
+            .get(&(category.to_owned(), id))
+            .cloned())
     }
 }
 

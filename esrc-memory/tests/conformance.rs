@@ -1,4 +1,5 @@
 //! The memory store against the whole shared suite.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use esrc_conformance::StoreFactory;
 use esrc_memory::MemoryStore;

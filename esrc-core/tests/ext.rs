@@ -1,0 +1,376 @@
+//! The extension traits and projections, on the memory store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+
+use esrc_core::testing::given;
+use esrc_core::{
+    Aggregate, CommandError, Context, DecodeGroup, Envelope, Error, Event, EventGroup, Expected,
+    Metadata, Position, Project, ProjectError, ProjectExt, PublishExt, ReadExt, Root, Truncate,
+    Version, Versioned,
+};
+use esrc_memory::MemoryStore;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, esrc_core::Event)]
+enum AccountEvent {
+    Opened { owner: String },
+    Deposited { amount: u64 },
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum AccountError {
+    #[error("the account is not open")]
+    NotOpen,
+    #[error("the account is already open")]
+    AlreadyOpen,
+}
+
+#[derive(Clone, Debug)]
+enum AccountCommand {
+    Open(String),
+    Deposit(u64),
+    /// Opens and deposits at once: two events from one command.
+    OpenWith(String, u64),
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Account {
+    open: bool,
+    balance: u64,
+}
+
+impl Versioned for Account {}
+
+impl Aggregate for Account {
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Error = AccountError;
+
+    fn process(&self, command: AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
+        match command {
+            AccountCommand::Open(_) | AccountCommand::OpenWith(..) if self.open => {
+                Err(AccountError::AlreadyOpen)
+            }
+            AccountCommand::Open(owner) => Ok(vec![AccountEvent::Opened { owner }]),
+            AccountCommand::OpenWith(owner, amount) => Ok(vec![
+                AccountEvent::Opened { owner },
+                AccountEvent::Deposited { amount },
+            ]),
+            AccountCommand::Deposit(_) if !self.open => Err(AccountError::NotOpen),
+            AccountCommand::Deposit(0) => Ok(vec![]),
+            AccountCommand::Deposit(amount) => Ok(vec![AccountEvent::Deposited { amount }]),
+        }
+    }
+
+    fn apply(self, event: &AccountEvent) -> Self {
+        match event {
+            AccountEvent::Opened { .. } => Account { open: true, ..self },
+            AccountEvent::Deposited { amount } => Account {
+                balance: self.balance + amount,
+                ..self
+            },
+        }
+    }
+}
+
+#[test]
+fn derive_names_the_category_after_the_type() {
+    assert_eq!(AccountEvent::NAME, "Account");
+    assert_eq!(<AccountEvent as Versioned>::VERSION, 1);
+    assert_eq!(<AccountEvent as EventGroup>::NAMES, ["Account"]);
+}
+
+#[derive(Serialize, Deserialize, esrc_core::Event)]
+#[esrc(name = "ledger-entry", version = 3)]
+struct Entry {
+    amount: i64,
+}
+
+#[test]
+fn derive_takes_name_and_version_attributes() {
+    assert_eq!(Entry::NAME, "ledger-entry");
+    assert_eq!(<Entry as Versioned>::VERSION, 3);
+}
+
+#[tokio::test]
+async fn try_write_returns_the_updated_root_and_the_domain_error() {
+    let store = MemoryStore::new();
+    let id = Uuid::now_v7();
+    let root = store
+        .try_write(
+            Root::<Account>::new(id),
+            AccountCommand::OpenWith("ann".into(), 5),
+        )
+        .await
+        .unwrap();
+    assert_eq!((root.version(), root.balance), (Version(2), 5));
+
+    let unchanged = store
+        .try_write(root, AccountCommand::Deposit(0))
+        .await
+        .unwrap();
+    assert_eq!(unchanged.version(), Version(2), "no events, no append");
+
+    match store
+        .try_write(unchanged, AccountCommand::Open("bob".into()))
+        .await
+    {
+        Err(CommandError::Rejected(AccountError::AlreadyOpen)) => {}
+        other => panic!("expected the domain error, got {other:?}"),
+    }
+    let loaded: Root<Account> = store.load(id).await.unwrap();
+    assert_eq!((loaded.version(), loaded.balance), (Version(2), 5));
+}
+
+#[tokio::test]
+async fn a_stale_root_conflicts_and_the_retry_helper_rereads_only_newer_events() {
+    let store = MemoryStore::new();
+    let id = Uuid::now_v7();
+    let root = store
+        .try_write(Root::<Account>::new(id), AccountCommand::Open("ann".into()))
+        .await
+        .unwrap();
+    let stale = root.clone_state();
+    store
+        .try_write(root, AccountCommand::Deposit(10))
+        .await
+        .unwrap();
+
+    match store
+        .try_write(stale.clone_state(), AccountCommand::Deposit(1))
+        .await
+    {
+        Err(CommandError::Store(Error::Conflict {
+            expected, actual, ..
+        })) => {
+            assert_eq!(
+                (expected, actual),
+                (Expected::Exact(Version(1)), Version(2))
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let retried = store
+        .try_write_retry(stale, Deposit(1), &Metadata::new().with("by", "test"), 3)
+        .await
+        .unwrap();
+    assert_eq!((retried.version(), retried.balance), (Version(3), 11));
+}
+
+use AccountCommand::Deposit;
+
+trait CloneState {
+    fn clone_state(&self) -> Self;
+}
+
+impl CloneState for Root<Account> {
+    fn clone_state(&self) -> Self {
+        let state = Account {
+            open: self.open,
+            balance: self.balance,
+        };
+        Root::from_parts(self.id(), self.version(), self.position(), state)
+    }
+}
+
+#[tokio::test]
+async fn read_refuses_a_history_truncated_past_its_snapshot() {
+    let store = MemoryStore::new();
+    let id = Uuid::now_v7();
+    let mut root = store
+        .try_write(Root::<Account>::new(id), AccountCommand::Open("ann".into()))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        root = store.try_write(root, Deposit(1)).await.unwrap();
+    }
+    store.truncate("Account", id, Version(3)).await.unwrap();
+    match store.read::<Account>(id).await {
+        Err(Error::MissingHistory {
+            expected, found, ..
+        }) => assert_eq!((expected, found), (Version(1), Version(3))),
+        other => panic!(
+            "expected MissingHistory, got {:?}",
+            other.map(|r| r.version())
+        ),
+    }
+    store.save_root_snapshot(&root).await.unwrap();
+    let read: Root<Account> = store.read(id).await.unwrap();
+    assert_eq!((read.version(), read.balance), (Version(4), 3));
+}
+
+/// Borrowed events: the projection reads `&str` straight from the stored payload.
+#[derive(Debug, Serialize, Deserialize)]
+enum Borrowed<'a> {
+    Opened { owner: &'a str },
+    Deposited { amount: u64 },
+}
+
+impl Versioned for Borrowed<'_> {}
+impl Event for Borrowed<'_> {
+    const NAME: &'static str = "Account";
+}
+
+/// A group of two categories, written by hand.
+enum Feed<'a> {
+    Account(Borrowed<'a>),
+    Entry(Entry),
+}
+
+impl EventGroup for Feed<'_> {
+    const NAMES: &'static [&'static str] = &["Account", "ledger-entry"];
+}
+
+impl<'de> DecodeGroup<'de> for Feed<'de> {
+    fn decode_group(envelope: &'de Envelope) -> Result<Self, Error> {
+        match envelope.category.as_str() {
+            "Account" => Ok(Feed::Account(envelope.deserialize()?)),
+            "ledger-entry" => Ok(Feed::Entry(envelope.deserialize()?)),
+            other => Err(Error::UnknownEvent {
+                category: other.to_owned(),
+                known: Self::NAMES,
+            }),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Owners {
+    seen: Arc<Mutex<Vec<String>>>,
+    total: i64,
+    fail_at: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("refused")]
+struct Refused;
+
+impl Project for Owners {
+    type EventGroup<'de> = Feed<'de>;
+    type Error = Refused;
+
+    async fn project<'de>(&mut self, context: Context<'de, Feed<'de>>) -> Result<(), Refused> {
+        if Some(context.position().get()) == self.fail_at {
+            return Err(Refused);
+        }
+        match context.event() {
+            Feed::Account(Borrowed::Opened { owner }) => {
+                // `owner` points into the envelope's payload: no copy was made to decode it.
+                let payload = context.envelope().payload.as_ptr_range();
+                assert!(payload.contains(&owner.as_ptr()));
+                self.seen.lock().unwrap().push((*owner).to_owned());
+            }
+            Feed::Account(Borrowed::Deposited { amount }) => self.total += *amount as i64,
+            Feed::Entry(entry) => self.total += entry.amount,
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn rebuild_and_observe_feed_a_zero_copy_projection() {
+    let store = MemoryStore::new();
+    let (ann, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    store
+        .try_write(
+            Root::<Account>::new(ann),
+            AccountCommand::OpenWith("ann".into(), 5),
+        )
+        .await
+        .unwrap();
+    store
+        .publish_events(
+            Uuid::now_v7(),
+            Expected::Any,
+            &[Entry { amount: -2 }],
+            &Metadata::new(),
+        )
+        .await
+        .unwrap();
+
+    let mut owners = Owners::default();
+    let last = store.rebuild(&mut owners).await.unwrap();
+    assert_eq!(last, Position(3));
+    assert_eq!(
+        (owners.seen.lock().unwrap().clone(), owners.total),
+        (vec!["ann".to_owned()], 3)
+    );
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let live = {
+        let store = store.clone();
+        let seen = Arc::clone(&seen);
+        tokio::spawn(async move {
+            let mut owners = Owners {
+                seen,
+                ..Owners::default()
+            };
+            store.observe(&mut owners, last).await
+        })
+    };
+    store
+        .try_write(
+            Root::<Account>::new(bob),
+            AccountCommand::Open("bob".into()),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while seen.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("observe delivers live events");
+    assert_eq!(*seen.lock().unwrap(), ["bob"]);
+    live.abort();
+
+    let mut failing = Owners {
+        fail_at: Some(2),
+        ..Owners::default()
+    };
+    match store.rebuild(&mut failing).await {
+        Err(ProjectError::Project { position, .. }) => assert_eq!(position, Position(2)),
+        other => panic!(
+            "expected the projection's error, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+}
+
+#[test]
+fn given_when_then() {
+    given::<Account>([])
+        .when(Deposit(3))
+        .then_error(AccountError::NotOpen);
+    given::<Account>([AccountEvent::Opened {
+        owner: "ann".into(),
+    }])
+    .when(Deposit(3))
+    .then([AccountEvent::Deposited { amount: 3 }]);
+    given::<Account>([AccountEvent::Opened {
+        owner: "ann".into(),
+    }])
+    .when(AccountCommand::Open("ann".into()))
+    .then_error_matches(|e| matches!(e, AccountError::AlreadyOpen));
+}
+
+#[test]
+#[should_panic(expected = "- #0 Deposited { amount: 4 }\n  + #0 Deposited { amount: 3 }")]
+fn given_when_then_shows_a_diff() {
+    given::<Account>([AccountEvent::Opened {
+        owner: "ann".into(),
+    }])
+    .when(Deposit(3))
+    .then([AccountEvent::Deposited { amount: 4 }]);
+}
+
+#[test]
+#[should_panic(expected = "expected events, but the command was rejected")]
+fn given_when_then_reports_an_unexpected_rejection() {
+    given::<Account>([])
+        .when(Deposit(3))
+        .then([AccountEvent::Deposited { amount: 3 }]);
+}
