@@ -374,3 +374,23 @@ fn given_when_then_reports_an_unexpected_rejection() {
         .when(Deposit(3))
         .then([AccountEvent::Deposited { amount: 3 }]);
 }
+
+/// Stores work through `&S`, `Arc<S>` and `Box<S>`, and as trait bounds in generic code.
+#[tokio::test]
+async fn references_arcs_and_boxes_are_stores() {
+    async fn open<S: esrc_core::Store>(store: S, id: Uuid) -> Root<Account> {
+        store
+            .try_write(Root::new(id), AccountCommand::Open("x".into()))
+            .await
+            .unwrap()
+    }
+    let store = MemoryStore::new();
+    let ids = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+    open(&store, ids[0]).await;
+    open(Arc::new(store.clone()), ids[1]).await;
+    open(Box::new(store.clone()), ids[2]).await;
+    for id in ids {
+        let root: Root<Account> = store.load(id).await.unwrap();
+        assert_eq!(root.version(), Version(1));
+    }
+}
