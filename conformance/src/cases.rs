@@ -506,8 +506,8 @@ pub async fn subscribe_catches_up_then_goes_live<F: StoreFactory>(factory: &F) {
 /// Many writers on many streams while a subscriber follows: it sees every event of its
 /// categories exactly once, in strictly increasing positions.
 pub async fn subscribe_with_concurrent_writers_sees_each_event_once<F: StoreFactory>(factory: &F) {
-    const WRITERS: u32 = 8;
-    const APPENDS: u32 = 25;
+    const WRITERS: u32 = 16;
+    const APPENDS: u32 = 15;
     let store = Arc::new(factory.store().await);
     store
         .publish(THING, Uuid::now_v7(), Expected::Any, counted_batch(0, 3))
@@ -595,6 +595,72 @@ pub async fn subscribe_with_concurrent_writers_sees_each_event_once<F: StoreFact
         written.len() - delivered
     );
     assert_eq!(seen.len(), 3 + written.len(), "nothing else was delivered");
+}
+
+/// Commit order differs from position order: while an append is written but not
+/// committed, a later one commits. A subscriber must not pass the pending one: once it
+/// commits, both are delivered; if it rolls back, only the later one is.
+pub async fn subscriber_waits_for_an_uncommitted_earlier_append<F: StoreFactory>(factory: &F) {
+    let store = Arc::new(factory.store().await);
+    if !factory.capabilities().pending_appends {
+        let held = factory
+            .begin_append(&store, THING, Uuid::now_v7(), vec![counted(1)])
+            .await;
+        assert!(
+            matches!(held, Err(Error::NotSupported { .. })),
+            "a store without pending appends must say so"
+        );
+        println!("pending appends: declared impossible (appends are visible atomically, in order)");
+        return;
+    }
+    let mut subscription = pin!(store.subscribe(&[THING], Position::ZERO));
+    for commit in [true, false] {
+        let held_id = Uuid::now_v7();
+        let held_event = counted(1);
+        let held_event_id = held_event.event_id;
+        let held = factory
+            .begin_append(&store, THING, held_id, vec![held_event])
+            .await
+            .expect("begin an append");
+        let later = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .publish(THING, Uuid::now_v7(), Expected::NoStream, vec![counted(2)])
+                    .await
+            })
+        };
+        // Give the later append every chance to commit and a wrong store every chance to
+        // deliver it past the pending one.
+        let early = tokio::time::timeout(Duration::from_millis(700), subscription.next()).await;
+        if let Ok(item) = early {
+            panic!("delivered past an uncommitted append: {item:?}");
+        }
+        let mut expected = Vec::new();
+        if commit {
+            held.commit().await.expect("commit the held append");
+            expected.push(held_event_id);
+        } else {
+            held.rollback().await.expect("roll back the held append");
+        }
+        let later = within("the later append", later).await.unwrap().expect("later append");
+        let mut seen = Vec::new();
+        while seen.last().map(|e: &Envelope| e.position) != Some(later.position) {
+            let envelope = within("delivery after the commit", subscription.next()).await;
+            seen.push(envelope.expect("live").expect("no error"));
+        }
+        assert_increasing("subscribe", &seen);
+        let ids: Vec<Uuid> = seen.iter().map(|e| e.event_id).collect();
+        let later_id = seen.last().unwrap().event_id;
+        expected.push(later_id);
+        assert_eq!(ids, expected, "commit {commit}: the held event (if committed), then the later one");
+        let group = collect("replay", store.replay(&[THING], Position::ZERO)).await;
+        assert_eq!(
+            group.iter().any(|e| e.event_id == held_event_id),
+            commit,
+            "a rolled-back append is never visible"
+        );
+    }
 }
 
 /// The same aggregate id in two categories is two streams.

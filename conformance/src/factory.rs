@@ -1,8 +1,22 @@
 //! What a store provides to run the suite.
 
 use std::future::Future;
+use std::pin::Pin;
 
-use esrc_core::Store;
+use esrc_core::{Appended, Error, NewEvent, Store};
+use uuid::Uuid;
+
+/// A boxed future, as returned by [`PendingAppend`].
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// An append that is written but not yet committed (an open transaction), so a test can
+/// let later appends commit first.
+pub trait PendingAppend: Send {
+    /// Commits the append.
+    fn commit(self: Box<Self>) -> BoxFuture<Result<Appended, Error>>;
+    /// Abandons the append: none of its events may ever be delivered.
+    fn rollback(self: Box<Self>) -> BoxFuture<Result<(), Error>>;
+}
 
 /// Makes stores for the suite: each call to [`StoreFactory::store`] returns a store in a
 /// fresh namespace (a PostgreSQL schema, a NATS stream prefix, a new in-memory store), so
@@ -19,6 +33,25 @@ pub trait StoreFactory: Send + Sync {
     fn capabilities(&self) -> Capabilities {
         Capabilities::all()
     }
+
+    /// Writes an append to `store` without committing it, for stores whose appends can be
+    /// in flight while later ones commit (a database transaction). Stores whose appends
+    /// become visible atomically in position order declare
+    /// [`Capabilities::without_pending_appends`] and keep this default.
+    fn begin_append(
+        &self,
+        store: &Self::Store,
+        category: &str,
+        id: Uuid,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Box<dyn PendingAppend>, Error>> + Send {
+        let _ = (store, category, id, events);
+        async {
+            Err(Error::NotSupported {
+                operation: "begin_append",
+            })
+        }
+    }
 }
 
 /// The optional capabilities of a store.
@@ -31,6 +64,9 @@ pub struct Capabilities {
     pub snapshots: bool,
     /// [`esrc_core::CheckpointStore`] keeps checkpoints.
     pub checkpoints: bool,
+    /// Appends can be in flight (uncommitted) while later ones commit, and the factory
+    /// implements [`StoreFactory::begin_append`] to hold one open.
+    pub pending_appends: bool,
 }
 
 impl Capabilities {
@@ -40,7 +76,16 @@ impl Capabilities {
             truncate: true,
             snapshots: true,
             checkpoints: true,
+            pending_appends: true,
         }
+    }
+
+    /// Declares that appends never overlap: each becomes visible atomically, in position
+    /// order (the in-memory store), so the pending-append case has nothing to hold open.
+    #[must_use]
+    pub const fn without_pending_appends(mut self) -> Self {
+        self.pending_appends = false;
+        self
     }
 
     /// Declares truncation unsupported.

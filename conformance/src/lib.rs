@@ -7,7 +7,9 @@ mod factory;
 pub mod fixtures;
 mod macros;
 
-pub use factory::{Capabilities, StoreFactory, backend_unavailable, backends_required};
+pub use factory::{
+    BoxFuture, Capabilities, PendingAppend, StoreFactory, backend_unavailable, backends_required,
+};
 
 #[doc(hidden)]
 pub mod __private {

@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             replay_reads_group_in_position_order,
             subscribe_catches_up_then_goes_live,
             subscribe_with_concurrent_writers_sees_each_event_once,
+            subscriber_waits_for_an_uncommitted_earlier_append,
             same_id_in_two_categories_stays_apart,
             namespaces_stay_apart,
             truncate_drops_older_events_and_keeps_version,

@@ -1,7 +1,7 @@
 //! The memory store against the whole shared suite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use esrc_conformance::StoreFactory;
+use esrc_conformance::{Capabilities, StoreFactory};
 use esrc_memory::MemoryStore;
 
 struct Memory;
@@ -11,6 +11,11 @@ impl StoreFactory for Memory {
 
     async fn store(&self) -> MemoryStore {
         MemoryStore::new()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Appends happen under one lock and are visible at once, in position order.
+        Capabilities::all().without_pending_appends()
     }
 }
 

@@ -1,0 +1,113 @@
+//! Options of a [`PgStore`](crate::PgStore).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use esrc_core::{Error, check_name};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::error::backend;
+use crate::schema::Sql;
+use crate::store::PgStore;
+
+/// The longest schema name: the notification channel `esrc_<schema>` must fit
+/// PostgreSQL's 63-byte identifiers.
+const MAX_SCHEMA_LEN: usize = 58;
+
+/// Builds a [`PgStore`]: schema, pool and subscription settings.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), esrc_core::Error> {
+/// use std::time::Duration;
+/// let store = esrc_postgres::PgStore::builder()
+///     .schema("orders")
+///     .max_connections(20)
+///     .poll_interval(Duration::from_millis(200))
+///     .connect("postgres://postgres@localhost/app")
+///     .await?;
+/// store.migrate().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PgStoreBuilder {
+    pub(crate) schema: String,
+    pub(crate) page_size: u32,
+    pub(crate) poll_interval: Duration,
+    pub(crate) max_connections: u32,
+}
+
+impl Default for PgStoreBuilder {
+    fn default() -> Self {
+        Self {
+            schema: "esrc".to_owned(),
+            page_size: 1_000,
+            poll_interval: Duration::from_millis(250),
+            max_connections: 10,
+        }
+    }
+}
+
+impl PgStoreBuilder {
+    /// The PostgreSQL schema holding the store's tables (default `esrc`). Letters, digits,
+    /// `_` and `-`, at most 58 bytes; used quoted, so it is case-sensitive.
+    #[must_use]
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// How many rows a read fetches per query (default 1,000). Replays page through the
+    /// table by position, so memory stays bounded whatever the category's size.
+    #[must_use]
+    pub fn page_size(mut self, rows: u32) -> Self {
+        self.page_size = rows.max(1);
+        self
+    }
+
+    /// How often a live subscription reads the table when no notification came (default
+    /// 250 ms): the fallback for a missed `NOTIFY`, and for the horizon moving when an
+    /// unrelated transaction ends.
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// The pool size when the builder creates the pool (default 10).
+    #[must_use]
+    pub fn max_connections(mut self, connections: u32) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    fn sql(&self) -> Result<Arc<Sql>, Error> {
+        let invalid = |reason| Error::InvalidName {
+            name: self.schema.clone(),
+            reason,
+        };
+        check_name(&self.schema).map_err(invalid)?;
+        if self.schema.len() > MAX_SCHEMA_LEN {
+            return Err(invalid("a PostgreSQL schema name is at most 58 bytes long"));
+        }
+        Ok(Arc::new(Sql::new(&self.schema)))
+    }
+
+    /// Connects a new pool to `url` and builds the store. Call
+    /// [`PgStore::migrate`] once before using it.
+    pub async fn connect(self, url: &str) -> Result<PgStore, Error> {
+        let options: PgConnectOptions = url.parse().map_err(backend)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .connect_with(options.application_name("esrc"))
+            .await
+            .map_err(backend)?;
+        self.build(pool)
+    }
+
+    /// Builds the store on an existing pool.
+    pub fn build(self, pool: PgPool) -> Result<PgStore, Error> {
+        let sql = self.sql()?;
+        Ok(PgStore::from_parts(pool, sql, self))
+    }
+}

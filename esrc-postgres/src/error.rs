@@ -1,0 +1,79 @@
+//! Classifying sqlx errors by kind and SQLSTATE (never by message text).
+
+use esrc_core::Error;
+
+pub(crate) const BACKEND: &str = "postgres";
+
+/// The unique constraint on event ids: an append reused ids.
+pub(crate) const EVENT_ID_KEY: &str = "events_event_id_key";
+/// The unique constraint on (category, aggregate id, version): another writer won.
+pub(crate) const STREAM_VERSION_KEY: &str = "events_stream_version_key";
+
+/// What a failed statement means to the store.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// A unique constraint fired; the name tells which.
+    Unique(String),
+    /// Anything else, already classified.
+    Other(Error),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error {
+            if db.code().as_deref() == Some("23505") {
+                return Failure::Unique(db.constraint().unwrap_or_default().to_owned());
+            }
+        }
+        Failure::Other(backend(error))
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Other(error)
+    }
+}
+
+/// Maps a sqlx error into the core error, marking what may succeed when retried.
+pub(crate) fn backend(error: sqlx::Error) -> Error {
+    let retryable = match &error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_retryable_sqlstate(&code)),
+        _ => false,
+    };
+    Error::backend(BACKEND, retryable, error)
+}
+
+/// Connection exceptions (class 08), serialization failures and deadlocks (class 40),
+/// an administrator ending the session or the server shutting down (57P01..57P03), too
+/// many connections (53300) and lock timeouts (55P03).
+fn is_retryable_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("40")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "55P03")
+}
+
+/// A number read from the database that does not fit the core type.
+pub(crate) fn out_of_range(what: &'static str, value: i64) -> Error {
+    Error::backend(
+        BACKEND,
+        false,
+        format!("{what} {value} read from the database is out of range"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_retryable_sqlstate;
+
+    #[test]
+    fn sqlstates() {
+        for code in ["08006", "08003", "40001", "40P01", "57P01", "53300"] {
+            assert!(is_retryable_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22P02", "XX000"] {
+            assert!(!is_retryable_sqlstate(code), "{code}");
+        }
+    }
+}

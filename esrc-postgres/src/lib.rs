@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod error;
+mod schema;
+mod store;
+mod subscribe;
+
+pub use config::PgStoreBuilder;
+pub use store::PgStore;
+
+/// Re-export of the sqlx types in this crate's API.
+pub use sqlx::{PgConnection, PgPool};

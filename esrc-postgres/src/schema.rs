@@ -1,0 +1,240 @@
+//! The tables, their migrations, and every statement, built once per schema.
+//!
+//! The schema name is validated before it gets here (letters, digits, `_`, `-`) and is
+//! always used double-quoted; every value is a bound parameter.
+
+use std::sync::Arc;
+
+use esrc_core::Error;
+use sqlx::{AssertSqlSafe, PgPool};
+
+use crate::error::backend;
+
+/// How many low bits of a position number the events of one transaction.
+pub(crate) const TX_SHIFT: u32 = 20;
+
+/// The columns every read selects, in the order `store::envelope` decodes them.
+const COLUMNS: &str = "category, aggregate_id, version, position, event_id, \
+    (extract(epoch FROM created_at) * 1000000)::bigint, schema_version, correlation_id, \
+    causation_id, metadata::text, payload";
+
+/// The horizon: every transaction below it has finished, so no row can still appear
+/// below `horizon << TX_SHIFT`. Evaluated with the statement's own snapshot.
+const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
+
+/// The schema's migrations, in order. Each runs once, in a transaction.
+fn migrations(s: &str) -> Vec<String> {
+    vec![format!(
+        r#"
+        CREATE TABLE {s}.events (
+            position        bigint      NOT NULL,
+            category        text        NOT NULL,
+            aggregate_id    uuid        NOT NULL,
+            version         bigint      NOT NULL,
+            event_id        uuid        NOT NULL,
+            created_at      timestamptz NOT NULL,
+            schema_version  integer     NOT NULL,
+            correlation_id  uuid,
+            causation_id    uuid,
+            metadata        jsonb,
+            payload         bytea       NOT NULL,
+            CONSTRAINT events_pkey PRIMARY KEY (position),
+            CONSTRAINT events_stream_version_key UNIQUE (category, aggregate_id, version),
+            CONSTRAINT events_event_id_key UNIQUE (event_id)
+        );
+        CREATE INDEX events_category_position ON {s}.events (category, position);
+        CREATE TABLE {s}.truncations (
+            category      text   NOT NULL,
+            aggregate_id  uuid   NOT NULL,
+            version       bigint NOT NULL,
+            PRIMARY KEY (category, aggregate_id)
+        );
+        CREATE TABLE {s}.snapshots (
+            category        text    NOT NULL,
+            aggregate_id    uuid    NOT NULL,
+            version         bigint  NOT NULL,
+            position        bigint  NOT NULL,
+            schema_version  integer NOT NULL,
+            payload         bytea   NOT NULL,
+            PRIMARY KEY (category, aggregate_id)
+        );
+        CREATE TABLE {s}.checkpoints (
+            name      text   PRIMARY KEY,
+            position  bigint NOT NULL
+        );
+        "#
+    )]
+}
+
+/// Every statement of a store, for one schema.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) schema: String,
+    pub(crate) channel: String,
+    quoted: String,
+    pub(crate) append: Arc<str>,
+    pub(crate) stream_version: Arc<str>,
+    pub(crate) find_ids: Arc<str>,
+    pub(crate) replay_one: Arc<str>,
+    pub(crate) replay: Arc<str>,
+    pub(crate) subscribe: Arc<str>,
+    pub(crate) horizon: Arc<str>,
+    pub(crate) truncate: Arc<str>,
+    pub(crate) save_snapshot: Arc<str>,
+    pub(crate) load_snapshot: Arc<str>,
+    pub(crate) save_checkpoint: Arc<str>,
+    pub(crate) load_checkpoint: Arc<str>,
+}
+
+impl Sql {
+    pub(crate) fn new(schema: &str) -> Self {
+        let s = format!("\"{schema}\"");
+        let current_version = format!(
+            "coalesce(
+                (SELECT max(version) FROM {s}.events WHERE category = $1 AND aggregate_id = $2),
+                (SELECT version FROM {s}.truncations WHERE category = $1 AND aggregate_id = $2),
+                0)"
+        );
+        let append = format!(
+            "WITH cur AS (SELECT {current_version} AS version),
+            tx AS (SELECT pg_current_xact_id()::text::bigint << {TX_SHIFT} AS low),
+            start AS (
+                SELECT coalesce(max(e.position) + 1, tx.low) AS position
+                FROM tx LEFT JOIN {s}.events e
+                    ON e.position >= tx.low AND e.position < tx.low + (1::bigint << {TX_SHIFT})
+                GROUP BY tx.low
+            ),
+            ins AS (
+                INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
+                    created_at, schema_version, correlation_id, causation_id, metadata, payload)
+                SELECT start.position + b.n - 1, $1, $2, cur.version + b.n, b.event_id,
+                    timestamptz 'epoch' + b.micros * interval '1 microsecond', b.schema_version,
+                    b.correlation_id, b.causation_id, b.metadata::jsonb, b.payload
+                FROM unnest($4::uuid[], $5::bigint[], $6::int[], $7::uuid[], $8::uuid[],
+                        $9::text[], $10::bytea[])
+                    WITH ORDINALITY AS b(event_id, micros, schema_version, correlation_id,
+                        causation_id, metadata, payload, n),
+                    cur, start
+                WHERE $3::bigint IS NULL OR cur.version = $3
+                RETURNING version, position
+            )
+            SELECT (SELECT version FROM cur), max(version), max(position) FROM ins"
+        );
+        Self {
+            schema: schema.to_owned(),
+            channel: format!("esrc_{schema}"),
+            append: append.into(),
+            stream_version: format!("SELECT {current_version}").into(),
+            find_ids: format!(
+                "SELECT event_id, category, aggregate_id, version, position
+                 FROM {s}.events WHERE event_id = ANY($1)"
+            )
+            .into(),
+            replay_one: format!(
+                "SELECT {COLUMNS} FROM {s}.events
+                 WHERE category = $1 AND aggregate_id = $2 AND version > $3
+                 ORDER BY version LIMIT $4"
+            )
+            .into(),
+            replay: format!(
+                "SELECT {COLUMNS} FROM {s}.events
+                 WHERE position > $1 AND position < $2 AND category = ANY($3)
+                 ORDER BY position LIMIT $4"
+            )
+            .into(),
+            subscribe: format!(
+                "SELECT {COLUMNS} FROM {s}.events
+                 WHERE position > $1 AND position < {HORIZON} AND category = ANY($2)
+                 ORDER BY position LIMIT $3"
+            )
+            .into(),
+            horizon: format!("SELECT {HORIZON}, (SELECT max(position) FROM {s}.events)").into(),
+            truncate: format!(
+                "WITH cur AS (
+                    SELECT coalesce(max(version), 0) AS version FROM {s}.events
+                    WHERE category = $1 AND aggregate_id = $2
+                ),
+                gone AS (
+                    DELETE FROM {s}.events
+                    WHERE category = $1 AND aggregate_id = $2 AND version < $3
+                )
+                INSERT INTO {s}.truncations (category, aggregate_id, version)
+                SELECT $1, $2, version FROM cur WHERE version > 0
+                ON CONFLICT (category, aggregate_id)
+                DO UPDATE SET version = greatest({s}.truncations.version, EXCLUDED.version)"
+            )
+            .into(),
+            save_snapshot: format!(
+                "INSERT INTO {s}.snapshots
+                    (category, aggregate_id, version, position, schema_version, payload)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (category, aggregate_id) DO UPDATE SET
+                    version = EXCLUDED.version, position = EXCLUDED.position,
+                    schema_version = EXCLUDED.schema_version, payload = EXCLUDED.payload
+                 WHERE {s}.snapshots.version <= EXCLUDED.version"
+            )
+            .into(),
+            load_snapshot: format!(
+                "SELECT version, position, schema_version, payload FROM {s}.snapshots
+                 WHERE category = $1 AND aggregate_id = $2"
+            )
+            .into(),
+            save_checkpoint: format!(
+                "INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE
+                 SET position = greatest({s}.checkpoints.position, EXCLUDED.position)"
+            )
+            .into(),
+            load_checkpoint: format!("SELECT position FROM {s}.checkpoints WHERE name = $1")
+                .into(),
+            quoted: s,
+        }
+    }
+
+    /// Creates the schema and applies the migrations it lacks, under an advisory lock so
+    /// that several processes may run it at once.
+    pub(crate) async fn migrate(&self, pool: &PgPool) -> Result<(), Error> {
+        let s = &self.quoted;
+        let mut tx = pool.begin().await.map_err(backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('esrc.migrate'), hashtext($1))")
+            .bind(&self.schema)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let setup = format!(
+            "CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}.migrations (
+                version     integer     PRIMARY KEY,
+                applied_at  timestamptz NOT NULL DEFAULT now()
+             )"
+        );
+        sqlx::raw_sql(AssertSqlSafe(setup))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let applied: i32 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT coalesce(max(version), 0) FROM {s}.migrations"
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        for (version, migration) in (1..).zip(migrations(s)) {
+            if version <= applied {
+                continue;
+            }
+            tracing::info!(schema = %self.schema, version, "applying esrc migration");
+            sqlx::raw_sql(AssertSqlSafe(migration))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {s}.migrations (version) VALUES ($1)"
+            )))
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+}

@@ -1,0 +1,652 @@
+//! The store: appends, reads, truncation, snapshots and checkpoints.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use esrc_core::{
+    Appended, CheckpointStore, Envelope, Error, Expected, Metadata, NewEvent, Position, Publish,
+    Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate, Version,
+    validate_name,
+};
+use futures::Stream;
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::config::PgStoreBuilder;
+use crate::error::{BACKEND, EVENT_ID_KEY, Failure, STREAM_VERSION_KEY, backend, out_of_range};
+use crate::schema::{Sql, TX_SHIFT};
+use crate::subscribe::Signals;
+
+/// How many times an `Expected::Any` append is retried after losing a race for the next
+/// version to another writer.
+const ANY_ATTEMPTS: usize = 100;
+
+/// A PostgreSQL event store. Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: PgPool,
+    pub(crate) sql: Arc<Sql>,
+    pub(crate) config: PgStoreBuilder,
+    pub(crate) signals: Signals,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("schema", &self.inner.sql.schema)
+            .field("pool", &self.inner.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The columns of one append, as the arrays the statement unnests.
+struct Batch<'a> {
+    event_ids: Vec<Uuid>,
+    micros: Vec<i64>,
+    schema_versions: Vec<i32>,
+    correlation_ids: Vec<Option<Uuid>>,
+    causation_ids: Vec<Option<Uuid>>,
+    metadata: Vec<Option<String>>,
+    payloads: Vec<&'a [u8]>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(events: &'a [NewEvent]) -> Result<Self, Error> {
+        let mut batch = Batch {
+            event_ids: Vec::with_capacity(events.len()),
+            micros: Vec::with_capacity(events.len()),
+            schema_versions: Vec::with_capacity(events.len()),
+            correlation_ids: Vec::with_capacity(events.len()),
+            causation_ids: Vec::with_capacity(events.len()),
+            metadata: Vec::with_capacity(events.len()),
+            payloads: Vec::with_capacity(events.len()),
+        };
+        for event in events {
+            batch.event_ids.push(event.event_id);
+            batch.micros.push(event.timestamp.as_micros());
+            batch.schema_versions.push(i32::try_from(event.schema_version).map_err(|_| {
+                Error::backend(BACKEND, false, "schema versions above 2^31 - 1 cannot be stored")
+            })?);
+            batch.correlation_ids.push(event.metadata.correlation_id);
+            batch.causation_ids.push(event.metadata.causation_id);
+            batch.metadata.push(if event.metadata.values.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(&event.metadata.values).map_err(|source| {
+                    Error::Encode {
+                        category: "metadata".to_owned(),
+                        source,
+                    }
+                })?)
+            });
+            batch.payloads.push(&event.payload);
+        }
+        Ok(batch)
+    }
+}
+
+/// What the append statement found.
+enum Outcome {
+    Stored(Appended),
+    /// The expectation did not hold; the stream's version.
+    Mismatch(Version),
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(what: &'static str, value: i64) -> Result<u64, Error> {
+    u64::try_from(value).map_err(|_| out_of_range(what, value))
+}
+
+/// Decodes a row selected with the schema's column list.
+pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
+    let get = |e: sqlx::Error| backend(e);
+    let position = to_u64("position", row.try_get(3).map_err(get)?)?;
+    let category: String = row.try_get(0).map_err(get)?;
+    let schema_version: i32 = row.try_get(6).map_err(get)?;
+    let values: Option<String> = row.try_get(9).map_err(get)?;
+    let values = match values {
+        None => Default::default(),
+        Some(text) => serde_json::from_str(&text).map_err(|source| Error::Format {
+            category: category.clone(),
+            position: Position(position),
+            schema_version: u32::try_from(schema_version).unwrap_or_default(),
+            source: source.into(),
+        })?,
+    };
+    let payload: Vec<u8> = row.try_get(10).map_err(get)?;
+    Ok(Envelope {
+        aggregate_id: row.try_get(1).map_err(get)?,
+        version: Version(to_u64("version", row.try_get(2).map_err(get)?)?),
+        position: Position(position),
+        event_id: row.try_get(4).map_err(get)?,
+        timestamp: Timestamp::from_micros(row.try_get(5).map_err(get)?),
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| out_of_range("schema version", schema_version.into()))?,
+        metadata: Metadata {
+            correlation_id: row.try_get(7).map_err(get)?,
+            causation_id: row.try_get(8).map_err(get)?,
+            values,
+        },
+        payload: payload.into(),
+        category,
+    })
+}
+
+impl PgStore {
+    /// A builder for the schema, pool and subscription options.
+    pub fn builder() -> PgStoreBuilder {
+        PgStoreBuilder::default()
+    }
+
+    /// Connects to `url` with the default options (schema `esrc`).
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::builder().connect(url).await
+    }
+
+    /// A store on an existing pool with the default options (schema `esrc`).
+    pub fn new(pool: PgPool) -> Result<Self, Error> {
+        Self::builder().build(pool)
+    }
+
+    pub(crate) fn from_parts(pool: PgPool, sql: Arc<Sql>, config: PgStoreBuilder) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                sql,
+                config,
+                signals: Signals::default(),
+            }),
+        }
+    }
+
+    /// Creates the schema and its tables, or upgrades them. Idempotent, and safe when
+    /// several processes run it at once (it takes an advisory lock).
+    pub async fn migrate(&self) -> Result<(), Error> {
+        self.inner.sql.migrate(&self.inner.pool).await
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The schema holding the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.sql.schema
+    }
+
+    /// Appends events inside the caller's transaction (or on a connection), so that the
+    /// events commit together with the caller's other writes.
+    ///
+    /// The expectation is checked as in [`Publish::publish`]. A race lost to another
+    /// writer, or a reused event id, aborts the caller's transaction; it is reported as
+    /// [`Error::Conflict`] (with the expected version as the actual one, since nothing can
+    /// be read in an aborted transaction) or [`Error::DuplicateEvent`] (naming the batch's
+    /// first id). Subscribers see the events once the transaction commits, within the poll
+    /// interval.
+    pub async fn publish_in(
+        &self,
+        connection: &mut PgConnection,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, Error> {
+        check_batch(category, &events)?;
+        let batch = Batch::new(&events)?;
+        let outcome = self.append(connection, category, id, expected, &batch).await;
+        let conflict = |actual| Error::Conflict {
+            category: category.to_owned(),
+            id,
+            expected,
+            actual,
+        };
+        match outcome {
+            Ok(Outcome::Stored(appended)) => Ok(appended),
+            Ok(Outcome::Mismatch(actual)) => Err(conflict(actual)),
+            Err(Failure::Unique(constraint)) if constraint == EVENT_ID_KEY => {
+                Err(Error::DuplicateEvent {
+                    event_id: batch.event_ids[0],
+                })
+            }
+            Err(Failure::Unique(_)) => Err(conflict(match expected {
+                Expected::Exact(version) => version,
+                Expected::Any | Expected::NoStream => Version::ZERO,
+            })),
+            Err(Failure::Other(error)) => Err(error),
+        }
+    }
+
+    async fn append(
+        &self,
+        connection: &mut PgConnection,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+        batch: &Batch<'_>,
+    ) -> Result<Outcome, Failure> {
+        let expected = match expected {
+            Expected::Any => None,
+            Expected::NoStream => Some(0),
+            Expected::Exact(version) => Some(to_i64(version.get())),
+        };
+        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.append)))
+            .bind(category)
+            .bind(id)
+            .bind(expected)
+            .bind(&batch.event_ids)
+            .bind(&batch.micros)
+            .bind(&batch.schema_versions)
+            .bind(&batch.correlation_ids)
+            .bind(&batch.causation_ids)
+            .bind(&batch.metadata)
+            .bind(&batch.payloads)
+            .fetch_one(&mut *connection)
+            .await?;
+        let actual: i64 = row.try_get(0).map_err(backend)?;
+        let version: Option<i64> = row.try_get(1).map_err(backend)?;
+        let position: Option<i64> = row.try_get(2).map_err(backend)?;
+        match (version, position) {
+            (Some(version), Some(position)) => Ok(Outcome::Stored(Appended {
+                version: Version(to_u64("version", version)?),
+                position: Position(to_u64("position", position)?),
+            })),
+            _ => Ok(Outcome::Mismatch(Version(to_u64("version", actual)?))),
+        }
+    }
+
+    async fn stream_version(&self, category: &str, id: Uuid) -> Result<Version, Error> {
+        let version: i64 = sqlx::query_scalar(AssertSqlSafe(Arc::clone(
+            &self.inner.sql.stream_version,
+        )))
+        .bind(category)
+        .bind(id)
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        Ok(Version(to_u64("version", version)?))
+    }
+
+    /// If the batch's ids are stored: `Ok(Some(outcome))` when they are exactly one earlier
+    /// append of this stream (a retry), `Err(DuplicateEvent)` for any other reuse.
+    async fn retried(
+        &self,
+        category: &str,
+        id: Uuid,
+        batch: &Batch<'_>,
+    ) -> Result<Option<Appended>, Error> {
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.find_ids)))
+            .bind(&batch.event_ids)
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut stored = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let event_id: Uuid = row.try_get(0).map_err(backend)?;
+            let row_category: String = row.try_get(1).map_err(backend)?;
+            let row_id: Uuid = row.try_get(2).map_err(backend)?;
+            let version: i64 = row.try_get(3).map_err(backend)?;
+            let position: i64 = row.try_get(4).map_err(backend)?;
+            stored.push((event_id, row_category, row_id, version, position));
+        }
+        let find = |event_id: &Uuid| stored.iter().find(|row| row.0 == *event_id);
+        let in_order: Option<Vec<_>> = batch.event_ids.iter().map(find).collect();
+        let duplicate = || Error::DuplicateEvent {
+            event_id: batch
+                .event_ids
+                .iter()
+                .copied()
+                .find(|event_id| find(event_id).is_some())
+                .unwrap_or_default(),
+        };
+        let Some(in_order) = in_order else {
+            return Err(duplicate());
+        };
+        let first = in_order[0];
+        let tx = first.4 >> TX_SHIFT;
+        let whole_stream_and_tx = in_order.iter().zip(first.3..).all(|(row, version)| {
+            row.1 == category && row.2 == id && row.3 == version && row.4 >> TX_SHIFT == tx
+        });
+        if !whole_stream_and_tx {
+            return Err(duplicate());
+        }
+        // The same transaction stored nothing else in this stream: the batch is whole.
+        let same_tx: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT count(*) FROM \"{}\".events WHERE category = $1 AND aggregate_id = $2
+             AND position >= $3 AND position < $4",
+            self.inner.sql.schema
+        )))
+        .bind(category)
+        .bind(id)
+        .bind(tx << TX_SHIFT)
+        .bind((tx + 1) << TX_SHIFT)
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        if same_tx != in_order.len() as i64 {
+            return Err(duplicate());
+        }
+        let last = in_order[in_order.len() - 1];
+        Ok(Some(Appended {
+            version: Version(to_u64("version", last.3)?),
+            position: Position(to_u64("position", last.4)?),
+        }))
+    }
+
+    /// Fetches one page of envelopes with a prepared read statement.
+    pub(crate) async fn page(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<Envelope>, Error> {
+        let rows = query.fetch_all(&self.inner.pool).await.map_err(backend)?;
+        rows.iter().map(envelope).collect()
+    }
+
+    /// The exclusive upper bound of a replay: above every event committed when it was
+    /// called, and below the horizon, so that no event can still appear beneath it.
+    ///
+    /// When an older transaction still holds the horizon below committed events, the
+    /// replay waits for it to finish (polling, with backoff up to the poll interval):
+    /// returning those events now could let a later commit land behind them.
+    async fn replay_limit(&self) -> Result<i64, Error> {
+        let mut wait = Duration::from_millis(2);
+        loop {
+            let (horizon, head): (i64, Option<i64>) =
+                sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.horizon)))
+                    .fetch_one(&self.inner.pool)
+                    .await
+                    .map_err(backend)?;
+            match head {
+                None => return Ok(horizon),
+                Some(head) if head < horizon => return Ok(head + 1),
+                Some(_) => {
+                    tracing::debug!(?wait, "esrc: an open transaction holds the horizon back");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(self.inner.config.poll_interval);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn page_size(&self) -> i64 {
+        i64::from(self.inner.config.page_size)
+    }
+}
+
+fn check_batch(category: &str, events: &[NewEvent]) -> Result<(), Error> {
+    validate_name(category)?;
+    if events.is_empty() {
+        return Err(Error::EmptyBatch);
+    }
+    if events.len() >= 1 << TX_SHIFT {
+        return Err(Error::backend(
+            BACKEND,
+            false,
+            "an append holds at most 1,048,575 events",
+        ));
+    }
+    let mut unique = HashSet::with_capacity(events.len());
+    if let Some(repeated) = events.iter().find(|e| !unique.insert(e.event_id)) {
+        return Err(Error::DuplicateEvent {
+            event_id: repeated.event_id,
+        });
+    }
+    Ok(())
+}
+
+impl Publish for PgStore {
+    async fn publish(
+        &self,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, Error> {
+        check_batch(category, &events)?;
+        let batch = Batch::new(&events)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut connection = self.inner.pool.acquire().await.map_err(backend)?;
+            let outcome = self.append(&mut connection, category, id, expected, &batch).await;
+            drop(connection);
+            let actual = match outcome {
+                Ok(Outcome::Stored(appended)) => {
+                    self.inner.signals.appended(self);
+                    return Ok(appended);
+                }
+                Ok(Outcome::Mismatch(actual)) => actual,
+                Err(Failure::Unique(constraint)) if constraint == EVENT_ID_KEY => {
+                    return match self.retried(category, id, &batch).await? {
+                        Some(original) => Ok(original),
+                        None => Err(Error::DuplicateEvent {
+                            event_id: batch.event_ids[0],
+                        }),
+                    };
+                }
+                Err(Failure::Unique(constraint)) if constraint == STREAM_VERSION_KEY => {
+                    if expected == Expected::Any && attempt < ANY_ATTEMPTS {
+                        continue;
+                    }
+                    self.stream_version(category, id).await?
+                }
+                Err(Failure::Unique(constraint)) => {
+                    return Err(Error::backend(
+                        BACKEND,
+                        false,
+                        format!("unexpected unique violation of {constraint}"),
+                    ));
+                }
+                Err(Failure::Other(error)) => return Err(error),
+            };
+            // A retry of an append that succeeded finds the stream moved on: report the
+            // original outcome rather than a conflict.
+            if let Some(original) = self.retried(category, id, &batch).await? {
+                return Ok(original);
+            }
+            return Err(Error::Conflict {
+                category: category.to_owned(),
+                id,
+                expected,
+                actual,
+            });
+        }
+    }
+}
+
+impl ReplayOne for PgStore {
+    fn replay_one(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        let category = category.to_owned();
+        async_stream::stream! {
+            if let Err(error) = validate_name(&category) {
+                yield Err(error);
+                return;
+            }
+            let mut cursor = to_i64(after.get());
+            loop {
+                let query = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay_one)))
+                    .bind(&category)
+                    .bind(id)
+                    .bind(cursor)
+                    .bind(self.page_size());
+                let page = match self.page(query).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                };
+                let full = page.len() as i64 == self.page_size();
+                for envelope in page {
+                    cursor = to_i64(envelope.version.get());
+                    yield Ok(envelope);
+                }
+                if !full {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn validate_all(categories: &[&str]) -> Result<Vec<String>, Error> {
+    categories
+        .iter()
+        .map(|c| validate_name(c).map(|()| (*c).to_owned()))
+        .collect()
+}
+
+impl Replay for PgStore {
+    fn replay(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        let categories = validate_all(categories);
+        async_stream::stream! {
+            let categories = match categories {
+                Ok(categories) => categories,
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            let until = match self.replay_limit().await {
+                Ok(until) => until,
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            let mut cursor = to_i64(after.get());
+            loop {
+                let query = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay)))
+                    .bind(cursor)
+                    .bind(until)
+                    .bind(&categories)
+                    .bind(self.page_size());
+                let page = match self.page(query).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                };
+                let full = page.len() as i64 == self.page_size();
+                for envelope in page {
+                    cursor = to_i64(envelope.position.get());
+                    yield Ok(envelope);
+                }
+                if !full {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Subscribe for PgStore {
+    fn subscribe(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        crate::subscribe::subscribe(self, validate_all(categories), after)
+    }
+}
+
+impl Truncate for PgStore {
+    async fn truncate(&self, category: &str, id: Uuid, before: Version) -> Result<(), Error> {
+        validate_name(category)?;
+        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.truncate)))
+            .bind(category)
+            .bind(id)
+            .bind(to_i64(before.get()))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+impl SnapshotStore for PgStore {
+    async fn save_snapshot(&self, category: &str, id: Uuid, snapshot: Snapshot) -> Result<(), Error> {
+        validate_name(category)?;
+        let schema_version = i32::try_from(snapshot.schema_version).map_err(|_| {
+            Error::backend(BACKEND, false, "schema versions above 2^31 - 1 cannot be stored")
+        })?;
+        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_snapshot)))
+            .bind(category)
+            .bind(id)
+            .bind(to_i64(snapshot.version.get()))
+            .bind(to_i64(snapshot.position.get()))
+            .bind(schema_version)
+            .bind(snapshot.payload.as_ref())
+            .execute(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
+        validate_name(category)?;
+        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.load_snapshot)))
+            .bind(category)
+            .bind(id)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let schema_version: i32 = row.try_get(2).map_err(backend)?;
+        let payload: Vec<u8> = row.try_get(3).map_err(backend)?;
+        Ok(Some(Snapshot {
+            version: Version(to_u64("version", row.try_get(0).map_err(backend)?)?),
+            position: Position(to_u64("position", row.try_get(1).map_err(backend)?)?),
+            schema_version: u32::try_from(schema_version)
+                .map_err(|_| out_of_range("schema version", schema_version.into()))?,
+            payload: payload.into(),
+        }))
+    }
+}
+
+impl CheckpointStore for PgStore {
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
+        validate_name(name)?;
+        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_checkpoint)))
+            .bind(name)
+            .bind(to_i64(position.get()))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
+        validate_name(name)?;
+        let position: Option<i64> =
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.load_checkpoint)))
+                .bind(name)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(backend)?;
+        position.map(|p| to_u64("position", p).map(Position)).transpose()
+    }
+}

@@ -1,0 +1,70 @@
+//! The PostgreSQL store against the whole shared suite, one schema per test.
+
+mod common;
+
+use esrc_conformance::{BoxFuture, PendingAppend, StoreFactory};
+use esrc_core::{Appended, Error, Expected, NewEvent};
+use esrc_postgres::PgStore;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+struct Pg(common::Postgres);
+
+/// An append written in a transaction that is still open.
+struct Open {
+    transaction: Transaction<'static, Postgres>,
+    appended: Appended,
+}
+
+impl PendingAppend for Open {
+    fn commit(self: Box<Self>) -> BoxFuture<Result<Appended, Error>> {
+        Box::pin(async move {
+            let appended = self.appended;
+            self.transaction
+                .commit()
+                .await
+                .map_err(|e| Error::backend("postgres", true, e))?;
+            Ok(appended)
+        })
+    }
+
+    fn rollback(self: Box<Self>) -> BoxFuture<Result<(), Error>> {
+        Box::pin(async move {
+            self.transaction
+                .rollback()
+                .await
+                .map_err(|e| Error::backend("postgres", true, e))
+        })
+    }
+}
+
+impl StoreFactory for Pg {
+    type Store = PgStore;
+
+    async fn store(&self) -> PgStore {
+        self.0.store().await
+    }
+
+    async fn begin_append(
+        &self,
+        store: &PgStore,
+        category: &str,
+        id: Uuid,
+        events: Vec<NewEvent>,
+    ) -> Result<Box<dyn PendingAppend>, Error> {
+        let mut transaction = store
+            .pool()
+            .begin()
+            .await
+            .map_err(|e| Error::backend("postgres", true, e))?;
+        let appended = store
+            .publish_in(&mut transaction, category, id, Expected::Any, events)
+            .await?;
+        Ok(Box::new(Open {
+            transaction,
+            appended,
+        }))
+    }
+}
+
+esrc_conformance::conformance_tests!(async { common::postgres().await.map(Pg) });
