@@ -643,7 +643,10 @@ pub async fn subscriber_waits_for_an_uncommitted_earlier_append<F: StoreFactory>
         } else {
             held.rollback().await.expect("roll back the held append");
         }
-        let later = within("the later append", later).await.unwrap().expect("later append");
+        let later = within("the later append", later)
+            .await
+            .unwrap()
+            .expect("later append");
         let mut seen = Vec::new();
         while seen.last().map(|e: &Envelope| e.position) != Some(later.position) {
             let envelope = within("delivery after the commit", subscription.next()).await;
@@ -653,7 +656,10 @@ pub async fn subscriber_waits_for_an_uncommitted_earlier_append<F: StoreFactory>
         let ids: Vec<Uuid> = seen.iter().map(|e| e.event_id).collect();
         let later_id = seen.last().unwrap().event_id;
         expected.push(later_id);
-        assert_eq!(ids, expected, "commit {commit}: the held event (if committed), then the later one");
+        assert_eq!(
+            ids, expected,
+            "commit {commit}: the held event (if committed), then the later one"
+        );
         let group = collect("replay", store.replay(&[THING], Position::ZERO)).await;
         assert_eq!(
             group.iter().any(|e| e.event_id == held_event_id),

@@ -185,8 +185,7 @@ impl Sql {
                  SET position = greatest({s}.checkpoints.position, EXCLUDED.position)"
             )
             .into(),
-            load_checkpoint: format!("SELECT position FROM {s}.checkpoints WHERE name = $1")
-                .into(),
+            load_checkpoint: format!("SELECT position FROM {s}.checkpoints WHERE name = $1").into(),
             quoted: s,
         }
     }

@@ -71,20 +71,28 @@ impl<'a> Batch<'a> {
         for event in events {
             batch.event_ids.push(event.event_id);
             batch.micros.push(event.timestamp.as_micros());
-            batch.schema_versions.push(i32::try_from(event.schema_version).map_err(|_| {
-                Error::backend(BACKEND, false, "schema versions above 2^31 - 1 cannot be stored")
-            })?);
+            batch
+                .schema_versions
+                .push(i32::try_from(event.schema_version).map_err(|_| {
+                    Error::backend(
+                        BACKEND,
+                        false,
+                        "schema versions above 2^31 - 1 cannot be stored",
+                    )
+                })?);
             batch.correlation_ids.push(event.metadata.correlation_id);
             batch.causation_ids.push(event.metadata.causation_id);
             batch.metadata.push(if event.metadata.values.is_empty() {
                 None
             } else {
-                Some(serde_json::to_string(&event.metadata.values).map_err(|source| {
-                    Error::Encode {
-                        category: "metadata".to_owned(),
-                        source,
-                    }
-                })?)
+                Some(
+                    serde_json::to_string(&event.metadata.values).map_err(|source| {
+                        Error::Encode {
+                            category: "metadata".to_owned(),
+                            source,
+                        }
+                    })?,
+                )
             });
             batch.payloads.push(&event.payload);
         }
@@ -204,7 +212,9 @@ impl PgStore {
     ) -> Result<Appended, Error> {
         check_batch(category, &events)?;
         let batch = Batch::new(&events)?;
-        let outcome = self.append(connection, category, id, expected, &batch).await;
+        let outcome = self
+            .append(connection, category, id, expected, &batch)
+            .await;
         let conflict = |actual| Error::Conflict {
             category: category.to_owned(),
             id,
@@ -266,14 +276,13 @@ impl PgStore {
     }
 
     async fn stream_version(&self, category: &str, id: Uuid) -> Result<Version, Error> {
-        let version: i64 = sqlx::query_scalar(AssertSqlSafe(Arc::clone(
-            &self.inner.sql.stream_version,
-        )))
-        .bind(category)
-        .bind(id)
-        .fetch_one(&self.inner.pool)
-        .await
-        .map_err(backend)?;
+        let version: i64 =
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.stream_version)))
+                .bind(category)
+                .bind(id)
+                .fetch_one(&self.inner.pool)
+                .await
+                .map_err(backend)?;
         Ok(Version(to_u64("version", version)?))
     }
 
@@ -421,7 +430,9 @@ impl Publish for PgStore {
         loop {
             attempt += 1;
             let mut connection = self.inner.pool.acquire().await.map_err(backend)?;
-            let outcome = self.append(&mut connection, category, id, expected, &batch).await;
+            let outcome = self
+                .append(&mut connection, category, id, expected, &batch)
+                .await;
             drop(connection);
             let actual = match outcome {
                 Ok(Outcome::Stored(appended)) => {
@@ -588,10 +599,19 @@ impl Truncate for PgStore {
 }
 
 impl SnapshotStore for PgStore {
-    async fn save_snapshot(&self, category: &str, id: Uuid, snapshot: Snapshot) -> Result<(), Error> {
+    async fn save_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> Result<(), Error> {
         validate_name(category)?;
         let schema_version = i32::try_from(snapshot.schema_version).map_err(|_| {
-            Error::backend(BACKEND, false, "schema versions above 2^31 - 1 cannot be stored")
+            Error::backend(
+                BACKEND,
+                false,
+                "schema versions above 2^31 - 1 cannot be stored",
+            )
         })?;
         sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_snapshot)))
             .bind(category)
@@ -647,6 +667,8 @@ impl CheckpointStore for PgStore {
                 .fetch_optional(&self.inner.pool)
                 .await
                 .map_err(backend)?;
-        position.map(|p| to_u64("position", p).map(Position)).transpose()
+        position
+            .map(|p| to_u64("position", p).map(Position))
+            .transpose()
     }
 }

@@ -1,5 +1,7 @@
 //! The PostgreSQL store against the whole shared suite, one schema per test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use esrc_conformance::{BoxFuture, PendingAppend, StoreFactory};

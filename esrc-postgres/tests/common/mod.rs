@@ -2,7 +2,7 @@
 //! Docker daemon answers, else a `skipped:` line (or a failure with
 //! `ESRC_REQUIRE_BACKENDS=1`).
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

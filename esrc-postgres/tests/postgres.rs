@@ -1,0 +1,300 @@
+//! What only PostgreSQL can show: dropped connections, hand-corrupted rows, migrations run
+//! concurrently, the horizon held by an open transaction, paging.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::pin::pin;
+use std::time::Duration;
+
+use esrc_core::{
+    Error, Event, Expected, NewEvent, Position, Publish, Replay, ReplayOne, Subscribe, Version,
+    Versioned,
+};
+use esrc_postgres::PgStore;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum NoteEvent<'a> {
+    Written { text: &'a str },
+}
+
+impl Versioned for NoteEvent<'_> {}
+impl Event for NoteEvent<'_> {
+    const NAME: &'static str = "Note";
+}
+
+fn note(text: &str) -> NewEvent {
+    NewEvent::new(&NoteEvent::Written { text }).unwrap()
+}
+
+async fn next<S: futures::Stream<Item = Result<esrc_core::Envelope, Error>> + Unpin>(
+    stream: &mut S,
+) -> esrc_core::Envelope {
+    tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .expect("an event within the patience")
+        .expect("the subscription is live")
+        .expect("no error")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_survives_terminated_connections() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = pg.store().await;
+    let id = Uuid::now_v7();
+    let mut written = Vec::new();
+    for n in 0..5 {
+        let event = note(&format!("before {n}"));
+        written.push(event.event_id);
+        store
+            .publish("Note", id, Expected::Any, vec![event])
+            .await
+            .unwrap();
+    }
+    let mut subscription = pin!(store.subscribe(&["Note"], Position::ZERO));
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.push(next(&mut subscription).await);
+    }
+
+    let admin = pg.pool("esrc-admin").await;
+    for round in 0..2 {
+        // Kill every connection of the store: its pool and its LISTEN connection.
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(store.schema())
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+        assert!(
+            !killed.is_empty(),
+            "round {round}: the store had connections to kill"
+        );
+        for n in 0..5 {
+            let event = note(&format!("round {round} event {n}"));
+            written.push(event.event_id);
+            // The first append after the kill may meet a dead pooled connection: an
+            // ambiguous failure, retried with the same event ids.
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match store
+                    .publish("Note", id, Expected::Any, vec![event.clone()])
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(error) if error.is_retryable() && attempts < 5 => continue,
+                    Err(error) => panic!("append after a terminated connection: {error}"),
+                }
+            }
+        }
+        for _ in 0..5 {
+            seen.push(next(&mut subscription).await);
+        }
+    }
+    let ids: Vec<Uuid> = seen.iter().map(|e| e.event_id).collect();
+    assert_eq!(
+        ids, written,
+        "every event once, in order, across reconnections"
+    );
+    let extra = tokio::time::timeout(Duration::from_millis(500), subscription.next()).await;
+    assert!(
+        extra.is_err(),
+        "nothing repeated after reconnecting: {extra:?}"
+    );
+}
+
+#[tokio::test]
+async fn corrupt_json_written_by_hand_is_a_format_error() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = pg.store().await;
+    let id = Uuid::now_v7();
+    let appended = store
+        .publish(
+            "Note",
+            id,
+            Expected::NoStream,
+            vec![note("fine"), note("soon broken")],
+        )
+        .await
+        .unwrap();
+    let corrupt = format!(
+        "UPDATE \"{}\".events SET payload = convert_to('{{\"Written\": {{\"text\": ', 'UTF8') WHERE version = 2",
+        store.schema()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(corrupt))
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    let events: Vec<_> = store
+        .replay_one("Note", id, Version::ZERO)
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
+    assert_eq!(events.len(), 2, "the corrupt row is still read");
+    assert!(events[0].deserialize::<NoteEvent<'_>>().is_ok());
+    match events[1].deserialize::<NoteEvent<'_>>() {
+        Err(Error::Format {
+            category,
+            position,
+            schema_version,
+            ..
+        }) => {
+            assert_eq!(
+                (category.as_str(), position, schema_version),
+                ("Note", appended.position, 1)
+            );
+        }
+        other => panic!("expected Error::Format, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn events_decode_without_copying_from_postgres_rows() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = pg.store().await;
+    let id = Uuid::now_v7();
+    store
+        .publish("Note", id, Expected::NoStream, vec![note("borrowed")])
+        .await
+        .unwrap();
+    let events: Vec<_> = store.replay_one("Note", id, Version::ZERO).collect().await;
+    let envelope = events[0].as_ref().unwrap();
+    let NoteEvent::Written { text } = envelope.deserialize::<NoteEvent<'_>>().unwrap();
+    assert_eq!(text, "borrowed");
+    assert!(
+        envelope.payload.as_ptr_range().contains(&text.as_ptr()),
+        "the &str points into the payload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent_and_safe_concurrently() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let schema = common::fresh_schema();
+    let pool = pg.pool("esrc-migrate").await;
+    let stores: Vec<PgStore> = (0..4)
+        .map(|_| {
+            PgStore::builder()
+                .schema(schema.clone())
+                .build(pool.clone())
+                .unwrap()
+        })
+        .collect();
+    let results = futures::future::join_all(stores.iter().map(|s| s.migrate())).await;
+    for result in results {
+        result.expect("concurrent migrations all succeed");
+    }
+    stores[0]
+        .migrate()
+        .await
+        .expect("migrating again is a no-op");
+    let applied: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{schema}\".migrations"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(applied, 1, "each migration is recorded once");
+    stores[1]
+        .publish("Note", Uuid::now_v7(), Expected::NoStream, vec![note("x")])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn invalid_schema_names_are_refused() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let pool = pg.pool("esrc-names").await;
+    for schema in ["", "a.b", "x\"; DROP TABLE y; --", "späce", &"s".repeat(59)] {
+        let built = PgStore::builder().schema(schema).build(pool.clone());
+        assert!(
+            matches!(built, Err(Error::InvalidName { .. })),
+            "{schema:?}"
+        );
+    }
+}
+
+/// The documented trade-off: a transaction left open anywhere in the cluster holds the
+/// horizon back, so subscribers wait for it, then deliver everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_transaction_elsewhere_delays_but_never_loses_events() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = pg.store().await;
+    let other = pg.pool("esrc-bystander").await;
+    let mut bystander = other.begin().await.unwrap();
+    let _xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *bystander)
+        .await
+        .unwrap();
+    let mut subscription = pin!(store.subscribe(&["Note"], Position::ZERO));
+    let event = note("waiting");
+    let event_id = event.event_id;
+    store
+        .publish("Note", Uuid::now_v7(), Expected::Any, vec![event])
+        .await
+        .unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(500), subscription.next()).await;
+    assert!(
+        early.is_err(),
+        "delivered while an older transaction was open: {early:?}"
+    );
+    bystander.rollback().await.unwrap();
+    assert_eq!(next(&mut subscription).await.event_id, event_id);
+}
+
+#[tokio::test]
+async fn reads_page_through_long_results() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let schema = common::fresh_schema();
+    let store = PgStore::builder()
+        .schema(schema.clone())
+        .page_size(3)
+        .build(pg.pool(&schema).await)
+        .unwrap();
+    store.migrate().await.unwrap();
+    let id = Uuid::now_v7();
+    let batch: Vec<NewEvent> = (0..20).map(|n| note(&n.to_string())).collect();
+    store
+        .publish("Note", id, Expected::NoStream, batch)
+        .await
+        .unwrap();
+    let one: Vec<_> = store
+        .replay_one("Note", id, Version(4))
+        .map(|e| e.unwrap().version.get())
+        .collect()
+        .await;
+    assert_eq!(one, (5..=20).collect::<Vec<_>>());
+    let all: Vec<_> = store
+        .replay(&["Note"], Position::ZERO)
+        .map(|e| e.unwrap().version.get())
+        .collect()
+        .await;
+    assert_eq!(all, (1..=20).collect::<Vec<_>>());
+    let mut subscription = pin!(store.subscribe(&["Note"], Position::ZERO));
+    for version in 1..=20 {
+        assert_eq!(next(&mut subscription).await.version, Version(version));
+    }
+}
