@@ -69,9 +69,17 @@ impl<A: Aggregate> Root<A> {
         self.position
     }
 
-    /// What an append after this root expects: the stream at exactly this version.
+    /// What an append after this root expects: the stream still ends with the root's
+    /// last event ([`Expected::Last`]), or has no events for a new root.
     pub fn expected(&self) -> Expected {
-        Expected::Exact(self.version)
+        if self.version == Version::ZERO {
+            Expected::NoStream
+        } else {
+            Expected::Last {
+                version: self.version,
+                position: self.position,
+            }
+        }
     }
 
     /// The aggregate state.
@@ -127,8 +135,8 @@ impl<A> Deref for Root<A> {
     }
 }
 
-impl<A> From<&Root<A>> for Expected {
+impl<A: Aggregate> From<&Root<A>> for Expected {
     fn from(root: &Root<A>) -> Self {
-        Expected::Exact(root.version)
+        root.expected()
     }
 }

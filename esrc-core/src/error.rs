@@ -160,6 +160,11 @@ pub enum DecodeError {
     #[error("invalid payload: {0}")]
     Payload(#[from] serde_json::Error),
 
+    /// The stored envelope around the payload is malformed (for example a missing or
+    /// invalid header written by something other than esrc).
+    #[error("malformed envelope: {0}")]
+    Envelope(String),
+
     /// The payload's schema version is not one the type's version chain knows.
     #[error("`{type_name}` decodes schema version {known}, but the payload has version {found}")]
     UnknownVersion {

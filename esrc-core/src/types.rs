@@ -126,6 +126,16 @@ pub enum Expected {
     NoStream,
     /// The stream must be at exactly this version. `Exact(Version::ZERO)` is `NoStream`.
     Exact(Version),
+    /// What a [`Root`](crate::Root) knows: the stream's last event is the one at `version`,
+    /// stored at `position`. Checked exactly like `Exact(version)`; stores that check
+    /// concurrency by position (NATS subject sequences) use the position and save a
+    /// lookup.
+    Last {
+        /// The version of the stream's last event.
+        version: Version,
+        /// The position of that event.
+        position: Position,
+    },
 }
 
 impl Expected {
@@ -134,7 +144,16 @@ impl Expected {
         match self {
             Expected::Any => true,
             Expected::NoStream => actual == Version::ZERO,
-            Expected::Exact(version) => actual == version,
+            Expected::Exact(version) | Expected::Last { version, .. } => actual == version,
+        }
+    }
+
+    /// The version the stream must be at, if any (`NoStream` is version 0).
+    pub fn version(self) -> Option<Version> {
+        match self {
+            Expected::Any => None,
+            Expected::NoStream => Some(Version::ZERO),
+            Expected::Exact(version) | Expected::Last { version, .. } => Some(version),
         }
     }
 }
@@ -144,7 +163,9 @@ impl fmt::Display for Expected {
         match self {
             Expected::Any => f.write_str("any version"),
             Expected::NoStream => f.write_str("no stream"),
-            Expected::Exact(version) => write!(f, "version {version}"),
+            Expected::Exact(version) | Expected::Last { version, .. } => {
+                write!(f, "version {version}")
+            }
         }
     }
 }
@@ -225,5 +246,13 @@ mod tests {
         assert!(!Expected::NoStream.matches(Version(1)));
         assert!(Expected::Exact(Version::ZERO).matches(Version::ZERO));
         assert!(!Expected::Exact(Version(2)).matches(Version(3)));
+        let last = Expected::Last {
+            version: Version(3),
+            position: Position(40),
+        };
+        assert!(last.matches(Version(3)) && !last.matches(Version(4)));
+        assert_eq!(last.version(), Some(Version(3)));
+        assert_eq!(Expected::NoStream.version(), Some(Version::ZERO));
+        assert_eq!(Expected::Any.version(), None);
     }
 }

@@ -229,10 +229,7 @@ impl PgStore {
                     event_id: batch.event_ids[0],
                 })
             }
-            Err(Failure::Unique(_)) => Err(conflict(match expected {
-                Expected::Exact(version) => version,
-                Expected::Any | Expected::NoStream => Version::ZERO,
-            })),
+            Err(Failure::Unique(_)) => Err(conflict(expected.version().unwrap_or_default())),
             Err(Failure::Other(error)) => Err(error),
         }
     }
@@ -245,11 +242,7 @@ impl PgStore {
         expected: Expected,
         batch: &Batch<'_>,
     ) -> Result<Outcome, Failure> {
-        let expected = match expected {
-            Expected::Any => None,
-            Expected::NoStream => Some(0),
-            Expected::Exact(version) => Some(to_i64(version.get())),
-        };
+        let expected = expected.version().map(|version| to_i64(version.get()));
         let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.append)))
             .bind(category)
             .bind(id)
