@@ -34,6 +34,12 @@ pub trait StoreFactory: Send + Sync {
         Capabilities::all()
     }
 
+    /// Removes what the stores of this factory created on the server (schemas, streams,
+    /// buckets). The generated tests call it after each case, also when the case failed.
+    fn cleanup(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Writes an append to `store` without committing it, for stores whose appends can be
     /// in flight while later ones commit (a database transaction). Stores whose appends
     /// become visible atomically in position order declare

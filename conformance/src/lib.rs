@@ -13,6 +13,7 @@ pub use factory::{
 
 #[doc(hidden)]
 pub mod __private {
+    pub use futures;
     pub use tokio;
 }
 

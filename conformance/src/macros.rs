@@ -54,8 +54,15 @@ macro_rules! __conformance_cases {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
+                use $crate::__private::futures::FutureExt as _;
                 if let Some(factory) = $factory.await {
-                    $crate::cases::$case(&factory).await;
+                    let outcome = ::std::panic::AssertUnwindSafe($crate::cases::$case(&factory))
+                        .catch_unwind()
+                        .await;
+                    $crate::StoreFactory::cleanup(&factory).await;
+                    if let Err(panic) = outcome {
+                        ::std::panic::resume_unwind(panic);
+                    }
                 }
             }
         )+

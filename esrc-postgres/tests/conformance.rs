@@ -10,7 +10,11 @@ use esrc_postgres::PgStore;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-struct Pg(common::Postgres);
+struct Pg {
+    postgres: common::Postgres,
+    /// The schemas this test created, dropped by `cleanup`.
+    schemas: std::sync::Mutex<Vec<String>>,
+}
 
 /// An append written in a transaction that is still open.
 struct Open {
@@ -44,7 +48,20 @@ impl StoreFactory for Pg {
     type Store = PgStore;
 
     async fn store(&self) -> PgStore {
-        self.0.store().await
+        let store = self.postgres.store().await;
+        self.schemas.lock().unwrap().push(store.schema().to_owned());
+        store
+    }
+
+    async fn cleanup(&self) {
+        let schemas = std::mem::take(&mut *self.schemas.lock().unwrap());
+        let pool = self.postgres.pool("esrc-cleanup").await;
+        for schema in schemas {
+            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await {
+                eprintln!("cleanup of schema {schema} failed: {error}");
+            }
+        }
     }
 
     async fn begin_append(
@@ -69,4 +86,9 @@ impl StoreFactory for Pg {
     }
 }
 
-esrc_conformance::conformance_tests!(async { common::postgres().await.map(Pg) });
+esrc_conformance::conformance_tests!(async {
+    common::postgres().await.map(|postgres| Pg {
+        postgres,
+        schemas: Default::default(),
+    })
+});
