@@ -56,7 +56,7 @@ macro_rules! __conformance_cases {
             async fn $case() {
                 use $crate::__private::futures::FutureExt as _;
                 if let Some(factory) = $factory.await {
-                    let outcome = ::std::panic::AssertUnwindSafe($crate::cases::$case(&factory))
+                    let outcome = ::std::panic::AssertUnwindSafe(::std::boxed::Box::pin($crate::cases::$case(&factory)))
                         .catch_unwind()
                         .await;
                     $crate::StoreFactory::cleanup(&factory).await;

@@ -1,1 +1,18 @@
-//! wip
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod error;
+mod headers;
+mod kv;
+mod read;
+mod store;
+
+pub use config::NatsStoreBuilder;
+pub use error::NatsError;
+pub use store::NatsStore;
+
+/// Re-export of the client this store is built on.
+pub use async_nats;
+
+/// The oldest nats-server with atomic batch publish (ADR-50).
+pub const MIN_SERVER_VERSION: (u64, u64) = (2, 12);

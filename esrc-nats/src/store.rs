@@ -1,0 +1,621 @@
+//! The store: appends as (atomic batch) publishes, reads through short-lived consumers,
+//! truncation by subject purge, snapshots and checkpoints in key-value buckets.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use async_nats::HeaderMap;
+use async_nats::client::RequestErrorKind;
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use esrc_core::{
+    Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
+    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version, validate_name,
+};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::config::NatsStoreBuilder;
+use crate::error::{NatsError, code, fatal, transient};
+use crate::headers::{self, header};
+use crate::read::{self, Mode};
+use crate::{kv as buckets, headers::is_marker};
+
+/// The most events one atomic batch may hold (a server limit).
+const MAX_BATCH: usize = 1_000;
+
+/// How often an append re-reads the subject's tail after losing a race, for
+/// `Expected::Any` (or a root whose last event was hidden by a truncation marker).
+const ATTEMPTS: usize = 100;
+
+/// A NATS JetStream event store. Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct NatsStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: async_nats::Client,
+    context: jetstream::Context,
+    stream: jetstream::stream::Stream,
+    snapshots: kv::Store,
+    checkpoints: kv::Store,
+    config: NatsStoreBuilder,
+}
+
+impl fmt::Debug for NatsStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsStore")
+            .field("stream", &self.inner.config.stream)
+            .field("prefix", &self.inner.config.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The last message of a subject: an event or a truncation marker.
+#[derive(Clone, Copy, Debug)]
+struct Tail {
+    sequence: u64,
+    version: Version,
+}
+
+/// A publish acknowledgement, or the error the server sent instead.
+#[derive(Debug, Default, Deserialize)]
+struct Ack {
+    #[serde(default)]
+    error: Option<ApiError>,
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    duplicate: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    err_code: u64,
+    #[serde(default)]
+    description: String,
+}
+
+/// What one attempt to store an append ended with.
+enum Sent {
+    Stored { sequence: u64 },
+    /// The server already had these event ids (deduplicated or refused as duplicates).
+    Duplicate,
+    /// The subject's last sequence was not the expected one.
+    WrongLastSequence,
+}
+
+impl NatsStore {
+    /// A builder for the stream, prefix and storage options.
+    pub fn builder() -> NatsStoreBuilder {
+        NatsStoreBuilder::default()
+    }
+
+    /// Connects to `url` with the default options (stream `ESRC`, prefix `esrc`).
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::builder().connect(url).await
+    }
+
+    /// A store on a connected client with the default options.
+    pub async fn new(client: async_nats::Client) -> Result<Self, Error> {
+        Self::builder().build(client).await
+    }
+
+    pub(crate) fn from_parts(
+        client: async_nats::Client,
+        context: jetstream::Context,
+        stream: jetstream::stream::Stream,
+        snapshots: kv::Store,
+        checkpoints: kv::Store,
+        config: NatsStoreBuilder,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                context,
+                stream,
+                snapshots,
+                checkpoints,
+                config,
+            }),
+        }
+    }
+
+    /// The client the store uses.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    /// The name of the stream holding the events.
+    pub fn stream_name(&self) -> &str {
+        &self.inner.config.stream
+    }
+
+    /// The subject prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.config.prefix
+    }
+
+    /// Deletes the stream and both key-value buckets, with everything in them.
+    pub async fn destroy(&self) -> Result<(), Error> {
+        let config = &self.inner.config;
+        let context = &self.inner.context;
+        context.delete_stream(&config.stream).await.map_err(transient)?;
+        for what in ["snapshots", "checkpoints"] {
+            context
+                .delete_key_value(format!("{}_{what}", config.prefix))
+                .await
+                .map_err(transient)?;
+        }
+        Ok(())
+    }
+
+    fn subject(&self, category: &str, id: Uuid) -> String {
+        format!("{}.{category}.{id}", self.inner.config.prefix)
+    }
+
+    fn filter(&self, category: &str) -> String {
+        format!("{}.{category}.*", self.inner.config.prefix)
+    }
+
+    fn messages(&self, filters: Vec<String>, start: u64, mode: Mode) -> impl Stream<Item = Result<jetstream::Message, Error>> + Send + use<> {
+        read::messages(
+            self.inner.context.clone(),
+            self.inner.stream.clone(),
+            filters,
+            start,
+            mode,
+        )
+    }
+
+    /// Envelopes of the events (markers skipped) on `filters` after `after`.
+    fn envelopes(
+        &self,
+        filters: Result<Vec<String>, Error>,
+        after: u64,
+        mode: Mode,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<> {
+        let prefix_len = self.inner.config.prefix.len();
+        let messages = filters.map(|filters| self.messages(filters, after + 1, mode));
+        async_stream::stream! {
+            let mut messages = match messages {
+                Ok(messages) => Box::pin(messages),
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            while let Some(message) = messages.next().await {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                };
+                if is_marker(message.headers.as_ref()) {
+                    continue;
+                }
+                let sequence = match message.info() {
+                    Ok(info) => info.stream_sequence,
+                    Err(error) => {
+                        yield Err(transient(error));
+                        return;
+                    }
+                };
+                yield headers::envelope(
+                    prefix_len,
+                    &message.subject,
+                    sequence,
+                    message.headers.as_ref(),
+                    message.payload.clone(),
+                );
+            }
+        }
+    }
+
+    /// The last message on `subject`, if any.
+    async fn tail(&self, subject: &str) -> Result<Option<Tail>, Error> {
+        use async_nats::jetstream::stream::DirectGetErrorKind;
+        // async-nats futures are large; boxing keeps deep call chains off the stack.
+        match Box::pin(self.inner.stream.direct_get_last_for_subject(subject)).await {
+            Ok(message) => {
+                let version = header(&message.headers, headers::VERSION).ok_or_else(|| {
+                    fatal(format!(
+                        "the last message on {subject} (sequence {}) has no {} header",
+                        message.sequence,
+                        headers::VERSION
+                    ))
+                })?;
+                Ok(Some(Tail {
+                    sequence: message.sequence,
+                    version: Version(version),
+                }))
+            }
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(error) => Err(transient(error)),
+        }
+    }
+
+    /// Sends a request and reads the server's acknowledgement.
+    async fn request(&self, subject: &str, headers: HeaderMap, payload: Bytes) -> Result<Ack, Error> {
+        let reply = Box::pin(self.inner.client.request_with_headers(
+            subject.to_owned(),
+            headers,
+            payload,
+        ))
+        .await
+            .map_err(|error| match error.kind() {
+                RequestErrorKind::NoResponders => fatal(format!(
+                    "no JetStream stream stores subject {subject} (was the stream deleted?)"
+                )),
+                _ => transient(error),
+            })?;
+        if reply.payload.is_empty() {
+            return Ok(Ack::default());
+        }
+        serde_json::from_slice(&reply.payload)
+            .map_err(|e| fatal(format!("unreadable publish acknowledgement: {e}")))
+    }
+
+    /// One attempt to store `events` as versions `first..` of `subject`, expecting the
+    /// subject's last sequence to be `last_sequence` (0: no message).
+    async fn send(
+        &self,
+        subject: &str,
+        events: &[NewEvent],
+        first: Version,
+        last_sequence: u64,
+    ) -> Result<Sent, Error> {
+        let count = events.len();
+        let tag = events[0].event_id;
+        let batch_id = Uuid::new_v4().to_string();
+        let mut ack = Ack::default();
+        for (index, (event, version)) in events.iter().zip(first.get()..).enumerate() {
+            let mut headers = headers::event_headers(event, Version(version), tag, count)?;
+            if index == 0 {
+                headers.insert(
+                    headers::EXPECTED_LAST_SUBJECT_SEQUENCE,
+                    last_sequence.to_string().as_str(),
+                );
+            }
+            let last = index + 1 == count;
+            if count > 1 {
+                headers.insert(headers::BATCH_ID, batch_id.as_str());
+                headers.insert(headers::BATCH_SEQUENCE, (index + 1).to_string().as_str());
+                if last {
+                    headers.insert(headers::BATCH_COMMIT, "1");
+                }
+            }
+            if index == 0 || last {
+                ack = self.request(subject, headers, event.payload.clone()).await?;
+                if ack.error.is_some() {
+                    break;
+                }
+            } else {
+                self.inner
+                    .client
+                    .publish_with_headers(subject.to_owned(), headers, event.payload.clone())
+                    .await
+                    .map_err(transient)?;
+            }
+        }
+        match ack.error {
+            None if ack.duplicate => Ok(Sent::Duplicate),
+            None => Ok(Sent::Stored { sequence: ack.seq }),
+            Some(error) => match error.err_code {
+                code::WRONG_LAST_SEQUENCE => Ok(Sent::WrongLastSequence),
+                code::BATCH_DUPLICATE_ID => Ok(Sent::Duplicate),
+                code::ATOMIC_DISABLED => Err(fatal(NatsError::StreamConfig {
+                    stream: self.inner.config.stream.clone(),
+                    problems: vec!["allow_atomic_publish is off".into()],
+                })),
+                code => Err(fatal(NatsError::Api {
+                    code,
+                    description: error.description,
+                })),
+            },
+        }
+    }
+
+    /// If the append's event ids are stored: `Ok(Some(outcome))` when they are exactly one
+    /// earlier append of this subject (a retry), `Err(DuplicateEvent)` for any other reuse.
+    async fn retried(&self, subject: &str, events: &[NewEvent]) -> Result<Option<Appended>, Error> {
+        let wanted: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let mut found = Vec::new();
+        let mut stored = Box::pin(self.messages(vec![subject.to_owned()], 1, Mode::HeadersOnly));
+        while let Some(message) = stored.next().await {
+            let message = message?;
+            let Some(headers) = message.headers.as_ref() else { continue };
+            let Some(event_id) = header::<Uuid>(headers, headers::MSG_ID) else { continue };
+            if wanted.contains(&event_id) {
+                let sequence = message.info().map_err(transient)?.stream_sequence;
+                let version = header::<u64>(headers, headers::VERSION).unwrap_or_default();
+                let batch = header::<Uuid>(headers, headers::BATCH);
+                let size = header::<usize>(headers, headers::BATCH_SIZE);
+                found.push((event_id, sequence, version, batch, size));
+            }
+        }
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let in_order: Option<Vec<_>> = events
+            .iter()
+            .map(|event| found.iter().find(|f| f.0 == event.event_id))
+            .collect();
+        let is_retry = in_order.as_ref().is_some_and(|rows| {
+            let first = rows[0];
+            rows.iter().zip(first.2..).all(|(row, version)| {
+                row.2 == version && row.3 == first.3 && row.4 == Some(events.len())
+            })
+        });
+        match in_order {
+            Some(rows) if is_retry => {
+                let last = rows[rows.len() - 1];
+                Ok(Some(Appended {
+                    version: Version(last.2),
+                    position: Position(last.1),
+                }))
+            }
+            _ => Err(Error::DuplicateEvent {
+                event_id: events
+                    .iter()
+                    .map(|e| e.event_id)
+                    .find(|id| found.iter().any(|f| f.0 == *id))
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// The sequence of the first message of `subject` at `version` or later.
+    async fn sequence_of(&self, subject: &str, version: Version) -> Result<Option<u64>, Error> {
+        let mut stored = Box::pin(self.messages(vec![subject.to_owned()], 1, Mode::HeadersOnly));
+        while let Some(message) = stored.next().await {
+            let message = message?;
+            let stored_version = message
+                .headers
+                .as_ref()
+                .and_then(|h| header::<u64>(h, headers::VERSION))
+                .unwrap_or_default();
+            if stored_version >= version.get() {
+                return Ok(Some(message.info().map_err(transient)?.stream_sequence));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn check_batch(category: &str, events: &[NewEvent]) -> Result<(), Error> {
+    validate_name(category)?;
+    if events.is_empty() {
+        return Err(Error::EmptyBatch);
+    }
+    if events.len() > MAX_BATCH {
+        return Err(fatal(NatsError::BatchTooLarge(events.len())));
+    }
+    let mut unique = HashSet::with_capacity(events.len());
+    if let Some(repeated) = events.iter().find(|e| !unique.insert(e.event_id)) {
+        return Err(Error::DuplicateEvent {
+            event_id: repeated.event_id,
+        });
+    }
+    Ok(())
+}
+
+impl Publish for NatsStore {
+    async fn publish(
+        &self,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, Error> {
+        check_batch(category, &events)?;
+        let subject = self.subject(category, id);
+        let conflict = |actual| Error::Conflict {
+            category: category.to_owned(),
+            id,
+            expected,
+            actual,
+        };
+        // The subject's last sequence and version, as far as the caller knows them; a
+        // root knows its last event's position, a new stream has none: no lookup.
+        let mut tail = match expected {
+            Expected::NoStream => Some(Tail {
+                sequence: 0,
+                version: Version::ZERO,
+            }),
+            Expected::Last { version, position } => Some(Tail {
+                sequence: position.get(),
+                version,
+            }),
+            Expected::Any | Expected::Exact(_) => None,
+        };
+        for _ in 0..ATTEMPTS {
+            let known = match tail {
+                Some(known) => known,
+                None => {
+                    let found = self.tail(&subject).await?.unwrap_or(Tail {
+                        sequence: 0,
+                        version: Version::ZERO,
+                    });
+                    if !expected.matches(found.version) {
+                        if let Some(original) = Box::pin(self.retried(&subject, &events)).await? {
+                            return Ok(original);
+                        }
+                        return Err(conflict(found.version));
+                    }
+                    found
+                }
+            };
+            let sent = Box::pin(self.send(&subject, &events, known.version.next(), known.sequence));
+            match sent.await? {
+                Sent::Stored { sequence } => {
+                    return Ok(Appended {
+                        version: Version(known.version.get() + events.len() as u64),
+                        position: Position(sequence),
+                    });
+                }
+                Sent::Duplicate => {
+                    return match Box::pin(self.retried(&subject, &events)).await? {
+                        Some(original) => Ok(original),
+                        None => Err(Error::DuplicateEvent {
+                            event_id: events[0].event_id,
+                        }),
+                    };
+                }
+                // Look at the subject's real tail: it decides between a conflict and a
+                // retry (`Any`, or a tail that is a truncation marker at the same version).
+                Sent::WrongLastSequence => tail = None,
+            }
+        }
+        Err(conflict(self.tail(&subject).await?.map_or(Version::ZERO, |t| t.version)))
+    }
+}
+
+impl ReplayOne for NatsStore {
+    fn replay_one(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        let subject = validate_name(category).map(|()| vec![self.subject(category, id)]);
+        self.envelopes(subject, 0, Mode::Finite)
+            .filter(move |item| {
+                let keep = item.as_ref().map_or(true, |envelope| envelope.version > after);
+                async move { keep }
+            })
+    }
+}
+
+fn filters(store: &NatsStore, categories: &[&str]) -> Result<Vec<String>, Error> {
+    categories
+        .iter()
+        .map(|category| validate_name(category).map(|()| store.filter(category)))
+        .collect()
+}
+
+impl Replay for NatsStore {
+    fn replay(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        self.envelopes(filters(self, categories), after.get(), Mode::Finite)
+    }
+}
+
+impl Subscribe for NatsStore {
+    fn subscribe(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        self.envelopes(filters(self, categories), after.get(), Mode::Live)
+    }
+}
+
+impl Truncate for NatsStore {
+    async fn truncate(&self, category: &str, id: Uuid, before: Version) -> Result<(), Error> {
+        validate_name(category)?;
+        let subject = self.subject(category, id);
+        for _ in 0..ATTEMPTS {
+            let Some(tail) = self.tail(&subject).await? else { return Ok(()) };
+            let keep_from = if before > tail.version {
+                // Removing every event: purging a whole subject would reset its last
+                // sequence and reopen it to `NoStream`. Leave a marker holding the version.
+                let mut marker = HeaderMap::new();
+                marker.insert(headers::MARKER, "truncated");
+                marker.insert(headers::VERSION, tail.version.to_string().as_str());
+                marker.insert(headers::MSG_ID, Uuid::now_v7().to_string().as_str());
+                marker.insert(
+                    headers::EXPECTED_LAST_SUBJECT_SEQUENCE,
+                    tail.sequence.to_string().as_str(),
+                );
+                let ack = self.request(&subject, marker, Bytes::new()).await?;
+                match ack.error {
+                    None => ack.seq,
+                    Some(error) if error.err_code == code::WRONG_LAST_SEQUENCE => continue,
+                    Some(error) => {
+                        return Err(fatal(NatsError::Api {
+                            code: error.err_code,
+                            description: error.description,
+                        }));
+                    }
+                }
+            } else {
+                match Box::pin(self.sequence_of(&subject, before)).await? {
+                    Some(sequence) => sequence,
+                    None => return Ok(()),
+                }
+            };
+            let purge = self
+                .inner
+                .stream
+                .purge()
+                .filter(subject.as_str())
+                .sequence(keep_from);
+            Box::pin(purge.into_future()).await.map_err(transient)?;
+            return Ok(());
+        }
+        Err(fatal("truncate kept losing races with appends to the stream"))
+    }
+}
+
+fn snapshot_key(category: &str, id: Uuid) -> String {
+    format!("{category}.{id}")
+}
+
+impl SnapshotStore for NatsStore {
+    async fn save_snapshot(&self, category: &str, id: Uuid, snapshot: Snapshot) -> Result<(), Error> {
+        validate_name(category)?;
+        let key = snapshot_key(category, id);
+        let version = snapshot.version;
+        let value = buckets::encode_snapshot(&snapshot);
+        buckets::put_unless(&self.inner.snapshots, &key, value, |stored| {
+            Ok(buckets::decode_snapshot(&key, stored)?.version > version)
+        })
+        .await
+    }
+
+    async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
+        validate_name(category)?;
+        let key = snapshot_key(category, id);
+        buckets::get(&self.inner.snapshots, &key)
+            .await?
+            .map(|value| buckets::decode_snapshot(&key, &value))
+            .transpose()
+    }
+}
+
+fn parse_position(name: &str, value: &Bytes) -> Result<Position, Error> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .map(Position)
+        .ok_or_else(|| fatal(format!("checkpoint `{name}` holds no position")))
+}
+
+impl CheckpointStore for NatsStore {
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
+        validate_name(name)?;
+        let value = Bytes::from(position.get().to_string());
+        buckets::put_unless(&self.inner.checkpoints, name, value, |stored| {
+            Ok(parse_position(name, stored)? >= position)
+        })
+        .await
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
+        validate_name(name)?;
+        buckets::get(&self.inner.checkpoints, name)
+            .await?
+            .map(|value| parse_position(name, &value))
+            .transpose()
+    }
+}

@@ -1,0 +1,69 @@
+//! Reaching a real NATS server (≥ 2.12, JetStream): `ESRC_NATS_URL`, else a
+//! testcontainers container where a Docker daemon answers, else a `skipped:` line (or a
+//! failure with `ESRC_REQUIRE_BACKENDS=1`).
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use esrc_conformance::backend_unavailable;
+use esrc_nats::NatsStore;
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use uuid::Uuid;
+
+/// A reachable server; keeps its container (if any) alive.
+pub struct Nats {
+    pub url: String,
+    _container: Option<ContainerAsync<GenericImage>>,
+}
+
+pub async fn nats() -> Option<Nats> {
+    if let Ok(url) = std::env::var("ESRC_NATS_URL") {
+        return Some(Nats {
+            url,
+            _container: None,
+        });
+    }
+    match start_container().await {
+        Ok(nats) => Some(nats),
+        Err(why) => backend_unavailable(&format!(
+            "ESRC_NATS_URL is not set and no NATS container could start ({why})"
+        )),
+    }
+}
+
+async fn start_container() -> Result<Nats, String> {
+    let container = GenericImage::new("nats", "2.12-alpine")
+        .with_exposed_port(4222.tcp())
+        .with_wait_for(WaitFor::message_on_stderr("Server is ready"))
+        .with_cmd(["-js"])
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+    let host = container.get_host().await.map_err(|e| e.to_string())?;
+    let port = container
+        .get_host_port_ipv4(4222)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Nats {
+        url: format!("nats://{host}:{port}"),
+        _container: Some(container),
+    })
+}
+
+impl Nats {
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(&self.url).await.expect("connect to NATS")
+    }
+
+    /// A store with its own stream, prefix and buckets.
+    pub async fn store(&self) -> NatsStore {
+        let name = Uuid::new_v4().simple().to_string();
+        NatsStore::builder()
+            .stream(format!("T{name}"))
+            .prefix(format!("t{name}"))
+            .build(self.client().await)
+            .await
+            .expect("build a NATS store")
+    }
+}
