@@ -174,7 +174,8 @@ impl NatsStoreBuilder {
             ));
         }
         if !config.allow_atomic_publish {
-            problems.push("allow_atomic_publish is off (atomic multi-event appends need it)".into());
+            problems
+                .push("allow_atomic_publish is off (atomic multi-event appends need it)".into());
         }
         if !config.allow_direct {
             problems.push("allow_direct is off (stream reads of the last event need it)".into());
@@ -191,7 +192,9 @@ impl NatsStoreBuilder {
             ("max_msgs_per_subject", config.max_messages_per_subject),
         ] {
             if value > 0 {
-                problems.push(format!("{limit} is {value}: events would silently be dropped"));
+                problems.push(format!(
+                    "{limit} is {value}: events would silently be dropped"
+                ));
             }
         }
         if config.max_age != self.max_age {
@@ -212,7 +215,11 @@ impl NatsStoreBuilder {
         problems
     }
 
-    async fn ensure_bucket(&self, context: &jetstream::Context, what: &str) -> Result<kv::Store, Error> {
+    async fn ensure_bucket(
+        &self,
+        context: &jetstream::Context,
+        what: &str,
+    ) -> Result<kv::Store, Error> {
         let bucket = format!("{}_{what}", self.prefix);
         match context.get_key_value(&bucket).await {
             Ok(store) => Ok(store),

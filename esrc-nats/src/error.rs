@@ -78,7 +78,13 @@ mod tests {
 
     #[test]
     fn server_versions() {
-        for ok in ["2.12.0", "2.15.1", "v2.12.0-beta.1", "3.0.0", "2.14.0+build"] {
+        for ok in [
+            "2.12.0",
+            "2.15.1",
+            "v2.12.0-beta.1",
+            "3.0.0",
+            "2.14.0+build",
+        ] {
             assert!(check_server_version(ok).is_ok(), "{ok}");
         }
         for old in ["2.11.9", "2.9.25", "1.4.0", "", "garbage"] {

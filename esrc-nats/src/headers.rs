@@ -50,12 +50,11 @@ pub(crate) fn event_headers(
     }
     if !event.metadata.values.is_empty() {
         // Compact JSON escapes control characters, so the value never holds CR or LF.
-        let values = serde_json::to_string(&event.metadata.values).map_err(|source| {
-            Error::Encode {
+        let values =
+            serde_json::to_string(&event.metadata.values).map_err(|source| Error::Encode {
                 category: "metadata".to_owned(),
                 source,
-            }
-        })?;
+            })?;
         headers.insert(META, values.as_str());
     }
     headers.insert(BATCH, batch.to_string().as_str());
@@ -74,7 +73,9 @@ fn malformed(subject: &str, sequence: u64, what: String) -> Error {
 
 /// A header parsed as `T`, if present.
 pub(crate) fn header<T: FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
-    headers.get(name).and_then(|value| value.as_str().parse().ok())
+    headers
+        .get(name)
+        .and_then(|value| value.as_str().parse().ok())
 }
 
 /// A required header parsed as `T`.
@@ -84,8 +85,13 @@ fn required<T: FromStr>(
     subject: &str,
     sequence: u64,
 ) -> Result<T, Error> {
-    header(headers, name)
-        .ok_or_else(|| malformed(subject, sequence, format!("missing or invalid header {name}")))
+    header(headers, name).ok_or_else(|| {
+        malformed(
+            subject,
+            sequence,
+            format!("missing or invalid header {name}"),
+        )
+    })
 }
 
 /// Whether a stored message is a truncation marker rather than an event.
@@ -104,9 +110,13 @@ pub(crate) fn envelope(
     let empty = HeaderMap::new();
     let headers = headers.unwrap_or(&empty);
     let rest = subject.get(prefix_len + 1..).unwrap_or_default();
-    let (category, id) = rest
-        .split_once('.')
-        .ok_or_else(|| malformed(subject, sequence, "subject is not <prefix>.<category>.<id>".into()))?;
+    let (category, id) = rest.split_once('.').ok_or_else(|| {
+        malformed(
+            subject,
+            sequence,
+            "subject is not <prefix>.<category>.<id>".into(),
+        )
+    })?;
     let aggregate_id = Uuid::parse_str(id)
         .map_err(|_| malformed(subject, sequence, format!("`{id}` is not an aggregate id")))?;
     let values = match headers.get(META) {

@@ -98,14 +98,53 @@ pub(crate) fn messages(
                 name: consumer.cached_info().name.clone(),
             };
             let mut remaining = consumer.cached_info().num_pending;
-            if mode != Mode::Live && remaining == 0 {
+            if mode != Mode::Live {
+                // Finite: fetch what was pending when the consumer was made, batch by
+                // batch, without waiting for more.
+                while remaining > 0 {
+                    let size = usize::try_from(remaining.min(1_000)).unwrap_or(1_000);
+                    let batch = Box::pin(consumer.fetch().max_messages(size).messages()).await;
+                    let mut batch = match batch {
+                        Ok(batch) => batch,
+                        Err(error) => {
+                            yield Err(transient(error));
+                            return;
+                        }
+                    };
+                    let mut received = 0;
+                    while let Some(message) = batch.next().await {
+                        let message = match message {
+                            Ok(message) => message,
+                            Err(error) => {
+                                yield Err(transient(error));
+                                return;
+                            }
+                        };
+                        let pending = match message.info() {
+                            Ok(info) => info.pending,
+                            Err(error) => {
+                                yield Err(transient(error));
+                                return;
+                            }
+                        };
+                        received += 1;
+                        remaining = remaining.saturating_sub(1);
+                        yield Ok(message);
+                        if pending == 0 {
+                            return;
+                        }
+                    }
+                    if received == 0 {
+                        // What was pending is gone (purged meanwhile).
+                        return;
+                    }
+                }
                 return;
             }
-            let batch = usize::try_from(remaining.clamp(1, 500)).unwrap_or(500);
             let messages = Box::pin(
                 consumer
                     .stream()
-                    .max_messages_per_batch(batch)
+                    .max_messages_per_batch(500)
                     .heartbeat(Duration::from_secs(2))
                     .expires(Duration::from_secs(10))
                     .messages(),
@@ -114,11 +153,8 @@ pub(crate) fn messages(
             let mut messages = match messages {
                 Ok(messages) => messages,
                 Err(error) => {
+                    tracing::warn!(%error, "esrc: cannot start a live read; retrying");
                     failures += 1;
-                    if mode != Mode::Live && failures > 3 {
-                        yield Err(transient(error));
-                        return;
-                    }
                     tokio::time::sleep(backoff(failures)).await;
                     continue;
                 }
@@ -127,29 +163,18 @@ pub(crate) fn messages(
                 match messages.next().await {
                     Some(Ok(message)) => {
                         failures = 0;
-                        let (sequence, pending) = match message.info() {
-                            Ok(info) => (info.stream_sequence, info.pending),
+                        match message.info() {
+                            Ok(info) => next = info.stream_sequence + 1,
                             Err(error) => {
                                 yield Err(transient(error));
                                 return;
                             }
-                        };
-                        next = sequence + 1;
-                        yield Ok(message);
-                        if mode != Mode::Live {
-                            remaining = remaining.saturating_sub(1);
-                            if remaining == 0 || pending == 0 {
-                                return;
-                            }
                         }
+                        yield Ok(message);
                     }
                     Some(Err(error)) => {
                         failures += 1;
-                        if mode != Mode::Live && failures > 3 {
-                            yield Err(transient(error));
-                            return;
-                        }
-                        tracing::warn!(%error, next, "esrc: read consumer failed; recreating it");
+                        tracing::warn!(%error, next, "esrc: live read consumer failed; recreating it");
                         tokio::time::sleep(backoff(failures)).await;
                         break;
                     }

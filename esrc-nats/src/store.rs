@@ -21,7 +21,7 @@ use crate::config::NatsStoreBuilder;
 use crate::error::{NatsError, code, fatal, transient};
 use crate::headers::{self, header};
 use crate::read::{self, Mode};
-use crate::{kv as buckets, headers::is_marker};
+use crate::{headers::is_marker, kv as buckets};
 
 /// The most events one atomic batch may hold (a server limit).
 const MAX_BATCH: usize = 1_000;
@@ -82,7 +82,9 @@ struct ApiError {
 
 /// What one attempt to store an append ended with.
 enum Sent {
-    Stored { sequence: u64 },
+    Stored {
+        sequence: u64,
+    },
     /// The server already had these event ids (deduplicated or refused as duplicates).
     Duplicate,
     /// The subject's last sequence was not the expected one.
@@ -144,7 +146,10 @@ impl NatsStore {
     pub async fn destroy(&self) -> Result<(), Error> {
         let config = &self.inner.config;
         let context = &self.inner.context;
-        context.delete_stream(&config.stream).await.map_err(transient)?;
+        context
+            .delete_stream(&config.stream)
+            .await
+            .map_err(transient)?;
         for what in ["snapshots", "checkpoints"] {
             context
                 .delete_key_value(format!("{}_{what}", config.prefix))
@@ -162,7 +167,12 @@ impl NatsStore {
         format!("{}.{category}.*", self.inner.config.prefix)
     }
 
-    fn messages(&self, filters: Vec<String>, start: u64, mode: Mode) -> impl Stream<Item = Result<jetstream::Message, Error>> + Send + use<> {
+    fn messages(
+        &self,
+        filters: Vec<String>,
+        start: u64,
+        mode: Mode,
+    ) -> impl Stream<Item = Result<jetstream::Message, Error>> + Send + use<> {
         read::messages(
             self.inner.context.clone(),
             self.inner.stream.clone(),
@@ -242,19 +252,24 @@ impl NatsStore {
     }
 
     /// Sends a request and reads the server's acknowledgement.
-    async fn request(&self, subject: &str, headers: HeaderMap, payload: Bytes) -> Result<Ack, Error> {
+    async fn request(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<Ack, Error> {
         let reply = Box::pin(self.inner.client.request_with_headers(
             subject.to_owned(),
             headers,
             payload,
         ))
         .await
-            .map_err(|error| match error.kind() {
-                RequestErrorKind::NoResponders => fatal(format!(
-                    "no JetStream stream stores subject {subject} (was the stream deleted?)"
-                )),
-                _ => transient(error),
-            })?;
+        .map_err(|error| match error.kind() {
+            RequestErrorKind::NoResponders => fatal(format!(
+                "no JetStream stream stores subject {subject} (was the stream deleted?)"
+            )),
+            _ => transient(error),
+        })?;
         if reply.payload.is_empty() {
             return Ok(Ack::default());
         }
@@ -292,7 +307,9 @@ impl NatsStore {
                 }
             }
             if index == 0 || last {
-                ack = self.request(subject, headers, event.payload.clone()).await?;
+                ack = self
+                    .request(subject, headers, event.payload.clone())
+                    .await?;
                 if ack.error.is_some() {
                     break;
                 }
@@ -330,8 +347,12 @@ impl NatsStore {
         let mut stored = Box::pin(self.messages(vec![subject.to_owned()], 1, Mode::HeadersOnly));
         while let Some(message) = stored.next().await {
             let message = message?;
-            let Some(headers) = message.headers.as_ref() else { continue };
-            let Some(event_id) = header::<Uuid>(headers, headers::MSG_ID) else { continue };
+            let Some(headers) = message.headers.as_ref() else {
+                continue;
+            };
+            let Some(event_id) = header::<Uuid>(headers, headers::MSG_ID) else {
+                continue;
+            };
             if wanted.contains(&event_id) {
                 let sequence = message.info().map_err(transient)?.stream_sequence;
                 let version = header::<u64>(headers, headers::VERSION).unwrap_or_default();
@@ -473,7 +494,11 @@ impl Publish for NatsStore {
                 Sent::WrongLastSequence => tail = None,
             }
         }
-        Err(conflict(self.tail(&subject).await?.map_or(Version::ZERO, |t| t.version)))
+        Err(conflict(
+            self.tail(&subject)
+                .await?
+                .map_or(Version::ZERO, |t| t.version),
+        ))
     }
 }
 
@@ -487,7 +512,9 @@ impl ReplayOne for NatsStore {
         let subject = validate_name(category).map(|()| vec![self.subject(category, id)]);
         self.envelopes(subject, 0, Mode::Finite)
             .filter(move |item| {
-                let keep = item.as_ref().map_or(true, |envelope| envelope.version > after);
+                let keep = item
+                    .as_ref()
+                    .map_or(true, |envelope| envelope.version > after);
                 async move { keep }
             })
     }
@@ -525,7 +552,9 @@ impl Truncate for NatsStore {
         validate_name(category)?;
         let subject = self.subject(category, id);
         for _ in 0..ATTEMPTS {
-            let Some(tail) = self.tail(&subject).await? else { return Ok(()) };
+            let Some(tail) = self.tail(&subject).await? else {
+                return Ok(());
+            };
             let keep_from = if before > tail.version {
                 // Removing every event: purging a whole subject would reset its last
                 // sequence and reopen it to `NoStream`. Leave a marker holding the version.
@@ -563,7 +592,9 @@ impl Truncate for NatsStore {
             Box::pin(purge.into_future()).await.map_err(transient)?;
             return Ok(());
         }
-        Err(fatal("truncate kept losing races with appends to the stream"))
+        Err(fatal(
+            "truncate kept losing races with appends to the stream",
+        ))
     }
 }
 
@@ -572,7 +603,12 @@ fn snapshot_key(category: &str, id: Uuid) -> String {
 }
 
 impl SnapshotStore for NatsStore {
-    async fn save_snapshot(&self, category: &str, id: Uuid, snapshot: Snapshot) -> Result<(), Error> {
+    async fn save_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> Result<(), Error> {
         validate_name(category)?;
         let key = snapshot_key(category, id);
         let version = snapshot.version;

@@ -53,7 +53,9 @@ async fn start_container() -> Result<Nats, String> {
 
 impl Nats {
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(&self.url).await.expect("connect to NATS")
+        async_nats::connect(&self.url)
+            .await
+            .expect("connect to NATS")
     }
 
     /// A store with its own stream, prefix and buckets.

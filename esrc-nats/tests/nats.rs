@@ -1,0 +1,331 @@
+//! What only NATS can show: the server version check, a hand-made stream with a
+//! conflicting configuration, foreign messages, the consumer limit, and a server restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::pin::pin;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use esrc_conformance::backend_unavailable;
+use esrc_core::{
+    DecodeError, Error, Expected, NewEvent, Position, Publish, ReplayOne, Subscribe, Version,
+};
+use esrc_nats::{NatsError, NatsStore};
+use futures::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use uuid::Uuid;
+
+fn event(n: u64) -> NewEvent {
+    NewEvent::from_payload(1, format!(r#"{{"n":{n}}}"#))
+}
+
+fn nats_error(error: &Error) -> Option<&NatsError> {
+    match error {
+        Error::Backend { source, .. } => source.downcast_ref::<NatsError>(),
+        _ => None,
+    }
+}
+
+/// A fake server that introduces itself as nats-server 2.9.0 and answers pings.
+async fn old_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let info = r#"INFO {"server_id":"OLD","server_name":"old","version":"2.9.0","go":"go1.19","host":"127.0.0.1","port":4222,"headers":true,"max_payload":1048576,"proto":1,"jetstream":true}"#;
+                write
+                    .write_all(format!("{info}\r\n").as_bytes())
+                    .await
+                    .unwrap();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.starts_with("PING") {
+                        write.write_all(b"PONG\r\n").await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    format!("nats://{address}")
+}
+
+#[tokio::test]
+async fn servers_older_than_2_12_are_refused_clearly() {
+    let url = old_server().await;
+    let error = NatsStore::connect(&url)
+        .await
+        .expect_err("2.9 must be refused");
+    assert!(
+        matches!(nats_error(&error), Some(NatsError::ServerTooOld { found }) if found == "2.9.0"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("2.12"),
+        "the error says what is needed: {error}"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_made_by_hand_with_a_conflicting_config_is_refused() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let client = nats.client().await;
+    let context = jetstream::new(client.clone());
+    let name = Uuid::new_v4().simple().to_string();
+    let (stream_name, prefix) = (format!("H{name}"), format!("h{name}"));
+    context
+        .create_stream(stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![format!("{prefix}.>")],
+            max_messages_per_subject: 1,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let built = NatsStore::builder()
+        .stream(stream_name.clone())
+        .prefix(prefix)
+        .build(client)
+        .await;
+    context.delete_stream(&stream_name).await.unwrap();
+    let error = built.expect_err("a conflicting stream must be refused");
+    match nats_error(&error) {
+        Some(NatsError::StreamConfig { stream, problems }) => {
+            assert_eq!(stream, &stream_name);
+            let all = problems.join("\n");
+            assert!(all.contains("allow_atomic_publish"), "{all}");
+            assert!(all.contains("max_msgs_per_subject is 1"), "{all}");
+        }
+        _ => panic!("expected a stream configuration error, got {error}"),
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_message_on_a_stream_subject_is_a_typed_error() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let id = Uuid::now_v7();
+    store
+        .publish("Thing", id, Expected::NoStream, vec![event(1)])
+        .await
+        .unwrap();
+    let context = jetstream::new(store.client().clone());
+    context
+        .publish(
+            format!("{}.Thing.{id}", store.prefix()),
+            "no headers".into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let items: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+    store.destroy().await.unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items[0].is_ok());
+    assert!(
+        matches!(
+            &items[1],
+            Err(Error::Format {
+                source: DecodeError::Envelope(_),
+                ..
+            })
+        ),
+        "{:?}",
+        items[1]
+    );
+}
+
+#[tokio::test]
+async fn a_retried_single_event_reports_the_original_outcome() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let id = Uuid::now_v7();
+    let first = event(1);
+    let original = store
+        .publish("Thing", id, Expected::NoStream, vec![first.clone()])
+        .await
+        .unwrap();
+    store
+        .publish("Thing", id, Expected::Exact(Version(1)), vec![event(2)])
+        .await
+        .unwrap();
+    // The lost-ack retry: same id, the expectation of the first attempt.
+    let again = store
+        .publish("Thing", id, Expected::NoStream, vec![first.clone()])
+        .await;
+    let again_any = store.publish("Thing", id, Expected::Any, vec![first]).await;
+    let stored: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+    store.destroy().await.unwrap();
+    assert_eq!(again.unwrap(), original);
+    assert_eq!(
+        again_any.unwrap(),
+        original,
+        "deduplicated by the server within its window"
+    );
+    assert_eq!(stored.len(), 2, "stored once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_reads_leave_no_consumers_behind() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let id = Uuid::now_v7();
+    store
+        .publish("Thing", id, Expected::NoStream, (0..3).map(event).collect())
+        .await
+        .unwrap();
+    for read in 0..10_000 {
+        let events: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+        assert_eq!(events.len(), 3, "read {read}");
+        assert!(events.iter().all(Result::is_ok), "read {read}: {events:?}");
+    }
+    let context = jetstream::new(store.client().clone());
+    let mut stream = context.get_stream(store.stream_name()).await.unwrap();
+    let mut consumers = u64::MAX;
+    for _ in 0..50 {
+        consumers = stream.info().await.unwrap().state.consumer_count as u64;
+        if consumers == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.destroy().await.unwrap();
+    assert_eq!(consumers, 0, "every read deleted its consumer");
+}
+
+/// A nats-server process of our own, to restart.
+struct Server {
+    binary: String,
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<tokio::process::Child>,
+}
+
+impl Server {
+    async fn start(&mut self) {
+        let child = tokio::process::Command::new(&self.binary)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("nats-server did not start");
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_survives_a_server_restart() {
+    let Ok(binary) = std::env::var("ESRC_NATS_SERVER") else {
+        return backend_unavailable::<()>(
+            "ESRC_NATS_SERVER (a nats-server ≥ 2.12 binary to restart) is not set",
+        )
+        .unwrap_or_default();
+    };
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dir = std::env::temp_dir().join(format!("esrc-restart-{}", Uuid::new_v4().simple()));
+    let mut server = Server {
+        binary,
+        port,
+        dir: dir.clone(),
+        child: None,
+    };
+    server.start().await;
+
+    let url = format!("nats://127.0.0.1:{port}");
+    let client = async_nats::connect(&url).await.unwrap();
+    let store = NatsStore::builder().build(client).await.unwrap();
+    let id = Uuid::now_v7();
+    let mut written = Vec::new();
+    let mut publish = async |n: u64| {
+        let event = event(n);
+        written.push(event.event_id);
+        for attempt in 0.. {
+            match store
+                .publish("Thing", id, Expected::Any, vec![event.clone()])
+                .await
+            {
+                Ok(_) => return,
+                Err(error) if error.is_retryable() && attempt < 200 => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("publish {n}: {error}"),
+            }
+        }
+    };
+    for n in 0..5 {
+        publish(n).await;
+    }
+    let mut subscription = pin!(store.subscribe(&["Thing"], Position::ZERO));
+    let mut seen = Vec::new();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(60), subscription.next())
+            .await
+            .expect("an event within a minute")
+            .expect("live")
+            .expect("no error")
+    };
+    for _ in 0..5 {
+        seen.push(next().await.event_id);
+    }
+
+    server.stop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.start().await;
+
+    for n in 5..10 {
+        publish(n).await;
+    }
+    for _ in 0..5 {
+        seen.push(next().await.event_id);
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(500), subscription.next()).await;
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        seen, written,
+        "every event once, in order, across the restart"
+    );
+    assert!(extra.is_err(), "nothing repeated: {extra:?}");
+}
