@@ -102,6 +102,12 @@ fn unknown_version<T: Versioned>(found: u32) -> DecodeError {
 pub trait Event: Versioned + Serialize {
     /// The category name, e.g. `Tab`.
     const NAME: &'static str;
+
+    /// The name of this event's variant (e.g. `Opened`), for tools and for stores that
+    /// index it. Derived for enums; defaults to the category name.
+    fn variant(&self) -> &'static str {
+        Self::NAME
+    }
 }
 
 /// A set of event categories read together, e.g. by a projection. Every [`Event`] is a

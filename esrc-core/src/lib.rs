@@ -23,9 +23,10 @@ pub use store::{
 };
 pub use types::{Appended, Expected, Metadata, Position, Timestamp, Version};
 
-/// Derive macros for [`Event`] (re-exported from `esrc-derive`).
+/// Derive macros (re-exported from `esrc-derive`, whose documentation shows every
+/// attribute): `Event`, `EventGroup` and `Versioned`.
 #[cfg(feature = "derive")]
-pub use esrc_derive::Event;
+pub use esrc_derive::{Event, EventGroup, Versioned};
 
 /// Re-exports the crates esrc's public API is built on, for use in macros and stores.
 #[doc(hidden)]

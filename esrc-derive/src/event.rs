@@ -1,0 +1,102 @@
+//! `#[derive(Event)]` and `#[derive(Versioned)]`.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{Data, DeriveInput, Fields};
+
+use crate::attrs::{TypeArgs, check_name};
+
+pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStream> {
+    let what = if event { "Event" } else { "Versioned" };
+    if let Data::Union(data) = &input.data {
+        return Err(syn::Error::new(
+            data.union_token.span,
+            format!("{what} cannot be derived for a union: use an enum or a struct"),
+        ));
+    }
+    let args = TypeArgs::parse(&input.attrs, event)?;
+    let krate = args.krate();
+    let ident = &input.ident;
+    let (impl_generics, type_generics, where_clause) = input.generics.split_for_impl();
+    let version = args.version.map_or(1, |(version, _)| version);
+
+    let decode = args.previous.as_ref().map(|previous| {
+        quote! {
+            fn decode<'__de>(
+                version: u32,
+                payload: &'__de [u8],
+            ) -> ::core::result::Result<Self, #krate::DecodeError>
+            where
+                Self: #krate::__private::serde::Deserialize<'__de>,
+            {
+                #krate::upcast::<Self, #previous>(version, payload)
+            }
+        }
+    });
+    let versioned = quote! {
+        #[automatically_derived]
+        impl #impl_generics #krate::Versioned for #ident #type_generics #where_clause {
+            const VERSION: u32 = #version;
+            #decode
+        }
+    };
+    if !event {
+        return Ok(versioned);
+    }
+
+    let name = match args.name {
+        Some(name) => name.value(),
+        None => {
+            let type_name = ident.to_string();
+            let name = type_name
+                .strip_suffix("Event")
+                .filter(|rest| !rest.is_empty())
+                .unwrap_or(&type_name)
+                .to_owned();
+            if let Err(reason) = check_name(&name) {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    format!("{reason}: set a valid name with #[esrc(name = \"...\")]"),
+                ));
+            }
+            name
+        }
+    };
+    let variant = match &input.data {
+        Data::Enum(data) => {
+            let arms = data.variants.iter().map(|variant| {
+                let v = &variant.ident;
+                let text = v.to_string();
+                let pattern = match &variant.fields {
+                    Fields::Named(_) => quote!(Self::#v { .. }),
+                    Fields::Unnamed(_) => quote!(Self::#v(..)),
+                    Fields::Unit => quote!(Self::#v),
+                };
+                quote!(#pattern => #text,)
+            });
+            quote! {
+                fn variant(&self) -> &'static str {
+                    match self {
+                        #(#arms)*
+                    }
+                }
+            }
+        }
+        _ => {
+            let text = ident.to_string();
+            quote! {
+                fn variant(&self) -> &'static str {
+                    #text
+                }
+            }
+        }
+    };
+    Ok(quote! {
+        #versioned
+        #[automatically_derived]
+        impl #impl_generics #krate::Event for #ident #type_generics #where_clause {
+            const NAME: &'static str = #name;
+            #variant
+        }
+    })
+}

@@ -1,0 +1,6 @@
+#[derive(esrc_core::EventGroup)]
+struct Feed {
+    tab: u32,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+#[derive(serde::Serialize, serde::Deserialize, esrc_core::Event)]
+struct TabEvent;
+
+#[derive(esrc_core::EventGroup)]
+enum Feed {
+    Tab(TabEvent, u32),
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[derive(serde::Serialize, esrc_core::Versioned)]
+#[esrc(name = "Tab")]
+struct TabState;
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[derive(serde::Serialize, esrc_core::Event)]
+#[esrc(version = 0)]
+struct Opened;
+
+fn main() {}
