@@ -48,6 +48,74 @@ impl Event for OtherEvent {
     const NAME: &'static str = "Other";
 }
 
+/// Both test categories, as a group.
+#[derive(Clone, Debug, PartialEq, Eq, esrc_core::EventGroup)]
+pub enum Both {
+    /// A `Thing` event.
+    Thing(ThingEvent),
+    /// An `Other` event.
+    Other(OtherEvent),
+}
+
+/// A projection that records what it sees, and can be told to fail.
+#[derive(Clone, Debug, Default)]
+pub struct Recorder {
+    /// The event ids seen, in order.
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<(esrc_core::Position, uuid::Uuid)>>>,
+    /// Fail on the event at this position...
+    pub fail_at: Option<esrc_core::Position>,
+    /// ...this many times (then succeed); `u32::MAX` for always.
+    pub failures: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// The error of a [`Recorder`] told to fail.
+#[derive(Debug, thiserror::Error)]
+#[error("the recorder was told to fail at {0}")]
+pub struct Refused(pub esrc_core::Position);
+
+impl Recorder {
+    /// The event ids seen so far.
+    pub fn ids(&self) -> Vec<uuid::Uuid> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// The positions seen so far.
+    pub fn positions(&self) -> Vec<esrc_core::Position> {
+        self.seen.lock().unwrap().iter().map(|(p, _)| *p).collect()
+    }
+}
+
+impl esrc_core::Project for Recorder {
+    type EventGroup<'de> = Both;
+    type Error = Refused;
+
+    async fn project<'de>(
+        &mut self,
+        context: esrc_core::Context<'de, Both>,
+    ) -> Result<(), Refused> {
+        use std::sync::atomic::Ordering;
+        if Some(context.position()) == self.fail_at {
+            let left = self.failures.load(Ordering::Acquire);
+            if left > 0 {
+                if left != u32::MAX {
+                    self.failures.store(left - 1, Ordering::Release);
+                }
+                return Err(Refused(context.position()));
+            }
+        }
+        self.seen
+            .lock()
+            .unwrap()
+            .push((context.position(), context.event_id()));
+        Ok(())
+    }
+}
+
 /// A `Thing` event payload (encoded) with the given amount.
 pub fn counted(amount: u32) -> NewEvent {
     NewEvent::new(&ThingEvent::Counted { amount }).expect("encodes")

@@ -43,6 +43,11 @@ macro_rules! conformance_tests {
             unknown_category_is_typed_error,
             invalid_names_are_rejected,
             large_and_unicode_payloads_round_trip,
+            projector_sees_every_event_once_in_order,
+            projector_resumes_after_its_checkpoint,
+            aborted_projector_loses_nothing,
+            projectors_with_different_names_each_see_everything,
+            failing_projection_does_not_advance_its_checkpoint,
         }
     };
 }

@@ -36,6 +36,8 @@ enum Fault {
     CheckpointMovesBackwards,
     /// Metadata is not stored.
     DropsMetadata,
+    /// Checkpoints are never stored.
+    ForgetsCheckpoints,
 }
 
 #[derive(Clone)]
@@ -116,6 +118,10 @@ impl Replay for Faulty {
         };
         self.inner.replay(categories, after)
     }
+
+    async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
+        self.inner.head(categories).await
+    }
 }
 
 impl Subscribe for Faulty {
@@ -191,6 +197,10 @@ impl CheckpointStore for Faulty {
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
+        if self.fault == Fault::ForgetsCheckpoints {
+            esrc_core::validate_name(name)?;
+            return Ok(None);
+        }
         if self.fault != Fault::CheckpointMovesBackwards {
             return self.inner.load_checkpoint(name).await;
         }
@@ -289,4 +299,17 @@ check_fault!(checkpoint_moving_backwards_is_caught, Fault::CheckpointMovesBackwa
 
 check_fault!(lost_metadata_is_caught, Fault::DropsMetadata,
     fails: [envelope_fields_round_trip],
+    passes: [append_to_new_stream]);
+
+check_fault!(forgotten_checkpoints_are_caught, Fault::ForgetsCheckpoints,
+    fails: [
+        projector_resumes_after_its_checkpoint,
+        aborted_projector_loses_nothing,
+        failing_projection_does_not_advance_its_checkpoint,
+        checkpoints_are_per_name_and_never_move_backwards,
+    ],
+    passes: [projectors_with_different_names_each_see_everything]);
+
+check_fault!(subscription_dropping_events_fails_projectors, Fault::SubscribeDropsEvents,
+    fails: [projector_sees_every_event_once_in_order],
     passes: [append_to_new_stream]);

@@ -7,6 +7,7 @@ mod event;
 mod ext;
 mod name;
 mod project;
+pub mod projector;
 mod store;
 pub mod testing;
 mod types;

@@ -59,6 +59,10 @@ pub trait Replay: Send + Sync {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send;
+
+    /// The position of the newest stored event of `categories` (`ZERO` if none): what a
+    /// projection's lag is measured against.
+    fn head(&self, categories: &[&str]) -> impl Future<Output = Result<Position, Error>> + Send;
 }
 
 /// Follows several categories: catch-up, then live.
@@ -170,6 +174,13 @@ macro_rules! delegate {
                 after: Position,
             ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
                 (**self).replay(categories, after)
+            }
+
+            fn head(
+                &self,
+                categories: &[&str],
+            ) -> impl Future<Output = Result<Position, Error>> + Send {
+                (**self).head(categories)
             }
         }
 

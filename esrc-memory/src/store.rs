@@ -105,7 +105,7 @@ impl MemoryStore {
             .collect()
     }
 
-    pub(crate) fn head(&self) -> Position {
+    pub(crate) fn last_position(&self) -> Position {
         *self.inner.head.borrow()
     }
 }
@@ -287,7 +287,7 @@ impl Replay for MemoryStore {
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
         let categories = validate_all(categories);
-        let until = self.head();
+        let until = self.last_position();
         async_stream::stream! {
             let categories = match categories {
                 Ok(categories) => categories,
@@ -313,6 +313,21 @@ impl Replay for MemoryStore {
                 }
             }
         }
+    }
+
+    async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
+        Ok(self.head_of(&validate_all(categories)?))
+    }
+}
+
+impl MemoryStore {
+    fn head_of(&self, categories: &[String]) -> Position {
+        self.read()
+            .log
+            .values()
+            .rev()
+            .find(|envelope| categories.contains(&envelope.category))
+            .map_or(Position::ZERO, |envelope| envelope.position)
     }
 }
 

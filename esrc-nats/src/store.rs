@@ -535,6 +535,21 @@ impl Replay for NatsStore {
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
         self.envelopes(filters(self, categories), after.get(), Mode::Finite)
     }
+
+    async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
+        use async_nats::jetstream::stream::DirectGetErrorKind;
+        let mut head = Position::ZERO;
+        for filter in filters(self, categories)? {
+            // The last message on any subject of the category; a truncation marker is
+            // not an event, but its sequence bounds the head all the same.
+            match Box::pin(self.inner.stream.direct_get_last_for_subject(filter)).await {
+                Ok(message) => head = head.max(Position(message.sequence)),
+                Err(error) if error.kind() == DirectGetErrorKind::NotFound => {}
+                Err(error) => return Err(transient(error)),
+            }
+        }
+        Ok(head)
+    }
 }
 
 impl Subscribe for NatsStore {

@@ -79,6 +79,7 @@ pub(crate) struct Sql {
     pub(crate) replay: Arc<str>,
     pub(crate) subscribe: Arc<str>,
     pub(crate) horizon: Arc<str>,
+    pub(crate) head: Arc<str>,
     pub(crate) truncate: Arc<str>,
     pub(crate) save_snapshot: Arc<str>,
     pub(crate) load_snapshot: Arc<str>,
@@ -149,6 +150,10 @@ impl Sql {
             )
             .into(),
             horizon: format!("SELECT {HORIZON}, (SELECT max(position) FROM {s}.events)").into(),
+            head: format!(
+                "SELECT coalesce(max(position), 0) FROM {s}.events WHERE category = ANY($1)"
+            )
+            .into(),
             truncate: format!(
                 "WITH cur AS (
                     SELECT coalesce(max(version), 0) AS version FROM {s}.events

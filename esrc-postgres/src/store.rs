@@ -565,6 +565,21 @@ impl Replay for PgStore {
             }
         }
     }
+
+    async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
+        self.head_of(&validate_all(categories)?).await
+    }
+}
+
+impl PgStore {
+    async fn head_of(&self, categories: &[String]) -> Result<Position, Error> {
+        let head: i64 = sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.head)))
+            .bind(categories)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        Ok(Position(to_u64("position", head)?))
+    }
 }
 
 impl Subscribe for PgStore {

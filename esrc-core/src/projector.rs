@@ -1,0 +1,423 @@
+//! The projector runner: a named projection that survives restarts.
+//!
+//! A [`Projector`] loads its checkpoint, catches up, goes live, and saves checkpoints in
+//! batches — after a number of events or an interval, whichever comes first, and never
+//! ahead of what was projected. Stopped (gracefully, or killed) and started again, it
+//! resumes after its last checkpoint: every event is projected at least once, and only
+//! the events after the last checkpoint are projected again. For exactly-once on
+//! PostgreSQL, see `esrc_postgres::TransactionalProjector`.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::{
+    CheckpointStore, Error, EventGroup, Position, Project, ProjectError, Replay, Subscribe,
+    project_one, validate_name,
+};
+
+/// What a projector does when its projection fails on an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorPolicy {
+    /// Save the checkpoint of the last projected event and stop with the error.
+    Stop,
+    /// Try the same event again after a delay that doubles from `initial` up to `max`;
+    /// after `attempts` tries in all, stop with the error.
+    Retry {
+        /// The first delay.
+        initial: Duration,
+        /// The longest delay.
+        max: Duration,
+        /// How many tries in all before giving up.
+        attempts: u32,
+    },
+}
+
+impl ErrorPolicy {
+    /// Retry with exponential backoff from 100 ms up to 10 s, 10 tries in all.
+    pub const fn retry() -> Self {
+        ErrorPolicy::Retry {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+            attempts: 10,
+        }
+    }
+}
+
+/// What a running projector has done so far, readable while it runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    projected: AtomicU64,
+    checkpoint: AtomicU64,
+}
+
+impl Progress {
+    /// The position of the last event projected.
+    pub fn projected(&self) -> Position {
+        Position(self.projected.load(Ordering::Acquire))
+    }
+
+    /// The position of the last checkpoint saved.
+    pub fn checkpoint(&self) -> Position {
+        Position(self.checkpoint.load(Ordering::Acquire))
+    }
+}
+
+/// Runs a named [`Project`] implementation over its event group. See the module docs.
+///
+/// ```
+/// # use esrc_core::{Context, Event, Project, Versioned};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] enum TabEvent { Opened }
+/// # impl Versioned for TabEvent {}
+/// # impl Event for TabEvent { const NAME: &'static str = "Tab"; }
+/// # #[derive(Default)] struct OpenTabs(u32);
+/// # impl Project for OpenTabs {
+/// #     type EventGroup<'de> = TabEvent;
+/// #     type Error = std::convert::Infallible;
+/// #     async fn project<'de>(&mut self, _: Context<'de, TabEvent>) -> Result<(), Self::Error> {
+/// #         self.0 += 1; Ok(())
+/// #     }
+/// # }
+/// use std::time::Duration;
+/// use esrc_core::projector::{ErrorPolicy, Projector};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = esrc_memory::MemoryStore::new();
+/// let running = Projector::new(store, "open-tabs", OpenTabs::default())
+///     .checkpoint_every(100)
+///     .checkpoint_interval(Duration::from_secs(1))
+///     .on_error(ErrorPolicy::retry())
+///     .spawn();
+/// // ... later: stop it, saving its checkpoint, and get the projection back.
+/// let open_tabs = running.stop().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Projector<S, P> {
+    store: S,
+    name: String,
+    projection: P,
+    checkpoint_every: usize,
+    checkpoint_interval: Duration,
+    policy: ErrorPolicy,
+    progress: Arc<Progress>,
+}
+
+impl<S, P> Projector<S, P>
+where
+    S: Subscribe + Replay + CheckpointStore + 'static,
+    P: Project + 'static,
+{
+    /// A projector named `name` (a valid name: it keys the checkpoint) for `projection`.
+    /// Checkpoints every 100 events or every second; stops on the first error.
+    pub fn new(store: S, name: impl Into<String>, projection: P) -> Self {
+        Self {
+            store,
+            name: name.into(),
+            projection,
+            checkpoint_every: 100,
+            checkpoint_interval: Duration::from_secs(1),
+            policy: ErrorPolicy::Stop,
+            progress: Arc::default(),
+        }
+    }
+
+    /// Saves a checkpoint after this many projected events (at least 1).
+    #[must_use]
+    pub fn checkpoint_every(mut self, events: usize) -> Self {
+        self.checkpoint_every = events.max(1);
+        self
+    }
+
+    /// Saves a checkpoint at least this often while events are being projected.
+    #[must_use]
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// What to do when the projection fails.
+    #[must_use]
+    pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The projector's progress, shared with the running projector.
+    pub fn progress(&self) -> Arc<Progress> {
+        Arc::clone(&self.progress)
+    }
+
+    /// Runs until `stop` completes (then saves the checkpoint and returns the projection)
+    /// or until an error the policy does not absorb.
+    ///
+    /// A payload that cannot be decoded stops the projector whatever the policy: the
+    /// checkpoint stays before it, and nothing is skipped.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send,
+    ) -> Result<P, ProjectError<P::Error>> {
+        let Projector {
+            store,
+            name,
+            mut projection,
+            checkpoint_every,
+            checkpoint_interval,
+            policy,
+            progress,
+        } = self;
+        validate_name(&name)?;
+        let names = <P::EventGroup<'static> as EventGroup>::NAMES;
+        let start = store.load_checkpoint(&name).await?.unwrap_or_default();
+        progress.projected.store(start.get(), Ordering::Release);
+        progress.checkpoint.store(start.get(), Ordering::Release);
+        tracing::info!(projector = %name, checkpoint = %start, "esrc: projector starting");
+
+        let mut checkpoint = Checkpoint {
+            store: &store,
+            name: &name,
+            saved: start,
+            progress: &progress,
+        };
+        let mut events = pin!(store.subscribe(names, start));
+        let mut stop = pin!(stop);
+        let mut last = start;
+        let mut batch: Option<Batch> = None;
+        loop {
+            let deadline = batch.as_ref().map(|b| b.deadline);
+            let next = tokio::select! {
+                biased;
+                () = &mut stop => break,
+                () = sleep_until(deadline) => {
+                    if let Some(done) = batch.take() {
+                        checkpoint.save(last, done).await?;
+                    }
+                    continue;
+                }
+                next = events.next() => next,
+            };
+            let envelope = match next {
+                Some(Ok(envelope)) => envelope,
+                Some(Err(error)) => {
+                    checkpoint.flush(last, batch.take()).await;
+                    return Err(error.into());
+                }
+                None => break,
+            };
+            let current = batch
+                .get_or_insert_with(|| Batch::new(&name, envelope.position, checkpoint_interval));
+            let mut attempt = 1;
+            let mut delay = match policy {
+                ErrorPolicy::Retry { initial, .. } => initial,
+                ErrorPolicy::Stop => Duration::ZERO,
+            };
+            loop {
+                let outcome = project_one(&mut projection, &envelope)
+                    .instrument(current.span.clone())
+                    .await;
+                match outcome {
+                    Ok(()) => break,
+                    Err(ProjectError::Project { position, source }) => match policy {
+                        ErrorPolicy::Retry { max, attempts, .. } if attempt < attempts => {
+                            tracing::warn!(parent: &current.span, %position, attempt, error = %source, ?delay,
+                                "esrc: projection failed; retrying");
+                            tokio::select! {
+                                biased;
+                                () = &mut stop => {
+                                    checkpoint.flush(last, batch.take()).await;
+                                    return Ok(projection);
+                                }
+                                () = tokio::time::sleep(delay) => {}
+                            }
+                            attempt += 1;
+                            delay = (delay * 2).min(max);
+                        }
+                        _ => {
+                            checkpoint.flush(last, batch.take()).await;
+                            return Err(ProjectError::Project { position, source });
+                        }
+                    },
+                    Err(error) => {
+                        checkpoint.flush(last, batch.take()).await;
+                        return Err(error);
+                    }
+                }
+            }
+            last = envelope.position;
+            progress.projected.store(last.get(), Ordering::Release);
+            current.events += 1;
+            if current.events >= checkpoint_every {
+                if let Some(done) = batch.take() {
+                    checkpoint.save(last, done).await?;
+                }
+            }
+        }
+        if let Some(done) = batch.take() {
+            checkpoint.save(last, done).await?;
+        }
+        tracing::info!(projector = %name, checkpoint = %last, "esrc: projector stopped");
+        Ok(projection)
+    }
+
+    /// Runs the projector in a task; the handle stops it.
+    pub fn spawn(self) -> ProjectorHandle<S, P>
+    where
+        S: Clone,
+    {
+        let (stop, mut stopped) = watch::channel(false);
+        let store = self.store.clone();
+        let name = self.name.clone();
+        let progress = self.progress();
+        let task = tokio::spawn(self.run_until(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        ProjectorHandle {
+            store,
+            name,
+            progress,
+            stop,
+            task,
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The events projected since the last checkpoint.
+struct Batch {
+    span: tracing::Span,
+    events: usize,
+    deadline: Instant,
+}
+
+impl Batch {
+    fn new(name: &str, first: Position, interval: Duration) -> Self {
+        Self {
+            span: tracing::info_span!(
+                "esrc.projector.batch",
+                projector = %name,
+                first = %first,
+                events = tracing::field::Empty,
+                checkpoint = tracing::field::Empty,
+            ),
+            events: 0,
+            deadline: Instant::now() + interval,
+        }
+    }
+}
+
+struct Checkpoint<'a, S> {
+    store: &'a S,
+    name: &'a str,
+    saved: Position,
+    progress: &'a Progress,
+}
+
+impl<S: CheckpointStore> Checkpoint<'_, S> {
+    /// Saves `last` (the last projected position) for a finished batch.
+    async fn save(&mut self, last: Position, batch: Batch) -> Result<(), Error> {
+        batch.span.record("events", batch.events);
+        batch
+            .span
+            .record("checkpoint", tracing::field::display(last));
+        if last > self.saved {
+            self.store
+                .save_checkpoint(self.name, last)
+                .instrument(batch.span.clone())
+                .await?;
+            self.saved = last;
+            self.progress
+                .checkpoint
+                .store(last.get(), Ordering::Release);
+            tracing::debug!(parent: &batch.span, "esrc: checkpoint saved");
+        }
+        Ok(())
+    }
+
+    /// Saves what was projected before an error; a failure to do so is logged, since
+    /// the error being returned matters more.
+    async fn flush(&mut self, last: Position, batch: Option<Batch>) {
+        if let Some(batch) = batch {
+            if let Err(error) = self.save(last, batch).await {
+                tracing::warn!(projector = %self.name, %error, "esrc: could not save the checkpoint");
+            }
+        }
+    }
+}
+
+/// A running projector.
+#[derive(Debug)]
+pub struct ProjectorHandle<S, P: Project> {
+    store: S,
+    name: String,
+    progress: Arc<Progress>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<P, ProjectError<P::Error>>>,
+}
+
+impl<S, P> ProjectorHandle<S, P>
+where
+    S: Replay,
+    P: Project + 'static,
+{
+    /// Asks the projector to stop, waits for it to save its checkpoint, and returns the
+    /// projection (or the error it stopped with).
+    pub async fn stop(self) -> Result<P, ProjectError<P::Error>> {
+        let _ = self.stop.send(true);
+        self.join().await
+    }
+
+    /// Waits for the projector to end by itself (an error, or the store going away).
+    pub async fn join(self) -> Result<P, ProjectError<P::Error>> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => Err(ProjectError::Store(Error::NotSupported {
+                operation: "joining a cancelled projector",
+            })),
+        }
+    }
+
+    /// Kills the projector at once, without saving a checkpoint (as a crash would).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
+    /// Whether the projector has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// What the projector has done so far.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The projector's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How far the projector is behind: the newest position of its categories minus its
+    /// last checkpoint (a distance in positions, which may have gaps, not a count).
+    pub async fn lag(&self) -> Result<u64, Error> {
+        let names = <P::EventGroup<'static> as EventGroup>::NAMES;
+        let head = self.store.head(names).await?;
+        Ok(head.get().saturating_sub(self.progress.checkpoint().get()))
+    }
+}
