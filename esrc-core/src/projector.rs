@@ -69,6 +69,16 @@ impl Progress {
     pub fn checkpoint(&self) -> Position {
         Position(self.checkpoint.load(Ordering::Acquire))
     }
+
+    /// Records a projected event (for projector runners built on this crate).
+    pub fn set_projected(&self, position: Position) {
+        self.projected.store(position.get(), Ordering::Release);
+    }
+
+    /// Records a saved checkpoint (for projector runners built on this crate).
+    pub fn set_checkpoint(&self, position: Position) {
+        self.checkpoint.store(position.get(), Ordering::Release);
+    }
 }
 
 /// Runs a named [`Project`] implementation over its event group. See the module docs.

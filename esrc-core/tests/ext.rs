@@ -391,3 +391,45 @@ async fn references_arcs_and_boxes_are_stores() {
         assert_eq!(root.version(), Version(1));
     }
 }
+
+/// The projector's lag is the head of its categories minus its checkpoint.
+#[tokio::test]
+async fn projector_lag_is_head_minus_checkpoint() {
+    use esrc_core::projector::Projector;
+    let store = MemoryStore::new();
+    for _ in 0..10 {
+        store
+            .try_write(
+                Root::<Account>::new(Uuid::now_v7()),
+                AccountCommand::Open("x".into()),
+            )
+            .await
+            .unwrap();
+    }
+    let slow = Projector::new(store.clone(), "slow", Owners::default())
+        .checkpoint_every(1_000)
+        .checkpoint_interval(std::time::Duration::from_secs(3600))
+        .spawn();
+    let quick = Projector::new(store.clone(), "quick", Owners::default())
+        .checkpoint_every(1)
+        .spawn();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while slow.progress().projected() < Position(10)
+            || quick.progress().checkpoint() < Position(10)
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(slow.lag().await.unwrap(), 10, "nothing checkpointed yet");
+    assert_eq!(quick.lag().await.unwrap(), 0);
+    slow.stop().await.unwrap();
+    quick.stop().await.unwrap();
+    use esrc_core::CheckpointStore;
+    assert_eq!(
+        store.load_checkpoint("slow").await.unwrap(),
+        Some(Position(10)),
+        "stop saves"
+    );
+}

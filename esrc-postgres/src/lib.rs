@@ -2,11 +2,13 @@
 
 mod config;
 mod error;
+mod project;
 mod schema;
 mod store;
 mod subscribe;
 
 pub use config::PgStoreBuilder;
+pub use project::{TransactionalProject, TransactionalProjector};
 pub use store::PgStore;
 
 /// Re-export of the sqlx types in this crate's API.

@@ -655,16 +655,32 @@ impl SnapshotStore for PgStore {
     }
 }
 
-impl CheckpointStore for PgStore {
-    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
+impl PgStore {
+    /// Saves a checkpoint inside the caller's transaction, so that a read model written
+    /// in the same transaction and the checkpoint commit together (exactly once). Like
+    /// [`CheckpointStore::save_checkpoint`], it never moves a checkpoint backwards.
+    pub async fn save_checkpoint_in(
+        &self,
+        connection: &mut PgConnection,
+        name: &str,
+        position: Position,
+    ) -> Result<(), Error> {
         validate_name(name)?;
         sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_checkpoint)))
             .bind(name)
             .bind(to_i64(position.get()))
-            .execute(&self.inner.pool)
+            .execute(connection)
             .await
             .map_err(backend)?;
         Ok(())
+    }
+}
+
+impl CheckpointStore for PgStore {
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
+        let mut connection = self.inner.pool.acquire().await.map_err(backend)?;
+        self.save_checkpoint_in(&mut connection, name, position)
+            .await
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {

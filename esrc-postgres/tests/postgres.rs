@@ -298,3 +298,193 @@ async fn reads_page_through_long_results() {
         assert_eq!(next(&mut subscription).await.version, Version(version));
     }
 }
+
+/// A read model in the store's database: one row per event, and a running total.
+struct Ledger {
+    schema: String,
+    fail_at: Option<Position>,
+    pause: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LedgerError {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("told to fail at {0}")]
+    Refused(Position),
+}
+
+impl esrc_postgres::TransactionalProject for Ledger {
+    type EventGroup<'de> = NoteEvent<'de>;
+    type Error = LedgerError;
+
+    async fn project<'de>(
+        &mut self,
+        context: esrc_core::Context<'de, NoteEvent<'de>>,
+        transaction: &mut sqlx::PgConnection,
+    ) -> Result<(), LedgerError> {
+        if Some(context.position()) == self.fail_at {
+            return Err(LedgerError::Refused(context.position()));
+        }
+        let schema = &self.schema;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO \"{schema}\".ledger (event_id) VALUES ($1)"
+        )))
+        .bind(context.event_id())
+        .execute(&mut *transaction)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE \"{schema}\".totals SET n = n + 1"
+        )))
+        .execute(&mut *transaction)
+        .await?;
+        tokio::time::sleep(self.pause).await;
+        Ok(())
+    }
+}
+
+async fn ledger_store(pg: &common::Postgres) -> PgStore {
+    let store = pg.store().await;
+    let schema = store.schema();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE \"{schema}\".ledger (event_id uuid PRIMARY KEY);
+         CREATE TABLE \"{schema}\".totals (n bigint NOT NULL);
+         INSERT INTO \"{schema}\".totals VALUES (0);"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store
+}
+
+async fn totals(store: &PgStore) -> (i64, i64) {
+    let schema = store.schema();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT (SELECT n FROM \"{schema}\".totals), (SELECT count(*) FROM \"{schema}\".ledger)"
+    )))
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// Killed mid-batch and restarted, a transactional projection counts every event exactly
+/// once: the uncommitted batch vanished with its checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_projection_is_exactly_once_across_a_crash() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = ledger_store(&pg).await;
+    let id = Uuid::now_v7();
+    let batch: Vec<NewEvent> = (0..40).map(|n| note(&n.to_string())).collect();
+    let last = store
+        .publish("Note", id, Expected::NoStream, batch)
+        .await
+        .unwrap()
+        .position;
+
+    let ledger = Ledger {
+        schema: store.schema().to_owned(),
+        fail_at: None,
+        pause: Duration::from_millis(3),
+    };
+    let projector = esrc_postgres::TransactionalProjector::new(store.clone(), "ledger", ledger)
+        .checkpoint_every(9)
+        .checkpoint_interval(Duration::from_secs(3600));
+    let progress = projector.progress();
+    let task = tokio::spawn(projector.run_until(std::future::pending()));
+    tokio::time::timeout(PATIENCE, async {
+        // Wait until a batch is committed and the next one is half done.
+        while progress.checkpoint() == Position::ZERO
+            || progress.projected() <= progress.checkpoint()
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .unwrap();
+    task.abort();
+    let _ = task.await;
+    let (total, rows) = totals(&store).await;
+    let checkpoint = store_checkpoint(&store).await;
+    assert!(
+        checkpoint > Position::ZERO && checkpoint < last,
+        "killed mid-stream at {checkpoint}"
+    );
+    assert_eq!(total, rows);
+    assert_eq!(total % 9, 0, "only whole batches were committed: {total}");
+
+    let ledger = Ledger {
+        schema: store.schema().to_owned(),
+        fail_at: None,
+        pause: Duration::ZERO,
+    };
+    let projector = esrc_postgres::TransactionalProjector::new(store.clone(), "ledger", ledger)
+        .checkpoint_every(9);
+    let progress = projector.progress();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(projector.run_until(async {
+        let _ = stopped.await;
+    }));
+    tokio::time::timeout(PATIENCE, async {
+        while progress.projected() < last {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        totals(&store).await,
+        (40, 40),
+        "every event counted exactly once"
+    );
+    assert_eq!(store_checkpoint(&store).await, last);
+}
+
+async fn store_checkpoint(store: &PgStore) -> Position {
+    use esrc_core::CheckpointStore;
+    store
+        .load_checkpoint("ledger")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// A failing event rolls its whole batch back: read model and checkpoint agree.
+#[tokio::test]
+async fn a_failing_transactional_batch_rolls_back_with_its_checkpoint() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = ledger_store(&pg).await;
+    let batch: Vec<NewEvent> = (0..10).map(|n| note(&n.to_string())).collect();
+    store
+        .publish("Note", Uuid::now_v7(), Expected::NoStream, batch)
+        .await
+        .unwrap();
+    let positions: Vec<Position> = store
+        .replay(&["Note"], Position::ZERO)
+        .map(|e| e.unwrap().position)
+        .collect()
+        .await;
+    let ledger = Ledger {
+        schema: store.schema().to_owned(),
+        fail_at: Some(positions[6]),
+        pause: Duration::ZERO,
+    };
+    let outcome = esrc_postgres::TransactionalProjector::new(store.clone(), "ledger", ledger)
+        .checkpoint_every(4)
+        .run_until(std::future::pending())
+        .await;
+    assert!(
+        matches!(outcome, Err(esrc_core::ProjectError::Project { position, .. }) if position == positions[6])
+    );
+    assert_eq!(
+        totals(&store).await,
+        (4, 4),
+        "the batch with the failure was rolled back"
+    );
+    assert_eq!(store_checkpoint(&store).await, positions[3]);
+}

@@ -1,0 +1,224 @@
+//! Exactly-once projections: the read model and the checkpoint commit together.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use esrc_core::projector::{ErrorPolicy, Progress};
+use esrc_core::{
+    CheckpointStore, Context, DecodeGroup, Error, EventGroup, Position, ProjectError, Subscribe,
+    validate_name,
+};
+use futures::StreamExt;
+use sqlx::{PgConnection, Postgres, Transaction};
+use tokio::time::Instant;
+
+use crate::PgStore;
+use crate::error::backend;
+
+/// A projection whose read model lives in the store's database: each event is handed
+/// the transaction in which the projector also writes its checkpoint.
+///
+/// Keep the projection's state in the database, written through `transaction`: a batch
+/// that fails is rolled back, read model and checkpoint together, and projected again.
+pub trait TransactionalProject: Send {
+    /// The events this projection reads, decoded for the lifetime of one envelope.
+    type EventGroup<'de>: DecodeGroup<'de> + Send;
+    /// Why projecting an event failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Handles one event inside `transaction`.
+    fn project<'de>(
+        &mut self,
+        context: Context<'de, Self::EventGroup<'de>>,
+        transaction: &mut PgConnection,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Runs a [`TransactionalProject`] exactly once per event: the events of a batch and
+/// the checkpoint after them commit in one transaction, so a crash at any point leaves
+/// either the whole batch or none of it.
+///
+/// ```no_run
+/// # use esrc_postgres::{PgStore, TransactionalProject, TransactionalProjector};
+/// # async fn run<P: TransactionalProject + 'static>(store: PgStore, projection: P, shutdown: tokio::sync::oneshot::Receiver<()>) {
+/// let stopped = TransactionalProjector::new(store, "open-tabs", projection)
+///     .checkpoint_every(100)
+///     .run_until(async { let _ = shutdown.await; })
+///     .await;
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TransactionalProjector<P> {
+    store: PgStore,
+    name: String,
+    projection: P,
+    checkpoint_every: usize,
+    checkpoint_interval: Duration,
+    policy: ErrorPolicy,
+    progress: Arc<Progress>,
+}
+
+impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
+    /// A projector named `name` for `projection`; commits every 100 events or every
+    /// second, and stops on the first error.
+    pub fn new(store: PgStore, name: impl Into<String>, projection: P) -> Self {
+        Self {
+            store,
+            name: name.into(),
+            projection,
+            checkpoint_every: 100,
+            checkpoint_interval: Duration::from_secs(1),
+            policy: ErrorPolicy::Stop,
+            progress: Arc::default(),
+        }
+    }
+
+    /// Commits after this many events (at least 1).
+    #[must_use]
+    pub fn checkpoint_every(mut self, events: usize) -> Self {
+        self.checkpoint_every = events.max(1);
+        self
+    }
+
+    /// Commits at least this often while events are being projected.
+    #[must_use]
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// What to do when the projection fails: the batch is rolled back either way; with
+    /// a retry policy the projector starts again from its checkpoint after the delay.
+    #[must_use]
+    pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// What the projector has committed so far, readable while it runs.
+    pub fn progress(&self) -> Arc<Progress> {
+        Arc::clone(&self.progress)
+    }
+
+    /// Runs until `stop` completes (then commits the open batch and returns the
+    /// projection) or until an error the policy does not absorb.
+    pub async fn run_until(
+        mut self,
+        stop: impl Future<Output = ()> + Send,
+    ) -> Result<P, ProjectError<P::Error>> {
+        validate_name(&self.name)?;
+        let mut stop = pin!(stop);
+        let mut attempt = 1;
+        let mut delay = match self.policy {
+            ErrorPolicy::Retry { initial, .. } => initial,
+            ErrorPolicy::Stop => Duration::ZERO,
+        };
+        loop {
+            match self.run_once(&mut stop).await {
+                Ok(true) => return Ok(self.projection),
+                Ok(false) => {}
+                Err(ProjectError::Project { position, source }) => match self.policy {
+                    ErrorPolicy::Retry { max, attempts, .. } if attempt < attempts => {
+                        tracing::warn!(projector = %self.name, %position, attempt, error = %source,
+                            ?delay, "esrc: projection failed; batch rolled back, retrying");
+                        tokio::select! {
+                            biased;
+                            () = &mut stop => return Ok(self.projection),
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                        attempt += 1;
+                        delay = (delay * 2).min(max);
+                    }
+                    _ => return Err(ProjectError::Project { position, source }),
+                },
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// One run from the committed checkpoint: `Ok(true)` when stopped, `Ok(false)` when
+    /// the subscription ended by itself.
+    async fn run_once(
+        &mut self,
+        stop: &mut (impl Future<Output = ()> + Send + Unpin),
+    ) -> Result<bool, ProjectError<P::Error>> {
+        let store = self.store.clone();
+        let names = <P::EventGroup<'static> as EventGroup>::NAMES;
+        let start = store.load_checkpoint(&self.name).await?.unwrap_or_default();
+        self.progress.set_projected(start);
+        self.progress.set_checkpoint(start);
+        let mut events = pin!(store.subscribe(names, start));
+        let mut open: Option<(Transaction<'static, Postgres>, usize, Instant, Position)> = None;
+        loop {
+            let deadline = open.as_ref().map(|(_, _, deadline, _)| *deadline);
+            let next = tokio::select! {
+                biased;
+                () = &mut *stop => {
+                    self.commit(open.take()).await?;
+                    return Ok(true);
+                }
+                () = sleep_until(deadline) => {
+                    self.commit(open.take()).await?;
+                    continue;
+                }
+                next = events.next() => next,
+            };
+            let envelope = match next {
+                Some(Ok(envelope)) => envelope,
+                Some(Err(error)) => return Err(error.into()),
+                None => {
+                    self.commit(open.take()).await?;
+                    return Ok(false);
+                }
+            };
+            if open.is_none() {
+                let transaction = store.pool().begin().await.map_err(backend)?;
+                let deadline = Instant::now() + self.checkpoint_interval;
+                open = Some((transaction, 0, deadline, start));
+            }
+            let Some((transaction, count, _, last)) = open.as_mut() else {
+                continue;
+            };
+            let context = Context::decode(&envelope)?;
+            if let Err(source) = self.projection.project(context, transaction).await {
+                // Dropping the transaction rolls the whole batch back.
+                return Err(ProjectError::Project {
+                    position: envelope.position,
+                    source,
+                });
+            }
+            *count += 1;
+            *last = envelope.position;
+            self.progress.set_projected(envelope.position);
+            if *count >= self.checkpoint_every {
+                self.commit(open.take()).await?;
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        open: Option<(Transaction<'static, Postgres>, usize, Instant, Position)>,
+    ) -> Result<(), Error> {
+        let Some((mut transaction, count, _, last)) = open else {
+            return Ok(());
+        };
+        let span = tracing::info_span!("esrc.projector.batch", projector = %self.name, events = count, checkpoint = %last);
+        let _enter = span.enter();
+        self.store
+            .save_checkpoint_in(&mut transaction, &self.name, last)
+            .await?;
+        transaction.commit().await.map_err(backend)?;
+        self.progress.set_checkpoint(last);
+        Ok(())
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
