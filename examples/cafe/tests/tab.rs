@@ -1,0 +1,254 @@
+//! The tutorial's scenarios (cqrs.nu, "Testing"), as Given/When/Then.
+
+use cafe::{MenuItem, Tab, TabCommand, TabError, TabEvent};
+use esrc_core::testing::given;
+
+fn drink(menu_number: u32, price: u64) -> MenuItem {
+    MenuItem {
+        menu_number,
+        description: format!("drink {menu_number}"),
+        is_drink: true,
+        price,
+    }
+}
+
+fn food(menu_number: u32, price: u64) -> MenuItem {
+    MenuItem {
+        menu_number,
+        description: format!("food {menu_number}"),
+        is_drink: false,
+        price,
+    }
+}
+
+fn opened() -> TabEvent {
+    TabEvent::TabOpened {
+        table_number: 42,
+        waiter: "Derek".into(),
+    }
+}
+
+fn drinks() -> Vec<MenuItem> {
+    vec![drink(4, 250), drink(10, 350)]
+}
+
+fn dishes() -> Vec<MenuItem> {
+    vec![food(16, 1_000), food(25, 1_200)]
+}
+
+#[test]
+fn can_open_a_new_tab() {
+    given::<Tab>([])
+        .when(TabCommand::OpenTab {
+            table_number: 42,
+            waiter: "Derek".into(),
+        })
+        .then([opened()]);
+}
+
+#[test]
+fn can_not_order_with_unopened_tab() {
+    given::<Tab>([])
+        .when(TabCommand::PlaceOrder { items: drinks() })
+        .then_error(TabError::TabNotOpen);
+}
+
+#[test]
+fn can_place_drinks_order() {
+    given::<Tab>([opened()])
+        .when(TabCommand::PlaceOrder { items: drinks() })
+        .then([TabEvent::DrinksOrdered { items: drinks() }]);
+}
+
+#[test]
+fn can_place_food_order() {
+    given::<Tab>([opened()])
+        .when(TabCommand::PlaceOrder { items: dishes() })
+        .then([TabEvent::FoodOrdered { items: dishes() }]);
+}
+
+#[test]
+fn can_place_food_and_drink_order() {
+    let mut items = dishes();
+    items.extend(drinks());
+    given::<Tab>([opened()])
+        .when(TabCommand::PlaceOrder { items })
+        .then([
+            TabEvent::DrinksOrdered { items: drinks() },
+            TabEvent::FoodOrdered { items: dishes() },
+        ]);
+}
+
+#[test]
+fn ordered_drinks_can_be_served() {
+    given::<Tab>([opened(), TabEvent::DrinksOrdered { items: drinks() }])
+        .when(TabCommand::MarkDrinksServed {
+            menu_numbers: vec![4, 10],
+        })
+        .then([TabEvent::DrinksServed {
+            menu_numbers: vec![4, 10],
+        }]);
+}
+
+#[test]
+fn can_not_serve_an_unordered_drink() {
+    given::<Tab>([
+        opened(),
+        TabEvent::DrinksOrdered {
+            items: vec![drink(4, 250)],
+        },
+    ])
+    .when(TabCommand::MarkDrinksServed {
+        menu_numbers: vec![10],
+    })
+    .then_error(TabError::DrinksNotOutstanding);
+}
+
+#[test]
+fn can_not_serve_an_ordered_drink_twice() {
+    given::<Tab>([
+        opened(),
+        TabEvent::DrinksOrdered {
+            items: vec![drink(4, 250)],
+        },
+        TabEvent::DrinksServed {
+            menu_numbers: vec![4],
+        },
+    ])
+    .when(TabCommand::MarkDrinksServed {
+        menu_numbers: vec![4],
+    })
+    .then_error(TabError::DrinksNotOutstanding);
+}
+
+#[test]
+fn ordered_food_can_be_prepared_then_served() {
+    given::<Tab>([opened(), TabEvent::FoodOrdered { items: dishes() }])
+        .when(TabCommand::MarkFoodPrepared {
+            menu_numbers: vec![16],
+        })
+        .then([TabEvent::FoodPrepared {
+            menu_numbers: vec![16],
+        }]);
+    given::<Tab>([
+        opened(),
+        TabEvent::FoodOrdered { items: dishes() },
+        TabEvent::FoodPrepared {
+            menu_numbers: vec![16],
+        },
+    ])
+    .when(TabCommand::MarkFoodServed {
+        menu_numbers: vec![16],
+    })
+    .then([TabEvent::FoodServed {
+        menu_numbers: vec![16],
+    }]);
+}
+
+#[test]
+fn can_not_prepare_unordered_food() {
+    given::<Tab>([
+        opened(),
+        TabEvent::FoodOrdered {
+            items: vec![food(16, 1_000)],
+        },
+    ])
+    .when(TabCommand::MarkFoodPrepared {
+        menu_numbers: vec![16, 16],
+    })
+    .then_error(TabError::FoodNotOutstanding);
+}
+
+#[test]
+fn can_not_serve_unprepared_food() {
+    given::<Tab>([opened(), TabEvent::FoodOrdered { items: dishes() }])
+        .when(TabCommand::MarkFoodServed {
+            menu_numbers: vec![16],
+        })
+        .then_error(TabError::FoodNotPrepared);
+}
+
+fn served_drinks() -> Vec<TabEvent> {
+    vec![
+        opened(),
+        TabEvent::DrinksOrdered { items: drinks() },
+        TabEvent::DrinksServed {
+            menu_numbers: vec![4, 10],
+        },
+    ]
+}
+
+#[test]
+fn can_close_tab_by_paying_exact_amount() {
+    given::<Tab>(served_drinks())
+        .when(TabCommand::CloseTab { amount_paid: 600 })
+        .then([TabEvent::TabClosed {
+            amount_paid: 600,
+            order_value: 600,
+            tip_value: 0,
+        }]);
+}
+
+#[test]
+fn can_close_tab_with_tip() {
+    given::<Tab>(served_drinks())
+        .when(TabCommand::CloseTab { amount_paid: 700 })
+        .then([TabEvent::TabClosed {
+            amount_paid: 700,
+            order_value: 600,
+            tip_value: 100,
+        }]);
+}
+
+#[test]
+fn must_pay_enough_to_close_tab() {
+    given::<Tab>(served_drinks())
+        .when(TabCommand::CloseTab { amount_paid: 599 })
+        .then_error(TabError::MustPayEnough);
+}
+
+#[test]
+fn can_not_close_tab_twice() {
+    let mut events = served_drinks();
+    events.push(TabEvent::TabClosed {
+        amount_paid: 600,
+        order_value: 600,
+        tip_value: 0,
+    });
+    given::<Tab>(events)
+        .when(TabCommand::CloseTab { amount_paid: 600 })
+        .then_error(TabError::TabNotOpen);
+}
+
+#[test]
+fn can_not_close_tab_with_unserved_drinks_items() {
+    given::<Tab>([opened(), TabEvent::DrinksOrdered { items: drinks() }])
+        .when(TabCommand::CloseTab { amount_paid: 600 })
+        .then_error(TabError::TabHasUnservedItems);
+}
+
+#[test]
+fn can_not_close_tab_with_unprepared_food_items() {
+    given::<Tab>([opened(), TabEvent::FoodOrdered { items: dishes() }])
+        .when(TabCommand::CloseTab {
+            amount_paid: 10_000,
+        })
+        .then_error(TabError::TabHasUnservedItems);
+}
+
+#[test]
+fn can_not_close_tab_with_unserved_food_items() {
+    given::<Tab>([
+        opened(),
+        TabEvent::FoodOrdered {
+            items: vec![food(16, 1_000)],
+        },
+        TabEvent::FoodPrepared {
+            menu_numbers: vec![16],
+        },
+    ])
+    .when(TabCommand::CloseTab {
+        amount_paid: 10_000,
+    })
+    .then_error(TabError::TabHasUnservedItems);
+}
