@@ -138,10 +138,7 @@ impl App for Day {
         let chef = Projector::new(store.clone(), ChefTodoList::NAME, chef).spawn();
 
         println!("\nThe day (commands in, events out):");
-        println!(
-            "  {:<5} {:>5}  {:<17} {}",
-            "Who", "Table", "Command", "Events"
-        );
+        println!("  Who   Table  Command           Events");
         let mut staff = Staff {
             store: &store,
             last: Position::ZERO,

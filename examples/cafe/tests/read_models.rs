@@ -19,10 +19,7 @@ fn item(menu_number: u32, is_drink: bool, price: u64) -> MenuItem {
     }
 }
 
-async fn run<M: ReadModel>(store: &MemoryStore, until: esrc_core::Position) -> M
-where
-    M: Clone,
-{
+async fn run<M: ReadModel + Clone>(store: &MemoryStore, until: esrc_core::Position) -> M {
     let projection = ReadModelProjection::<MemoryStore, M>::load(store.clone())
         .await
         .unwrap();
