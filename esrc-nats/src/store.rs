@@ -1,7 +1,7 @@
 //! The store: appends as (atomic batch) publishes, reads through short-lived consumers,
 //! truncation by subject purge, snapshots and checkpoints in key-value buckets.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -37,6 +37,9 @@ pub struct NatsStore {
 }
 
 struct Inner {
+    /// The last known (version, sequence) of recently used subjects, so that reading a
+    /// stream after a known version starts at the right sequence instead of the first.
+    tails: std::sync::Mutex<HashMap<String, (u64, u64)>>,
     client: async_nats::Client,
     context: jetstream::Context,
     stream: jetstream::stream::Stream,
@@ -117,6 +120,7 @@ impl NatsStore {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                tails: std::sync::Mutex::default(),
                 client,
                 context,
                 stream,
@@ -157,6 +161,34 @@ impl NatsStore {
                 .map_err(transient)?;
         }
         Ok(())
+    }
+
+    /// Remembers that `subject`'s event at `version` has sequence `sequence`.
+    fn remember(&self, subject: &str, version: Version, sequence: u64) {
+        const MAX_REMEMBERED: usize = 65_536;
+        let mut tails = self
+            .inner
+            .tails
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if tails.len() >= MAX_REMEMBERED && !tails.contains_key(subject) {
+            tails.clear();
+        }
+        tails.insert(subject.to_owned(), (version.get(), sequence));
+    }
+
+    /// Where to start reading `subject` for the events after `after`: just after the
+    /// remembered sequence of `after`, or at the beginning.
+    fn start_after(&self, subject: &str, after: Version) -> u64 {
+        let tails = self
+            .inner
+            .tails
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match tails.get(subject) {
+            Some((version, sequence)) if *version == after.get() => *sequence,
+            _ => 0,
+        }
     }
 
     fn subject(&self, category: &str, id: Uuid) -> String {
@@ -476,8 +508,10 @@ impl Publish for NatsStore {
             let sent = Box::pin(self.send(&subject, &events, known.version.next(), known.sequence));
             match sent.await? {
                 Sent::Stored { sequence } => {
+                    let version = Version(known.version.get() + events.len() as u64);
+                    self.remember(&subject, version, sequence);
                     return Ok(Appended {
-                        version: Version(known.version.get() + events.len() as u64),
+                        version,
                         position: Position(sequence),
                     });
                 }
@@ -509,14 +543,48 @@ impl ReplayOne for NatsStore {
         id: Uuid,
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let subject = validate_name(category).map(|()| vec![self.subject(category, id)]);
-        self.envelopes(subject, 0, Mode::Finite)
-            .filter(move |item| {
-                let keep = item
-                    .as_ref()
-                    .map_or(true, |envelope| envelope.version > after);
-                async move { keep }
-            })
+        let subject = self.subject(category, id);
+        let valid = validate_name(category);
+        let store = self.clone();
+        async_stream::stream! {
+            if let Err(error) = valid {
+                yield Err(error);
+                return;
+            }
+            let mut start = 0;
+            if after > Version::ZERO {
+                // The common case of a cached root: nothing newer. One direct get says
+                // so without making a consumer.
+                match store.tail(&subject).await {
+                    Ok(Some(tail)) if tail.version > after => {
+                        start = store.start_after(&subject, after);
+                    }
+                    Ok(_) => return,
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                }
+            }
+            let mut events = Box::pin(store.envelopes(Ok(vec![subject.clone()]), start, Mode::Finite));
+            let mut last = None;
+            while let Some(item) = events.next().await {
+                match item {
+                    Ok(envelope) if envelope.version <= after => {}
+                    Ok(envelope) => {
+                        last = Some((envelope.version, envelope.position));
+                        yield Ok(envelope);
+                    }
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                }
+            }
+            if let Some((version, position)) = last {
+                store.remember(&subject, version, position.get());
+            }
+        }
     }
 }
 

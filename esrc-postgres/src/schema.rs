@@ -134,13 +134,13 @@ impl Sql {
             replay_one: format!(
                 "SELECT {COLUMNS} FROM {s}.events
                  WHERE category = $1 AND aggregate_id = $2 AND version > $3
-                 ORDER BY version LIMIT $4"
+                 ORDER BY version"
             )
             .into(),
             replay: format!(
                 "SELECT {COLUMNS} FROM {s}.events
                  WHERE position > $1 AND position < $2 AND category = ANY($3)
-                 ORDER BY position LIMIT $4"
+                 ORDER BY position"
             )
             .into(),
             subscribe: format!(

@@ -10,7 +10,7 @@ use esrc_core::{
     Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate, Version,
     validate_name,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -484,27 +484,19 @@ impl ReplayOne for PgStore {
                 yield Err(error);
                 return;
             }
-            let mut cursor = to_i64(after.get());
-            loop {
-                let query = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay_one)))
-                    .bind(&category)
-                    .bind(id)
-                    .bind(cursor)
-                    .bind(self.page_size());
-                let page = match self.page(query).await {
-                    Ok(page) => page,
+            // One query, streamed: rows come off the socket as the stream is polled.
+            let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay_one)))
+                .bind(&category)
+                .bind(id)
+                .bind(to_i64(after.get()))
+                .fetch(&self.inner.pool);
+            while let Some(row) = rows.next().await {
+                match row {
+                    Ok(row) => yield envelope(&row),
                     Err(error) => {
-                        yield Err(error);
+                        yield Err(backend(error));
                         return;
                     }
-                };
-                let full = page.len() as i64 == self.page_size();
-                for envelope in page {
-                    cursor = to_i64(envelope.version.get());
-                    yield Ok(envelope);
-                }
-                if !full {
-                    return;
                 }
             }
         }
@@ -540,27 +532,18 @@ impl Replay for PgStore {
                     return;
                 }
             };
-            let mut cursor = to_i64(after.get());
-            loop {
-                let query = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay)))
-                    .bind(cursor)
-                    .bind(until)
-                    .bind(&categories)
-                    .bind(self.page_size());
-                let page = match self.page(query).await {
-                    Ok(page) => page,
+            let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay)))
+                .bind(to_i64(after.get()))
+                .bind(until)
+                .bind(&categories)
+                .fetch(&self.inner.pool);
+            while let Some(row) = rows.next().await {
+                match row {
+                    Ok(row) => yield envelope(&row),
                     Err(error) => {
-                        yield Err(error);
+                        yield Err(backend(error));
                         return;
                     }
-                };
-                let full = page.len() as i64 == self.page_size();
-                for envelope in page {
-                    cursor = to_i64(envelope.position.get());
-                    yield Ok(envelope);
-                }
-                if !full {
-                    return;
                 }
             }
         }
