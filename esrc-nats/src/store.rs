@@ -551,21 +551,16 @@ impl ReplayOne for NatsStore {
                 yield Err(error);
                 return;
             }
-            let mut start = 0;
-            if after > Version::ZERO {
-                // The common case of a cached root: nothing newer. One direct get says
-                // so without making a consumer.
-                match store.tail(&subject).await {
-                    Ok(Some(tail)) if tail.version > after => {
-                        start = store.start_after(&subject, after);
-                    }
-                    Ok(_) => return,
-                    Err(error) => {
-                        yield Err(error);
-                        return;
-                    }
+            // A new stream, or a cached root with nothing newer, is the common case: one
+            // direct get says so without making a consumer.
+            let start = match store.tail(&subject).await {
+                Ok(Some(tail)) if tail.version > after => store.start_after(&subject, after),
+                Ok(_) => return,
+                Err(error) => {
+                    yield Err(error);
+                    return;
                 }
-            }
+            };
             let mut events = Box::pin(store.envelopes(Ok(vec![subject.clone()]), start, Mode::Finite));
             let mut last = None;
             while let Some(item) = events.next().await {

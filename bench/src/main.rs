@@ -1,0 +1,100 @@
+//! `cargo run --release -p esrc-bench -- --store memory|postgres|nats [--quick] [--json FILE]`
+//!
+//! PostgreSQL and NATS are reached through `ESRC_POSTGRES_URL` and `ESRC_NATS_URL`
+//! (or `--url`). Each run works in fresh namespaces and removes them afterwards.
+
+use esrc_bench::BoxError;
+use esrc_bench::raw::{RawMemory, RawNats, RawPostgres};
+use esrc_bench::report::{self, Line};
+use esrc_bench::workloads::{self, Sizes};
+use esrc_memory::MemoryStore;
+use esrc_nats::NatsStore;
+use esrc_postgres::PgStore;
+use uuid::Uuid;
+
+const USAGE: &str = "\
+esrc-bench: the same workloads on an esrc store and on its raw client, in one run.
+
+Usage: esrc-bench --store memory|postgres|nats [--url URL] [--quick] [--json FILE]
+
+--url defaults to ESRC_POSTGRES_URL or ESRC_NATS_URL.";
+
+struct Args {
+    store: String,
+    url: Option<String>,
+    quick: bool,
+    json: Option<String>,
+}
+
+fn args() -> Result<Args, BoxError> {
+    let mut parsed = Args { store: String::new(), url: None, quick: false, json: None };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--store" => parsed.store = args.next().ok_or("--store needs a value")?,
+            "--url" => parsed.url = Some(args.next().ok_or("--url needs a value")?),
+            "--json" => parsed.json = Some(args.next().ok_or("--json needs a file")?),
+            "--quick" => parsed.quick = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument `{other}`\n\n{USAGE}").into()),
+        }
+    }
+    if parsed.store.is_empty() {
+        return Err(USAGE.into());
+    }
+    Ok(parsed)
+}
+
+fn url(args: &Args, variable: &str) -> Result<String, BoxError> {
+    args.url
+        .clone()
+        .or_else(|| std::env::var(variable).ok())
+        .ok_or_else(|| format!("set --url or {variable}").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = args()?;
+    let sizes = if args.quick { Sizes::QUICK } else { Sizes::FULL };
+    let namespace = format!("bench_{}", Uuid::new_v4().simple());
+    let lines: Vec<Line> = match args.store.as_str() {
+        "memory" => workloads::run(MemoryStore::new(), RawMemory::default(), sizes, 10.0).await?,
+        "postgres" => {
+            let url = url(&args, "ESRC_POSTGRES_URL")?;
+            let store = PgStore::builder()
+                .schema(namespace.clone())
+                .max_connections(20)
+                .connect(&url)
+                .await?;
+            store.migrate().await?;
+            let raw = RawPostgres::new(store.pool().clone()).await?;
+            let lines = workloads::run(store.clone(), raw, sizes, 10.0).await;
+            let drop = format!("DROP SCHEMA \"{namespace}\" CASCADE");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(store.pool()).await?;
+            lines?
+        }
+        "nats" => {
+            let url = url(&args, "ESRC_NATS_URL")?;
+            let client = async_nats::connect(&url).await?;
+            let store = NatsStore::builder()
+                .stream(namespace.to_uppercase())
+                .prefix(namespace.clone())
+                .build(client.clone())
+                .await?;
+            let raw = RawNats::new(client).await?;
+            let lines = workloads::run(store.clone(), raw, sizes, 2.0).await;
+            store.destroy().await?;
+            lines?
+        }
+        other => return Err(format!("unknown store `{other}`\n\n{USAGE}").into()),
+    };
+    report::print(&args.store, &lines);
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&lines)?)?;
+        println!("\nwrote {path}");
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! The workloads, on an esrc store and on its raw baseline, in the same process.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use esrc_core::{Expected, Metadata, NewEvent, Position, PublishExt, ReadExt, Root, Store};
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::BoxError;
+use crate::model::{Counter, CounterCommand, CounterEvent};
+use crate::raw::Raw;
+use crate::report::Line;
+
+/// How big the workloads are.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// W1: new aggregates.
+    pub create: u64,
+    /// W2: commands on one aggregate.
+    pub grow: u64,
+    /// W3: events of the loaded aggregate.
+    pub load: u64,
+    /// W3: loads timed.
+    pub loads: u64,
+    /// W4: appends per task (16 tasks).
+    pub concurrent: u64,
+    /// W5: commands of 100 events.
+    pub batches: u64,
+    /// W6: events replayed.
+    pub replay: u64,
+    /// W7: events whose latency is measured.
+    pub latency: u64,
+}
+
+impl Sizes {
+    /// The full run.
+    pub const FULL: Sizes = Sizes {
+        create: 2_000,
+        grow: 1_000,
+        load: 5_000,
+        loads: 20,
+        concurrent: 200,
+        batches: 100,
+        replay: 100_000,
+        latency: 500,
+    };
+
+    /// `--quick`: under a minute per store.
+    pub const QUICK: Sizes = Sizes {
+        create: 300,
+        grow: 1_000,
+        load: 5_000,
+        loads: 5,
+        concurrent: 40,
+        batches: 20,
+        replay: 20_000,
+        latency: 100,
+    };
+
+    /// For the smoke test.
+    pub const TINY: Sizes = Sizes {
+        create: 5,
+        grow: 200,
+        load: 50,
+        loads: 2,
+        concurrent: 3,
+        batches: 2,
+        replay: 300,
+        latency: 5,
+    };
+}
+
+fn rate(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn compare(workload: &str, unit: &str, esrc: f64, raw: f64, target: f64) -> Line {
+    let ratio = esrc / raw;
+    Line {
+        workload: workload.into(),
+        unit: unit.into(),
+        esrc,
+        raw: Some(raw),
+        ratio: Some(ratio),
+        target: format!("esrc/raw >= {target}"),
+        met: ratio >= target,
+    }
+}
+
+fn command(n: u64) -> CounterCommand {
+    CounterCommand::Add(n)
+}
+
+/// Runs every workload on `store` and `raw`; returns the report lines.
+pub async fn run<S, R>(store: S, raw: R, sizes: Sizes, w7_target_ms: f64) -> Result<Vec<Line>, BoxError>
+where
+    S: Store + Clone + 'static,
+    R: Raw,
+{
+    let mut lines = Vec::new();
+    let none = Metadata::new();
+
+    // W1 create: read a new aggregate, process, append; sequential.
+    let started = Instant::now();
+    for n in 0..sizes.create {
+        let root = store.load::<Counter>(Uuid::now_v7()).await?;
+        store.try_write(root, command(n)).await?;
+    }
+    let esrc = rate(sizes.create, started.elapsed());
+    let started = Instant::now();
+    for _ in 0..sizes.create {
+        raw.create(Uuid::now_v7()).await?;
+    }
+    let baseline = rate(sizes.create, started.elapsed());
+    lines.push(compare("W1 create", "commands/s", esrc, baseline, 0.95));
+
+    // W2 grow: one aggregate, sequential commands on the normal path: keep the root,
+    // `try_write` (which re-reads only newer events if another writer got in first).
+    let id = Uuid::now_v7();
+    let mut root = Root::<Counter>::new(id);
+    let mut times = Vec::with_capacity(sizes.grow as usize);
+    for n in 0..sizes.grow {
+        let started = Instant::now();
+        root = store.try_write_retry(root, command(n), &none, 3).await?;
+        times.push(started.elapsed());
+    }
+    let window = (sizes.grow / 10).max(1) as usize;
+    let first = rate(window as u64, times[..window].iter().sum());
+    let last = rate(window as u64, times[times.len() - window..].iter().sum());
+    let ratio = last / first;
+    lines.push(Line {
+        workload: "W2 grow: last 10%".into(),
+        unit: "commands/s".into(),
+        esrc: last,
+        raw: None,
+        ratio: Some(ratio),
+        target: "last/first >= 0.9".into(),
+        met: ratio >= 0.9,
+    });
+    lines.push(Line {
+        workload: "W2 grow: first 10%".into(),
+        unit: "commands/s".into(),
+        esrc: first,
+        raw: None,
+        ratio: None,
+        target: "-".into(),
+        met: true,
+    });
+    // The same commands, read fresh each time (what the target forbids), for scale.
+    let reread = Uuid::now_v7();
+    let mut version = 0;
+    let mut times = Vec::new();
+    for n in 0..sizes.grow {
+        let started = Instant::now();
+        let root = store.load::<Counter>(reread).await?;
+        store.try_write(root, command(n)).await?;
+        version += 1;
+        times.push(started.elapsed());
+    }
+    let reread_last = rate(window as u64, times[times.len() - window..].iter().sum());
+    let reread_first = rate(window as u64, times[..window].iter().sum());
+    lines.push(Line {
+        workload: "W2 (reload every command)".into(),
+        unit: "commands/s".into(),
+        esrc: reread_last,
+        raw: None,
+        ratio: Some(reread_last / reread_first),
+        target: "informative".into(),
+        met: true,
+    });
+    let _ = version;
+
+    // W3 load: an aggregate of `load` events, without and with a snapshot.
+    let id = Uuid::now_v7();
+    let raw_id = Uuid::now_v7();
+    let mut seeded = 0;
+    let mut root = Root::<Counter>::new(id);
+    while seeded < sizes.load {
+        let n = (sizes.load - seeded).min(500);
+        root = store.try_write(root, CounterCommand::AddMany(n)).await?;
+        raw.append(raw_id, seeded, n).await?;
+        seeded += n;
+    }
+    let started = Instant::now();
+    for _ in 0..sizes.loads {
+        let loaded = store.load::<Counter>(id).await?;
+        assert_eq!(loaded.events, sizes.load);
+    }
+    let esrc = rate(sizes.loads * sizes.load, started.elapsed());
+    let started = Instant::now();
+    for _ in 0..sizes.loads {
+        let loaded = raw.load(raw_id).await?;
+        assert_eq!(loaded.events, sizes.load);
+    }
+    let baseline = rate(sizes.loads * sizes.load, started.elapsed());
+    lines.push(compare("W3 load, no snapshot", "events/s", esrc, baseline, 1.0));
+    store.save_root_snapshot(&root).await?;
+    let started = Instant::now();
+    for _ in 0..sizes.loads {
+        let read = store.read::<Counter>(id).await?;
+        assert_eq!(read.events, sizes.load);
+    }
+    let esrc = rate(sizes.loads * sizes.load, started.elapsed());
+    lines.push(compare("W3 load, snapshot", "events/s", esrc, baseline, 1.0));
+
+    // W4 concurrent: 16 tasks, each appending to its own aggregate.
+    let tasks = 16;
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let store = store.clone();
+        let count = sizes.concurrent;
+        handles.push(tokio::spawn(async move {
+            let mut root = Root::<Counter>::new(Uuid::now_v7());
+            for n in 0..count {
+                root = store.try_write(root, command(n)).await?;
+            }
+            Ok::<_, esrc_core::CommandError<std::convert::Infallible>>(())
+        }));
+    }
+    for handle in handles {
+        handle.await??;
+    }
+    let esrc = rate(tasks * sizes.concurrent, started.elapsed());
+    let raw = Arc::new(raw);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let raw = Arc::clone(&raw);
+        let count = sizes.concurrent;
+        handles.push(async move {
+            let id = Uuid::now_v7();
+            for n in 0..count {
+                raw.append(id, n, 1).await?;
+            }
+            Ok::<_, BoxError>(())
+        });
+    }
+    for result in futures::future::join_all(handles).await {
+        result?;
+    }
+    let baseline = rate(tasks * sizes.concurrent, started.elapsed());
+    lines.push(compare("W4 concurrent (16 tasks)", "appends/s", esrc, baseline, 0.95));
+
+    // W5 batch: commands producing 100 events each.
+    let mut root = Root::<Counter>::new(Uuid::now_v7());
+    let started = Instant::now();
+    for _ in 0..sizes.batches {
+        root = store.try_write(root, CounterCommand::AddMany(100)).await?;
+    }
+    let esrc = rate(sizes.batches * 100, started.elapsed());
+    let raw_id = Uuid::now_v7();
+    let started = Instant::now();
+    let mut version = 0;
+    for _ in 0..sizes.batches {
+        version = raw.append(raw_id, version, 100).await?;
+    }
+    let baseline = rate(sizes.batches * 100, started.elapsed());
+    lines.push(compare("W5 batch (100 events/command)", "events/s", esrc, baseline, 0.95));
+
+    // W6 replay: a category of `replay` events (what the earlier workloads wrote counts).
+    let mut written = 0;
+    let streams: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
+    let per_stream = sizes.replay / 100;
+    for id in &streams {
+        let mut root = Root::<Counter>::new(*id);
+        let mut raw_version = 0;
+        while root.version().get() < per_stream {
+            let n = (per_stream - root.version().get()).min(1_000);
+            root = store.try_write(root, CounterCommand::AddMany(n)).await?;
+            raw_version = raw.append(*id, raw_version, n).await?;
+            written += n;
+        }
+    }
+    let started = Instant::now();
+    let mut replayed = 0;
+    let mut events = pin!(store.replay(&["Counter"], Position::ZERO));
+    while let Some(envelope) = events.next().await {
+        envelope?.deserialize::<CounterEvent>()?;
+        replayed += 1;
+    }
+    let esrc = rate(replayed, started.elapsed());
+    let started = Instant::now();
+    let raw_replayed = raw.replay().await?;
+    let baseline = rate(raw_replayed, started.elapsed());
+    assert!(replayed >= written && raw_replayed >= written);
+    lines.push(compare("W6 replay a category", "events/s", esrc, baseline, 1.0));
+
+    // W7 subscribe latency: from the start of an append to a live subscriber's receipt.
+    lines.extend(latency(&store, sizes.latency, w7_target_ms).await?);
+
+    if let Ok(raw) = Arc::try_unwrap(raw) {
+        raw.cleanup().await?;
+    }
+    Ok(lines)
+}
+
+async fn latency<S: Store + Clone + 'static>(store: &S, count: u64, target_ms: f64) -> Result<Vec<Line>, BoxError> {
+    let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let head = store.head(&["Latency"]).await?;
+    let subscriber = {
+        let store = store.clone();
+        let sent = Arc::clone(&sent);
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut events = pin!(store.subscribe(&["Latency"], head));
+            while let Some(envelope) = events.next().await {
+                let envelope = envelope?;
+                let received = Instant::now();
+                let start = sent.lock().unwrap_or_else(PoisonError::into_inner).remove(&envelope.event_id);
+                if let Some(start) = start {
+                    latencies.push(received - start);
+                }
+                if latencies.len() as u64 == count {
+                    break;
+                }
+            }
+            Ok::<_, esrc_core::Error>(latencies)
+        })
+    };
+    // Let the subscription go live before the first append.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = Uuid::now_v7();
+    let mut version = 0;
+    for n in 0..count {
+        let event = NewEvent::new(&CounterEvent::sample(n))?;
+        sent.lock().unwrap_or_else(PoisonError::into_inner).insert(event.event_id, Instant::now());
+        store.publish("Latency", id, Expected::Exact(esrc_core::Version(version)), vec![event]).await?;
+        version += 1;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let mut latencies = tokio::time::timeout(Duration::from_secs(60), subscriber).await???;
+    latencies.sort();
+    let percentile = |p: f64| {
+        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[index].as_secs_f64() * 1_000.0
+    };
+    let (p50, p99) = (percentile(0.50), percentile(0.99));
+    Ok(vec![
+        Line {
+            workload: "W7 subscribe latency p50".into(),
+            unit: "ms".into(),
+            esrc: p50,
+            raw: None,
+            ratio: None,
+            target: "-".into(),
+            met: true,
+        },
+        Line {
+            workload: "W7 subscribe latency p99".into(),
+            unit: "ms".into(),
+            esrc: p99,
+            raw: None,
+            ratio: None,
+            target: format!("p99 < {target_ms} ms"),
+            met: p99 < target_ms,
+        },
+    ])
+}
+
+/// Every workload at a tiny size on `store` beside the memory baseline: the smoke test.
+pub async fn smoke<S: Store + Clone + 'static>(store: S) -> Result<Vec<Line>, BoxError> {
+    run(store, crate::raw::RawMemory::default(), Sizes::TINY, 1_000.0).await
+}
