@@ -27,7 +27,12 @@ struct Args {
 }
 
 fn args() -> Result<Args, BoxError> {
-    let mut parsed = Args { store: String::new(), url: None, quick: false, json: None };
+    let mut parsed = Args {
+        store: String::new(),
+        url: None,
+        quick: false,
+        json: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -58,7 +63,11 @@ fn url(args: &Args, variable: &str) -> Result<String, BoxError> {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = args()?;
-    let sizes = if args.quick { Sizes::QUICK } else { Sizes::FULL };
+    let sizes = if args.quick {
+        Sizes::QUICK
+    } else {
+        Sizes::FULL
+    };
     let namespace = format!("bench_{}", Uuid::new_v4().simple());
     let lines: Vec<Line> = match args.store.as_str() {
         "memory" => workloads::run(MemoryStore::new(), RawMemory::default(), sizes, 10.0).await?,
@@ -73,7 +82,9 @@ async fn main() -> Result<(), BoxError> {
             let raw = RawPostgres::new(store.pool().clone()).await?;
             let lines = workloads::run(store.clone(), raw, sizes, 10.0).await;
             let drop = format!("DROP SCHEMA \"{namespace}\" CASCADE");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(store.pool()).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                .execute(store.pool())
+                .await?;
             lines?
         }
         "nats" => {

@@ -56,7 +56,9 @@ impl Raw for RawMemory {
     }
 
     async fn append(&self, id: Uuid, version: u64, n: u64) -> Result<u64, BoxError> {
-        let encoded: Vec<Bytes> = (0..n).map(|i| payload(i).map(Bytes::from)).collect::<Result<_, _>>()?;
+        let encoded: Vec<Bytes> = (0..n)
+            .map(|i| payload(i).map(Bytes::from))
+            .collect::<Result<_, _>>()?;
         let mut events = self.events.write().unwrap_or_else(PoisonError::into_inner);
         for (i, payload) in encoded.into_iter().enumerate() {
             events.push((id, version + 1 + i as u64, payload));
@@ -191,9 +193,12 @@ impl Raw for RawPostgres {
     }
 
     async fn cleanup(&self) -> Result<(), BoxError> {
-        sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.schema)))
-            .execute(&self.pool)
-            .await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.schema
+        )))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
@@ -224,7 +229,13 @@ impl RawNats {
                 ..Default::default()
             })
             .await?;
-        Ok(Self { context, stream, name, prefix, last: Mutex::default() })
+        Ok(Self {
+            context,
+            stream,
+            name,
+            prefix,
+            last: Mutex::default(),
+        })
     }
 
     fn subject(&self, id: Uuid) -> String {
@@ -236,7 +247,10 @@ impl RawNats {
         let event_id = Uuid::now_v7().to_string();
         headers.insert("Nats-Msg-Id", event_id.as_str());
         if let Some(expected) = expected {
-            headers.insert("Nats-Expected-Last-Subject-Sequence", expected.to_string().as_str());
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                expected.to_string().as_str(),
+            );
         }
         headers.insert("Esrc-Version", version.to_string().as_str());
         headers.insert("Esrc-Schema", "1");
@@ -250,7 +264,12 @@ impl RawNats {
 impl Raw for RawNats {
     async fn create(&self, id: Uuid) -> Result<(), BoxError> {
         let subject = self.subject(id);
-        if self.stream.direct_get_last_for_subject(subject.clone()).await.is_ok() {
+        if self
+            .stream
+            .direct_get_last_for_subject(subject.clone())
+            .await
+            .is_ok()
+        {
             return Err("stream exists".into());
         }
         self.append(id, 0, 1).await.map(|_| ())
@@ -258,7 +277,13 @@ impl Raw for RawNats {
 
     async fn append(&self, id: Uuid, version: u64, n: u64) -> Result<u64, BoxError> {
         let subject = self.subject(id);
-        let expected = self.last.lock().unwrap_or_else(PoisonError::into_inner).get(&id).copied().unwrap_or(0);
+        let expected = self
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .copied()
+            .unwrap_or(0);
         let mut acks = Vec::with_capacity(n as usize);
         for i in 0..n {
             let headers = Self::headers(version + 1 + i, (i == 0).then_some(expected));
@@ -272,7 +297,10 @@ impl Raw for RawNats {
         for ack in acks {
             sequence = ack.await?.sequence;
         }
-        self.last.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sequence);
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, sequence);
         Ok(version + n)
     }
 

@@ -95,7 +95,12 @@ fn command(n: u64) -> CounterCommand {
 }
 
 /// Runs every workload on `store` and `raw`; returns the report lines.
-pub async fn run<S, R>(store: S, raw: R, sizes: Sizes, w7_target_ms: f64) -> Result<Vec<Line>, BoxError>
+pub async fn run<S, R>(
+    store: S,
+    raw: R,
+    sizes: Sizes,
+    w7_target_ms: f64,
+) -> Result<Vec<Line>, BoxError>
 where
     S: Store + Clone + 'static,
     R: Raw,
@@ -196,7 +201,13 @@ where
         assert_eq!(loaded.events, sizes.load);
     }
     let baseline = rate(sizes.loads * sizes.load, started.elapsed());
-    lines.push(compare("W3 load, no snapshot", "events/s", esrc, baseline, 1.0));
+    lines.push(compare(
+        "W3 load, no snapshot",
+        "events/s",
+        esrc,
+        baseline,
+        1.0,
+    ));
     store.save_root_snapshot(&root).await?;
     let started = Instant::now();
     for _ in 0..sizes.loads {
@@ -204,7 +215,13 @@ where
         assert_eq!(read.events, sizes.load);
     }
     let esrc = rate(sizes.loads * sizes.load, started.elapsed());
-    lines.push(compare("W3 load, snapshot", "events/s", esrc, baseline, 1.0));
+    lines.push(compare(
+        "W3 load, snapshot",
+        "events/s",
+        esrc,
+        baseline,
+        1.0,
+    ));
 
     // W4 concurrent: 16 tasks, each appending to its own aggregate.
     let tasks = 16;
@@ -243,7 +260,13 @@ where
         result?;
     }
     let baseline = rate(tasks * sizes.concurrent, started.elapsed());
-    lines.push(compare("W4 concurrent (16 tasks)", "appends/s", esrc, baseline, 0.95));
+    lines.push(compare(
+        "W4 concurrent (16 tasks)",
+        "appends/s",
+        esrc,
+        baseline,
+        0.95,
+    ));
 
     // W5 batch: commands producing 100 events each.
     let mut root = Root::<Counter>::new(Uuid::now_v7());
@@ -259,7 +282,13 @@ where
         version = raw.append(raw_id, version, 100).await?;
     }
     let baseline = rate(sizes.batches * 100, started.elapsed());
-    lines.push(compare("W5 batch (100 events/command)", "events/s", esrc, baseline, 0.95));
+    lines.push(compare(
+        "W5 batch (100 events/command)",
+        "events/s",
+        esrc,
+        baseline,
+        0.95,
+    ));
 
     // W6 replay: a category of `replay` events (what the earlier workloads wrote counts).
     let mut written = 0;
@@ -287,7 +316,13 @@ where
     let raw_replayed = raw.replay().await?;
     let baseline = rate(raw_replayed, started.elapsed());
     assert!(replayed >= written && raw_replayed >= written);
-    lines.push(compare("W6 replay a category", "events/s", esrc, baseline, 1.0));
+    lines.push(compare(
+        "W6 replay a category",
+        "events/s",
+        esrc,
+        baseline,
+        1.0,
+    ));
 
     // W7 subscribe latency: from the start of an append to a live subscriber's receipt.
     lines.extend(latency(&store, sizes.latency, w7_target_ms).await?);
@@ -298,7 +333,11 @@ where
     Ok(lines)
 }
 
-async fn latency<S: Store + Clone + 'static>(store: &S, count: u64, target_ms: f64) -> Result<Vec<Line>, BoxError> {
+async fn latency<S: Store + Clone + 'static>(
+    store: &S,
+    count: u64,
+    target_ms: f64,
+) -> Result<Vec<Line>, BoxError> {
     let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
     let head = store.head(&["Latency"]).await?;
     let subscriber = {
@@ -310,7 +349,10 @@ async fn latency<S: Store + Clone + 'static>(store: &S, count: u64, target_ms: f
             while let Some(envelope) = events.next().await {
                 let envelope = envelope?;
                 let received = Instant::now();
-                let start = sent.lock().unwrap_or_else(PoisonError::into_inner).remove(&envelope.event_id);
+                let start = sent
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&envelope.event_id);
                 if let Some(start) = start {
                     latencies.push(received - start);
                 }
@@ -327,8 +369,17 @@ async fn latency<S: Store + Clone + 'static>(store: &S, count: u64, target_ms: f
     let mut version = 0;
     for n in 0..count {
         let event = NewEvent::new(&CounterEvent::sample(n))?;
-        sent.lock().unwrap_or_else(PoisonError::into_inner).insert(event.event_id, Instant::now());
-        store.publish("Latency", id, Expected::Exact(esrc_core::Version(version)), vec![event]).await?;
+        sent.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(event.event_id, Instant::now());
+        store
+            .publish(
+                "Latency",
+                id,
+                Expected::Exact(esrc_core::Version(version)),
+                vec![event],
+            )
+            .await?;
         version += 1;
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
@@ -363,5 +414,11 @@ async fn latency<S: Store + Clone + 'static>(store: &S, count: u64, target_ms: f
 
 /// Every workload at a tiny size on `store` beside the memory baseline: the smoke test.
 pub async fn smoke<S: Store + Clone + 'static>(store: S) -> Result<Vec<Line>, BoxError> {
-    run(store, crate::raw::RawMemory::default(), Sizes::TINY, 1_000.0).await
+    run(
+        store,
+        crate::raw::RawMemory::default(),
+        Sizes::TINY,
+        1_000.0,
+    )
+    .await
 }

@@ -4,10 +4,20 @@
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_workload_runs() {
-    let lines = esrc_bench::workloads::smoke(esrc_memory::MemoryStore::new()).await.unwrap();
+    let lines = esrc_bench::workloads::smoke(esrc_memory::MemoryStore::new())
+        .await
+        .unwrap();
     let names: Vec<&str> = lines.iter().map(|line| line.workload.as_str()).collect();
     for expected in ["W1", "W2", "W3", "W4", "W5", "W6", "W7"] {
-        assert!(names.iter().any(|name| name.starts_with(expected)), "{expected} missing: {names:?}");
+        assert!(
+            names.iter().any(|name| name.starts_with(expected)),
+            "{expected} missing: {names:?}"
+        );
     }
-    assert!(lines.iter().all(|line| line.esrc.is_finite() && line.esrc > 0.0), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.esrc.is_finite() && line.esrc > 0.0),
+        "{lines:?}"
+    );
 }

@@ -213,7 +213,7 @@ impl PgStore {
         check_batch(category, &events)?;
         let batch = Batch::new(&events)?;
         let outcome = self
-            .append(connection, category, id, expected, &batch)
+            .append(connection, category, id, expected, &batch, false)
             .await;
         let conflict = |actual| Error::Conflict {
             category: category.to_owned(),
@@ -241,8 +241,14 @@ impl PgStore {
         id: Uuid,
         expected: Expected,
         batch: &Batch<'_>,
+        alone: bool,
     ) -> Result<Outcome, Failure> {
         let expected = expected.version().map(|version| to_i64(version.get()));
+        if let (Some(version), true) = (expected, alone) {
+            return self
+                .append_checked(connection, category, id, version, batch)
+                .await;
+        }
         let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.append)))
             .bind(category)
             .bind(id)
@@ -266,6 +272,39 @@ impl PgStore {
             })),
             _ => Ok(Outcome::Mismatch(Version(to_u64("version", actual)?))),
         }
+    }
+
+    /// An append alone in its transaction, with an expected version: the fast path.
+    async fn append_checked(
+        &self,
+        connection: &mut PgConnection,
+        category: &str,
+        id: Uuid,
+        expected: i64,
+        batch: &Batch<'_>,
+    ) -> Result<Outcome, Failure> {
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.append_checked)))
+            .bind(category)
+            .bind(id)
+            .bind(expected)
+            .bind(&batch.event_ids)
+            .bind(&batch.micros)
+            .bind(&batch.schema_versions)
+            .bind(&batch.correlation_ids)
+            .bind(&batch.causation_ids)
+            .bind(&batch.metadata)
+            .bind(&batch.payloads)
+            .fetch_all(&mut *connection)
+            .await?;
+        let Some(last) = rows.last() else {
+            return Ok(Outcome::Mismatch(self.stream_version(category, id).await?));
+        };
+        let version: i64 = last.try_get(0).map_err(backend)?;
+        let position: i64 = last.try_get(1).map_err(backend)?;
+        Ok(Outcome::Stored(Appended {
+            version: Version(to_u64("version", version)?),
+            position: Position(to_u64("position", position)?),
+        }))
     }
 
     async fn stream_version(&self, category: &str, id: Uuid) -> Result<Version, Error> {
@@ -424,7 +463,7 @@ impl Publish for PgStore {
             attempt += 1;
             let mut connection = self.inner.pool.acquire().await.map_err(backend)?;
             let outcome = self
-                .append(&mut connection, category, id, expected, &batch)
+                .append(&mut connection, category, id, expected, &batch, true)
                 .await;
             drop(connection);
             let actual = match outcome {

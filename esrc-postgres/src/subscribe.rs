@@ -74,7 +74,15 @@ impl Signals {
         bump(&self.notify);
         ensure(&self.notifier, || {
             let changes = self.notify.subscribe();
-            let pool = store.inner.pool.clone();
+            // `pg_notify` takes a transaction id, so each NOTIFY commits; on its own
+            // connection with `synchronous_commit = off` that commit does not wait for a
+            // WAL flush, so notifying costs the writers nothing they would wait on.
+            let options = (*store.inner.pool.connect_options())
+                .clone()
+                .options([("synchronous_commit", "off")]);
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(options);
             let channel = store.inner.sql.channel.clone();
             tokio::spawn(notifier(changes, pool, channel))
         });
