@@ -98,6 +98,9 @@ impl Signals {
     }
 }
 
+/// The shortest time between two notifications: commits within it share one `NOTIFY`.
+const NOTIFY_EVERY: Duration = Duration::from_millis(2);
+
 /// Sends one `NOTIFY` per burst of local commits, until the store is dropped.
 async fn notifier(mut changes: watch::Receiver<u64>, pool: PgPool, channel: String) {
     while changes.changed().await.is_ok() {
@@ -108,6 +111,10 @@ async fn notifier(mut changes: watch::Receiver<u64>, pool: PgPool, channel: Stri
         if let Err(error) = sent {
             tracing::debug!(%error, "esrc: NOTIFY failed; subscribers fall back to polling");
         }
+        // Commits that land meanwhile are announced by the next NOTIFY: a writer that
+        // commits a thousand times a second sends a few hundred notifications, not a
+        // thousand, and subscribers in other processes hear of it at most this late.
+        tokio::time::sleep(NOTIFY_EVERY).await;
     }
 }
 
