@@ -1,5 +1,8 @@
 //! Micro-benchmarks: envelope encode and decode, aggregate apply.
 
+// `criterion_group!` generates an undocumented function.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use esrc_bench::model::{Counter, CounterEvent};
 use esrc_core::{Aggregate, NewEvent, Position, Version};

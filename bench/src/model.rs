@@ -47,7 +47,7 @@ pub struct Counter {
 
 impl Counter {
     /// Applies a decoded event (shared with the raw baselines, so both do the same work).
-    pub fn add(mut self, event: &CounterEvent) -> Self {
+    pub fn fold(mut self, event: &CounterEvent) -> Self {
         let CounterEvent::Added { amount, .. } = event;
         self.total += amount;
         self.events += 1;
@@ -68,6 +68,6 @@ impl Aggregate for Counter {
     }
 
     fn apply(self, event: &CounterEvent) -> Self {
-        self.add(event)
+        self.fold(event)
     }
 }

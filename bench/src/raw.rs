@@ -70,7 +70,7 @@ impl Raw for RawMemory {
         let events = self.events.read().unwrap_or_else(PoisonError::into_inner);
         let mut counter = Counter::default();
         for (_, _, payload) in events.iter().filter(|(stream, _, _)| *stream == id) {
-            counter = counter.add(&decode(payload)?);
+            counter = counter.fold(&decode(payload)?);
         }
         Ok(counter)
     }
@@ -170,7 +170,7 @@ impl Raw for RawPostgres {
         while let Some(row) = rows.next().await {
             let row = row?;
             let payload: &[u8] = row.try_get(5)?;
-            counter = counter.add(&decode(payload)?);
+            counter = counter.fold(&decode(payload)?);
         }
         Ok(counter)
     }
@@ -321,7 +321,7 @@ impl Raw for RawNats {
         let mut messages = consumer.messages().await?;
         while let Some(message) = messages.next().await {
             let message = message?;
-            counter = counter.add(&decode(&message.payload)?);
+            counter = counter.fold(&decode(&message.payload)?);
             pending -= 1;
             if pending == 0 {
                 break;

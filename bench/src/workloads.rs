@@ -366,7 +366,6 @@ async fn latency<S: Store + Clone + 'static>(
     // Let the subscription go live before the first append.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let id = Uuid::now_v7();
-    let mut version = 0;
     for n in 0..count {
         let event = NewEvent::new(&CounterEvent::sample(n))?;
         sent.lock()
@@ -376,11 +375,10 @@ async fn latency<S: Store + Clone + 'static>(
             .publish(
                 "Latency",
                 id,
-                Expected::Exact(esrc_core::Version(version)),
+                Expected::Exact(esrc_core::Version(n)),
                 vec![event],
             )
             .await?;
-        version += 1;
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
     let mut latencies = tokio::time::timeout(Duration::from_secs(60), subscriber).await???;

@@ -89,6 +89,15 @@ pub enum Error {
     #[error("an append needs at least one event")]
     EmptyBatch,
 
+    /// An append holds more events than the store can append at once.
+    #[error("an append holds {count} events; this store appends at most {max} at once")]
+    TooManyEvents {
+        /// How many events the append held.
+        count: usize,
+        /// The store's limit.
+        max: usize,
+    },
+
     /// The stream's history starts later than a reader needed, usually because it was
     /// truncated past the reader's snapshot.
     #[error(

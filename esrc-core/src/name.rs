@@ -42,6 +42,15 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     })
 }
 
+/// Validates every name of a group and returns them owned: what a store does with the
+/// categories of `replay` and `subscribe`.
+pub fn validate_names(names: &[&str]) -> Result<Vec<String>, Error> {
+    names
+        .iter()
+        .map(|name| validate_name(name).map(|()| (*name).to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

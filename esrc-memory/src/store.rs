@@ -1,12 +1,13 @@
 //! The store: one log, stream indexes, snapshots and checkpoints behind one lock.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use esrc_core::{
     Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
-    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version, validate_name,
+    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version, check_append, validate_name,
+    validate_names,
 };
 use futures::Stream;
 use tokio::sync::watch;
@@ -127,13 +128,6 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
-pub(crate) fn validate_all(categories: &[&str]) -> Result<Vec<String>, Error> {
-    categories
-        .iter()
-        .map(|c| validate_name(c).map(|()| (*c).to_owned()))
-        .collect()
-}
-
 impl State {
     /// If `events` repeat stored ids: `Ok(Some(original outcome))` for an exact retry of one
     /// batch of this stream, `Err(DuplicateEvent)` for any other reuse.
@@ -179,16 +173,7 @@ impl Publish for MemoryStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
-        validate_name(category)?;
-        if events.is_empty() {
-            return Err(Error::EmptyBatch);
-        }
-        let mut unique = HashSet::with_capacity(events.len());
-        if let Some(repeated) = events.iter().find(|e| !unique.insert(e.event_id)) {
-            return Err(Error::DuplicateEvent {
-                event_id: repeated.event_id,
-            });
-        }
+        check_append(category, &events, usize::MAX)?;
 
         let mut state = self.write();
         if let Some(original) = state.retried(category, id, &events)? {
@@ -286,7 +271,7 @@ impl Replay for MemoryStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let categories = validate_all(categories);
+        let categories = validate_names(categories);
         let until = self.last_position();
         async_stream::stream! {
             let categories = match categories {
@@ -316,7 +301,7 @@ impl Replay for MemoryStore {
     }
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
-        Ok(self.head_of(&validate_all(categories)?))
+        Ok(self.head_of(&validate_names(categories)?))
     }
 }
 
@@ -337,7 +322,7 @@ impl Subscribe for MemoryStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        crate::subscribe::subscribe(self, validate_all(categories), after)
+        crate::subscribe::subscribe(self, validate_names(categories), after)
     }
 }
 

@@ -11,7 +11,7 @@ use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use esrc_core::{
     Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
-    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version, validate_name,
+    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version, check_append, validate_name,
 };
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
@@ -442,23 +442,6 @@ impl NatsStore {
     }
 }
 
-fn check_batch(category: &str, events: &[NewEvent]) -> Result<(), Error> {
-    validate_name(category)?;
-    if events.is_empty() {
-        return Err(Error::EmptyBatch);
-    }
-    if events.len() > MAX_BATCH {
-        return Err(fatal(NatsError::BatchTooLarge(events.len())));
-    }
-    let mut unique = HashSet::with_capacity(events.len());
-    if let Some(repeated) = events.iter().find(|e| !unique.insert(e.event_id)) {
-        return Err(Error::DuplicateEvent {
-            event_id: repeated.event_id,
-        });
-    }
-    Ok(())
-}
-
 impl Publish for NatsStore {
     async fn publish(
         &self,
@@ -467,7 +450,7 @@ impl Publish for NatsStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
-        check_batch(category, &events)?;
+        check_append(category, &events, MAX_BATCH)?;
         let subject = self.subject(category, id);
         let conflict = |actual| Error::Conflict {
             category: category.to_owned(),

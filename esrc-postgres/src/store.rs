@@ -1,6 +1,5 @@
 //! The store: appends, reads, truncation, snapshots and checkpoints.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +7,7 @@ use std::time::Duration;
 use esrc_core::{
     Appended, CheckpointStore, Envelope, Error, Expected, Metadata, NewEvent, Position, Publish,
     Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate, Version,
-    validate_name,
+    check_append, validate_name, validate_names,
 };
 use futures::{Stream, StreamExt};
 use sqlx::postgres::PgRow;
@@ -97,6 +96,29 @@ impl<'a> Batch<'a> {
             batch.payloads.push(&event.payload);
         }
         Ok(batch)
+    }
+}
+
+impl Batch<'_> {
+    /// An append statement with the stream, the expectation and the batch's arrays bound.
+    fn bind<'q>(
+        &'q self,
+        sql: &Arc<str>,
+        category: &'q str,
+        id: Uuid,
+        expected: Option<i64>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(AssertSqlSafe(Arc::clone(sql)))
+            .bind(category)
+            .bind(id)
+            .bind(expected)
+            .bind(&self.event_ids)
+            .bind(&self.micros)
+            .bind(&self.schema_versions)
+            .bind(&self.correlation_ids)
+            .bind(&self.causation_ids)
+            .bind(&self.metadata)
+            .bind(&self.payloads)
     }
 }
 
@@ -210,7 +232,7 @@ impl PgStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
-        check_batch(category, &events)?;
+        check_append(category, &events, (1 << TX_SHIFT) - 1)?;
         let batch = Batch::new(&events)?;
         let outcome = self
             .append(connection, category, id, expected, &batch, false)
@@ -249,17 +271,8 @@ impl PgStore {
                 .append_checked(connection, category, id, version, batch)
                 .await;
         }
-        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.append)))
-            .bind(category)
-            .bind(id)
-            .bind(expected)
-            .bind(&batch.event_ids)
-            .bind(&batch.micros)
-            .bind(&batch.schema_versions)
-            .bind(&batch.correlation_ids)
-            .bind(&batch.causation_ids)
-            .bind(&batch.metadata)
-            .bind(&batch.payloads)
+        let row = batch
+            .bind(&self.inner.sql.append, category, id, expected)
             .fetch_one(&mut *connection)
             .await?;
         let actual: i64 = row.try_get(0).map_err(backend)?;
@@ -283,17 +296,8 @@ impl PgStore {
         expected: i64,
         batch: &Batch<'_>,
     ) -> Result<Outcome, Failure> {
-        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.append_checked)))
-            .bind(category)
-            .bind(id)
-            .bind(expected)
-            .bind(&batch.event_ids)
-            .bind(&batch.micros)
-            .bind(&batch.schema_versions)
-            .bind(&batch.correlation_ids)
-            .bind(&batch.causation_ids)
-            .bind(&batch.metadata)
-            .bind(&batch.payloads)
+        let rows = batch
+            .bind(&self.inner.sql.append_checked, category, id, Some(expected))
             .fetch_all(&mut *connection)
             .await?;
         let Some(last) = rows.last() else {
@@ -427,27 +431,6 @@ impl PgStore {
     }
 }
 
-fn check_batch(category: &str, events: &[NewEvent]) -> Result<(), Error> {
-    validate_name(category)?;
-    if events.is_empty() {
-        return Err(Error::EmptyBatch);
-    }
-    if events.len() >= 1 << TX_SHIFT {
-        return Err(Error::backend(
-            BACKEND,
-            false,
-            "an append holds at most 1,048,575 events",
-        ));
-    }
-    let mut unique = HashSet::with_capacity(events.len());
-    if let Some(repeated) = events.iter().find(|e| !unique.insert(e.event_id)) {
-        return Err(Error::DuplicateEvent {
-            event_id: repeated.event_id,
-        });
-    }
-    Ok(())
-}
-
 impl Publish for PgStore {
     async fn publish(
         &self,
@@ -456,7 +439,7 @@ impl Publish for PgStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
-        check_batch(category, &events)?;
+        check_append(category, &events, (1 << TX_SHIFT) - 1)?;
         let batch = Batch::new(&events)?;
         let mut attempt = 0;
         loop {
@@ -542,20 +525,13 @@ impl ReplayOne for PgStore {
     }
 }
 
-pub(crate) fn validate_all(categories: &[&str]) -> Result<Vec<String>, Error> {
-    categories
-        .iter()
-        .map(|c| validate_name(c).map(|()| (*c).to_owned()))
-        .collect()
-}
-
 impl Replay for PgStore {
     fn replay(
         &self,
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let categories = validate_all(categories);
+        let categories = validate_names(categories);
         async_stream::stream! {
             let categories = match categories {
                 Ok(categories) => categories,
@@ -589,7 +565,7 @@ impl Replay for PgStore {
     }
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
-        self.head_of(&validate_all(categories)?).await
+        self.head_of(&validate_names(categories)?).await
     }
 }
 
@@ -610,7 +586,7 @@ impl Subscribe for PgStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        crate::subscribe::subscribe(self, validate_all(categories), after)
+        crate::subscribe::subscribe(self, validate_names(categories), after)
     }
 }
 
