@@ -138,36 +138,40 @@ fn to_u64(what: &'static str, value: i64) -> Result<u64, Error> {
 }
 
 /// Decodes a row selected with the schema's column list.
+///
+/// The columns come from esrc's own statements, whose types are fixed by the schema, so
+/// the per-column type check is skipped (`try_get_unchecked`); each value is still
+/// decoded safely, and a value that does not decode is an error, not a panic.
 pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
     let get = |e: sqlx::Error| backend(e);
-    let position = to_u64("position", row.try_get(3).map_err(get)?)?;
-    let category: String = row.try_get(0).map_err(get)?;
-    let schema_version: i32 = row.try_get(6).map_err(get)?;
-    let values: Option<String> = row.try_get(9).map_err(get)?;
+    let position = to_u64("position", row.try_get_unchecked(3).map_err(get)?)?;
+    let category: String = row.try_get_unchecked(0).map_err(get)?;
+    let schema_version: i32 = row.try_get_unchecked(6).map_err(get)?;
+    let values: Option<&str> = row.try_get_unchecked(9).map_err(get)?;
     let values = match values {
         None => Default::default(),
-        Some(text) => serde_json::from_str(&text).map_err(|source| Error::Format {
+        Some(text) => serde_json::from_str(text).map_err(|source| Error::Format {
             category: category.clone(),
             position: Position(position),
             schema_version: u32::try_from(schema_version).unwrap_or_default(),
             source: source.into(),
         })?,
     };
-    let payload: Vec<u8> = row.try_get(10).map_err(get)?;
+    let payload: &[u8] = row.try_get_unchecked(10).map_err(get)?;
     Ok(Envelope {
-        aggregate_id: row.try_get(1).map_err(get)?,
-        version: Version(to_u64("version", row.try_get(2).map_err(get)?)?),
+        aggregate_id: row.try_get_unchecked(1).map_err(get)?,
+        version: Version(to_u64("version", row.try_get_unchecked(2).map_err(get)?)?),
         position: Position(position),
-        event_id: row.try_get(4).map_err(get)?,
-        timestamp: Timestamp::from_micros(row.try_get(5).map_err(get)?),
+        event_id: row.try_get_unchecked(4).map_err(get)?,
+        timestamp: Timestamp::from_micros(row.try_get_unchecked(5).map_err(get)?),
         schema_version: u32::try_from(schema_version)
             .map_err(|_| out_of_range("schema version", schema_version.into()))?,
         metadata: Metadata {
-            correlation_id: row.try_get(7).map_err(get)?,
-            causation_id: row.try_get(8).map_err(get)?,
+            correlation_id: row.try_get_unchecked(7).map_err(get)?,
+            causation_id: row.try_get_unchecked(8).map_err(get)?,
             values,
         },
-        payload: payload.into(),
+        payload: bytes::Bytes::copy_from_slice(payload),
         category,
     })
 }
