@@ -67,7 +67,7 @@ impl Publish for Faulty {
                     })
                     .await;
                 // Network latency between the read and the write, made visible.
-                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 if !expected.matches(actual) {
                     return Err(Error::Conflict {
                         category: category.into(),

@@ -92,7 +92,9 @@ async fn subscription_survives_terminated_connections() {
                     .await
                 {
                     Ok(_) => break,
-                    Err(error) if error.is_retryable() && attempts < 5 => continue,
+                    Err(error) if error.is_retryable() && attempts < 20 => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     Err(error) => panic!("append after a terminated connection: {error}"),
                 }
             }
