@@ -156,13 +156,11 @@ where
     });
     // The same commands, read fresh each time (what the target forbids), for scale.
     let reread = Uuid::now_v7();
-    let mut version = 0;
     let mut times = Vec::new();
     for n in 0..sizes.grow {
         let started = Instant::now();
         let root = store.load::<Counter>(reread).await?;
         store.try_write(root, command(n)).await?;
-        version += 1;
         times.push(started.elapsed());
     }
     let reread_last = rate(window as u64, times[times.len() - window..].iter().sum());
@@ -176,7 +174,6 @@ where
         target: "informative".into(),
         met: true,
     });
-    let _ = version;
 
     // W3 load: an aggregate of `load` events, without and with a snapshot.
     let id = Uuid::now_v7();

@@ -41,7 +41,48 @@ pub enum ErrorPolicy {
     },
 }
 
+/// The delays between the tries at one failing event, as the policy allows them.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    policy: ErrorPolicy,
+    attempt: u32,
+    delay: Duration,
+}
+
+impl Backoff {
+    /// The number of the try that just failed (1 for the first).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// How long to wait before the next try, or `None` when the policy gives up.
+    pub fn next_delay(&mut self) -> Option<Duration> {
+        match self.policy {
+            ErrorPolicy::Retry { max, attempts, .. } if self.attempt < attempts => {
+                let delay = self.delay;
+                self.attempt += 1;
+                self.delay = (delay * 2).min(max);
+                Some(delay)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl ErrorPolicy {
+    /// The backoff for one failing event, starting at its first try.
+    pub fn backoff(self) -> Backoff {
+        let delay = match self {
+            ErrorPolicy::Retry { initial, .. } => initial,
+            ErrorPolicy::Stop => Duration::ZERO,
+        };
+        Backoff {
+            policy: self,
+            attempt: 1,
+            delay,
+        }
+    }
+
     /// Retry with exponential backoff from 100 ms up to 10 s, 10 tries in all.
     pub const fn retry() -> Self {
         ErrorPolicy::Retry {
@@ -226,37 +267,30 @@ where
             };
             let current = batch
                 .get_or_insert_with(|| Batch::new(&name, envelope.position, checkpoint_interval));
-            let mut attempt = 1;
-            let mut delay = match policy {
-                ErrorPolicy::Retry { initial, .. } => initial,
-                ErrorPolicy::Stop => Duration::ZERO,
-            };
+            let mut backoff = policy.backoff();
             loop {
                 let outcome = project_one(&mut projection, &envelope)
                     .instrument(current.span.clone())
                     .await;
                 match outcome {
                     Ok(()) => break,
-                    Err(ProjectError::Project { position, source }) => match policy {
-                        ErrorPolicy::Retry { max, attempts, .. } if attempt < attempts => {
-                            tracing::warn!(parent: &current.span, %position, attempt, error = %source, ?delay,
-                                "esrc: projection failed; retrying");
-                            tokio::select! {
-                                biased;
-                                () = &mut stop => {
-                                    checkpoint.flush(last, batch.take()).await;
-                                    return Ok(projection);
-                                }
-                                () = tokio::time::sleep(delay) => {}
-                            }
-                            attempt += 1;
-                            delay = (delay * 2).min(max);
-                        }
-                        _ => {
+                    Err(ProjectError::Project { position, source }) => {
+                        let attempt = backoff.attempt();
+                        let Some(delay) = backoff.next_delay() else {
                             checkpoint.flush(last, batch.take()).await;
                             return Err(ProjectError::Project { position, source });
+                        };
+                        tracing::warn!(parent: &current.span, %position, attempt, error = %source, ?delay,
+                            "esrc: projection failed; retrying");
+                        tokio::select! {
+                            biased;
+                            () = &mut stop => {
+                                checkpoint.flush(last, batch.take()).await;
+                                return Ok(projection);
+                            }
+                            () = tokio::time::sleep(delay) => {}
                         }
-                    },
+                    }
                     Err(error) => {
                         checkpoint.flush(last, batch.take()).await;
                         return Err(error);

@@ -211,6 +211,20 @@ impl Metadata {
         self
     }
 
+    /// The key/values as a JSON object, or `None` when there are none: how stores keep
+    /// them beside the correlation and causation ids.
+    pub fn values_json(&self) -> Result<Option<String>, crate::Error> {
+        if self.values.is_empty() {
+            return Ok(None);
+        }
+        serde_json::to_string(&self.values)
+            .map(Some)
+            .map_err(|source| crate::Error::Encode {
+                category: "metadata".to_owned(),
+                source,
+            })
+    }
+
     /// Whether there is no metadata at all.
     pub fn is_empty(&self) -> bool {
         self.correlation_id.is_none() && self.causation_id.is_none() && self.values.is_empty()

@@ -48,13 +48,8 @@ pub(crate) fn event_headers(
     if let Some(id) = event.metadata.causation_id {
         headers.insert(CAUSATION, id.to_string().as_str());
     }
-    if !event.metadata.values.is_empty() {
-        // Compact JSON escapes control characters, so the value never holds CR or LF.
-        let values =
-            serde_json::to_string(&event.metadata.values).map_err(|source| Error::Encode {
-                category: "metadata".to_owned(),
-                source,
-            })?;
+    // Compact JSON escapes control characters, so the value never holds CR or LF.
+    if let Some(values) = event.metadata.values_json()? {
         headers.insert(META, values.as_str());
     }
     headers.insert(BATCH, batch.to_string().as_str());

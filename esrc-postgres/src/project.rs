@@ -110,29 +110,24 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
     ) -> Result<P, ProjectError<P::Error>> {
         validate_name(&self.name)?;
         let mut stop = pin!(stop);
-        let mut attempt = 1;
-        let mut delay = match self.policy {
-            ErrorPolicy::Retry { initial, .. } => initial,
-            ErrorPolicy::Stop => Duration::ZERO,
-        };
+        let mut backoff = self.policy.backoff();
         loop {
             match self.run_once(&mut stop).await {
                 Ok(true) => return Ok(self.projection),
                 Ok(false) => {}
-                Err(ProjectError::Project { position, source }) => match self.policy {
-                    ErrorPolicy::Retry { max, attempts, .. } if attempt < attempts => {
-                        tracing::warn!(projector = %self.name, %position, attempt, error = %source,
-                            ?delay, "esrc: projection failed; batch rolled back, retrying");
-                        tokio::select! {
-                            biased;
-                            () = &mut stop => return Ok(self.projection),
-                            () = tokio::time::sleep(delay) => {}
-                        }
-                        attempt += 1;
-                        delay = (delay * 2).min(max);
+                Err(ProjectError::Project { position, source }) => {
+                    let attempt = backoff.attempt();
+                    let Some(delay) = backoff.next_delay() else {
+                        return Err(ProjectError::Project { position, source });
+                    };
+                    tracing::warn!(projector = %self.name, %position, attempt, error = %source,
+                        ?delay, "esrc: projection failed; batch rolled back, retrying");
+                    tokio::select! {
+                        biased;
+                        () = &mut stop => return Ok(self.projection),
+                        () = tokio::time::sleep(delay) => {}
                     }
-                    _ => return Err(ProjectError::Project { position, source }),
-                },
+                }
                 Err(error) => return Err(error),
             }
         }

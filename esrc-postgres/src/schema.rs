@@ -76,6 +76,7 @@ pub(crate) struct Sql {
     pub(crate) append_checked: Arc<str>,
     pub(crate) stream_version: Arc<str>,
     pub(crate) find_ids: Arc<str>,
+    pub(crate) count_in_tx: Arc<str>,
     pub(crate) replay_one: Arc<str>,
     pub(crate) replay: Arc<str>,
     pub(crate) subscribe: Arc<str>,
@@ -155,6 +156,11 @@ impl Sql {
             find_ids: format!(
                 "SELECT event_id, category, aggregate_id, version, position
                  FROM {s}.events WHERE event_id = ANY($1)"
+            )
+            .into(),
+            count_in_tx: format!(
+                "SELECT count(*) FROM {s}.events WHERE category = $1 AND aggregate_id = $2
+                 AND position >= $3 AND position < $4"
             )
             .into(),
             replay_one: format!(

@@ -81,18 +81,7 @@ impl<'a> Batch<'a> {
                 })?);
             batch.correlation_ids.push(event.metadata.correlation_id);
             batch.causation_ids.push(event.metadata.causation_id);
-            batch.metadata.push(if event.metadata.values.is_empty() {
-                None
-            } else {
-                Some(
-                    serde_json::to_string(&event.metadata.values).map_err(|source| {
-                        Error::Encode {
-                            category: "metadata".to_owned(),
-                            source,
-                        }
-                    })?,
-                )
-            });
+            batch.metadata.push(event.metadata.values_json()?);
             batch.payloads.push(&event.payload);
         }
         Ok(batch)
@@ -373,18 +362,15 @@ impl PgStore {
             return Err(duplicate());
         }
         // The same transaction stored nothing else in this stream: the batch is whole.
-        let same_tx: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT count(*) FROM \"{}\".events WHERE category = $1 AND aggregate_id = $2
-             AND position >= $3 AND position < $4",
-            self.inner.sql.schema
-        )))
-        .bind(category)
-        .bind(id)
-        .bind(tx << TX_SHIFT)
-        .bind((tx + 1) << TX_SHIFT)
-        .fetch_one(&self.inner.pool)
-        .await
-        .map_err(backend)?;
+        let same_tx: i64 =
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.count_in_tx)))
+                .bind(category)
+                .bind(id)
+                .bind(tx << TX_SHIFT)
+                .bind((tx + 1) << TX_SHIFT)
+                .fetch_one(&self.inner.pool)
+                .await
+                .map_err(backend)?;
         if same_tx != in_order.len() as i64 {
             return Err(duplicate());
         }
