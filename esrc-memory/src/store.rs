@@ -1,6 +1,6 @@
 //! The store: one log, stream indexes, snapshots and checkpoints behind one lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -16,8 +16,6 @@ use uuid::Uuid;
 /// How many envelopes a reader copies out per lock acquisition.
 pub(crate) const CHUNK: usize = 512;
 
-type StreamKey = (String, Uuid);
-
 /// An in-memory event store. Clones share the same data.
 #[derive(Clone)]
 pub struct MemoryStore {
@@ -30,29 +28,33 @@ pub(crate) struct Inner {
     pub(crate) head: watch::Sender<Position>,
 }
 
+/// Positions are contiguous from 1 here, so the log is a vector indexed by position - 1
+/// and every stream a vector of positions indexed by version.
 #[derive(Default)]
 struct State {
-    /// Every stored event by position (truncated ones removed).
-    log: BTreeMap<Position, Envelope>,
-    last_position: Position,
-    streams: HashMap<StreamKey, StreamState>,
+    /// Every stored event at index `position - 1`; `None` once truncated.
+    log: Vec<Option<Envelope>>,
+    /// Stream indexes (into `streams`) by category, then aggregate id.
+    index: HashMap<String, HashMap<Uuid, usize>>,
+    streams: Vec<StreamState>,
     /// Every event id ever stored, for idempotent retries.
     event_ids: HashMap<Uuid, StoredId>,
-    snapshots: HashMap<StreamKey, Snapshot>,
+    snapshots: HashMap<(String, Uuid), Snapshot>,
     checkpoints: HashMap<String, Position>,
 }
 
-#[derive(Default)]
 struct StreamState {
     version: Version,
-    /// Positions of the stream's kept events, by version.
-    positions: BTreeMap<Version, Position>,
+    /// The version of the first kept event (`version + 1` when none is kept).
+    first: Version,
+    /// Positions of the kept events, from version `first` on.
+    positions: Vec<Position>,
 }
 
 /// Where an event id was stored, and the outcome of the batch that stored it.
 struct StoredId {
-    category: String,
-    id: Uuid,
+    /// The stream, as an index into `State::streams`.
+    stream: usize,
     version: Version,
     batch_first: Version,
     batch: Appended,
@@ -96,10 +98,11 @@ impl MemoryStore {
             return Vec::new();
         }
         let state = self.read();
-        state
-            .log
-            .range(after.next()..=until)
-            .map(|(_, envelope)| envelope)
+        let until = (until.get() as usize).min(state.log.len());
+        let after = (after.get() as usize).min(until);
+        state.log[after..until]
+            .iter()
+            .flatten()
             .filter(|envelope| categories.contains(&envelope.category))
             .take(CHUNK)
             .cloned()
@@ -121,27 +124,41 @@ impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.read();
         f.debug_struct("MemoryStore")
-            .field("events", &state.log.len())
+            .field("events", &state.log.iter().flatten().count())
             .field("streams", &state.streams.len())
-            .field("head", &state.last_position)
+            .field("head", &state.head())
             .finish()
     }
 }
 
 impl State {
+    /// The position of the last stored event.
+    fn head(&self) -> Position {
+        Position(self.log.len() as u64)
+    }
+
+    /// The stored event at `position`, unless it was truncated.
+    fn entry(&self, position: Position) -> Option<&Envelope> {
+        let index = (position.get() as usize).checked_sub(1)?;
+        self.log.get(index)?.as_ref()
+    }
+
+    /// The index of the stream `(category, id)` in `streams`, if it has ever been written.
+    fn stream_of(&self, category: &str, id: Uuid) -> Option<usize> {
+        self.index.get(category)?.get(&id).copied()
+    }
+
     /// If `events` repeat stored ids: `Ok(Some(original outcome))` for an exact retry of one
-    /// batch of this stream, `Err(DuplicateEvent)` for any other reuse.
+    /// batch of `stream`, `Err(DuplicateEvent)` for any other reuse.
     fn retried(
         &self,
-        category: &str,
-        id: Uuid,
+        stream: Option<usize>,
         events: &[NewEvent],
     ) -> Result<Option<Appended>, Error> {
         let Some(first) = events.iter().find_map(|e| self.event_ids.get(&e.event_id)) else {
             return Ok(None);
         };
-        let is_retry = first.category == category
-            && first.id == id
+        let is_retry = Some(first.stream) == stream
             && first.version == first.batch_first
             && events.len() as u64 == first.batch.version.get() - first.batch_first.get() + 1
             && events
@@ -149,9 +166,7 @@ impl State {
                 .zip(first.batch_first.get()..)
                 .all(|(event, version)| {
                     self.event_ids.get(&event.event_id).is_some_and(|stored| {
-                        stored.category == category
-                            && stored.id == id
-                            && stored.version.get() == version
+                        stored.stream == first.stream && stored.version.get() == version
                     })
                 });
         if is_retry {
@@ -162,6 +177,29 @@ impl State {
             .find(|e| self.event_ids.contains_key(&e.event_id))
             .map_or(Uuid::nil(), |e| e.event_id);
         Err(Error::DuplicateEvent { event_id: reused })
+    }
+
+    /// The index of the stream `(category, id)`, created empty if it is new.
+    fn stream_or_new(&mut self, category: &str, id: Uuid) -> usize {
+        if let Some(stream) = self.stream_of(category, id) {
+            return stream;
+        }
+        let stream = self.streams.len();
+        self.streams.push(StreamState {
+            version: Version::ZERO,
+            first: Version(1),
+            positions: Vec::new(),
+        });
+        match self.index.get_mut(category) {
+            Some(ids) => {
+                ids.insert(id, stream);
+            }
+            None => {
+                self.index
+                    .insert(category.to_owned(), HashMap::from([(id, stream)]));
+            }
+        }
+        stream
     }
 }
 
@@ -175,12 +213,13 @@ impl Publish for MemoryStore {
     ) -> Result<Appended, Error> {
         check_append(category, &events, usize::MAX)?;
 
-        let mut state = self.write();
-        if let Some(original) = state.retried(category, id, &events)? {
+        let mut guard = self.write();
+        let state = &mut *guard;
+        let existing = state.stream_of(category, id);
+        if let Some(original) = state.retried(existing, &events)? {
             return Ok(original);
         }
-        let key = (category.to_owned(), id);
-        let actual = state.streams.get(&key).map_or(Version::ZERO, |s| s.version);
+        let actual = existing.map_or(Version::ZERO, |stream| state.streams[stream].version);
         if !expected.matches(actual) {
             return Err(Error::Conflict {
                 category: category.to_owned(),
@@ -190,42 +229,44 @@ impl Publish for MemoryStore {
             });
         }
 
+        let stream = state.stream_or_new(category, id);
         let batch_first = actual.next();
         let count = events.len() as u64;
         let batch = Appended {
             version: Version(actual.get() + count),
-            position: Position(state.last_position.get() + count),
+            position: Position(state.head().get() + count),
         };
         let mut version = actual;
-        let mut position = state.last_position;
-        let mut placed = Vec::with_capacity(events.len());
+        let mut position = state.head();
+        state.log.reserve(events.len());
         for event in events {
             version = version.next();
             position = position.next();
-            let event_id = event.event_id;
             state.event_ids.insert(
-                event_id,
+                event.event_id,
                 StoredId {
-                    category: category.to_owned(),
-                    id,
+                    stream,
                     version,
                     batch_first,
                     batch,
                 },
             );
-            placed.push((version, position));
-            state.log.insert(
-                position,
-                event.into_envelope(category, id, version, position),
-            );
+            state.streams[stream].positions.push(position);
+            state
+                .log
+                .push(Some(event.into_envelope(category, id, version, position)));
         }
-        state.last_position = position;
-        let stream = state.streams.entry(key).or_default();
-        stream.version = version;
-        stream.positions.extend(placed);
-        drop(state);
+        state.streams[stream].version = version;
+        drop(guard);
 
-        self.inner.head.send_replace(position);
+        // Concurrent writers release the lock in any order: the head only moves forward.
+        self.inner.head.send_if_modified(|head| {
+            let newer = position > *head;
+            if newer {
+                *head = position;
+            }
+            newer
+        });
         Ok(batch)
     }
 }
@@ -237,9 +278,9 @@ impl ReplayOne for MemoryStore {
         id: Uuid,
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let key = (category.to_owned(), id);
+        let category = category.to_owned();
         async_stream::stream! {
-            if let Err(error) = validate_name(&key.0) {
+            if let Err(error) = validate_name(&category) {
                 yield Err(error);
                 return;
             }
@@ -247,12 +288,16 @@ impl ReplayOne for MemoryStore {
             loop {
                 let chunk: Vec<Envelope> = {
                     let state = self.read();
-                    let Some(stream) = state.streams.get(&key) else { break };
+                    let Some(stream) = state.stream_of(&category, id) else { break };
+                    let stream = &state.streams[stream];
+                    let skip = cursor.next().get().saturating_sub(stream.first.get()) as usize;
                     stream
                         .positions
-                        .range(cursor.next()..)
+                        .get(skip..)
+                        .unwrap_or_default()
+                        .iter()
                         .take(CHUNK)
-                        .filter_map(|(_, position)| state.log.get(position).cloned())
+                        .filter_map(|position| state.entry(*position).cloned())
                         .collect()
                 };
                 let Some(last) = chunk.last() else { break };
@@ -309,8 +354,9 @@ impl MemoryStore {
     fn head_of(&self, categories: &[String]) -> Position {
         self.read()
             .log
-            .values()
+            .iter()
             .rev()
+            .flatten()
             .find(|envelope| categories.contains(&envelope.category))
             .map_or(Position::ZERO, |envelope| envelope.position)
     }
@@ -329,12 +375,20 @@ impl Subscribe for MemoryStore {
 impl Truncate for MemoryStore {
     async fn truncate(&self, category: &str, id: Uuid, before: Version) -> Result<(), Error> {
         validate_name(category)?;
-        let mut state = self.write();
-        let state = &mut *state;
-        if let Some(stream) = state.streams.get_mut(&(category.to_owned(), id)) {
-            let kept = stream.positions.split_off(&before);
-            for position in std::mem::replace(&mut stream.positions, kept).into_values() {
-                state.log.remove(&position);
+        let mut guard = self.write();
+        let state = &mut *guard;
+        if let Some(stream) = state.stream_of(category, id) {
+            let stream = &mut state.streams[stream];
+            let gone = (before.get().saturating_sub(stream.first.get()) as usize)
+                .min(stream.positions.len());
+            stream.first = Version(stream.first.get() + gone as u64);
+            for position in stream.positions.drain(..gone) {
+                if let Some(slot) = (position.get() as usize)
+                    .checked_sub(1)
+                    .and_then(|index| state.log.get_mut(index))
+                {
+                    *slot = None;
+                }
             }
         }
         Ok(())
