@@ -1257,8 +1257,8 @@ async fn write_mixed<S: Publish>(store: &S, count: u32) -> Vec<(Position, Uuid)>
 }
 
 /// Waits until the projector has projected `position`.
-async fn wait_for<S: Replay, P: esrc_core::Project + 'static>(
-    handle: &esrc_core::projector::ProjectorHandle<S, P>,
+async fn wait_for<S: Replay, P: Send + 'static, E: Send + 'static>(
+    handle: &esrc_core::projector::ProjectorHandle<S, P, E>,
     position: Position,
 ) {
     within("the projector to catch up", async {

@@ -314,24 +314,17 @@ where
     }
 
     /// Runs the projector in a task; the handle stops it.
-    pub fn spawn(self) -> ProjectorHandle<S, P>
+    pub fn spawn(self) -> ProjectorHandle<S, P, P::Error>
     where
         S: Clone,
     {
-        let (stop, mut stopped) = watch::channel(false);
         let store = self.store.clone();
         let name = self.name.clone();
         let progress = self.progress();
-        let task = tokio::spawn(self.run_until(async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }));
-        ProjectorHandle {
-            store,
-            name,
-            progress,
-            stop,
-            task,
-        }
+        let categories = <P::EventGroup<'static> as EventGroup>::NAMES;
+        ProjectorHandle::spawn(store, name, categories, progress, |stop| {
+            self.run_until(stop.requested())
+        })
     }
 }
 
@@ -404,30 +397,71 @@ impl<S: CheckpointStore> Checkpoint<'_, S> {
     }
 }
 
-/// A running projector.
+/// A running projector: [`Projector::spawn`] gives one, and so do projector runners
+/// built on this crate (such as `esrc_postgres::TransactionalProjector`), through
+/// [`ProjectorHandle::spawn`]. `P` is what the projector returns when it stops, `E` the
+/// projection's error.
 #[derive(Debug)]
-pub struct ProjectorHandle<S, P: Project> {
+pub struct ProjectorHandle<S, P, E> {
     store: S,
     name: String,
+    categories: &'static [&'static str],
     progress: Arc<Progress>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<Result<P, ProjectError<P::Error>>>,
+    task: JoinHandle<Result<P, ProjectError<E>>>,
 }
 
-impl<S, P> ProjectorHandle<S, P>
+/// The stop request a spawned projector waits on (see [`ProjectorHandle::spawn`]).
+#[derive(Debug)]
+pub struct StopSignal(watch::Receiver<bool>);
+
+impl StopSignal {
+    /// Completes when the handle asks the projector to stop (or is dropped).
+    pub async fn requested(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+impl<S, P, E> ProjectorHandle<S, P, E>
 where
     S: Replay,
-    P: Project + 'static,
+    P: Send + 'static,
+    E: Send + 'static,
 {
+    /// Spawns the task `run` builds: it runs the projector `name` over `categories`
+    /// until its [`StopSignal`] completes, recording what it does in `progress`.
+    pub fn spawn<F, Fut>(
+        store: S,
+        name: String,
+        categories: &'static [&'static str],
+        progress: Arc<Progress>,
+        run: F,
+    ) -> Self
+    where
+        F: FnOnce(StopSignal) -> Fut,
+        Fut: Future<Output = Result<P, ProjectError<E>>> + Send + 'static,
+    {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(StopSignal(stopped)));
+        Self {
+            store,
+            name,
+            categories,
+            progress,
+            stop,
+            task,
+        }
+    }
+
     /// Asks the projector to stop, waits for it to save its checkpoint, and returns the
     /// projection (or the error it stopped with).
-    pub async fn stop(self) -> Result<P, ProjectError<P::Error>> {
+    pub async fn stop(self) -> Result<P, ProjectError<E>> {
         let _ = self.stop.send(true);
         self.join().await
     }
 
     /// Waits for the projector to end by itself (an error, or the store going away).
-    pub async fn join(self) -> Result<P, ProjectError<P::Error>> {
+    pub async fn join(self) -> Result<P, ProjectError<E>> {
         match self.task.await {
             Ok(result) => result,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
@@ -460,8 +494,7 @@ where
     /// How far the projector is behind: the newest position of its categories minus its
     /// last checkpoint (a distance in positions, which may have gaps, not a count).
     pub async fn lag(&self) -> Result<u64, Error> {
-        let names = <P::EventGroup<'static> as EventGroup>::NAMES;
-        let head = self.store.head(names).await?;
+        let head = self.store.head(self.categories).await?;
         Ok(head.get().saturating_sub(self.progress.checkpoint().get()))
     }
 }

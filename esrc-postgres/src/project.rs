@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use esrc_core::projector::{ErrorPolicy, Progress};
+use esrc_core::projector::{ErrorPolicy, Progress, ProjectorHandle};
 use esrc_core::{
     CheckpointStore, Context, DecodeGroup, Error, EventGroup, Position, ProjectError, Subscribe,
     validate_name,
@@ -13,6 +13,7 @@ use esrc_core::{
 use futures::StreamExt;
 use sqlx::{PgConnection, Postgres, Transaction};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::PgStore;
 use crate::error::backend;
@@ -42,13 +43,19 @@ pub trait TransactionalProject: Send {
 ///
 /// ```no_run
 /// # use esrc_postgres::{PgStore, TransactionalProject, TransactionalProjector};
-/// # async fn run<P: TransactionalProject + 'static>(store: PgStore, projection: P, shutdown: tokio::sync::oneshot::Receiver<()>) {
-/// let stopped = TransactionalProjector::new(store, "open-tabs", projection)
+/// # async fn run<P: TransactionalProject + 'static>(store: PgStore, projection: P) -> Result<(), Box<dyn std::error::Error>> {
+/// let running = TransactionalProjector::new(store, "open-tabs", projection)
 ///     .checkpoint_every(100)
-///     .run_until(async { let _ = shutdown.await; })
-///     .await;
-/// # }
+///     .spawn();
+/// // ... how far behind it is (head position minus committed checkpoint):
+/// let lag = running.lag().await?;
+/// // ... later: commit the open batch and stop.
+/// let projection = running.stop().await?;
+/// # Ok(()) }
 /// ```
+///
+/// [`TransactionalProjector::run_until`] runs it in the current task instead, until a
+/// future of yours completes.
 #[derive(Debug)]
 pub struct TransactionalProjector<P> {
     store: PgStore,
@@ -102,6 +109,18 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
         Arc::clone(&self.progress)
     }
 
+    /// Runs the projector in a task. The handle stops it gracefully (committing the
+    /// open batch with its checkpoint), and reports its progress and lag.
+    pub fn spawn(self) -> ProjectorHandle<PgStore, P, P::Error> {
+        let store = self.store.clone();
+        let name = self.name.clone();
+        let progress = self.progress();
+        let categories = <P::EventGroup<'static> as EventGroup>::NAMES;
+        ProjectorHandle::spawn(store, name, categories, progress, |stop| {
+            self.run_until(stop.requested())
+        })
+    }
+
     /// Runs until `stop` completes (then commits the open batch and returns the
     /// projection) or until an error the policy does not absorb.
     pub async fn run_until(
@@ -151,11 +170,11 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
             let next = tokio::select! {
                 biased;
                 () = &mut *stop => {
-                    self.commit(open.take()).await?;
+                    commit(&self.store, &self.name, &self.progress, open.take()).await?;
                     return Ok(true);
                 }
                 () = sleep_until(deadline) => {
-                    self.commit(open.take()).await?;
+                    commit(&self.store, &self.name, &self.progress, open.take()).await?;
                     continue;
                 }
                 next = events.next() => next,
@@ -164,7 +183,7 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
                 Some(Ok(envelope)) => envelope,
                 Some(Err(error)) => return Err(error.into()),
                 None => {
-                    self.commit(open.take()).await?;
+                    commit(&self.store, &self.name, &self.progress, open.take()).await?;
                     return Ok(false);
                 }
             };
@@ -188,27 +207,33 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
             *last = envelope.position;
             self.progress.set_projected(envelope.position);
             if *count >= self.checkpoint_every {
-                self.commit(open.take()).await?;
+                commit(&self.store, &self.name, &self.progress, open.take()).await?;
             }
         }
     }
+}
 
-    async fn commit(
-        &self,
-        open: Option<(Transaction<'static, Postgres>, usize, Instant, Position)>,
-    ) -> Result<(), Error> {
-        let Some((mut transaction, count, _, last)) = open else {
-            return Ok(());
-        };
-        let span = tracing::info_span!("esrc.projector.batch", projector = %self.name, events = count, checkpoint = %last);
-        let _enter = span.enter();
-        self.store
-            .save_checkpoint_in(&mut transaction, &self.name, last)
+/// Writes the checkpoint of an open batch in its transaction and commits both.
+async fn commit(
+    store: &PgStore,
+    name: &str,
+    progress: &Progress,
+    open: Option<(Transaction<'static, Postgres>, usize, Instant, Position)>,
+) -> Result<(), Error> {
+    let Some((mut transaction, count, _, last)) = open else {
+        return Ok(());
+    };
+    let span = tracing::info_span!("esrc.projector.batch", projector = %name, events = count, checkpoint = %last);
+    async {
+        store
+            .save_checkpoint_in(&mut transaction, name, last)
             .await?;
-        transaction.commit().await.map_err(backend)?;
-        self.progress.set_checkpoint(last);
-        Ok(())
+        transaction.commit().await.map_err(backend)
     }
+    .instrument(span)
+    .await?;
+    progress.set_checkpoint(last);
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -445,6 +445,56 @@ async fn transactional_projection_is_exactly_once_across_a_crash() {
     assert_eq!(store_checkpoint(&store).await, last);
 }
 
+/// Spawned, a transactional projector keeps its batch invisible until it commits, reports
+/// its lag, and commits the open batch when stopped.
+#[tokio::test]
+async fn a_spawned_transactional_projector_reports_lag_and_commits_when_stopped() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = ledger_store(&pg).await;
+    let batch: Vec<NewEvent> = (0..10).map(|n| note(&n.to_string())).collect();
+    let last = store
+        .publish("Note", Uuid::now_v7(), Expected::NoStream, batch)
+        .await
+        .unwrap()
+        .position;
+    let ledger = Ledger {
+        schema: store.schema().to_owned(),
+        fail_at: None,
+        pause: Duration::ZERO,
+    };
+    let running = esrc_postgres::TransactionalProjector::new(store.clone(), "ledger", ledger)
+        .checkpoint_every(1_000)
+        .checkpoint_interval(Duration::from_secs(3600))
+        .spawn();
+    assert_eq!(running.name(), "ledger");
+    tokio::time::timeout(PATIENCE, async {
+        while running.progress().projected() < last {
+            assert!(!running.is_finished(), "the projector ended early");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(running.progress().checkpoint(), Position::ZERO);
+    assert_eq!(
+        running.lag().await.unwrap(),
+        last.get(),
+        "nothing committed yet"
+    );
+    assert_eq!(
+        totals(&store).await,
+        (0, 0),
+        "the open batch is not visible"
+    );
+
+    let ledger = running.stop().await.unwrap();
+    assert_eq!(ledger.schema, store.schema());
+    assert_eq!(totals(&store).await, (10, 10));
+    assert_eq!(store_checkpoint(&store).await, last);
+}
+
 async fn store_checkpoint(store: &PgStore) -> Position {
     use esrc_core::CheckpointStore;
     store

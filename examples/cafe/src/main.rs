@@ -92,7 +92,7 @@ impl<S: Store> Staff<'_, S> {
 }
 
 async fn caught_up<S: Store + Clone + 'static, M: ReadModel>(
-    handle: &ProjectorHandle<S, ReadModelProjection<S, M>>,
+    handle: &ProjectorHandle<S, ReadModelProjection<S, M>, esrc_core::Error>,
     position: Position,
 ) -> Result<(), BoxError> {
     tokio::time::timeout(Duration::from_secs(30), async {
