@@ -11,9 +11,8 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 struct Pg {
+    /// Hands out the schemas, and drops them in `cleanup`.
     postgres: common::Postgres,
-    /// The schemas this test created, dropped by `cleanup`.
-    schemas: std::sync::Mutex<Vec<String>>,
 }
 
 /// An append written in a transaction that is still open.
@@ -48,20 +47,11 @@ impl StoreFactory for Pg {
     type Store = PgStore;
 
     async fn store(&self) -> PgStore {
-        let store = self.postgres.store().await;
-        self.schemas.lock().unwrap().push(store.schema().to_owned());
-        store
+        self.postgres.store().await
     }
 
     async fn cleanup(&self) {
-        let schemas = std::mem::take(&mut *self.schemas.lock().unwrap());
-        let pool = self.postgres.pool("esrc-cleanup").await;
-        for schema in schemas {
-            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await {
-                eprintln!("cleanup of schema {schema} failed: {error}");
-            }
-        }
+        self.postgres.drop_schemas().await;
     }
 
     async fn begin_append(
@@ -87,8 +77,5 @@ impl StoreFactory for Pg {
 }
 
 esrc_conformance::conformance_tests!(async {
-    common::postgres().await.map(|postgres| Pg {
-        postgres,
-        schemas: Default::default(),
-    })
+    common::postgres().await.map(|postgres| Pg { postgres })
 });

@@ -189,7 +189,7 @@ async fn migrations_are_idempotent_and_safe_concurrently() {
     let Some(pg) = common::postgres().await else {
         return;
     };
-    let schema = common::fresh_schema();
+    let schema = pg.fresh_schema();
     let pool = pg.pool("esrc-migrate").await;
     let stores: Vec<PgStore> = (0..4)
         .map(|_| {
@@ -265,12 +265,14 @@ async fn an_open_transaction_elsewhere_delays_but_never_loses_events() {
     assert_eq!(next(&mut subscription).await.event_id, event_id);
 }
 
+/// Subscriptions read in pages of `page_size` rows (replays are one streamed query):
+/// with pages of 3, every read still returns each of 20 events once, in order.
 #[tokio::test]
-async fn reads_page_through_long_results() {
+async fn a_tiny_page_size_still_reads_every_event_once() {
     let Some(pg) = common::postgres().await else {
         return;
     };
-    let schema = common::fresh_schema();
+    let schema = pg.fresh_schema();
     let store = PgStore::builder()
         .schema(schema.clone())
         .page_size(3)

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use esrc_conformance::backend_unavailable;
@@ -15,9 +16,11 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use uuid::Uuid;
 
-/// A reachable server; keeps its container (if any) alive.
+/// A reachable server; keeps its container (if any) alive, and drops the schemas it
+/// handed out when it goes (at the end of the test, also when the test failed).
 pub struct Postgres {
     pub url: String,
+    schemas: Mutex<Vec<String>>,
     _container: Option<ContainerAsync<GenericImage>>,
 }
 
@@ -25,6 +28,7 @@ pub async fn postgres() -> Option<Postgres> {
     if let Ok(url) = std::env::var("ESRC_POSTGRES_URL") {
         return Some(Postgres {
             url,
+            schemas: Mutex::default(),
             _container: None,
         });
     }
@@ -61,6 +65,7 @@ async fn start_container() -> Result<Postgres, String> {
     }
     Ok(Postgres {
         url,
+        schemas: Mutex::default(),
         _container: Some(container),
     })
 }
@@ -78,7 +83,7 @@ impl Postgres {
 
     /// A migrated store in a new schema.
     pub async fn store(&self) -> PgStore {
-        let schema = fresh_schema();
+        let schema = self.fresh_schema();
         let pool = self.pool(&schema).await;
         let store = PgStore::builder()
             .schema(schema)
@@ -90,6 +95,67 @@ impl Postgres {
     }
 }
 
-pub fn fresh_schema() -> String {
-    format!("test_{}", Uuid::new_v4().simple())
+impl Postgres {
+    /// A new schema name, dropped with this handle.
+    pub fn fresh_schema(&self) -> String {
+        let schema = format!("test_{}", Uuid::new_v4().simple());
+        self.schemas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(schema.clone());
+        schema
+    }
+
+    /// Drops the schemas handed out so far.
+    pub async fn drop_schemas(&self) {
+        let schemas =
+            std::mem::take(&mut *self.schemas.lock().unwrap_or_else(PoisonError::into_inner));
+        if schemas.is_empty() {
+            return;
+        }
+        let pool = match PgPool::connect(&self.url).await {
+            Ok(pool) => pool,
+            Err(error) => return eprintln!("cleanup: cannot connect: {error}"),
+        };
+        for schema in schemas {
+            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await {
+                eprintln!("cleanup of schema {schema} failed: {error}");
+            }
+        }
+        pool.close().await;
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self
+            .schemas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+        {
+            return;
+        }
+        // Dropped inside the test's runtime, which cannot block on a future: clean up
+        // on a thread with a runtime of its own.
+        let this = Postgres {
+            url: self.url.clone(),
+            schemas: Mutex::new(std::mem::take(
+                &mut *self.schemas.lock().unwrap_or_else(PoisonError::into_inner),
+            )),
+            _container: None,
+        };
+        let cleanup =
+            std::thread::spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(this.drop_schemas()),
+                    Err(error) => eprintln!("cleanup: no runtime: {error}"),
+                }
+            });
+        let _ = cleanup.join();
+    }
 }
