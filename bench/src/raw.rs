@@ -22,6 +22,12 @@ pub trait Raw {
     async fn create(&self, id: Uuid) -> Result<(), BoxError>;
     /// W2, W4, W5: appends `n` events after `version`, in one commit.
     async fn append(&self, id: Uuid, version: u64, n: u64) -> Result<u64, BoxError>;
+    /// W5, informative: appends `n` events as one atomic batch, where the client has to
+    /// build one by hand to get what esrc gives (`None`: the plain append already is one).
+    async fn append_atomic(&self, id: Uuid, version: u64, n: u64) -> Result<Option<u64>, BoxError> {
+        let _ = (id, version, n);
+        Ok(None)
+    }
     /// W3: reads and decodes one stream, folding it into a counter.
     async fn load(&self, id: Uuid) -> Result<Counter, BoxError>;
     /// W6: reads and decodes every event of the category; returns how many.
@@ -302,6 +308,52 @@ impl Raw for RawNats {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, sequence);
         Ok(version + n)
+    }
+
+    async fn append_atomic(&self, id: Uuid, version: u64, n: u64) -> Result<Option<u64>, BoxError> {
+        // ADR-50 by hand, as esrc sends it: the first message and the commit as requests,
+        // the others as plain publishes; the expectation on the first.
+        let subject = self.subject(id);
+        let expected = self
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .copied()
+            .unwrap_or(0);
+        let client = self.context.client();
+        let batch = Uuid::new_v4().to_string();
+        let mut reply = None;
+        for i in 0..n {
+            let mut headers = Self::headers(version + 1 + i, (i == 0).then_some(expected));
+            headers.insert("Nats-Batch-Id", batch.as_str());
+            headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+            if i + 1 == n {
+                headers.insert("Nats-Batch-Commit", "1");
+            }
+            let payload = Bytes::from(payload(i)?);
+            if i == 0 || i + 1 == n {
+                reply = Some(
+                    client
+                        .request_with_headers(subject.clone(), headers, payload)
+                        .await?,
+                );
+            } else {
+                client
+                    .publish_with_headers(subject.clone(), headers, payload)
+                    .await?;
+            }
+        }
+        let reply = reply.ok_or("an empty batch")?;
+        let ack: serde_json::Value = serde_json::from_slice(&reply.payload)?;
+        let sequence = ack["seq"]
+            .as_u64()
+            .ok_or_else(|| format!("batch refused: {ack}"))?;
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, sequence);
+        Ok(Some(version + n))
     }
 
     async fn load(&self, id: Uuid) -> Result<Counter, BoxError> {

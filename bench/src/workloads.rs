@@ -286,6 +286,33 @@ where
         baseline,
         0.95,
     ));
+    // The same batches made atomic by hand with the raw client, where that takes work of
+    // its own (NATS): what atomicity costs the server, apart from esrc.
+    let atomic_id = Uuid::now_v7();
+    let started = Instant::now();
+    let mut version = 0;
+    let mut atomic = true;
+    for _ in 0..sizes.batches {
+        match raw.append_atomic(atomic_id, version, 100).await? {
+            Some(next) => version = next,
+            None => {
+                atomic = false;
+                break;
+            }
+        }
+    }
+    if atomic {
+        let atomic_rate = rate(sizes.batches * 100, started.elapsed());
+        lines.push(Line {
+            workload: "W5 vs raw atomic batch".into(),
+            unit: "events/s".into(),
+            esrc,
+            raw: Some(atomic_rate),
+            ratio: Some(esrc / atomic_rate),
+            target: "informative".into(),
+            met: true,
+        });
+    }
 
     // W6 replay: a category of `replay` events (what the earlier workloads wrote counts).
     let mut written = 0;
