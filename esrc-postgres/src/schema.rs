@@ -14,9 +14,10 @@ use crate::error::backend;
 pub(crate) const TX_SHIFT: u32 = 20;
 
 /// The columns every read selects, in the order `store::envelope` decodes them.
-const COLUMNS: &str = "category, aggregate_id, version, position, event_id, \
-    (extract(epoch FROM created_at) * 1000000)::bigint, schema_version, correlation_id, \
-    causation_id, metadata::text, payload";
+/// `created_at` and `metadata` are read in their binary forms and converted by the client
+/// (see `store::envelope`): converting them in SQL costs the server more than the read.
+const COLUMNS: &str = "category, aggregate_id, version, position, event_id, created_at, \
+    schema_version, correlation_id, causation_id, metadata, payload";
 
 /// The horizon: every transaction below it has finished, so no row can still appear
 /// below `horizon << TX_SHIFT`. Evaluated with the statement's own snapshot.

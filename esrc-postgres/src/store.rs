@@ -10,8 +10,8 @@ use esrc_core::{
     check_append, validate_name, validate_names,
 };
 use futures::{Stream, StreamExt};
-use sqlx::postgres::PgRow;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use sqlx::postgres::{PgRow, PgValueFormat};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row, ValueRef};
 use uuid::Uuid;
 
 use crate::config::PgStoreBuilder;
@@ -136,23 +136,36 @@ pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
     let position = to_u64("position", row.try_get_unchecked(3).map_err(get)?)?;
     let category: String = row.try_get_unchecked(0).map_err(get)?;
     let schema_version: i32 = row.try_get_unchecked(6).map_err(get)?;
-    let values: Option<&str> = row.try_get_unchecked(9).map_err(get)?;
-    let values = match values {
+    let values = match binary(row, 9)? {
         None => Default::default(),
-        Some(text) => serde_json::from_str(text).map_err(|source| Error::Format {
-            category: category.clone(),
-            position: Position(position),
-            schema_version: u32::try_from(schema_version).unwrap_or_default(),
-            source: source.into(),
-        })?,
+        Some(jsonb) => {
+            // jsonb's binary form: a format version (1), then the JSON text.
+            let text = match jsonb.split_first() {
+                Some((1, text)) => text,
+                _ => return Err(unreadable("metadata", "an unknown jsonb format")),
+            };
+            serde_json::from_slice(text).map_err(|source| Error::Format {
+                category: category.clone(),
+                position: Position(position),
+                schema_version: u32::try_from(schema_version).unwrap_or_default(),
+                source: source.into(),
+            })?
+        }
     };
+    let created_at = binary(row, 5)?
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .map(i64::from_be_bytes)
+        .ok_or_else(|| unreadable("created_at", "not an 8-byte timestamp"))?;
+    let micros = created_at
+        .checked_add(PG_EPOCH_MICROS)
+        .ok_or_else(|| out_of_range("created_at", created_at))?;
     let payload: &[u8] = row.try_get_unchecked(10).map_err(get)?;
     Ok(Envelope {
         aggregate_id: row.try_get_unchecked(1).map_err(get)?,
         version: Version(to_u64("version", row.try_get_unchecked(2).map_err(get)?)?),
         position: Position(position),
         event_id: row.try_get_unchecked(4).map_err(get)?,
-        timestamp: Timestamp::from_micros(row.try_get_unchecked(5).map_err(get)?),
+        timestamp: Timestamp::from_micros(micros),
         schema_version: u32::try_from(schema_version)
             .map_err(|_| out_of_range("schema version", schema_version.into()))?,
         metadata: Metadata {
@@ -163,6 +176,33 @@ pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
         payload: bytes::Bytes::copy_from_slice(payload),
         category,
     })
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00 UTC).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// The binary value of column `index`, `None` for NULL. Prepared statements always get
+/// binary results; anything else is refused rather than misread.
+fn binary(row: &PgRow, index: usize) -> Result<Option<&[u8]>, Error> {
+    let value = row.try_get_raw(index).map_err(backend)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    if value.format() != PgValueFormat::Binary {
+        return Err(unreadable("a column", "a text-format value"));
+    }
+    value
+        .as_bytes()
+        .map(Some)
+        .map_err(|e| Error::backend(BACKEND, false, e))
+}
+
+fn unreadable(column: &str, why: &str) -> Error {
+    Error::backend(
+        BACKEND,
+        false,
+        format!("{column} read from the database is {why}"),
+    )
 }
 
 impl PgStore {

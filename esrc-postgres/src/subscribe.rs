@@ -71,9 +71,15 @@ impl Signals {
     /// Called after an append committed.
     pub(crate) fn appended(&self, store: &PgStore) {
         bump(&self.wake);
+        let Some(interval) = store.inner.config.notify_interval else {
+            return;
+        };
         bump(&self.notify);
         ensure(&self.notifier, || {
-            let changes = self.notify.subscribe();
+            // A new receiver has seen the bump above: mark it, or this commit would go
+            // unannounced.
+            let mut changes = self.notify.subscribe();
+            changes.mark_changed();
             // `pg_notify` takes a transaction id, so each NOTIFY commits; on its own
             // connection with `synchronous_commit = off` that commit does not wait for a
             // WAL flush, so notifying costs the writers nothing they would wait on.
@@ -84,7 +90,7 @@ impl Signals {
                 .max_connections(1)
                 .connect_lazy_with(options);
             let channel = store.inner.sql.channel.clone();
-            tokio::spawn(notifier(changes, pool, channel))
+            tokio::spawn(notifier(changes, pool, channel, interval))
         });
     }
 
@@ -98,11 +104,14 @@ impl Signals {
     }
 }
 
-/// The shortest time between two notifications: commits within it share one `NOTIFY`.
-const NOTIFY_EVERY: Duration = Duration::from_millis(2);
-
-/// Sends one `NOTIFY` per burst of local commits, until the store is dropped.
-async fn notifier(mut changes: watch::Receiver<u64>, pool: PgPool, channel: String) {
+/// Sends one `NOTIFY` per burst of local commits, at most one per `interval` (commits
+/// within it share one), until the store is dropped.
+async fn notifier(
+    mut changes: watch::Receiver<u64>,
+    pool: PgPool,
+    channel: String,
+    interval: Duration,
+) {
     while changes.changed().await.is_ok() {
         let sent = sqlx::query("SELECT pg_notify($1, '')")
             .bind(&channel)
@@ -114,7 +123,7 @@ async fn notifier(mut changes: watch::Receiver<u64>, pool: PgPool, channel: Stri
         // Commits that land meanwhile are announced by the next NOTIFY: a writer that
         // commits a thousand times a second sends a few hundred notifications, not a
         // thousand, and subscribers in other processes hear of it at most this late.
-        tokio::time::sleep(NOTIFY_EVERY).await;
+        tokio::time::sleep(interval).await;
     }
 }
 

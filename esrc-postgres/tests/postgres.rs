@@ -303,6 +303,82 @@ async fn a_tiny_page_size_still_reads_every_event_once() {
     }
 }
 
+/// A store built with `notify(false)` wakes no subscriber of another process: its commit
+/// waits for the next notification (here, another store's) or poll, and is delivered
+/// then, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_built_without_notify_wakes_no_other_process() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let schema = pg.fresh_schema();
+    let build = |builder: esrc_postgres::PgStoreBuilder, pool| {
+        builder.schema(schema.clone()).build(pool).unwrap()
+    };
+    let notifying = build(PgStore::builder(), pg.pool("esrc-notifying").await);
+    notifying.migrate().await.unwrap();
+    let silent = build(
+        PgStore::builder().notify(false),
+        pg.pool("esrc-silent").await,
+    );
+    // Another process, as far as signals go: its own store, polling every 5 s only (it
+    // must poll: another test's open transaction may hold the horizon back, and its end
+    // notifies nobody).
+    let listening = build(
+        PgStore::builder().poll_interval(Duration::from_secs(5)),
+        pg.pool("esrc-listening").await,
+    );
+    let mut subscription = pin!(listening.subscribe(&["Note"], Position::ZERO));
+    let id = Uuid::now_v7();
+
+    notifying
+        .publish("Note", id, Expected::NoStream, vec![note("one")])
+        .await
+        .unwrap();
+    assert_eq!(next(&mut subscription).await.version, Version(1));
+    // Wait until the subscriber's LISTEN is in place (and the read it triggers is done),
+    // so that the next commits can only reach it by notification or by its next poll.
+    let admin = pg.pool("esrc-admin").await;
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let listening: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND query LIKE '%' || $1 || '%'",
+            )
+            .bind(&schema)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+            if listening > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    // Let the subscriber take the wake-up that comes with its LISTEN: a read that finds
+    // nothing new.
+    let idle = tokio::time::timeout(Duration::from_millis(300), subscription.next()).await;
+    assert!(idle.is_err(), "nothing new yet: {idle:?}");
+
+    silent
+        .publish("Note", id, Expected::Exact(Version(1)), vec![note("two")])
+        .await
+        .unwrap();
+    let early = tokio::time::timeout(Duration::from_secs(1), subscription.next()).await;
+    assert!(
+        early.is_err(),
+        "no notification and no poll yet: nothing delivered, got {early:?}"
+    );
+
+    notifying
+        .publish("Note", id, Expected::Exact(Version(2)), vec![note("three")])
+        .await
+        .unwrap();
+    assert_eq!(next(&mut subscription).await.version, Version(2));
+    assert_eq!(next(&mut subscription).await.version, Version(3));
+}
+
 /// A read model in the store's database: one row per event, and a running total.
 struct Ledger {
     schema: String,
