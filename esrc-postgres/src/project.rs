@@ -164,9 +164,9 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
         self.progress.set_projected(start);
         self.progress.set_checkpoint(start);
         let mut events = pin!(store.subscribe(names, start));
-        let mut open: Option<(Transaction<'static, Postgres>, usize, Instant, Position)> = None;
+        let mut open: Option<Batch> = None;
         loop {
-            let deadline = open.as_ref().map(|(_, _, deadline, _)| *deadline);
+            let deadline = open.as_ref().map(|batch| batch.deadline);
             let next = tokio::select! {
                 biased;
                 () = &mut *stop => {
@@ -189,28 +189,56 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
             };
             if open.is_none() {
                 let transaction = store.pool().begin().await.map_err(backend)?;
-                let deadline = Instant::now() + self.checkpoint_interval;
-                open = Some((transaction, 0, deadline, start));
+                open = Some(Batch {
+                    transaction,
+                    events: 0,
+                    deadline: Instant::now() + self.checkpoint_interval,
+                    last: start,
+                    span: tracing::info_span!(
+                        "esrc.projector.batch",
+                        projector = %self.name,
+                        first = %envelope.position,
+                        events = tracing::field::Empty,
+                        checkpoint = tracing::field::Empty,
+                    ),
+                });
             }
-            let Some((transaction, count, _, last)) = open.as_mut() else {
+            let Some(batch) = open.as_mut() else {
                 continue;
             };
             let context = Context::decode(&envelope)?;
-            if let Err(source) = self.projection.project(context, transaction).await {
+            let projected = self
+                .projection
+                .project(context, &mut batch.transaction)
+                .instrument(batch.span.clone())
+                .await;
+            if let Err(source) = projected {
                 // Dropping the transaction rolls the whole batch back.
                 return Err(ProjectError::Project {
                     position: envelope.position,
                     source,
                 });
             }
-            *count += 1;
-            *last = envelope.position;
+            batch.events += 1;
+            batch.last = envelope.position;
             self.progress.set_projected(envelope.position);
-            if *count >= self.checkpoint_every {
+            if batch.events >= self.checkpoint_every {
                 commit(&self.store, &self.name, &self.progress, open.take()).await?;
             }
         }
     }
+}
+
+/// The events projected in one open transaction.
+struct Batch {
+    transaction: Transaction<'static, Postgres>,
+    events: usize,
+    /// When the batch commits, however few its events.
+    deadline: Instant,
+    /// The position of the last event projected in it.
+    last: Position,
+    /// `esrc.projector.batch`: covers projecting the batch's events and the commit.
+    span: tracing::Span,
 }
 
 /// Writes the checkpoint of an open batch in its transaction and commits both.
@@ -218,17 +246,22 @@ async fn commit(
     store: &PgStore,
     name: &str,
     progress: &Progress,
-    open: Option<(Transaction<'static, Postgres>, usize, Instant, Position)>,
+    open: Option<Batch>,
 ) -> Result<(), Error> {
-    let Some((mut transaction, count, _, last)) = open else {
+    let Some(mut batch) = open else {
         return Ok(());
     };
-    let span = tracing::info_span!("esrc.projector.batch", projector = %name, events = count, checkpoint = %last);
+    batch.span.record("events", batch.events);
+    batch
+        .span
+        .record("checkpoint", tracing::field::display(batch.last));
+    let last = batch.last;
+    let span = batch.span.clone();
     async {
         store
-            .save_checkpoint_in(&mut transaction, name, last)
+            .save_checkpoint_in(&mut batch.transaction, name, last)
             .await?;
-        transaction.commit().await.map_err(backend)
+        batch.transaction.commit().await.map_err(backend)
     }
     .instrument(span)
     .await?;
