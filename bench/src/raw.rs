@@ -244,6 +244,23 @@ impl RawNats {
         })
     }
 
+    /// The subject sequence of the stream's last event (0: none yet).
+    fn last_sequence(&self, id: Uuid) -> u64 {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn remember(&self, id: Uuid, sequence: u64) {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, sequence);
+    }
+
     fn subject(&self, id: Uuid) -> String {
         format!("{}.Counter.{id}", self.prefix)
     }
@@ -283,13 +300,7 @@ impl Raw for RawNats {
 
     async fn append(&self, id: Uuid, version: u64, n: u64) -> Result<u64, BoxError> {
         let subject = self.subject(id);
-        let expected = self
-            .last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&id)
-            .copied()
-            .unwrap_or(0);
+        let expected = self.last_sequence(id);
         let mut acks = Vec::with_capacity(n as usize);
         for i in 0..n {
             let headers = Self::headers(version + 1 + i, (i == 0).then_some(expected));
@@ -303,10 +314,7 @@ impl Raw for RawNats {
         for ack in acks {
             sequence = ack.await?.sequence;
         }
-        self.last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, sequence);
+        self.remember(id, sequence);
         Ok(version + n)
     }
 
@@ -314,13 +322,7 @@ impl Raw for RawNats {
         // ADR-50 by hand, as esrc sends it: the first message and the commit as requests,
         // the others as plain publishes; the expectation on the first.
         let subject = self.subject(id);
-        let expected = self
-            .last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&id)
-            .copied()
-            .unwrap_or(0);
+        let expected = self.last_sequence(id);
         let client = self.context.client();
         let batch = Uuid::new_v4().to_string();
         let mut reply = None;
@@ -349,10 +351,7 @@ impl Raw for RawNats {
         let sequence = ack["seq"]
             .as_u64()
             .ok_or_else(|| format!("batch refused: {ack}"))?;
-        self.last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, sequence);
+        self.remember(id, sequence);
         Ok(Some(version + n))
     }
 

@@ -437,6 +437,16 @@ async fn ledger_store(pg: &common::Postgres) -> PgStore {
     store
 }
 
+/// Publishes `count` notes to a new stream in one batch; returns the last position.
+async fn publish_notes(store: &PgStore, count: u32) -> Position {
+    let batch: Vec<NewEvent> = (0..count).map(|n| note(&n.to_string())).collect();
+    store
+        .publish("Note", Uuid::now_v7(), Expected::NoStream, batch)
+        .await
+        .unwrap()
+        .position
+}
+
 async fn totals(store: &PgStore) -> (i64, i64) {
     let schema = store.schema();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -455,13 +465,7 @@ async fn transactional_projection_is_exactly_once_across_a_crash() {
         return;
     };
     let store = ledger_store(&pg).await;
-    let id = Uuid::now_v7();
-    let batch: Vec<NewEvent> = (0..40).map(|n| note(&n.to_string())).collect();
-    let last = store
-        .publish("Note", id, Expected::NoStream, batch)
-        .await
-        .unwrap()
-        .position;
+    let last = publish_notes(&store, 40).await;
 
     let ledger = Ledger {
         schema: store.schema().to_owned(),
@@ -531,12 +535,7 @@ async fn a_spawned_transactional_projector_reports_lag_and_commits_when_stopped(
         return;
     };
     let store = ledger_store(&pg).await;
-    let batch: Vec<NewEvent> = (0..10).map(|n| note(&n.to_string())).collect();
-    let last = store
-        .publish("Note", Uuid::now_v7(), Expected::NoStream, batch)
-        .await
-        .unwrap()
-        .position;
+    let last = publish_notes(&store, 10).await;
     let ledger = Ledger {
         schema: store.schema().to_owned(),
         fail_at: None,
@@ -589,11 +588,7 @@ async fn a_failing_transactional_batch_rolls_back_with_its_checkpoint() {
         return;
     };
     let store = ledger_store(&pg).await;
-    let batch: Vec<NewEvent> = (0..10).map(|n| note(&n.to_string())).collect();
-    store
-        .publish("Note", Uuid::now_v7(), Expected::NoStream, batch)
-        .await
-        .unwrap();
+    publish_notes(&store, 10).await;
     let positions: Vec<Position> = store
         .replay(&["Note"], Position::ZERO)
         .map(|e| e.unwrap().position)
