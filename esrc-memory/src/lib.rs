@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+mod config;
 mod store;
 mod subscribe;
 
+pub use config::MemoryStoreBuilder;
 pub use store::MemoryStore;

@@ -13,6 +13,8 @@ use futures::Stream;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::MemoryStoreBuilder;
+
 /// How many envelopes a reader copies out per lock acquisition.
 pub(crate) const CHUNK: usize = 512;
 
@@ -23,6 +25,7 @@ pub struct MemoryStore {
 }
 
 pub(crate) struct Inner {
+    config: MemoryStoreBuilder,
     state: RwLock<State>,
     /// The position of the last stored event; subscribers wait on it.
     pub(crate) head: watch::Sender<Position>,
@@ -61,10 +64,20 @@ struct StoredId {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with the default options.
     pub fn new() -> Self {
+        Self::with_config(MemoryStoreBuilder::default())
+    }
+
+    /// A builder for the options (see [`MemoryStoreBuilder`]).
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder::default()
+    }
+
+    pub(crate) fn with_config(config: MemoryStoreBuilder) -> Self {
         Self {
             inner: Arc::new(Inner {
+                config,
                 state: RwLock::default(),
                 head: watch::Sender::new(Position::ZERO),
             }),
@@ -211,7 +224,7 @@ impl Publish for MemoryStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
-        check_append(category, &events, usize::MAX)?;
+        check_append(category, &events, self.inner.config.max_batch_events)?;
 
         let mut guard = self.write();
         let state = &mut *guard;
