@@ -70,7 +70,9 @@ async fn main() -> Result<(), BoxError> {
     };
     let namespace = format!("bench_{}", Uuid::new_v4().simple());
     let lines: Vec<Line> = match args.store.as_str() {
-        "memory" => workloads::run(MemoryStore::new(), RawMemory::default(), sizes, 10.0).await?,
+        "memory" => {
+            workloads::run(MemoryStore::new(), RawMemory::default(), sizes, 10.0, None).await?
+        }
         "postgres" => {
             let url = url(&args, "ESRC_POSTGRES_URL")?;
             let store = PgStore::builder()
@@ -80,7 +82,14 @@ async fn main() -> Result<(), BoxError> {
                 .await?;
             store.migrate().await?;
             let raw = RawPostgres::new(store.pool().clone()).await?;
-            let lines = workloads::run(store.clone(), raw, sizes, 10.0).await;
+            // The same appends from a store that sends no NOTIFY: what notifying other
+            // processes' subscribers costs.
+            let silent = PgStore::builder()
+                .schema(namespace.clone())
+                .notify(false)
+                .build(store.pool().clone())?;
+            let variant = Some((silent, "without NOTIFY"));
+            let lines = workloads::run(store.clone(), raw, sizes, 10.0, variant).await;
             let drop = format!("DROP SCHEMA \"{namespace}\" CASCADE");
             sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
                 .execute(store.pool())
@@ -96,7 +105,7 @@ async fn main() -> Result<(), BoxError> {
                 .build(client.clone())
                 .await?;
             let raw = RawNats::new(client).await?;
-            let lines = workloads::run(store.clone(), raw, sizes, 2.0).await;
+            let lines = workloads::run(store.clone(), raw, sizes, 2.0, None).await;
             store.destroy().await?;
             lines?
         }

@@ -2,6 +2,7 @@
 //! by hand with sqlx, async-nats, or a `Vec` behind a lock.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use async_nats::HeaderMap;
@@ -21,7 +22,13 @@ pub trait Raw {
     /// W1: reads the (new) stream, then appends one event expecting it new.
     async fn create(&self, id: Uuid) -> Result<(), BoxError>;
     /// W2, W4, W5: appends `n` events after `version`, in one commit.
-    async fn append(&self, id: Uuid, version: u64, n: u64) -> Result<u64, BoxError>;
+    /// (`Send`, so that W4 can run it in 16 spawned tasks, as it runs esrc.)
+    fn append(
+        &self,
+        id: Uuid,
+        version: u64,
+        n: u64,
+    ) -> impl Future<Output = Result<u64, BoxError>> + Send;
     /// W5, informative: appends `n` events as one atomic batch, where the client has to
     /// build one by hand to get what esrc gives (`None`: the plain append already is one).
     async fn append_atomic(&self, id: Uuid, version: u64, n: u64) -> Result<Option<u64>, BoxError> {

@@ -8,7 +8,17 @@ async fn every_workload_runs() {
         .await
         .unwrap();
     let names: Vec<&str> = lines.iter().map(|line| line.workload.as_str()).collect();
-    for expected in ["W1", "W2", "W3", "W4", "W5", "W6", "W7"] {
+    for expected in [
+        "W1",
+        "W2",
+        "W3",
+        "W4",
+        "W5",
+        "W6",
+        "W7",
+        "W1 create, again",
+        "W4 concurrent (16 tasks), again",
+    ] {
         assert!(
             names.iter().any(|name| name.starts_with(expected)),
             "{expected} missing: {names:?}"
