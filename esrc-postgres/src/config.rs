@@ -91,8 +91,8 @@ impl PgStoreBuilder {
     /// Whether this store sends `NOTIFY` after its commits (default `true`). Without it,
     /// subscribers in other processes see new events on their next poll (see
     /// [`PgStoreBuilder::poll_interval`]); on a machine where the database and the writers
-    /// share a few cores, sequential appends then run up to a third faster (measured by
-    /// `esrc-bench`, W1). Subscribers in the same process are woken either way.
+    /// share two cores, appends then ran 5–15% faster (`esrc-bench`, W1 and W4).
+    /// Subscribers in the same process are woken either way.
     #[must_use]
     pub fn notify(mut self, enabled: bool) -> Self {
         if !enabled {
