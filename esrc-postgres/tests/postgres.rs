@@ -321,11 +321,12 @@ async fn a_store_built_without_notify_wakes_no_other_process() {
         PgStore::builder().notify(false),
         pg.pool("esrc-silent").await,
     );
-    // Another process, as far as signals go: its own store, polling every 5 s only (it
+    // Another process, as far as signals go: its own store, polling every 20 s only (it
     // must poll: another test's open transaction may hold the horizon back, and its end
-    // notifies nobody).
+    // notifies nobody; 20 s is far beyond the 1 s checked below, and well within the
+    // patience).
     let listening = build(
-        PgStore::builder().poll_interval(Duration::from_secs(5)),
+        PgStore::builder().poll_interval(Duration::from_secs(20)),
         pg.pool("esrc-listening").await,
     );
     let mut subscription = pin!(listening.subscribe(&["Note"], Position::ZERO));
