@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use esrc_conformance::backend_unavailable;
 use esrc_postgres::PgStore;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -106,24 +106,43 @@ impl Postgres {
         schema
     }
 
-    /// Drops the schemas handed out so far.
+    /// Drops the schemas handed out so far. It never waits long: it first ends the
+    /// test's own sessions (their `application_name` is the schema's name), since one
+    /// left idle in a transaction — by a task the test aborted — would hold its locks
+    /// until its pool is dropped; and it gives up on a lock after a few seconds.
     pub async fn drop_schemas(&self) {
         let schemas =
             std::mem::take(&mut *self.schemas.lock().unwrap_or_else(PoisonError::into_inner));
         if schemas.is_empty() {
             return;
         }
-        let pool = match PgPool::connect(&self.url).await {
-            Ok(pool) => pool,
+        let mut connection = match PgConnection::connect(&self.url).await {
+            Ok(connection) => connection,
             Err(error) => return eprintln!("cleanup: cannot connect: {error}"),
         };
+        let ended = sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = ANY($1) AND pid <> pg_backend_pid()",
+        )
+        .bind(&schemas)
+        .execute(&mut connection)
+        .await;
+        let limited = sqlx::query("SET lock_timeout = '5s'")
+            .execute(&mut connection)
+            .await;
+        if let Some(error) = ended.err().or(limited.err()) {
+            eprintln!("cleanup: {error}");
+        }
         for schema in schemas {
             let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await {
+            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut connection)
+                .await
+            {
                 eprintln!("cleanup of schema {schema} failed: {error}");
             }
         }
-        pool.close().await;
+        let _ = connection.close().await;
     }
 }
 
