@@ -144,6 +144,11 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
+/// Where the event at `position` sits in the log (positions start at 1).
+fn log_index(position: Position) -> Option<usize> {
+    (position.get() as usize).checked_sub(1)
+}
+
 impl State {
     /// The position of the last stored event.
     fn head(&self) -> Position {
@@ -152,8 +157,7 @@ impl State {
 
     /// The stored event at `position`, unless it was truncated.
     fn entry(&self, position: Position) -> Option<&Envelope> {
-        let index = (position.get() as usize).checked_sub(1)?;
-        self.log.get(index)?.as_ref()
+        self.log.get(log_index(position)?)?.as_ref()
     }
 
     /// The index of the stream `(category, id)` in `streams`, if it has ever been written.
@@ -396,10 +400,7 @@ impl Truncate for MemoryStore {
                 .min(stream.positions.len());
             stream.first = Version(stream.first.get() + gone as u64);
             for position in stream.positions.drain(..gone) {
-                if let Some(slot) = (position.get() as usize)
-                    .checked_sub(1)
-                    .and_then(|index| state.log.get_mut(index))
-                {
+                if let Some(slot) = log_index(position).and_then(|index| state.log.get_mut(index)) {
                     *slot = None;
                 }
             }

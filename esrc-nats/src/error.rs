@@ -41,9 +41,6 @@ pub enum NatsError {
         /// The server's description.
         description: String,
     },
-    /// An append holds more events than one atomic batch may.
-    #[error("an append holds {0} events; one NATS atomic batch holds at most 1,000")]
-    BatchTooLarge(usize),
 }
 
 /// A non-retryable backend error with a source.

@@ -39,6 +39,9 @@ pub struct PgStoreBuilder {
     pub(crate) notify_interval: Option<Duration>,
 }
 
+/// The shortest time between two `NOTIFY`s, unless set otherwise.
+const DEFAULT_NOTIFY_INTERVAL: Duration = Duration::from_millis(2);
+
 impl Default for PgStoreBuilder {
     fn default() -> Self {
         Self {
@@ -46,7 +49,7 @@ impl Default for PgStoreBuilder {
             page_size: 1_000,
             poll_interval: Duration::from_millis(250),
             max_connections: 10,
-            notify_interval: Some(Duration::from_millis(2)),
+            notify_interval: Some(DEFAULT_NOTIFY_INTERVAL),
         }
     }
 }
@@ -98,7 +101,7 @@ impl PgStoreBuilder {
         if !enabled {
             self.notify_interval = None;
         } else if self.notify_interval.is_none() {
-            self.notify_interval = Some(Duration::from_millis(2));
+            self.notify_interval = Some(DEFAULT_NOTIFY_INTERVAL);
         }
         self
     }

@@ -387,6 +387,17 @@ struct Ledger {
     pause: Duration,
 }
 
+impl Ledger {
+    /// The ledger in `store`'s schema: never failing, never pausing.
+    fn new(store: &PgStore) -> Self {
+        Self {
+            schema: store.schema().to_owned(),
+            fail_at: None,
+            pause: Duration::ZERO,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum LedgerError {
     #[error(transparent)]
@@ -469,9 +480,8 @@ async fn transactional_projection_is_exactly_once_across_a_crash() {
     let last = publish_notes(&store, 40).await;
 
     let ledger = Ledger {
-        schema: store.schema().to_owned(),
-        fail_at: None,
         pause: Duration::from_millis(3),
+        ..Ledger::new(&store)
     };
     let projector = esrc_postgres::TransactionalProjector::new(store.clone(), "ledger", ledger)
         .checkpoint_every(9)
@@ -499,11 +509,7 @@ async fn transactional_projection_is_exactly_once_across_a_crash() {
     assert_eq!(total, rows);
     assert_eq!(total % 9, 0, "only whole batches were committed: {total}");
 
-    let ledger = Ledger {
-        schema: store.schema().to_owned(),
-        fail_at: None,
-        pause: Duration::ZERO,
-    };
+    let ledger = Ledger::new(&store);
     let projector = esrc_postgres::TransactionalProjector::new(store.clone(), "ledger", ledger)
         .checkpoint_every(9);
     let progress = projector.progress();
@@ -537,11 +543,7 @@ async fn a_spawned_transactional_projector_reports_lag_and_commits_when_stopped(
     };
     let store = ledger_store(&pg).await;
     let last = publish_notes(&store, 10).await;
-    let ledger = Ledger {
-        schema: store.schema().to_owned(),
-        fail_at: None,
-        pause: Duration::ZERO,
-    };
+    let ledger = Ledger::new(&store);
     let running = esrc_postgres::TransactionalProjector::new(store.clone(), "ledger", ledger)
         .checkpoint_every(1_000)
         .checkpoint_interval(Duration::from_secs(3600))
@@ -596,9 +598,8 @@ async fn a_failing_transactional_batch_rolls_back_with_its_checkpoint() {
         .collect()
         .await;
     let ledger = Ledger {
-        schema: store.schema().to_owned(),
         fail_at: Some(positions[6]),
-        pause: Duration::ZERO,
+        ..Ledger::new(&store)
     };
     let outcome = esrc_postgres::TransactionalProjector::new(store.clone(), "ledger", ledger)
         .checkpoint_every(4)
