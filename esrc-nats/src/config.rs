@@ -9,7 +9,11 @@ use esrc_core::{Error, validate_name};
 use crate::error::{NatsError, check_server_version, fatal, transient};
 use crate::store::NatsStore;
 
-/// Builds a [`NatsStore`]: stream, subject prefix and storage settings.
+/// Builds a [`NatsStore`]: stream, subject prefix, storage settings and timeouts.
+///
+/// Defaults: stream `ESRC`, prefix `esrc`, file storage, one replica, a duplicate window
+/// of 2 minutes, events kept forever, a request timeout of 5 s, a connect timeout of
+/// 10 s and an append deadline of 30 s.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), esrc_core::Error> {
@@ -31,6 +35,9 @@ pub struct NatsStoreBuilder {
     pub(crate) replicas: usize,
     pub(crate) duplicate_window: Duration,
     pub(crate) max_age: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) append_deadline: Duration,
 }
 
 impl Default for NatsStoreBuilder {
@@ -42,6 +49,9 @@ impl Default for NatsStoreBuilder {
             replicas: 1,
             duplicate_window: Duration::from_secs(120),
             max_age: Duration::ZERO,
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+            append_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -92,9 +102,47 @@ impl NatsStoreBuilder {
         self
     }
 
-    /// Connects to `url` and builds the store.
+    /// How long one request to the server (an append, a lookup, a consumer's creation)
+    /// waits for its answer before it fails as retryable (default 5 s). An append that
+    /// timed out is an ambiguous outcome: retry it with the same event ids.
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long [`connect`](Self::connect) tries to reach a server, and how long
+    /// [`build`](Self::build) waits for a client that is still connecting (default 10 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long an `Expected::Any` append keeps retrying after losing races to other
+    /// writers before it gives up with a retryable error (default 30 s). Contention
+    /// slows such an append, with backoff and jitter; it never fails it with `Conflict`.
+    #[must_use]
+    pub fn append_deadline(mut self, deadline: Duration) -> Self {
+        self.append_deadline = deadline;
+        self
+    }
+
+    /// Connects to `url` and builds the store. `url` may list several servers of a
+    /// cluster, comma-separated (`nats://a:4222,nats://b:4222`): the client connects to
+    /// one and fails over to the others.
     pub async fn connect(self, url: &str) -> Result<NatsStore, Error> {
-        let client = async_nats::connect(url).await.map_err(transient)?;
+        let servers = url
+            .split(',')
+            .map(|server| server.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fatal)?;
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(self.connect_timeout)
+            .request_timeout(Some(self.request_timeout))
+            .connect(servers)
+            .await
+            .map_err(transient)?;
         self.build(client).await
     }
 
@@ -104,8 +152,10 @@ impl NatsStoreBuilder {
     pub async fn build(self, client: async_nats::Client) -> Result<NatsStore, Error> {
         validate_name(&self.stream)?;
         validate_name(&self.prefix)?;
-        check_server_version(&client.server_info().version)?;
-        let context = jetstream::new(client.clone());
+        check_server_version(&self.server_version(&client).await?)?;
+        let context = jetstream::ContextBuilder::new()
+            .timeout(self.request_timeout)
+            .build(client.clone());
         let stream = self.ensure_stream(&context).await?;
         let snapshots = self.ensure_bucket(&context, "snapshots").await?;
         let checkpoints = self.ensure_bucket(&context, "checkpoints").await?;
@@ -117,6 +167,24 @@ impl NatsStoreBuilder {
             checkpoints,
             self,
         ))
+    }
+
+    /// The server's version, once the client has heard from a server: a client built with
+    /// `retry_on_initial_connect` may still be connecting.
+    async fn server_version(&self, client: &async_nats::Client) -> Result<String, Error> {
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        loop {
+            let version = client.server_info().version;
+            if !version.is_empty() {
+                return Ok(version);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(transient(NatsError::NotConnected {
+                    timeout: self.connect_timeout,
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub(crate) fn subjects(&self) -> String {
@@ -202,6 +270,12 @@ impl NatsStoreBuilder {
                 "max_age is {:?}, the store was configured with {:?}",
                 config.max_age, self.max_age
             ));
+        }
+        if config.no_ack {
+            problems.push(
+                "no_ack is on (appends would get no acknowledgement and could not be checked)"
+                    .into(),
+            );
         }
         if config.deny_purge {
             problems.push("deny_purge is on (truncate needs purge)".into());

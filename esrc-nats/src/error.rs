@@ -1,6 +1,12 @@
-//! The store's own error and the mapping of JetStream error codes.
+//! The store's own error, and the one place where what the server or the client said is
+//! classified: a lost race, a duplicate, a failure a retry can fix, or a permanent one.
+//! Call sites never decide retryability themselves.
 
+use std::time::Duration;
+
+use async_nats::client::{PublishErrorKind, RequestErrorKind};
 use esrc_core::Error;
+use serde::Deserialize;
 
 pub(crate) const BACKEND: &str = "nats";
 
@@ -8,14 +14,25 @@ pub(crate) const BACKEND: &str = "nats";
 pub(crate) mod code {
     /// `Nats-Expected-Last-Subject-Sequence` did not match: another writer won.
     pub(crate) const WRONG_LAST_SEQUENCE: u64 = 10071;
+    /// The same lost race as seen by a replicated stream while another conditional
+    /// publish to the subject is in flight.
+    pub(crate) const WRONG_LAST_SEQUENCE_IN_FLIGHT: u64 = 10164;
+    /// The subject's last sequence cannot be checked yet (a new leader catching up).
+    pub(crate) const LAST_SEQUENCE_NOT_READY: u64 = 10163;
     /// An atomic batch repeated a message id already stored (or inside the batch).
     pub(crate) const BATCH_DUPLICATE_ID: u64 = 10201;
     /// The stream does not allow atomic publish.
     pub(crate) const ATOMIC_DISABLED: u64 = 10174;
+    /// The cluster cannot handle the request now (no leader).
+    pub(crate) const NOT_LEADER: u64 = 10009;
+    /// A replication (RAFT) failure.
+    pub(crate) const RAFT: u64 = 10041;
+    /// The server has too many requests in flight for the stream.
+    pub(crate) const TOO_MANY_REQUESTS: u64 = 10167;
 }
 
-/// What is wrong with a NATS deployment for esrc; carried as the source of
-/// [`Error::Backend`].
+/// What is wrong with a NATS deployment or a call to it; carried as the source of
+/// [`Error::Backend`], whose `retryable` flag says whether the same call may succeed later.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NatsError {
@@ -41,6 +58,44 @@ pub enum NatsError {
         /// The server's description.
         description: String,
     },
+    /// An event (payload and headers) is larger than the server accepts. Permanent.
+    #[error("a message of {size} bytes exceeds the server's maximum payload of {max} bytes")]
+    PayloadTooLarge {
+        /// The message's size with its headers.
+        size: usize,
+        /// The server's `max_payload`.
+        max: usize,
+    },
+    /// Nothing answered on a JetStream subject: the stream has no leader (an election, or
+    /// no quorum), or it was deleted. Retryable: elections end within seconds.
+    #[error(
+        "no JetStream server answered for `{subject}`: the stream is electing a leader, has no quorum, or was deleted"
+    )]
+    NoResponders {
+        /// The subject that was asked.
+        subject: String,
+    },
+    /// The client did not reach a server within the connect timeout.
+    #[error("no connection to a NATS server within {timeout:?}")]
+    NotConnected {
+        /// How long the store waited.
+        timeout: Duration,
+    },
+    /// The server's reply could not be read.
+    #[error("unreadable reply from the server: {0}")]
+    BadReply(#[source] serde_json::Error),
+    /// A read made no progress for too long (a replica far behind, a consumer that could
+    /// not be made). Retryable.
+    #[error("a read made no progress at sequence {sequence} for {waited:?}")]
+    Stalled {
+        /// The sequence the read was waiting for.
+        sequence: u64,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// An append kept losing races for longer than the store's append deadline.
+    #[error("an `Expected::Any` append kept losing races to other writers for {0:?}")]
+    Contended(Duration),
 }
 
 /// A non-retryable backend error with a source.
@@ -48,9 +103,92 @@ pub(crate) fn fatal(source: impl Into<esrc_core::BoxError>) -> Error {
     Error::backend(BACKEND, false, source)
 }
 
-/// A client or connection failure: the call may succeed when tried again.
+/// A failure that the same call may not meet again (a lost connection, a timeout, an
+/// election).
 pub(crate) fn transient(source: impl Into<esrc_core::BoxError>) -> Error {
     Error::backend(BACKEND, true, source)
+}
+
+/// An error reply of the JetStream API.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ApiError {
+    /// The HTTP-like status (503: unavailable for now).
+    #[serde(default)]
+    pub(crate) code: u16,
+    #[serde(default)]
+    pub(crate) err_code: u64,
+    #[serde(default)]
+    pub(crate) description: String,
+}
+
+/// What an error reply to a publish means.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The subject's last sequence was not the expected one: another writer won.
+    LostRace,
+    /// The event ids are stored already.
+    Duplicate,
+    /// Anything else, classified.
+    Failed(Error),
+}
+
+/// Classifies an API error reply: by its code, never by its text.
+pub(crate) fn refusal(error: ApiError, stream: &str) -> Refusal {
+    match error.err_code {
+        code::WRONG_LAST_SEQUENCE | code::WRONG_LAST_SEQUENCE_IN_FLIGHT => Refusal::LostRace,
+        code::BATCH_DUPLICATE_ID => Refusal::Duplicate,
+        code::ATOMIC_DISABLED => Refusal::Failed(fatal(NatsError::StreamConfig {
+            stream: stream.to_owned(),
+            problems: vec!["allow_atomic_publish is off".into()],
+        })),
+        _ => Refusal::Failed(api(error)),
+    }
+}
+
+/// An API error reply as an [`Error`], retryable when the server says it is unavailable
+/// for now (status 503) or names a passing cluster condition.
+pub(crate) fn api(error: ApiError) -> Error {
+    let retryable = error.code == 503
+        || matches!(
+            error.err_code,
+            code::LAST_SEQUENCE_NOT_READY | code::NOT_LEADER | code::RAFT | code::TOO_MANY_REQUESTS
+        );
+    Error::backend(
+        BACKEND,
+        retryable,
+        NatsError::Api {
+            code: error.err_code,
+            description: error.description,
+        },
+    )
+}
+
+/// A failed request (the client's error, not the server's reply).
+pub(crate) fn request(error: async_nats::RequestError, subject: &str, max: usize) -> Error {
+    match error.kind() {
+        // Without responders nothing was stored; an election or lost quorum ends.
+        RequestErrorKind::NoResponders => transient(NatsError::NoResponders {
+            subject: subject.to_owned(),
+        }),
+        RequestErrorKind::MaxPayloadExceeded => fatal(NatsError::PayloadTooLarge {
+            size: max.saturating_add(1),
+            max,
+        }),
+        RequestErrorKind::InvalidSubject => fatal(error),
+        RequestErrorKind::TimedOut | RequestErrorKind::Other => transient(error),
+    }
+}
+
+/// A failed plain publish.
+pub(crate) fn publish(error: async_nats::PublishError, max: usize) -> Error {
+    match error.kind() {
+        PublishErrorKind::MaxPayloadExceeded => fatal(NatsError::PayloadTooLarge {
+            size: max.saturating_add(1),
+            max,
+        }),
+        PublishErrorKind::InvalidSubject => fatal(error),
+        _ => transient(error),
+    }
 }
 
 /// Checks a server version string against [`crate::MIN_SERVER_VERSION`].
@@ -71,7 +209,7 @@ pub(crate) fn check_server_version(version: &str) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_server_version;
+    use super::*;
 
     #[test]
     fn server_versions() {
@@ -86,6 +224,44 @@ mod tests {
         }
         for old in ["2.11.9", "2.9.25", "1.4.0", "", "garbage"] {
             assert!(check_server_version(old).is_err(), "{old}");
+        }
+    }
+
+    fn reply(code: u16, err_code: u64) -> ApiError {
+        ApiError {
+            code,
+            err_code,
+            description: "described".into(),
+        }
+    }
+
+    #[test]
+    fn both_wrong_last_sequence_codes_are_a_lost_race() {
+        for err_code in [10071, 10164] {
+            assert!(matches!(
+                refusal(reply(400, err_code), "S"),
+                Refusal::LostRace
+            ));
+        }
+        assert!(matches!(
+            refusal(reply(400, 10201), "S"),
+            Refusal::Duplicate
+        ));
+    }
+
+    #[test]
+    fn passing_cluster_conditions_are_retryable_and_the_rest_permanent() {
+        for (code, err_code) in [(503, 10008), (500, 10009), (400, 10163), (503, 0)] {
+            let Refusal::Failed(error) = refusal(reply(code, err_code), "S") else {
+                panic!("{err_code} is a failure");
+            };
+            assert!(error.is_retryable(), "{err_code}: {error}");
+        }
+        for (code, err_code) in [(400, 10054), (400, 10174), (404, 10059), (400, 10003)] {
+            let Refusal::Failed(error) = refusal(reply(code, err_code), "S") else {
+                panic!("{err_code} is a failure");
+            };
+            assert!(!error.is_retryable(), "{err_code}: {error}");
         }
     }
 }

@@ -57,6 +57,18 @@ pub(crate) fn event_headers(
     Ok(headers)
 }
 
+/// The size of `headers` on the wire.
+pub(crate) fn size(headers: &HeaderMap) -> usize {
+    // `NATS/1.0\r\n`, then `Name: value\r\n` for each value, then `\r\n`.
+    let mut size = 12;
+    for (name, values) in headers.iter() {
+        for value in values {
+            size += AsRef::<str>::as_ref(name).len() + value.as_str().len() + 4;
+        }
+    }
+    size
+}
+
 fn malformed(subject: &str, sequence: u64, what: String) -> Error {
     Error::Format {
         category: subject.to_owned(),

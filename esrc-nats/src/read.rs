@@ -1,11 +1,19 @@
-//! Reading with short-lived consumers that never outlive the read.
+//! Reading with short-lived consumers that never outlive the read, and never skip.
 //!
 //! Each read creates an ephemeral pull consumer (no acks, in memory, filtered to the
 //! subjects it needs, starting at a sequence) and deletes it when the read ends or is
-//! dropped, so reads never pile up against the server's per-stream consumer limit. A
-//! finite read stops after the messages pending when it started; a live read goes on
-//! forever and, if its consumer disappears (a server restart), makes a new one starting
-//! after the last message it delivered.
+//! dropped, so reads never pile up against the server's per-stream consumer limit.
+//!
+//! Without acks the server counts a message as delivered once it has sent it: a message
+//! lost on the way (a node killed, a route cut, a reconnect) would be skipped for good.
+//! The consumer numbers its deliveries without gaps, so the read checks each message's
+//! consumer sequence; on a gap, an error or a vanished consumer it makes a new consumer
+//! starting right after the last message it yielded. Nothing is skipped or repeated.
+//!
+//! A finite read stops once nothing is pending *and* it has passed the sequence it was
+//! told to reach (the stream's last message as its leader reported it), so a consumer
+//! on a lagging replica cannot end a read before the caller's own write. A live read
+//! goes on forever.
 
 use std::time::Duration;
 
@@ -13,8 +21,9 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, Message};
 use esrc_core::Error;
 use futures::{Stream, StreamExt};
+use tokio::time::Instant;
 
-use crate::error::transient;
+use crate::error::{NatsError, transient};
 
 /// The longest a read waits between attempts to recreate its consumer.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -31,6 +40,19 @@ pub(crate) enum Mode {
     HeadersOnly,
     /// Catch-up, then every new message, forever.
     Live,
+}
+
+/// Where and how to read.
+#[derive(Clone, Debug)]
+pub(crate) struct Read {
+    pub(crate) filters: Vec<String>,
+    /// The first sequence to read.
+    pub(crate) start: u64,
+    pub(crate) mode: Mode,
+    /// A finite read goes on until it has read past this sequence (0: no bound).
+    pub(crate) until: u64,
+    /// How long a finite read may take to make progress before it fails (retryable).
+    pub(crate) patience: Duration,
 }
 
 /// Deletes its consumer when dropped, from a background task.
@@ -56,23 +78,38 @@ impl Drop for Ephemeral {
     }
 }
 
-/// The stored messages on `filters` from sequence `start` on.
+/// Why a consumer was given up.
+enum Lost {
+    /// A delivery went missing, or the consumer failed: make a new one.
+    Recreate(String),
+    /// A finite read is complete.
+    Done,
+}
+
+/// The stored messages the read asks for, in sequence order, each exactly once.
 pub(crate) fn messages(
     context: jetstream::Context,
     stream: jetstream::stream::Stream,
-    filters: Vec<String>,
-    start: u64,
-    mode: Mode,
+    read: Read,
 ) -> impl Stream<Item = Result<Message, Error>> + Send {
     async_stream::stream! {
-        let mut next = start.max(1);
+        let mut next = read.start.max(1);
         let mut failures: u32 = 0;
+        // A finite read fails when it has made no progress for this long.
+        let mut stalled_since = Instant::now();
         loop {
+            if read.mode != Mode::Live && stalled_since.elapsed() > read.patience {
+                yield Err(transient(NatsError::Stalled {
+                    sequence: next,
+                    waited: read.patience,
+                }));
+                return;
+            }
             let config = pull::Config {
                 deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: next },
                 ack_policy: AckPolicy::None,
-                filter_subjects: filters.clone(),
-                headers_only: mode == Mode::HeadersOnly,
+                filter_subjects: read.filters.clone(),
+                headers_only: read.mode == Mode::HeadersOnly,
                 inactive_threshold: INACTIVE_THRESHOLD,
                 memory_storage: true,
                 num_replicas: 1,
@@ -83,11 +120,7 @@ pub(crate) fn messages(
                 Ok(consumer) => consumer,
                 Err(error) => {
                     failures += 1;
-                    if mode != Mode::Live && failures > 3 {
-                        yield Err(transient(error));
-                        return;
-                    }
-                    tracing::warn!(%error, "esrc: cannot create a read consumer; retrying");
+                    tracing::warn!(%error, next, "esrc: cannot create a read consumer; retrying");
                     tokio::time::sleep(backoff(failures)).await;
                     continue;
                 }
@@ -97,94 +130,116 @@ pub(crate) fn messages(
                 stream: consumer.cached_info().stream_name.clone(),
                 name: consumer.cached_info().name.clone(),
             };
-            let mut remaining = consumer.cached_info().num_pending;
-            if mode != Mode::Live {
-                // Finite: fetch what was pending when the consumer was made, batch by
-                // batch, without waiting for more.
-                while remaining > 0 {
-                    let size = usize::try_from(remaining.min(1_000)).unwrap_or(1_000);
-                    let batch = Box::pin(consumer.fetch().max_messages(size).messages()).await;
+            // Deliveries of this consumer are numbered 1, 2, … without gaps.
+            let mut delivered: u64 = 0;
+            let lost = if read.mode == Mode::Live {
+                let messages = Box::pin(
+                    consumer
+                        .stream()
+                        .max_messages_per_batch(500)
+                        .heartbeat(Duration::from_secs(2))
+                        .expires(Duration::from_secs(10))
+                        .messages(),
+                )
+                .await;
+                match messages {
+                    Ok(mut messages) => loop {
+                        let message = match messages.next().await {
+                            Some(Ok(message)) => message,
+                            Some(Err(error)) => break Lost::Recreate(error.to_string()),
+                            None => break Lost::Recreate("the consumer's messages ended".into()),
+                        };
+                        match check(&message, &mut delivered) {
+                            Ok(sequence) => {
+                                failures = 0;
+                                next = sequence + 1;
+                                yield Ok(message);
+                            }
+                            Err(why) => break Lost::Recreate(why),
+                        }
+                    },
+                    Err(error) => Lost::Recreate(error.to_string()),
+                }
+            } else {
+                let mut pending = consumer.cached_info().num_pending;
+                'batches: loop {
+                    if pending == 0 && next > read.until {
+                        break Lost::Done;
+                    }
+                    // What is pending comes at once; waiting is only for a replica that
+                    // has not yet caught up to `until`.
+                    let size = usize::try_from(pending.clamp(1, 1_000)).unwrap_or(1_000);
+                    let batch = if pending > 0 {
+                        Box::pin(consumer.fetch().max_messages(size).messages()).await
+                    } else {
+                        let request = consumer
+                            .batch()
+                            .max_messages(size)
+                            .expires(Duration::from_millis(200))
+                            .messages();
+                        Box::pin(request).await
+                    };
                     let mut batch = match batch {
                         Ok(batch) => batch,
-                        Err(error) => {
-                            yield Err(transient(error));
-                            return;
-                        }
+                        Err(error) => break Lost::Recreate(error.to_string()),
                     };
                     let mut received = 0;
                     while let Some(message) = batch.next().await {
                         let message = match message {
                             Ok(message) => message,
-                            Err(error) => {
-                                yield Err(transient(error));
-                                return;
-                            }
+                            Err(error) => break 'batches Lost::Recreate(error.to_string()),
                         };
-                        let pending = match message.info() {
-                            Ok(info) => info.pending,
-                            Err(error) => {
-                                yield Err(transient(error));
-                                return;
+                        let info_pending = message.info().map(|info| info.pending).unwrap_or(0);
+                        match check(&message, &mut delivered) {
+                            Ok(sequence) => {
+                                received += 1;
+                                failures = 0;
+                                stalled_since = Instant::now();
+                                next = sequence + 1;
+                                pending = info_pending;
+                                yield Ok(message);
                             }
-                        };
-                        received += 1;
-                        remaining = remaining.saturating_sub(1);
-                        yield Ok(message);
-                        if pending == 0 {
-                            return;
+                            Err(why) => break 'batches Lost::Recreate(why),
                         }
                     }
                     if received == 0 {
-                        // What was pending is gone (purged meanwhile).
-                        return;
+                        if next > read.until {
+                            // What was pending is gone (purged meanwhile).
+                            break Lost::Done;
+                        }
+                        if stalled_since.elapsed() > read.patience {
+                            break Lost::Recreate("no progress".into());
+                        }
+                        pending = 0;
                     }
-                }
-                return;
-            }
-            let messages = Box::pin(
-                consumer
-                    .stream()
-                    .max_messages_per_batch(500)
-                    .heartbeat(Duration::from_secs(2))
-                    .expires(Duration::from_secs(10))
-                    .messages(),
-            )
-            .await;
-            let mut messages = match messages {
-                Ok(messages) => messages,
-                Err(error) => {
-                    tracing::warn!(%error, "esrc: cannot start a live read; retrying");
-                    failures += 1;
-                    tokio::time::sleep(backoff(failures)).await;
-                    continue;
                 }
             };
-            loop {
-                match messages.next().await {
-                    Some(Ok(message)) => {
-                        failures = 0;
-                        match message.info() {
-                            Ok(info) => next = info.stream_sequence + 1,
-                            Err(error) => {
-                                yield Err(transient(error));
-                                return;
-                            }
-                        }
-                        yield Ok(message);
-                    }
-                    Some(Err(error)) => {
-                        failures += 1;
-                        tracing::warn!(%error, next, "esrc: live read consumer failed; recreating it");
-                        tokio::time::sleep(backoff(failures)).await;
-                        break;
-                    }
-                    None => break,
+            match lost {
+                Lost::Done => return,
+                Lost::Recreate(why) => {
+                    failures += 1;
+                    tracing::warn!(why = %why, next, "esrc: read consumer lost; recreating it after the last delivered message");
+                    tokio::time::sleep(backoff(failures)).await;
                 }
             }
         }
     }
 }
 
-fn backoff(failures: u32) -> Duration {
+/// The message's stream sequence, if it is the consumer's next delivery; otherwise why not.
+fn check(message: &Message, delivered: &mut u64) -> Result<u64, String> {
+    let info = message.info().map_err(|error| error.to_string())?;
+    if info.consumer_sequence != *delivered + 1 {
+        return Err(format!(
+            "delivery {} arrived after {}: a message was lost on the way",
+            info.consumer_sequence, delivered
+        ));
+    }
+    *delivered = info.consumer_sequence;
+    Ok(info.stream_sequence)
+}
+
+/// The pause before the `failures`-th retry: doubling from 25 ms up to [`MAX_BACKOFF`].
+pub(crate) fn backoff(failures: u32) -> Duration {
     (Duration::from_millis(25) * 2u32.pow(failures.min(7))).min(MAX_BACKOFF)
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_nats::HeaderMap;
-use async_nats::client::RequestErrorKind;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use esrc_core::{
@@ -18,17 +18,14 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::config::NatsStoreBuilder;
-use crate::error::{NatsError, code, fatal, transient};
+use crate::error::{self, ApiError, NatsError, Refusal, fatal, transient};
 use crate::headers::{self, header};
-use crate::read::{self, Mode};
+use crate::read::{self, Mode, Read};
 use crate::{headers::is_marker, kv as buckets};
 
 /// The most events one atomic batch may hold (a server limit).
 const MAX_BATCH: usize = 1_000;
 
-/// How often an append re-reads the subject's tail after losing a race, for
-/// `Expected::Any` (or a root whose last event was hidden by a truncation marker).
-const ATTEMPTS: usize = 100;
 
 /// A NATS JetStream event store. Cheap to clone: clones share the connection.
 #[derive(Clone)]
@@ -75,12 +72,13 @@ struct Ack {
     duplicate: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ApiError {
-    #[serde(default)]
-    err_code: u64,
-    #[serde(default)]
-    description: String,
+/// A pause of random length before retrying a lost race, growing with the losses so
+/// that contending writers spread out: up to 0.5 ms after the first loss, doubling to at
+/// most 100 ms.
+fn jitter(losses: u32) -> std::time::Duration {
+    let cap = (500u64 << losses.min(10)).min(100_000);
+    let random = Uuid::new_v4().as_u64_pair().0;
+    std::time::Duration::from_micros(random % cap)
 }
 
 /// What one attempt to store an append ended with.
@@ -177,6 +175,19 @@ impl NatsStore {
         tails.insert(subject.to_owned(), (version.get(), sequence));
     }
 
+    /// The remembered last (version, sequence) of `subject`.
+    fn remembered(&self, subject: &str) -> Option<Tail> {
+        let tails = self
+            .inner
+            .tails
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tails.get(subject).map(|(version, sequence)| Tail {
+            sequence: *sequence,
+            version: Version(*version),
+        })
+    }
+
     /// Where to start reading `subject` for the events after `after`: just after the
     /// remembered sequence of `after`, or at the beginning.
     fn start_after(&self, subject: &str, after: Version) -> u64 {
@@ -199,19 +210,23 @@ impl NatsStore {
         format!("{}.{category}.*", self.inner.config.prefix)
     }
 
+    /// A read of `filters` from sequence `start`, to the end of what is pending (and
+    /// past `until`) or, live, forever.
     fn messages(
         &self,
         filters: Vec<String>,
         start: u64,
         mode: Mode,
+        until: u64,
     ) -> impl Stream<Item = Result<jetstream::Message, Error>> + Send + use<> {
-        read::messages(
-            self.inner.context.clone(),
-            self.inner.stream.clone(),
+        let read = Read {
             filters,
             start,
             mode,
-        )
+            until,
+            patience: self.inner.config.request_timeout,
+        };
+        read::messages(self.inner.context.clone(), self.inner.stream.clone(), read)
     }
 
     /// Envelopes of the events (markers skipped) on `filters` after `after`.
@@ -220,9 +235,10 @@ impl NatsStore {
         filters: Result<Vec<String>, Error>,
         after: u64,
         mode: Mode,
+        until: u64,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<> {
         let prefix_len = self.inner.config.prefix.len();
-        let messages = filters.map(|filters| self.messages(filters, after + 1, mode));
+        let messages = filters.map(|filters| self.messages(filters, after + 1, mode, until));
         async_stream::stream! {
             let mut messages = match messages {
                 Ok(messages) => Box::pin(messages),
@@ -260,11 +276,11 @@ impl NatsStore {
         }
     }
 
-    /// The last message on `subject`, if any.
+    /// The last message on `subject`, if any, as the stream's leader knows it: a direct
+    /// get may be answered by a replica that has not yet seen the caller's last write.
     async fn tail(&self, subject: &str) -> Result<Option<Tail>, Error> {
-        use async_nats::jetstream::stream::DirectGetErrorKind;
         // async-nats futures are large; boxing keeps deep call chains off the stack.
-        match Box::pin(self.inner.stream.direct_get_last_for_subject(subject)).await {
+        match Box::pin(self.inner.stream.get_last_raw_message_by_subject(subject)).await {
             Ok(message) => {
                 let version = header(&message.headers, headers::VERSION).ok_or_else(|| {
                     fatal(format!(
@@ -278,9 +294,21 @@ impl NatsStore {
                     version: Version(version),
                 }))
             }
-            Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
-            Err(error) => Err(transient(error)),
+            Err(error) => match error.kind() {
+                LastRawMessageErrorKind::NoMessageFound => Ok(None),
+                LastRawMessageErrorKind::JetStream(api) => Err(error::api(ApiError {
+                    code: api.code() as u16,
+                    err_code: api.error_code().0,
+                    description: api.to_string(),
+                })),
+                _ => Err(transient(error)),
+            },
         }
+    }
+
+    /// The server's maximum payload (headers included).
+    fn max_payload(&self) -> usize {
+        self.inner.client.server_info().max_payload
     }
 
     /// Sends a request and reads the server's acknowledgement.
@@ -290,23 +318,17 @@ impl NatsStore {
         headers: HeaderMap,
         payload: Bytes,
     ) -> Result<Ack, Error> {
-        let reply = Box::pin(self.inner.client.request_with_headers(
-            subject.to_owned(),
-            headers,
-            payload,
-        ))
-        .await
-        .map_err(|error| match error.kind() {
-            RequestErrorKind::NoResponders => fatal(format!(
-                "no JetStream stream stores subject {subject} (was the stream deleted?)"
-            )),
-            _ => transient(error),
-        })?;
+        let request = async_nats::Request::new()
+            .headers(headers)
+            .payload(payload)
+            .timeout(Some(self.inner.config.request_timeout));
+        let reply = Box::pin(self.inner.client.send_request(subject.to_owned(), request))
+            .await
+            .map_err(|e| error::request(e, subject, self.max_payload()))?;
         if reply.payload.is_empty() {
             return Ok(Ack::default());
         }
-        serde_json::from_slice(&reply.payload)
-            .map_err(|e| fatal(format!("unreadable publish acknowledgement: {e}")))
+        serde_json::from_slice(&reply.payload).map_err(|e| fatal(NatsError::BadReply(e)))
     }
 
     /// One attempt to store `events` as versions `first..` of `subject`, expecting the
@@ -321,9 +343,21 @@ impl NatsStore {
         let count = events.len();
         let tag = events[0].event_id;
         let batch_id = Uuid::new_v4().to_string();
+        let max = self.max_payload();
+        // Every message is checked before the first is sent: a batch is never cut short
+        // by one that is too large, and the error is permanent (a retry cannot fix it).
+        let mut messages = Vec::with_capacity(count);
+        for (event, version) in events.iter().zip(first.get()..) {
+            let headers = headers::event_headers(event, Version(version), tag, count)?;
+            // Room for the batch and expectation headers added below.
+            let size = headers::size(&headers) + event.payload.len() + 200;
+            if max > 0 && size > max {
+                return Err(fatal(NatsError::PayloadTooLarge { size, max }));
+            }
+            messages.push(headers);
+        }
         let mut ack = Ack::default();
-        for (index, (event, version)) in events.iter().zip(first.get()..).enumerate() {
-            let mut headers = headers::event_headers(event, Version(version), tag, count)?;
+        for (index, (event, mut headers)) in events.iter().zip(messages).enumerate() {
             if index == 0 {
                 headers.insert(
                     headers::EXPECTED_LAST_SUBJECT_SEQUENCE,
@@ -350,23 +384,16 @@ impl NatsStore {
                     .client
                     .publish_with_headers(subject.to_owned(), headers, event.payload.clone())
                     .await
-                    .map_err(transient)?;
+                    .map_err(|e| error::publish(e, max))?;
             }
         }
         match ack.error {
             None if ack.duplicate => Ok(Sent::Duplicate),
             None => Ok(Sent::Stored { sequence: ack.seq }),
-            Some(error) => match error.err_code {
-                code::WRONG_LAST_SEQUENCE => Ok(Sent::WrongLastSequence),
-                code::BATCH_DUPLICATE_ID => Ok(Sent::Duplicate),
-                code::ATOMIC_DISABLED => Err(fatal(NatsError::StreamConfig {
-                    stream: self.inner.config.stream.clone(),
-                    problems: vec!["allow_atomic_publish is off".into()],
-                })),
-                code => Err(fatal(NatsError::Api {
-                    code,
-                    description: error.description,
-                })),
+            Some(refused) => match error::refusal(refused, &self.inner.config.stream) {
+                Refusal::LostRace => Ok(Sent::WrongLastSequence),
+                Refusal::Duplicate => Ok(Sent::Duplicate),
+                Refusal::Failed(error) => Err(error),
             },
         }
     }
@@ -376,7 +403,13 @@ impl NatsStore {
     async fn retried(&self, subject: &str, events: &[NewEvent]) -> Result<Option<Appended>, Error> {
         let wanted: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
         let mut found = Vec::new();
-        let mut stored = Box::pin(self.messages(vec![subject.to_owned()], 1, Mode::HeadersOnly));
+        let until = Box::pin(self.tail(subject)).await?.map_or(0, |t| t.sequence);
+        let mut stored = Box::pin(self.messages(
+            vec![subject.to_owned()],
+            1,
+            Mode::HeadersOnly,
+            until,
+        ));
         while let Some(message) = stored.next().await {
             let message = message?;
             let Some(headers) = message.headers.as_ref() else {
@@ -425,8 +458,18 @@ impl NatsStore {
     }
 
     /// The sequence of the first message of `subject` at `version` or later.
-    async fn sequence_of(&self, subject: &str, version: Version) -> Result<Option<u64>, Error> {
-        let mut stored = Box::pin(self.messages(vec![subject.to_owned()], 1, Mode::HeadersOnly));
+    async fn sequence_of(
+        &self,
+        subject: &str,
+        version: Version,
+        until: u64,
+    ) -> Result<Option<u64>, Error> {
+        let mut stored = Box::pin(self.messages(
+            vec![subject.to_owned()],
+            1,
+            Mode::HeadersOnly,
+            until,
+        ));
         while let Some(message) = stored.next().await {
             let message = message?;
             let stored_version = message
@@ -458,21 +501,24 @@ impl Publish for NatsStore {
             expected,
             actual,
         };
-        // The subject's last sequence and version, as far as the caller knows them; a
-        // root knows its last event's position, a new stream has none: no lookup.
+        // The subject's last sequence and version, as far as the caller knows them. A new
+        // stream has none, and a root whose (version, position) this store saw together
+        // needs no lookup; any other root is checked like `Exact`, so that a version and
+        // a position of different events can never store a version twice.
         let mut tail = match expected {
             Expected::NoStream => Some(Tail {
                 sequence: 0,
                 version: Version::ZERO,
             }),
-            Expected::Last { version, position } => Some(Tail {
-                sequence: position.get(),
-                version,
-            }),
+            Expected::Last { version, position } => self
+                .remembered(&subject)
+                .filter(|known| known.version == version && known.sequence == position.get()),
             Expected::Any | Expected::Exact(_) => None,
         };
-        for _ in 0..ATTEMPTS {
-            let known = match tail {
+        let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
+        let mut losses = 0;
+        loop {
+            let known = match tail.take() {
                 Some(known) => known,
                 None => {
                     let found = self.tail(&subject).await?.unwrap_or(Tail {
@@ -506,16 +552,22 @@ impl Publish for NatsStore {
                         }),
                     };
                 }
-                // Look at the subject's real tail: it decides between a conflict and a
-                // retry (`Any`, or a tail that is a truncation marker at the same version).
-                Sent::WrongLastSequence => tail = None,
+                // Another writer won: the subject's real tail decides between a conflict
+                // and another try (`Any`, or a tail that is a truncation marker at the
+                // expected version). Contention delays `Any`; only the deadline stops it.
+                Sent::WrongLastSequence => {
+                    losses += 1;
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(transient(NatsError::Contended(
+                            self.inner.config.append_deadline,
+                        )));
+                    }
+                    if expected == Expected::Any {
+                        tokio::time::sleep(jitter(losses)).await;
+                    }
+                }
             }
         }
-        Err(conflict(
-            self.tail(&subject)
-                .await?
-                .map_or(Version::ZERO, |t| t.version),
-        ))
     }
 }
 
@@ -535,15 +587,28 @@ impl ReplayOne for NatsStore {
                 return;
             }
             // A new stream, or a cached root with nothing newer, is the common case: one
-            // direct get says so without making a consumer.
-            let start = match store.tail(&subject).await {
-                Ok(Some(tail)) if tail.version > after => store.start_after(&subject, after),
+            // lookup at the stream's leader says so without making a consumer. The read
+            // then goes on at least to that last message, so it sees the caller's writes
+            // even if its consumer sits on a replica that is behind.
+            let (start, until) = match store.tail(&subject).await {
+                Ok(Some(tail)) if tail.version > after => {
+                    (store.start_after(&subject, after), tail.sequence)
+                }
                 Ok(_) => return,
-                // A last message esrc did not write (or a failed lookup): read the whole
-                // subject, which reports each bad message as it comes, and loses nothing.
-                Err(_) => 0,
+                Err(error) if error.is_retryable() => {
+                    yield Err(error);
+                    return;
+                }
+                // A last message esrc did not write: read the whole subject, which
+                // reports each bad message as it comes, and loses nothing.
+                Err(_) => (0, 0),
             };
-            let mut events = Box::pin(store.envelopes(Ok(vec![subject.clone()]), start, Mode::Finite));
+            let mut events = Box::pin(store.envelopes(
+                Ok(vec![subject.clone()]),
+                start,
+                Mode::Finite,
+                until,
+            ));
             let mut last = None;
             while let Some(item) = events.next().await {
                 match item {
@@ -578,7 +643,7 @@ impl Replay for NatsStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        self.envelopes(filters(self, categories), after.get(), Mode::Finite)
+        self.envelopes(filters(self, categories), after.get(), Mode::Finite, 0)
     }
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
@@ -603,7 +668,7 @@ impl Subscribe for NatsStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        self.envelopes(filters(self, categories), after.get(), Mode::Live)
+        self.envelopes(filters(self, categories), after.get(), Mode::Live, 0)
     }
 }
 
@@ -611,7 +676,9 @@ impl Truncate for NatsStore {
     async fn truncate(&self, category: &str, id: Uuid, before: Version) -> Result<(), Error> {
         validate_name(category)?;
         let subject = self.subject(category, id);
-        for _ in 0..ATTEMPTS {
+        let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
+        let mut losses = 0;
+        loop {
             let Some(tail) = self.tail(&subject).await? else {
                 return Ok(());
             };
@@ -627,18 +694,24 @@ impl Truncate for NatsStore {
                     tail.sequence.to_string().as_str(),
                 );
                 let ack = self.request(&subject, marker, Bytes::new()).await?;
-                match ack.error {
+                match ack.error.map(|e| error::refusal(e, &self.inner.config.stream)) {
                     None => ack.seq,
-                    Some(error) if error.err_code == code::WRONG_LAST_SEQUENCE => continue,
-                    Some(error) => {
-                        return Err(fatal(NatsError::Api {
-                            code: error.err_code,
-                            description: error.description,
-                        }));
+                    Some(Refusal::LostRace) => {
+                        losses += 1;
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(transient(NatsError::Contended(
+                                self.inner.config.append_deadline,
+                            )));
+                        }
+                        tokio::time::sleep(jitter(losses)).await;
+                        continue;
                     }
+                    // A fresh marker id cannot be a duplicate; look again.
+                    Some(Refusal::Duplicate) => continue,
+                    Some(Refusal::Failed(error)) => return Err(error),
                 }
             } else {
-                match Box::pin(self.sequence_of(&subject, before)).await? {
+                match Box::pin(self.sequence_of(&subject, before, tail.sequence)).await? {
                     Some(sequence) => sequence,
                     None => return Ok(()),
                 }
@@ -652,9 +725,6 @@ impl Truncate for NatsStore {
             Box::pin(purge.into_future()).await.map_err(transient)?;
             return Ok(());
         }
-        Err(fatal(
-            "truncate kept losing races with appends to the stream",
-        ))
     }
 }
 

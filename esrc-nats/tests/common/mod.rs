@@ -69,3 +69,4 @@ impl Nats {
             .expect("build a NATS store")
     }
 }
+pub mod cluster;
