@@ -6,6 +6,13 @@
 //! resumes after its last checkpoint: every event is projected at least once, and only
 //! the events after the last checkpoint are projected again. For exactly-once on
 //! PostgreSQL, see `esrc_postgres::TransactionalProjector`.
+//!
+//! Store errors that a retry can fix ([`Error::Backend`] with `retryable`: a lost
+//! connection, a leader election, a timeout) do not stop a projector: it waits (from
+//! 100 ms, doubling to 5 s, for as long as the outage lasts), subscribes again after the
+//! last projected event, and leaves a checkpoint that could not be saved to the next
+//! save, which covers it. Only permanent store errors stop it. The projection's own
+//! errors follow its [`ErrorPolicy`].
 
 use std::future::Future;
 use std::pin::pin;
@@ -229,7 +236,19 @@ where
         } = self;
         validate_name(&name)?;
         let names = <P::EventGroup<'static> as EventGroup>::NAMES;
-        let start = store.load_checkpoint(&name).await?.unwrap_or_default();
+        let mut stop = pin!(stop);
+        let mut outage = STORE_OUTAGE.backoff();
+        let start = loop {
+            match store.load_checkpoint(&name).await {
+                Ok(start) => break start.unwrap_or_default(),
+                Err(error) if error.is_retryable() => {
+                    if !wait_out(&name, &error, &mut outage, &mut stop).await {
+                        return Ok(projection);
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
         progress.projected.store(start.get(), Ordering::Release);
         progress.checkpoint.store(start.get(), Ordering::Release);
         tracing::info!(projector = %name, checkpoint = %start, "esrc: projector starting");
@@ -240,8 +259,7 @@ where
             saved: start,
             progress: &progress,
         };
-        let mut events = pin!(store.subscribe(names, start));
-        let mut stop = pin!(stop);
+        let mut events = Box::pin(store.subscribe(names, start));
         let mut last = start;
         let mut batch: Option<Batch> = None;
         loop {
@@ -258,7 +276,19 @@ where
                 next = events.next() => next,
             };
             let envelope = match next {
-                Some(Ok(envelope)) => envelope,
+                Some(Ok(envelope)) => {
+                    outage = STORE_OUTAGE.backoff();
+                    envelope
+                }
+                // A failure a retry can fix (a lost connection, an election): subscribe
+                // again after the last projected event, once the store answers.
+                Some(Err(error)) if error.is_retryable() => {
+                    if !wait_out(&name, &error, &mut outage, &mut stop).await {
+                        break;
+                    }
+                    events = Box::pin(store.subscribe(names, last));
+                    continue;
+                }
                 Some(Err(error)) => {
                     checkpoint.flush(last, batch.take()).await;
                     return Err(error.into());
@@ -307,7 +337,7 @@ where
             }
         }
         if let Some(done) = batch.take() {
-            checkpoint.save(last, done).await?;
+            checkpoint.save_final(last, done).await?;
         }
         tracing::info!(projector = %name, checkpoint = %last, "esrc: projector stopped");
         Ok(projection)
@@ -325,6 +355,31 @@ where
         ProjectorHandle::spawn(store, name, categories, progress, |stop| {
             self.run_until(stop.requested())
         })
+    }
+}
+
+/// How a projector waits out retryable store errors: from 100 ms, doubling to 5 s, for
+/// as long as the store keeps failing that way.
+const STORE_OUTAGE: ErrorPolicy = ErrorPolicy::Retry {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+    attempts: u32::MAX,
+};
+
+/// Waits before trying the store again; `false` if a stop was requested meanwhile.
+async fn wait_out(
+    name: &str,
+    error: &Error,
+    outage: &mut Backoff,
+    stop: &mut (impl Future<Output = ()> + Unpin),
+) -> bool {
+    let attempt = outage.attempt();
+    let delay = outage.next_delay().unwrap_or(Duration::from_secs(5));
+    tracing::warn!(projector = %name, %error, attempt, ?delay, "esrc: store unavailable; retrying");
+    tokio::select! {
+        biased;
+        () = stop => false,
+        () = tokio::time::sleep(delay) => true,
     }
 }
 
@@ -366,8 +421,39 @@ struct Checkpoint<'a, S> {
 }
 
 impl<S: CheckpointStore> Checkpoint<'_, S> {
-    /// Saves `last` (the last projected position) for a finished batch.
+    /// Saves `last` (the last projected position) for a finished batch. A retryable
+    /// failure is logged and left to the next batch's save, which covers this one.
     async fn save(&mut self, last: Position, batch: Batch) -> Result<(), Error> {
+        match self.try_save(last, &batch).await {
+            Err(error) if error.is_retryable() => {
+                tracing::warn!(parent: &batch.span, %error, "esrc: checkpoint not saved; the next one covers it");
+                Ok(())
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Saves the last checkpoint before the projector ends, riding out retryable failures
+    /// for a few seconds.
+    async fn save_final(&mut self, last: Position, batch: Batch) -> Result<(), Error> {
+        let mut outage = ErrorPolicy::Retry {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            attempts: 10,
+        }
+        .backoff();
+        loop {
+            match self.try_save(last, &batch).await {
+                Err(error) if error.is_retryable() => match outage.next_delay() {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(error),
+                },
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn try_save(&mut self, last: Position, batch: &Batch) -> Result<(), Error> {
         batch.span.record("events", batch.events);
         batch
             .span
