@@ -54,7 +54,9 @@ struct Flaky {
 
 fn take_one(counter: &AtomicU32) -> bool {
     counter
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1))
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+            left.checked_sub(1)
+        })
         .is_ok()
 }
 
@@ -155,7 +157,10 @@ async fn retryable_store_errors_are_ridden_out() {
         .map(|e| e.unwrap().position)
         .collect()
         .await;
-    assert_eq!(positions, all, "every event once, in order, across the outages");
+    assert_eq!(
+        positions, all,
+        "every event once, in order, across the outages"
+    );
     assert!(
         store.subscriptions.load(Ordering::Acquire) >= 2,
         "it subscribed again"
@@ -177,7 +182,13 @@ async fn a_permanent_store_error_stops_the_projector() {
         .await
         .expect("the projector stops by itself");
     assert!(
-        matches!(outcome, Err(ProjectError::Store(Error::Backend { retryable: false, .. }))),
+        matches!(
+            outcome,
+            Err(ProjectError::Store(Error::Backend {
+                retryable: false,
+                ..
+            }))
+        ),
         "{:?}",
         outcome.err()
     );

@@ -1,58 +1,213 @@
-//! Reading with short-lived consumers that never outlive the read, and never skip.
+//! Reading without skipping: batched direct gets for finite reads, a short-lived consumer
+//! for live ones.
 //!
-//! Each read creates an ephemeral pull consumer (no acks, in memory, filtered to the
-//! subjects it needs, starting at a sequence) and deletes it when the read ends or is
-//! dropped, so reads never pile up against the server's per-stream consumer limit.
+//! **Finite reads** (a stream's events, a replay of categories, the lookups behind
+//! retries and truncation) make no consumer. They ask for each subject filter's messages
+//! in batches of direct gets (ADR-31, nats-server ≥ 2.11), which any replica of the stream
+//! answers, so a node that is down slows nothing; the filters of a replay are merged by
+//! sequence. A replica may be behind the leader: the caller gives each filter the
+//! sequence of its last message as the leader knows it, and the read asks again until a
+//! replica that has it answers. A write acknowledged before the read began is therefore
+//! always seen, and nothing after that last message is yielded.
 //!
-//! Without acks the server counts a message as delivered once it has sent it: a message
-//! lost on the way (a node killed, a route cut, a reconnect) would be skipped for good.
-//! The consumer numbers its deliveries without gaps, so the read checks each message's
-//! consumer sequence; on a gap, an error or a vanished consumer it makes a new consumer
-//! starting right after the last message it yielded. Nothing is skipped or repeated.
-//!
-//! A finite read stops once nothing is pending *and* it has passed the sequence it was
-//! told to reach (the stream's last message as its leader reported it), so a consumer
-//! on a lagging replica cannot end a read before the caller's own write. A live read
-//! goes on forever.
+//! **Live reads** create an ephemeral pull consumer (no acks, in memory, filtered, from a
+//! sequence) and delete it when dropped, so reads never pile up against the server's
+//! per-stream consumer limit. Without acks the server counts a message as delivered once
+//! it has sent it: a message lost on the way (a node killed, a route cut, a reconnect)
+//! would be skipped for good. The consumer numbers its deliveries without gaps, so the
+//! read checks each message's consumer sequence; on a gap, an error or a vanished consumer
+//! it makes a new consumer starting right after the last message it yielded. Nothing is
+//! skipped or repeated.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, Message};
+use async_nats::{HeaderMap, Subject};
+use bytes::Bytes;
 use esrc_core::Error;
 use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 
 use crate::error::{NatsError, transient};
 
-/// The longest a read waits between attempts to recreate its consumer.
+/// The longest a read waits between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// How long an abandoned consumer lingers on the server if its deletion is lost.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(10);
 
-/// What a read is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// Up to the messages pending when the read started.
-    Finite,
-    /// Up to the pending messages, headers only (looking for event ids).
-    HeadersOnly,
-    /// Catch-up, then every new message, forever.
-    Live,
+/// How many messages one direct get asks for.
+const DIRECT_BATCH: u64 = 1_000;
+
+/// A stored message, however it was read.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    pub(crate) subject: Subject,
+    pub(crate) sequence: u64,
+    pub(crate) headers: Option<HeaderMap>,
+    pub(crate) payload: Bytes,
 }
 
-/// Where and how to read.
+/// A finite read of one subject filter.
 #[derive(Clone, Debug)]
-pub(crate) struct Read {
-    pub(crate) filters: Vec<String>,
+pub(crate) struct Span {
+    pub(crate) filter: String,
     /// The first sequence to read.
     pub(crate) start: u64,
-    pub(crate) mode: Mode,
-    /// A finite read goes on until it has read past this sequence (0: no bound).
+    /// The filter's last sequence as the leader knows it: the read reaches it, and
+    /// yields nothing after it (0: read to whatever the answering replica has).
     pub(crate) until: u64,
-    /// How long a finite read may take to make progress before it fails (retryable).
-    pub(crate) patience: Duration,
+}
+
+/// A boxed stream of stored messages.
+pub(crate) type Messages = Pin<Box<dyn Stream<Item = Result<Stored, Error>> + Send>>;
+
+/// The messages of one subject filter from `span.start` on, in sequence order, read with
+/// batched direct gets. A read that makes no progress for `patience` fails (retryable).
+pub(crate) fn direct(
+    client: async_nats::Client,
+    stream: String,
+    span: Span,
+    timeout: Duration,
+    patience: Duration,
+) -> impl Stream<Item = Result<Stored, Error>> + Send {
+    async_stream::stream! {
+        let api = format!("$JS.API.DIRECT.GET.{stream}");
+        let mut next = span.start.max(1);
+        let mut failures: u32 = 0;
+        let mut stalled_since = Instant::now();
+        loop {
+            if span.until > 0 && next > span.until {
+                return;
+            }
+            if stalled_since.elapsed() > patience {
+                yield Err(transient(NatsError::Stalled {
+                    sequence: next,
+                    waited: patience,
+                }));
+                return;
+            }
+            let request = serde_json::json!({
+                "seq": next,
+                "next_by_subj": span.filter,
+                "batch": DIRECT_BATCH,
+            });
+            let inbox = client.new_inbox();
+            let sent = match client.subscribe(inbox.clone()).await {
+                Ok(replies) => client
+                    .publish_with_reply(api.clone(), inbox, request.to_string().into())
+                    .await
+                    .map(|()| replies)
+                    .map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            let mut replies = match sent {
+                Ok(replies) => replies,
+                Err(error) => {
+                    failures += 1;
+                    tracing::debug!(%error, "esrc: direct get failed; retrying");
+                    tokio::time::sleep(backoff(failures)).await;
+                    continue;
+                }
+            };
+            // Whether the server said where the batch ended, and if more follows.
+            let mut answered = false;
+            let mut more = false;
+            loop {
+                let reply = match tokio::time::timeout(timeout, replies.next()).await {
+                    Ok(Some(reply)) => reply,
+                    Ok(None) | Err(_) => break,
+                };
+                match reply.status.map(|status| status.as_u16()) {
+                    // End of batch: the server says how many matching messages remain.
+                    Some(204) => {
+                        answered = true;
+                        more = number(reply.headers.as_ref(), "Nats-Num-Pending")
+                            .is_some_and(|pending| pending > 0);
+                        break;
+                    }
+                    // Nothing at or after `next`.
+                    Some(404) => {
+                        answered = true;
+                        break;
+                    }
+                    Some(_) => break,
+                    None => {
+                        let Some(sequence) = number(reply.headers.as_ref(), "Nats-Sequence")
+                        else {
+                            break;
+                        };
+                        if span.until > 0 && sequence > span.until {
+                            return;
+                        }
+                        let subject = reply
+                            .headers
+                            .as_ref()
+                            .and_then(|headers| headers.get("Nats-Subject"))
+                            .map_or_else(|| span.filter.clone(), |value| value.as_str().to_owned());
+                        next = sequence + 1;
+                        failures = 0;
+                        stalled_since = Instant::now();
+                        yield Ok(Stored {
+                            subject: subject.into(),
+                            sequence,
+                            headers: reply.headers,
+                            payload: reply.payload,
+                        });
+                    }
+                }
+            }
+            if more {
+                continue;
+            }
+            if answered && (span.until == 0 || next > span.until) {
+                return;
+            }
+            // A replica behind the leader answered, or none did: ask again.
+            failures += 1;
+            tokio::time::sleep(backoff(failures)).await;
+        }
+    }
+}
+
+/// Several reads in sequence order, each already in sequence order.
+pub(crate) fn merged(mut reads: Vec<Messages>) -> impl Stream<Item = Result<Stored, Error>> + Send {
+    async_stream::stream! {
+        let mut heads: Vec<Option<Stored>> = Vec::with_capacity(reads.len());
+        for read in &mut reads {
+            match read.next().await {
+                Some(Ok(stored)) => heads.push(Some(stored)),
+                Some(Err(error)) => {
+                    yield Err(error);
+                    return;
+                }
+                None => heads.push(None),
+            }
+        }
+        loop {
+            let lowest = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(index, head)| head.as_ref().map(|head| (head.sequence, index)))
+                .min();
+            let Some((_, index)) = lowest else {
+                return;
+            };
+            let refill = match reads[index].next().await {
+                Some(Ok(stored)) => Some(stored),
+                Some(Err(error)) => {
+                    yield Err(error);
+                    return;
+                }
+                None => None,
+            };
+            if let Some(stored) = std::mem::replace(&mut heads[index], refill) {
+                yield Ok(stored);
+            }
+        }
+    }
 }
 
 /// Deletes its consumer when dropped, from a background task.
@@ -78,45 +233,33 @@ impl Drop for Ephemeral {
     }
 }
 
-/// Why a consumer was given up.
-enum Lost {
-    /// A delivery went missing, or the consumer failed: make a new one.
-    Recreate(String),
-    /// A finite read is complete.
-    Done,
-}
-
-/// The stored messages the read asks for, in sequence order, each exactly once.
-pub(crate) fn messages(
+/// Every message on `filters` from `start` on, then each new one, forever, through a
+/// consumer that is made again (after the last message yielded) whenever it fails.
+///
+/// `creator` makes the consumers: its short timeout lets a creation that a cluster
+/// placed on a node that just died be given up and tried again at once.
+pub(crate) fn live(
     context: jetstream::Context,
-    stream: jetstream::stream::Stream,
-    read: Read,
-) -> impl Stream<Item = Result<Message, Error>> + Send {
+    creator: jetstream::Context,
+    stream: String,
+    filters: Vec<String>,
+    start: u64,
+) -> impl Stream<Item = Result<Stored, Error>> + Send {
     async_stream::stream! {
-        let mut next = read.start.max(1);
+        let mut next = start.max(1);
         let mut failures: u32 = 0;
-        // A finite read fails when it has made no progress for this long.
-        let mut stalled_since = Instant::now();
         loop {
-            if read.mode != Mode::Live && stalled_since.elapsed() > read.patience {
-                yield Err(transient(NatsError::Stalled {
-                    sequence: next,
-                    waited: read.patience,
-                }));
-                return;
-            }
             let config = pull::Config {
                 deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: next },
                 ack_policy: AckPolicy::None,
-                filter_subjects: read.filters.clone(),
-                headers_only: read.mode == Mode::HeadersOnly,
+                filter_subjects: filters.clone(),
                 inactive_threshold: INACTIVE_THRESHOLD,
                 memory_storage: true,
                 num_replicas: 1,
                 ..Default::default()
             };
             // async-nats futures are large; boxing keeps them off the caller's stack.
-            let consumer = match Box::pin(stream.create_consumer(config)).await {
+            let consumer = match Box::pin(creator.create_consumer_on_stream(config, &stream)).await {
                 Ok(consumer) => consumer,
                 Err(error) => {
                     failures += 1;
@@ -130,100 +273,54 @@ pub(crate) fn messages(
                 stream: consumer.cached_info().stream_name.clone(),
                 name: consumer.cached_info().name.clone(),
             };
+            let messages = Box::pin(
+                consumer
+                    .stream()
+                    .max_messages_per_batch(500)
+                    .heartbeat(Duration::from_secs(2))
+                    .expires(Duration::from_secs(10))
+                    .messages(),
+            )
+            .await;
             // Deliveries of this consumer are numbered 1, 2, … without gaps.
             let mut delivered: u64 = 0;
-            let lost = if read.mode == Mode::Live {
-                let messages = Box::pin(
-                    consumer
-                        .stream()
-                        .max_messages_per_batch(500)
-                        .heartbeat(Duration::from_secs(2))
-                        .expires(Duration::from_secs(10))
-                        .messages(),
-                )
-                .await;
-                match messages {
-                    Ok(mut messages) => loop {
-                        let message = match messages.next().await {
-                            Some(Ok(message)) => message,
-                            Some(Err(error)) => break Lost::Recreate(error.to_string()),
-                            None => break Lost::Recreate("the consumer's messages ended".into()),
-                        };
-                        match check(&message, &mut delivered) {
-                            Ok(sequence) => {
-                                failures = 0;
-                                next = sequence + 1;
-                                yield Ok(message);
-                            }
-                            Err(why) => break Lost::Recreate(why),
-                        }
-                    },
-                    Err(error) => Lost::Recreate(error.to_string()),
-                }
-            } else {
-                let mut pending = consumer.cached_info().num_pending;
-                'batches: loop {
-                    if pending == 0 && next > read.until {
-                        break Lost::Done;
-                    }
-                    // What is pending comes at once; waiting is only for a replica that
-                    // has not yet caught up to `until`.
-                    let size = usize::try_from(pending.clamp(1, 1_000)).unwrap_or(1_000);
-                    let batch = if pending > 0 {
-                        Box::pin(consumer.fetch().max_messages(size).messages()).await
-                    } else {
-                        let request = consumer
-                            .batch()
-                            .max_messages(size)
-                            .expires(Duration::from_millis(200))
-                            .messages();
-                        Box::pin(request).await
+            let why = match messages {
+                Ok(mut messages) => loop {
+                    let message = match messages.next().await {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => break error.to_string(),
+                        None => break "the consumer's messages ended".to_owned(),
                     };
-                    let mut batch = match batch {
-                        Ok(batch) => batch,
-                        Err(error) => break Lost::Recreate(error.to_string()),
-                    };
-                    let mut received = 0;
-                    while let Some(message) = batch.next().await {
-                        let message = match message {
-                            Ok(message) => message,
-                            Err(error) => break 'batches Lost::Recreate(error.to_string()),
-                        };
-                        let info_pending = message.info().map(|info| info.pending).unwrap_or(0);
-                        match check(&message, &mut delivered) {
-                            Ok(sequence) => {
-                                received += 1;
-                                failures = 0;
-                                stalled_since = Instant::now();
-                                next = sequence + 1;
-                                pending = info_pending;
-                                yield Ok(message);
-                            }
-                            Err(why) => break 'batches Lost::Recreate(why),
+                    match check(&message, &mut delivered) {
+                        Ok(sequence) => {
+                            failures = 0;
+                            next = sequence + 1;
+                            yield Ok(stored(message, sequence));
                         }
+                        Err(why) => break why,
                     }
-                    if received == 0 {
-                        if next > read.until {
-                            // What was pending is gone (purged meanwhile).
-                            break Lost::Done;
-                        }
-                        if stalled_since.elapsed() > read.patience {
-                            break Lost::Recreate("no progress".into());
-                        }
-                        pending = 0;
-                    }
-                }
+                },
+                Err(error) => error.to_string(),
             };
-            match lost {
-                Lost::Done => return,
-                Lost::Recreate(why) => {
-                    failures += 1;
-                    tracing::warn!(why = %why, next, "esrc: read consumer lost; recreating it after the last delivered message");
-                    tokio::time::sleep(backoff(failures)).await;
-                }
-            }
+            failures += 1;
+            tracing::warn!(%why, next, "esrc: live read consumer lost; recreating it after the last delivered message");
+            tokio::time::sleep(backoff(failures)).await;
         }
     }
+}
+
+fn stored(message: Message, sequence: u64) -> Stored {
+    let message = message.message;
+    Stored {
+        subject: message.subject,
+        sequence,
+        headers: message.headers,
+        payload: message.payload,
+    }
+}
+
+fn number(headers: Option<&HeaderMap>, name: &str) -> Option<u64> {
+    headers?.get(name)?.as_str().parse().ok()
 }
 
 /// The message's stream sequence, if it is the consumer's next delivery; otherwise why not.

@@ -20,12 +20,14 @@ use uuid::Uuid;
 use crate::config::NatsStoreBuilder;
 use crate::error::{self, ApiError, NatsError, Refusal, fatal, transient};
 use crate::headers::{self, header};
-use crate::read::{self, Mode, Read};
+use crate::read::{self, Messages, Span};
 use crate::{headers::is_marker, kv as buckets};
 
 /// The most events one atomic batch may hold (a server limit).
 const MAX_BATCH: usize = 1_000;
 
+/// How long the creation of a read consumer may take before it is tried again.
+const CONSUMER_CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A NATS JetStream event store. Cheap to clone: clones share the connection.
 #[derive(Clone)]
@@ -39,6 +41,8 @@ struct Inner {
     tails: std::sync::Mutex<HashMap<String, (u64, u64)>>,
     client: async_nats::Client,
     context: jetstream::Context,
+    /// Makes read consumers, with a short timeout (see `read::consumed`).
+    creator: jetstream::Context,
     stream: jetstream::stream::Stream,
     snapshots: kv::Store,
     checkpoints: kv::Store,
@@ -119,6 +123,9 @@ impl NatsStore {
         Self {
             inner: Arc::new(Inner {
                 tails: std::sync::Mutex::default(),
+                creator: jetstream::ContextBuilder::new()
+                    .timeout(config.request_timeout.min(CONSUMER_CREATE_TIMEOUT))
+                    .build(client.clone()),
                 client,
                 context,
                 stream,
@@ -210,90 +217,91 @@ impl NatsStore {
         format!("{}.{category}.*", self.inner.config.prefix)
     }
 
-    /// A read of `filters` from sequence `start`, to the end of what is pending (and
-    /// past `until`) or, live, forever.
-    fn messages(
-        &self,
-        filters: Vec<String>,
-        start: u64,
-        mode: Mode,
-        until: u64,
-    ) -> impl Stream<Item = Result<jetstream::Message, Error>> + Send + use<> {
-        let read = Read {
-            filters,
-            start,
-            mode,
-            until,
-            patience: self.inner.config.request_timeout,
-        };
-        read::messages(self.inner.context.clone(), self.inner.stream.clone(), read)
+    /// A finite read of `spans`, merged in sequence order, without a consumer.
+    fn read(&self, spans: Vec<Span>) -> Messages {
+        let timeout = self.inner.config.request_timeout;
+        let mut reads: Vec<Messages> = spans
+            .into_iter()
+            .map(|span| {
+                let (client, stream) =
+                    (self.inner.client.clone(), self.inner.config.stream.clone());
+                // Patience enough to ride out a leader election.
+                Box::pin(read::direct(client, stream, span, timeout, timeout * 2)) as Messages
+            })
+            .collect();
+        match reads.len() {
+            0 => Box::pin(futures::stream::empty()),
+            1 => reads.remove(0),
+            _ => Box::pin(read::merged(reads)),
+        }
     }
 
-    /// Envelopes of the events (markers skipped) on `filters` after `after`.
+    /// The messages of one subject from `start`, up to its last message `until`.
+    fn read_subject(&self, subject: &str, start: u64, until: u64) -> Messages {
+        self.read(vec![Span {
+            filter: subject.to_owned(),
+            start,
+            until,
+        }])
+    }
+
+    /// The sequence of the last message matching `filter`, as the leader knows it.
+    async fn last_sequence(&self, filter: &str) -> Result<Option<u64>, Error> {
+        Ok(self
+            .last_message(filter)
+            .await?
+            .map(|message| message.sequence))
+    }
+
+    /// Envelopes of the events (markers skipped) among `messages`.
     fn envelopes(
         &self,
-        filters: Result<Vec<String>, Error>,
-        after: u64,
-        mode: Mode,
-        until: u64,
+        messages: Messages,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<> {
         let prefix_len = self.inner.config.prefix.len();
-        let messages = filters.map(|filters| self.messages(filters, after + 1, mode, until));
-        async_stream::stream! {
-            let mut messages = match messages {
-                Ok(messages) => Box::pin(messages),
-                Err(error) => {
-                    yield Err(error);
-                    return;
-                }
-            };
-            while let Some(message) = messages.next().await {
-                let message = match message {
-                    Ok(message) => message,
-                    Err(error) => {
-                        yield Err(error);
-                        return;
-                    }
-                };
-                if is_marker(message.headers.as_ref()) {
-                    continue;
-                }
-                let sequence = match message.info() {
-                    Ok(info) => info.stream_sequence,
-                    Err(error) => {
-                        yield Err(transient(error));
-                        return;
-                    }
-                };
-                yield headers::envelope(
+        messages.filter_map(move |message| {
+            let envelope = match message {
+                Ok(message) if is_marker(message.headers.as_ref()) => None,
+                Ok(message) => Some(headers::envelope(
                     prefix_len,
                     &message.subject,
-                    sequence,
+                    message.sequence,
                     message.headers.as_ref(),
-                    message.payload.clone(),
-                );
-            }
-        }
+                    message.payload,
+                )),
+                Err(error) => Some(Err(error)),
+            };
+            std::future::ready(envelope)
+        })
     }
 
     /// The last message on `subject`, if any, as the stream's leader knows it: a direct
     /// get may be answered by a replica that has not yet seen the caller's last write.
     async fn tail(&self, subject: &str) -> Result<Option<Tail>, Error> {
+        let Some(message) = self.last_message(subject).await? else {
+            return Ok(None);
+        };
+        let version = header(&message.headers, headers::VERSION).ok_or_else(|| {
+            fatal(format!(
+                "the last message on {subject} (sequence {}) has no {} header",
+                message.sequence,
+                headers::VERSION
+            ))
+        })?;
+        Ok(Some(Tail {
+            sequence: message.sequence,
+            version: Version(version),
+        }))
+    }
+
+    /// The last message matching `filter`, as the leader knows it.
+    async fn last_message(
+        &self,
+        filter: &str,
+    ) -> Result<Option<jetstream::message::StreamMessage>, Error> {
         // async-nats futures are large; boxing keeps deep call chains off the stack.
-        match Box::pin(self.inner.stream.get_last_raw_message_by_subject(subject)).await {
-            Ok(message) => {
-                let version = header(&message.headers, headers::VERSION).ok_or_else(|| {
-                    fatal(format!(
-                        "the last message on {subject} (sequence {}) has no {} header",
-                        message.sequence,
-                        headers::VERSION
-                    ))
-                })?;
-                Ok(Some(Tail {
-                    sequence: message.sequence,
-                    version: Version(version),
-                }))
-            }
+        match Box::pin(self.inner.stream.get_last_raw_message_by_subject(filter)).await {
+            Ok(message) => Ok(Some(message)),
             Err(error) => match error.kind() {
                 LastRawMessageErrorKind::NoMessageFound => Ok(None),
                 LastRawMessageErrorKind::JetStream(api) => Err(error::api(ApiError {
@@ -403,13 +411,10 @@ impl NatsStore {
     async fn retried(&self, subject: &str, events: &[NewEvent]) -> Result<Option<Appended>, Error> {
         let wanted: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
         let mut found = Vec::new();
-        let until = Box::pin(self.tail(subject)).await?.map_or(0, |t| t.sequence);
-        let mut stored = Box::pin(self.messages(
-            vec![subject.to_owned()],
-            1,
-            Mode::HeadersOnly,
-            until,
-        ));
+        let until = Box::pin(self.tail(subject))
+            .await?
+            .map_or(0, |t| t.sequence);
+        let mut stored = self.read_subject(subject, 1, until);
         while let Some(message) = stored.next().await {
             let message = message?;
             let Some(headers) = message.headers.as_ref() else {
@@ -419,7 +424,7 @@ impl NatsStore {
                 continue;
             };
             if wanted.contains(&event_id) {
-                let sequence = message.info().map_err(transient)?.stream_sequence;
+                let sequence = message.sequence;
                 let version = header::<u64>(headers, headers::VERSION).unwrap_or_default();
                 let batch = header::<Uuid>(headers, headers::BATCH);
                 let size = header::<usize>(headers, headers::BATCH_SIZE);
@@ -464,12 +469,7 @@ impl NatsStore {
         version: Version,
         until: u64,
     ) -> Result<Option<u64>, Error> {
-        let mut stored = Box::pin(self.messages(
-            vec![subject.to_owned()],
-            1,
-            Mode::HeadersOnly,
-            until,
-        ));
+        let mut stored = self.read_subject(subject, 1, until);
         while let Some(message) = stored.next().await {
             let message = message?;
             let stored_version = message
@@ -478,7 +478,7 @@ impl NatsStore {
                 .and_then(|h| header::<u64>(h, headers::VERSION))
                 .unwrap_or_default();
             if stored_version >= version.get() {
-                return Ok(Some(message.info().map_err(transient)?.stream_sequence));
+                return Ok(Some(message.sequence));
             }
         }
         Ok(None)
@@ -587,9 +587,9 @@ impl ReplayOne for NatsStore {
                 return;
             }
             // A new stream, or a cached root with nothing newer, is the common case: one
-            // lookup at the stream's leader says so without making a consumer. The read
-            // then goes on at least to that last message, so it sees the caller's writes
-            // even if its consumer sits on a replica that is behind.
+            // lookup at the stream's leader says so. The read then goes on to that last
+            // message, so it sees the caller's writes even if a replica that is behind
+            // answers first.
             let (start, until) = match store.tail(&subject).await {
                 Ok(Some(tail)) if tail.version > after => {
                     (store.start_after(&subject, after), tail.sequence)
@@ -603,12 +603,7 @@ impl ReplayOne for NatsStore {
                 // reports each bad message as it comes, and loses nothing.
                 Err(_) => (0, 0),
             };
-            let mut events = Box::pin(store.envelopes(
-                Ok(vec![subject.clone()]),
-                start,
-                Mode::Finite,
-                until,
-            ));
+            let mut events = store.envelopes(store.read_subject(&subject, start + 1, until));
             let mut last = None;
             while let Some(item) = events.next().await {
                 match item {
@@ -643,7 +638,38 @@ impl Replay for NatsStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        self.envelopes(filters(self, categories), after.get(), Mode::Finite, 0)
+        let filters = filters(self, categories);
+        let store = self.clone();
+        async_stream::stream! {
+            let filters = match filters {
+                Ok(filters) => filters,
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            // Each category up to its last message as the leader knows it: the replay is
+            // finite, and sees every write acknowledged before it began.
+            let mut spans = Vec::with_capacity(filters.len());
+            for filter in filters {
+                match store.last_sequence(&filter).await {
+                    Ok(Some(until)) if until > after.get() => spans.push(Span {
+                        filter,
+                        start: after.get() + 1,
+                        until,
+                    }),
+                    Ok(_) => {}
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                }
+            }
+            let mut events = store.envelopes(store.read(spans));
+            while let Some(event) = events.next().await {
+                yield event;
+            }
+        }
     }
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
@@ -668,7 +694,21 @@ impl Subscribe for NatsStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        self.envelopes(filters(self, categories), after.get(), Mode::Live, 0)
+        let live = filters(self, categories).map(|filters| {
+            let (context, creator) = (self.inner.context.clone(), self.inner.creator.clone());
+            let stream = self.inner.config.stream.clone();
+            Box::pin(read::live(
+                context,
+                creator,
+                stream,
+                filters,
+                after.get() + 1,
+            )) as Messages
+        });
+        match live {
+            Ok(messages) => self.envelopes(messages).left_stream(),
+            Err(error) => futures::stream::once(std::future::ready(Err(error))).right_stream(),
+        }
     }
 }
 
@@ -694,7 +734,10 @@ impl Truncate for NatsStore {
                     tail.sequence.to_string().as_str(),
                 );
                 let ack = self.request(&subject, marker, Bytes::new()).await?;
-                match ack.error.map(|e| error::refusal(e, &self.inner.config.stream)) {
+                match ack
+                    .error
+                    .map(|e| error::refusal(e, &self.inner.config.stream))
+                {
                     None => ack.seq,
                     Some(Refusal::LostRace) => {
                         losses += 1;

@@ -25,11 +25,10 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use common::cluster::Cluster;
 use esrc_conformance::fixtures::{Recorder, counted};
-use esrc_core::{
-    Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
-    ReplayOne, Subscribe, Version,
-};
 use esrc_core::projector::{ErrorPolicy, Projector};
+use esrc_core::{
+    Envelope, Error, Expected, NewEvent, Position, Publish, Replay, ReplayOne, Subscribe, Version,
+};
 use esrc_nats::NatsStore;
 use futures::StreamExt;
 use uuid::Uuid;
@@ -156,7 +155,10 @@ async fn stored(store: &NatsStore) -> Vec<Envelope> {
         match read {
             Ok(events) => return events,
             Err(error) => {
-                assert!(Instant::now() < deadline, "replay fails after recovery: {error}");
+                assert!(
+                    Instant::now() < deadline,
+                    "replay fails after recovery: {error}"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -249,15 +251,24 @@ async fn scenario(fault: Fault, run: usize) {
         // Reads of one stream while a follower is down: each must take normal time.
         let id = Uuid::now_v7();
         store
-            .publish("Other", id, Expected::NoStream, vec![counted(1)])
+            .publish("Probe", id, Expected::NoStream, vec![counted(1)])
             .await
             .ok();
         for read in 0..20 {
             let began = Instant::now();
-            let events: Vec<_> = store.replay_one("Other", id, Version::ZERO).collect().await;
+            let events: Vec<_> = store.replay_one("Probe", id, Version::ZERO).collect().await;
             let took = began.elapsed();
             if took > Duration::from_secs(2) || events.iter().any(Result::is_err) {
                 slow_reads.push(format!("read {read}: {took:?} {events:?}"));
+            }
+        }
+        // Reads of a category (through a consumer) too.
+        for read in 0..5 {
+            let began = Instant::now();
+            let events: Vec<_> = store.replay(&["Probe"], Position::ZERO).collect().await;
+            let took = began.elapsed();
+            if took > Duration::from_secs(2) || events.iter().any(Result::is_err) {
+                slow_reads.push(format!("replay {read}: {took:?} {events:?}"));
             }
         }
     } else {
@@ -274,7 +285,7 @@ async fn scenario(fault: Fault, run: usize) {
     let probe = Uuid::now_v7();
     loop {
         match store
-            .publish("Other", probe, Expected::Any, vec![counted(0)])
+            .publish("Probe", probe, Expected::Any, vec![counted(0)])
             .await
         {
             Ok(_) => break,
@@ -319,7 +330,9 @@ async fn scenario(fault: Fault, run: usize) {
             counts.get(id).copied().unwrap_or(0),
             1,
             "{}",
-            context_of(&format!("acknowledged event {id} is not stored exactly once"))
+            context_of(&format!(
+                "acknowledged event {id} is not stored exactly once"
+            ))
         );
     }
     for id in &ledger.failed {
@@ -395,12 +408,10 @@ async fn scenario(fault: Fault, run: usize) {
 
     // The projector survived, and its read model equals a rebuild from `replay`.
     let deadline = Instant::now() + RECOVERY;
-    while recorder.ids().len() < stored_ids.len() && Instant::now() < deadline {
-        assert!(
-            !projector.is_finished(),
-            "{}",
-            context_of("the projector stopped")
-        );
+    while recorder.ids().len() < stored_ids.len()
+        && !projector.is_finished()
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let finished = projector.is_finished();

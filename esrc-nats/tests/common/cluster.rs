@@ -71,7 +71,10 @@ impl Cluster {
             .args(["-js", "-a", "127.0.0.1", "--server_name", &this.name])
             .args(["-p", &this.port.to_string()])
             .args(["--cluster_name", "esrc"])
-            .args(["--cluster", &format!("nats://127.0.0.1:{}", this.cluster_port)])
+            .args([
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", this.cluster_port),
+            ])
             .args(["--routes", &routes])
             .arg("-sd")
             .arg(&store_dir)
@@ -155,8 +158,8 @@ impl Cluster {
             if let Ok(mut handle) = context.get_stream(stream).await {
                 if let Ok(info) = handle.info().await {
                     let leader = info.cluster.as_ref().and_then(|c| c.leader.clone());
-                    if let Some(index) = leader
-                        .and_then(|name| self.nodes.iter().position(|node| node.name == name))
+                    if let Some(index) =
+                        leader.and_then(|name| self.nodes.iter().position(|node| node.name == name))
                     {
                         return index;
                     }
