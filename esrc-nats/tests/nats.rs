@@ -1,5 +1,6 @@
 //! What only NATS can show: the server version check, a hand-made stream with a
-//! conflicting configuration, foreign messages, the consumer limit, and a server restart.
+//! conflicting configuration, foreign messages, the consumer limit, a server restart,
+//! contention, inconsistent expectations, oversized events, and how clients connect.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -85,6 +86,7 @@ async fn a_stream_made_by_hand_with_a_conflicting_config_is_refused() {
             subjects: vec![format!("{prefix}.>")],
             max_messages_per_subject: 1,
             allow_direct: true,
+            no_ack: true,
             ..Default::default()
         })
         .await
@@ -102,6 +104,7 @@ async fn a_stream_made_by_hand_with_a_conflicting_config_is_refused() {
             let all = problems.join("\n");
             assert!(all.contains("allow_atomic_publish"), "{all}");
             assert!(all.contains("max_msgs_per_subject is 1"), "{all}");
+            assert!(all.contains("no_ack is on"), "{all}");
         }
         _ => panic!("expected a stream configuration error, got {error}"),
     }
@@ -329,4 +332,211 @@ async fn a_subscription_survives_a_server_restart() {
         "every event once, in order, across the restart"
     );
     assert!(extra.is_err(), "nothing repeated: {extra:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_always_appends_under_contention() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let id = Uuid::now_v7();
+    let writers: Vec<_> = (0..32)
+        .map(|writer| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                for n in 0..50 {
+                    if let Err(error) = store
+                        .publish("Thing", id, Expected::Any, vec![event(writer * 100 + n)])
+                        .await
+                    {
+                        failures.push(error.to_string());
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for writer in writers {
+        failures.extend(writer.await.unwrap());
+    }
+    let stored: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+    store.destroy().await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of 1600 appends failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let versions: Vec<u64> = stored
+        .iter()
+        .map(|e| e.as_ref().unwrap().version.get())
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=1600).collect::<Vec<_>>(),
+        "contiguous versions"
+    );
+}
+
+#[tokio::test]
+async fn a_last_expectation_pairing_another_events_position_conflicts() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    // Another store on the same stream remembers nothing of it.
+    let fresh = NatsStore::builder()
+        .stream(store.stream_name())
+        .prefix(store.prefix())
+        .build(nats.client().await)
+        .await
+        .unwrap();
+    let id = Uuid::now_v7();
+    store
+        .publish(
+            "Thing",
+            id,
+            Expected::NoStream,
+            (1..=2).map(event).collect(),
+        )
+        .await
+        .unwrap();
+    let third = store
+        .publish("Thing", id, Expected::Any, vec![event(3)])
+        .await
+        .unwrap();
+    // Version 2 with the position of version 3: a stale snapshot or a hand-made root.
+    let inconsistent = Expected::Last {
+        version: Version(2),
+        position: third.position,
+    };
+    let mut outcomes = Vec::new();
+    for writer in [&store, &fresh] {
+        outcomes.push(
+            writer
+                .publish("Thing", id, inconsistent, vec![event(4)])
+                .await,
+        );
+    }
+    let consistent = Expected::Last {
+        version: third.version,
+        position: third.position,
+    };
+    let fourth = fresh.publish("Thing", id, consistent, vec![event(4)]).await;
+    let stored: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+    store.destroy().await.unwrap();
+    for outcome in outcomes {
+        assert!(
+            matches!(
+                outcome,
+                Err(Error::Conflict {
+                    actual: Version(3),
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(fourth.unwrap().version, Version(4));
+    let versions: Vec<u64> = stored
+        .iter()
+        .map(|e| e.as_ref().unwrap().version.get())
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3, 4], "no version stored twice");
+}
+
+#[tokio::test]
+async fn an_event_over_the_maximum_payload_is_a_permanent_error_and_stores_nothing() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let max = store.client().server_info().max_payload;
+    let id = Uuid::now_v7();
+    let huge = NewEvent::from_payload(1, format!(r#""{}""#, "x".repeat(max)));
+    let alone = store
+        .publish("Thing", id, Expected::Any, vec![huge.clone()])
+        .await;
+    let in_a_batch = store
+        .publish("Thing", id, Expected::Any, vec![event(1), huge, event(2)])
+        .await;
+    let stored: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+    store.destroy().await.unwrap();
+    for outcome in [alone, in_a_batch] {
+        let error = outcome.expect_err("too large");
+        assert!(!error.is_retryable(), "{error}");
+        assert!(
+            matches!(nats_error(&error), Some(NatsError::PayloadTooLarge { max: m, .. }) if *m == max),
+            "{error}"
+        );
+    }
+    assert!(stored.is_empty(), "nothing stored: {stored:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_is_still_connecting_is_accepted() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(nats.url.as_str())
+        .await
+        .unwrap();
+    let name = Uuid::new_v4().simple().to_string();
+    let store = NatsStore::builder()
+        .stream(format!("C{name}"))
+        .prefix(format!("c{name}"))
+        .build(client)
+        .await
+        .expect("a connecting client is waited for, not refused as too old");
+    store.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn connect_takes_the_servers_of_a_cluster_comma_separated() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    // Nothing listens on the first: the client goes on to the second.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let name = Uuid::new_v4().simple().to_string();
+    let store = NatsStore::builder()
+        .stream(format!("C{name}"))
+        .prefix(format!("c{name}"))
+        .connect(&format!("nats://127.0.0.1:{closed}, {}", nats.url))
+        .await
+        .expect("several servers, one of them up");
+    store.destroy().await.unwrap();
+    let error = NatsStore::connect("nats://127.0.0.1:4222,not a url")
+        .await
+        .expect_err("a bad server address");
+    assert!(!error.is_retryable(), "{error}");
+}
+
+#[tokio::test]
+async fn no_responders_is_retryable() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let context = jetstream::new(store.client().clone());
+    context.delete_stream(store.stream_name()).await.unwrap();
+    // As during an election, or without quorum: nothing answers for the subject.
+    let error = store
+        .publish("Thing", Uuid::now_v7(), Expected::NoStream, vec![event(1)])
+        .await
+        .expect_err("no stream");
+    let _ = store.destroy().await;
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        matches!(nats_error(&error), Some(NatsError::NoResponders { .. })),
+        "{error}"
+    );
 }
