@@ -14,6 +14,8 @@ use uuid::Uuid;
 /// A reachable server; keeps its container (if any) alive.
 pub struct Nats {
     pub url: String,
+    /// How many replicas the stores of a test keep.
+    pub replicas: usize,
     _container: Option<ContainerAsync<GenericImage>>,
 }
 
@@ -21,6 +23,7 @@ pub async fn nats() -> Option<Nats> {
     if let Ok(url) = std::env::var("ESRC_NATS_URL") {
         return Some(Nats {
             url,
+            replicas: 1,
             _container: None,
         });
     }
@@ -47,13 +50,35 @@ async fn start_container() -> Result<Nats, String> {
         .map_err(|e| e.to_string())?;
     Ok(Nats {
         url: format!("nats://{host}:{port}"),
+        replicas: 1,
         _container: Some(container),
     })
 }
 
+/// The cluster CI starts beside the single server (`ESRC_NATS_CLUSTER_URL`: every node's
+/// URL, comma-separated), where stores keep three replicas.
+pub async fn cluster() -> Option<Nats> {
+    match std::env::var("ESRC_NATS_CLUSTER_URL") {
+        Ok(url) => Some(Nats {
+            url,
+            replicas: 3,
+            _container: None,
+        }),
+        Err(_) => backend_unavailable(
+            "ESRC_NATS_CLUSTER_URL (the client URLs of a 3-node nats-server cluster) is not set",
+        ),
+    }
+}
+
 impl Nats {
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(&self.url)
+        let servers: Vec<async_nats::ServerAddr> = self
+            .url
+            .split(',')
+            .map(|server| server.trim().parse().expect("a server address"))
+            .collect();
+        async_nats::ConnectOptions::new()
+            .connect(servers)
             .await
             .expect("connect to NATS")
     }
@@ -64,6 +89,7 @@ impl Nats {
         NatsStore::builder()
             .stream(format!("T{name}"))
             .prefix(format!("t{name}"))
+            .replicas(self.replicas)
             .build(self.client().await)
             .await
             .expect("build a NATS store")
