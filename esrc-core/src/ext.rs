@@ -145,9 +145,14 @@ pub trait PublishExt: Publish {
         }
     }
 
-    /// Like [`PublishExt::try_write_with`], but on [`Error::Conflict`] it reads the events
-    /// written meanwhile (only those newer than the root) and tries again, up to
-    /// `attempts` times in all.
+    /// Like [`PublishExt::try_write_with`], but it tries again, up to `attempts` times in
+    /// all:
+    /// - on [`Error::Conflict`] it reads the events written meanwhile (only those newer
+    ///   than the root) and processes the command again;
+    /// - on a retryable store error (a timeout, a lost connection, an election) it sends
+    ///   the *same* events again, with the same event ids, after a pause (50 ms, doubling
+    ///   up to 2 s): if the failed try was stored after all, the store recognises the
+    ///   retry and reports the original outcome, so nothing is stored twice.
     fn try_write_retry<A>(
         &self,
         mut root: Root<A>,
@@ -162,24 +167,36 @@ pub trait PublishExt: Publish {
     {
         async move {
             let mut attempt = 1;
-            loop {
+            let mut pause = std::time::Duration::from_millis(50);
+            'command: loop {
                 let events = root
                     .process(command.clone())
                     .map_err(CommandError::Rejected)?;
                 if events.is_empty() {
                     return Ok(root);
                 }
-                match self
-                    .publish_events(root.id(), root.expected(), &events, metadata)
-                    .await
-                {
-                    Ok(appended) => return Ok(apply_appended(root, &events, appended)),
-                    Err(error) if error.is_conflict() && attempt < attempts => {
-                        tracing::debug!(%error, attempt, "conflict, re-reading the stream");
-                        attempt += 1;
-                        root = self.refresh(root).await?;
+                let batch = encode_all(&events, metadata)?;
+                loop {
+                    let expected = root.expected();
+                    match self
+                        .publish(A::Event::NAME, root.id(), expected, batch.clone())
+                        .await
+                    {
+                        Ok(appended) => return Ok(apply_appended(root, &events, appended)),
+                        Err(error) if error.is_conflict() && attempt < attempts => {
+                            tracing::debug!(%error, attempt, "conflict, re-reading the stream");
+                            attempt += 1;
+                            root = self.refresh(root).await?;
+                            continue 'command;
+                        }
+                        Err(error) if error.is_retryable() && attempt < attempts => {
+                            tracing::debug!(%error, attempt, ?pause, "store unavailable, sending the same events again");
+                            attempt += 1;
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                        }
+                        Err(error) => return Err(error.into()),
                     }
-                    Err(error) => return Err(error.into()),
                 }
             }
         }

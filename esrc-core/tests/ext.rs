@@ -10,6 +10,7 @@ use esrc_core::{
     Version, Versioned,
 };
 use esrc_memory::MemoryStore;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -432,4 +433,67 @@ async fn projector_lag_is_head_minus_checkpoint() {
         Some(Position(10)),
         "stop saves"
     );
+}
+
+/// A store whose first append is stored but answered with a retryable error, as when a
+/// connection drops before the acknowledgement arrives.
+#[derive(Clone)]
+struct LostAck {
+    inner: MemoryStore,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl esrc_core::Publish for LostAck {
+    async fn publish(
+        &self,
+        category: &str,
+        id: Uuid,
+        expected: esrc_core::Expected,
+        events: Vec<esrc_core::NewEvent>,
+    ) -> Result<esrc_core::Appended, Error> {
+        let appended = self.inner.publish(category, id, expected, events).await?;
+        if !self.lost.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Err(Error::backend(
+                "lossy",
+                true,
+                "connection lost before the ack",
+            ));
+        }
+        Ok(appended)
+    }
+}
+
+impl esrc_core::ReplayOne for LostAck {
+    fn replay_one(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+    ) -> impl futures::Stream<Item = Result<esrc_core::Envelope, Error>> + Send {
+        esrc_core::ReplayOne::replay_one(&self.inner, category, id, after)
+    }
+}
+
+#[tokio::test]
+async fn try_write_retry_sends_the_same_events_again_after_a_retryable_error() {
+    let store = LostAck {
+        inner: MemoryStore::new(),
+        lost: Arc::default(),
+    };
+    let id = Uuid::now_v7();
+    let root = store
+        .try_write_retry(
+            Root::<Account>::new(id),
+            AccountCommand::Open("ann".into()),
+            &Metadata::default(),
+            3,
+        )
+        .await
+        .expect("the retry reports the stored append");
+    assert_eq!(root.version(), Version(1));
+    let stored: Vec<_> =
+        esrc_core::ReplayOne::replay_one(&store.inner, "Account", id, Version::ZERO)
+            .collect()
+            .await;
+    assert_eq!(stored.len(), 1, "stored once: {stored:?}");
 }
