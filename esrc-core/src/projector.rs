@@ -76,7 +76,32 @@ impl Backoff {
     }
 }
 
+/// How projectors wait out retryable store errors: from 100 ms, doubling to 5 s, for as
+/// long as the store keeps failing that way.
+const STORE_OUTAGE: ErrorPolicy = ErrorPolicy::STORE_OUTAGE;
+
 impl ErrorPolicy {
+    /// What projector runners do about store errors that a retry can fix (a lost
+    /// connection, an election): wait from 100 ms, doubling to 5 s, for as long as the
+    /// outage lasts.
+    pub const STORE_OUTAGE: ErrorPolicy = ErrorPolicy::Retry {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(5),
+        attempts: u32::MAX,
+    };
+
+    /// Whether a projector waits out `error` (a retryable store failure) rather than
+    /// stopping on it.
+    pub fn rides_out(error: &Error) -> bool {
+        matches!(
+            error,
+            Error::Backend {
+                retryable: true,
+                ..
+            }
+        )
+    }
+
     /// The backoff for one failing event, starting at its first try.
     pub fn backoff(self) -> Backoff {
         let delay = match self {
@@ -241,7 +266,7 @@ where
         let start = loop {
             match store.load_checkpoint(&name).await {
                 Ok(start) => break start.unwrap_or_default(),
-                Err(error) if error.is_retryable() => {
+                Err(error) if ErrorPolicy::rides_out(&error) => {
                     if !wait_out(&name, &error, &mut outage, &mut stop).await {
                         return Ok(projection);
                     }
@@ -282,7 +307,7 @@ where
                 }
                 // A failure a retry can fix (a lost connection, an election): subscribe
                 // again after the last projected event, once the store answers.
-                Some(Err(error)) if error.is_retryable() => {
+                Some(Err(error)) if ErrorPolicy::rides_out(&error) => {
                     if !wait_out(&name, &error, &mut outage, &mut stop).await {
                         break;
                     }
@@ -358,16 +383,8 @@ where
     }
 }
 
-/// How a projector waits out retryable store errors: from 100 ms, doubling to 5 s, for
-/// as long as the store keeps failing that way.
-const STORE_OUTAGE: ErrorPolicy = ErrorPolicy::Retry {
-    initial: Duration::from_millis(100),
-    max: Duration::from_secs(5),
-    attempts: u32::MAX,
-};
-
 /// Waits before trying the store again; `false` if a stop was requested meanwhile.
-async fn wait_out(
+pub async fn wait_out(
     name: &str,
     error: &Error,
     outage: &mut Backoff,
@@ -425,7 +442,7 @@ impl<S: CheckpointStore> Checkpoint<'_, S> {
     /// failure is logged and left to the next batch's save, which covers this one.
     async fn save(&mut self, last: Position, batch: Batch) -> Result<(), Error> {
         match self.try_save(last, &batch).await {
-            Err(error) if error.is_retryable() => {
+            Err(error) if ErrorPolicy::rides_out(&error) => {
                 tracing::warn!(parent: &batch.span, %error, "esrc: checkpoint not saved; the next one covers it");
                 Ok(())
             }
@@ -444,7 +461,7 @@ impl<S: CheckpointStore> Checkpoint<'_, S> {
         .backoff();
         loop {
             match self.try_save(last, &batch).await {
-                Err(error) if error.is_retryable() => match outage.next_delay() {
+                Err(error) if ErrorPolicy::rides_out(&error) => match outage.next_delay() {
                     Some(delay) => tokio::time::sleep(delay).await,
                     None => return Err(error),
                 },

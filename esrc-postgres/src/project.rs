@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use esrc_core::projector::{ErrorPolicy, Progress, ProjectorHandle};
+use esrc_core::projector::{ErrorPolicy, Progress, ProjectorHandle, wait_out};
 use esrc_core::{
     CheckpointStore, Context, DecodeGroup, Error, EventGroup, Position, ProjectError, Subscribe,
     validate_name,
@@ -40,6 +40,12 @@ pub trait TransactionalProject: Send {
 /// Runs a [`TransactionalProject`] exactly once per event: the events of a batch and
 /// the checkpoint after them commit in one transaction, so a crash at any point leaves
 /// either the whole batch or none of it.
+///
+/// A store error that a retry can fix (a lost connection, a server restarting) rolls the
+/// open batch back and does not stop the projector: it waits
+/// ([`ErrorPolicy::STORE_OUTAGE`]) and starts again from its committed checkpoint. Only
+/// permanent store errors stop it; the projection's own errors follow
+/// [`TransactionalProjector::on_error`].
 ///
 /// ```no_run
 /// # use esrc_postgres::{PgStore, TransactionalProject, TransactionalProjector};
@@ -130,10 +136,18 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
         validate_name(&self.name)?;
         let mut stop = pin!(stop);
         let mut backoff = self.policy.backoff();
+        let mut outage = ErrorPolicy::STORE_OUTAGE.backoff();
         loop {
             match self.run_once(&mut stop).await {
                 Ok(true) => return Ok(self.projection),
                 Ok(false) => {}
+                // A lost connection or a failover: the open batch rolled back with its
+                // checkpoint; start again from the committed one once the store answers.
+                Err(ProjectError::Store(error)) if ErrorPolicy::rides_out(&error) => {
+                    if !wait_out(&self.name, &error, &mut outage, &mut stop).await {
+                        return Ok(self.projection);
+                    }
+                }
                 Err(ProjectError::Project { position, source }) => {
                     let attempt = backoff.attempt();
                     let Some(delay) = backoff.next_delay() else {

@@ -615,3 +615,60 @@ async fn a_failing_transactional_batch_rolls_back_with_its_checkpoint() {
     );
     assert_eq!(store_checkpoint(&store).await, positions[3]);
 }
+
+/// A connection lost while a transactional batch is open (a failover, a restart) rolls
+/// the batch back; the projector waits for the store, starts again from its committed
+/// checkpoint, and still counts every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_projector_rides_out_a_lost_connection() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = ledger_store(&pg).await;
+    let last = publish_notes(&store, 5).await;
+    let positions: Vec<Position> = store
+        .replay(&["Note"], Position::ZERO)
+        .map(|e| e.unwrap().position)
+        .collect()
+        .await;
+    let ledger = Ledger {
+        pause: Duration::from_millis(300),
+        ..Ledger::new(&store)
+    };
+    let running = esrc_postgres::TransactionalProjector::new(store.clone(), "ledger", ledger)
+        .checkpoint_every(1)
+        .spawn();
+    tokio::time::timeout(PATIENCE, async {
+        while running.progress().projected() < positions[1] {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    // The third event's batch is open and pausing: its commit will find the connection gone.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let admin = pg.pool("esrc-admin").await;
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(store.schema())
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "the store had connections to kill");
+    tokio::time::timeout(PATIENCE, async {
+        while running.progress().checkpoint() < last && !running.is_finished() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!running.is_finished(), "the projector stopped");
+    running.stop().await.unwrap();
+    assert_eq!(
+        totals(&store).await,
+        (5, 5),
+        "every event counted exactly once"
+    );
+    assert_eq!(store_checkpoint(&store).await, last);
+}
