@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::context::CreateStreamErrorKind;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, kv};
 use esrc_core::{Error, validate_name};
 
-use crate::error::{NatsError, check_server_version, fatal, transient};
+use crate::error::{self, NatsError, check_server_version, fatal, transient};
 use crate::store::NatsStore;
 
 /// Builds a [`NatsStore`]: stream, subject prefix, storage settings and timeouts.
@@ -142,7 +143,7 @@ impl NatsStoreBuilder {
             .request_timeout(Some(self.request_timeout))
             .connect(servers)
             .await
-            .map_err(transient)?;
+            .map_err(error::connect)?;
         self.build(client).await
     }
 
@@ -213,7 +214,7 @@ impl NatsStoreBuilder {
     async fn ensure_stream(&self, context: &jetstream::Context) -> Result<stream::Stream, Error> {
         match context.get_stream(&self.stream).await {
             Ok(mut stream) => {
-                let info = stream.info().await.map_err(transient)?;
+                let info = stream.info().await.map_err(error::client)?;
                 let problems = self.conflicts(&info.config);
                 if !problems.is_empty() {
                     return Err(fatal(NatsError::StreamConfig {
@@ -226,8 +227,11 @@ impl NatsStoreBuilder {
             Err(error) if is_not_found(&error) => context
                 .create_stream(self.stream_config())
                 .await
-                .map_err(fatal),
-            Err(error) => Err(transient(error)),
+                .map_err(|error| match error.kind() {
+                    CreateStreamErrorKind::JetStream(refused) => error::jetstream(&refused),
+                    _ => error::client(error),
+                }),
+            Err(error) => Err(error::client(error)),
         }
     }
 
@@ -306,7 +310,7 @@ impl NatsStoreBuilder {
                     ..Default::default()
                 })
                 .await
-                .map_err(transient),
+                .map_err(error::client),
         }
     }
 }

@@ -191,6 +191,50 @@ pub(crate) fn publish(error: async_nats::PublishError, max: usize) -> Error {
     }
 }
 
+/// A failed connection: refused, unreachable or timed out is retryable; bad credentials,
+/// TLS or an address that does not parse are not.
+pub(crate) fn connect(error: async_nats::ConnectError) -> Error {
+    use async_nats::ConnectErrorKind;
+    match error.kind() {
+        ConnectErrorKind::Io
+        | ConnectErrorKind::TimedOut
+        | ConnectErrorKind::Dns
+        | ConnectErrorKind::MaxReconnects => transient(error),
+        ConnectErrorKind::ServerParse
+        | ConnectErrorKind::Authentication
+        | ConnectErrorKind::AuthorizationViolation
+        | ConnectErrorKind::Tls => fatal(error),
+    }
+}
+
+/// Any other async-nats error, classified by what it carries: a JetStream API error by
+/// its code (see [`api`]), a failed request by its kind, and anything else — a lost
+/// connection, a timeout, a reply that did not come — as retryable.
+pub(crate) fn client(error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(current) = cause {
+        if let Some(refused) = current.downcast_ref::<async_nats::jetstream::Error>() {
+            return jetstream(refused);
+        }
+        if let Some(request) = current.downcast_ref::<async_nats::RequestError>() {
+            if request.kind() == RequestErrorKind::InvalidSubject {
+                return fatal(error);
+            }
+        }
+        cause = current.source();
+    }
+    transient(error)
+}
+
+/// A JetStream API error as async-nats parsed it.
+pub(crate) fn jetstream(error: &async_nats::jetstream::Error) -> Error {
+    api(ApiError {
+        code: u16::try_from(error.code()).unwrap_or(500),
+        err_code: error.error_code().0,
+        description: error.to_string(),
+    })
+}
+
 /// Checks a server version string against [`crate::MIN_SERVER_VERSION`].
 pub(crate) fn check_server_version(version: &str) -> Result<(), Error> {
     let mut parts = version
@@ -263,5 +307,18 @@ mod tests {
             };
             assert!(!error.is_retryable(), "{err_code}: {error}");
         }
+    }
+
+    #[test]
+    fn client_errors_carrying_a_jetstream_code_are_classified_by_it() {
+        let parse = |json: &str| -> async_nats::jetstream::Error {
+            serde_json::from_str(json).expect("a JetStream error")
+        };
+        let unavailable = parse(r#"{"code":503,"err_code":10008,"description":"unavailable"}"#);
+        assert!(client(unavailable).is_retryable());
+        let missing = parse(r#"{"code":404,"err_code":10059,"description":"stream not found"}"#);
+        assert!(!client(missing).is_retryable());
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(client(io).is_retryable());
     }
 }

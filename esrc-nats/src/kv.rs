@@ -5,7 +5,7 @@ use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKin
 use bytes::{BufMut, Bytes, BytesMut};
 use esrc_core::{DecodeError, Error, Position, Snapshot, Version};
 
-use crate::error::transient;
+use crate::error;
 
 /// Encodes a snapshot: version, position (8 bytes each), schema version (4 bytes), then
 /// the payload.
@@ -46,7 +46,7 @@ pub(crate) async fn put_unless(
     keep: impl Fn(&Bytes) -> Result<bool, Error>,
 ) -> Result<(), Error> {
     loop {
-        let entry = bucket.entry(key).await.map_err(transient)?;
+        let entry = bucket.entry(key).await.map_err(error::client)?;
         match entry {
             Some(entry) if entry.operation == Operation::Put => {
                 if keep(&entry.value)? {
@@ -55,18 +55,18 @@ pub(crate) async fn put_unless(
                 match bucket.update(key, value.clone(), entry.revision).await {
                     Ok(_) => return Ok(()),
                     Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                    Err(error) => return Err(transient(error)),
+                    Err(error) => return Err(error::client(error)),
                 }
             }
             Some(entry) => match bucket.update(key, value.clone(), entry.revision).await {
                 Ok(_) => return Ok(()),
                 Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                Err(error) => return Err(transient(error)),
+                Err(error) => return Err(error::client(error)),
             },
             None => match bucket.create(key, value.clone()).await {
                 Ok(_) => return Ok(()),
                 Err(error) if error.kind() == CreateErrorKind::AlreadyExists => continue,
-                Err(error) => return Err(transient(error)),
+                Err(error) => return Err(error::client(error)),
             },
         }
     }
@@ -74,7 +74,7 @@ pub(crate) async fn put_unless(
 
 /// The current value under `key`, if any.
 pub(crate) async fn get(bucket: &kv::Store, key: &str) -> Result<Option<Bytes>, Error> {
-    let entry = bucket.entry(key).await.map_err(transient)?;
+    let entry = bucket.entry(key).await.map_err(error::client)?;
     Ok(entry
         .filter(|entry| entry.operation == Operation::Put)
         .map(|entry| entry.value))

@@ -158,12 +158,12 @@ impl NatsStore {
         context
             .delete_stream(&config.stream)
             .await
-            .map_err(transient)?;
+            .map_err(error::client)?;
         for what in ["snapshots", "checkpoints"] {
             context
                 .delete_key_value(format!("{}_{what}", config.prefix))
                 .await
-                .map_err(transient)?;
+                .map_err(error::client)?;
         }
         Ok(())
     }
@@ -304,12 +304,8 @@ impl NatsStore {
             Ok(message) => Ok(Some(message)),
             Err(error) => match error.kind() {
                 LastRawMessageErrorKind::NoMessageFound => Ok(None),
-                LastRawMessageErrorKind::JetStream(api) => Err(error::api(ApiError {
-                    code: api.code() as u16,
-                    err_code: api.error_code().0,
-                    description: api.to_string(),
-                })),
-                _ => Err(transient(error)),
+                LastRawMessageErrorKind::JetStream(refused) => Err(error::jetstream(&refused)),
+                _ => Err(error::client(error)),
             },
         }
     }
@@ -681,7 +677,7 @@ impl Replay for NatsStore {
             match Box::pin(self.inner.stream.direct_get_last_for_subject(filter)).await {
                 Ok(message) => head = head.max(Position(message.sequence)),
                 Err(error) if error.kind() == DirectGetErrorKind::NotFound => {}
-                Err(error) => return Err(transient(error)),
+                Err(error) => return Err(error::client(error)),
             }
         }
         Ok(head)
@@ -765,7 +761,7 @@ impl Truncate for NatsStore {
                 .purge()
                 .filter(subject.as_str())
                 .sequence(keep_from);
-            Box::pin(purge.into_future()).await.map_err(transient)?;
+            Box::pin(purge.into_future()).await.map_err(error::client)?;
             return Ok(());
         }
     }
