@@ -1,5 +1,7 @@
-//! The store: appends as (atomic batch) publishes, reads through short-lived consumers,
-//! truncation by subject purge, snapshots and checkpoints in key-value buckets.
+//! The store: appends as (atomic batch) publishes checked by the subject's last
+//! sequence, finite reads by batched direct gets and live ones through short-lived
+//! consumers (see `read.rs`), truncation by subject purge, snapshots and checkpoints in
+//! key-value buckets. Errors are classified in `error.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -669,15 +671,13 @@ impl Replay for NatsStore {
     }
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
-        use async_nats::jetstream::stream::DirectGetErrorKind;
         let mut head = Position::ZERO;
         for filter in filters(self, categories)? {
-            // The last message on any subject of the category; a truncation marker is
-            // not an event, but its sequence bounds the head all the same.
-            match Box::pin(self.inner.stream.direct_get_last_for_subject(filter)).await {
-                Ok(message) => head = head.max(Position(message.sequence)),
-                Err(error) if error.kind() == DirectGetErrorKind::NotFound => {}
-                Err(error) => return Err(error::client(error)),
+            // The last message on any subject of the category, as the leader knows it; a
+            // truncation marker is not an event, but its sequence bounds the head all
+            // the same.
+            if let Some(sequence) = self.last_sequence(&filter).await? {
+                head = head.max(Position(sequence));
             }
         }
         Ok(head)
