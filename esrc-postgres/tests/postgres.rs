@@ -575,6 +575,15 @@ async fn a_spawned_transactional_projector_reports_lag_and_commits_when_stopped(
     assert_eq!(store_checkpoint(&store).await, last);
 }
 
+/// The positions of every stored note, in order.
+async fn note_positions(store: &PgStore) -> Vec<Position> {
+    store
+        .replay(&["Note"], Position::ZERO)
+        .map(|e| e.unwrap().position)
+        .collect()
+        .await
+}
+
 async fn store_checkpoint(store: &PgStore) -> Position {
     use esrc_core::CheckpointStore;
     store
@@ -592,11 +601,7 @@ async fn a_failing_transactional_batch_rolls_back_with_its_checkpoint() {
     };
     let store = ledger_store(&pg).await;
     publish_notes(&store, 10).await;
-    let positions: Vec<Position> = store
-        .replay(&["Note"], Position::ZERO)
-        .map(|e| e.unwrap().position)
-        .collect()
-        .await;
+    let positions = note_positions(&store).await;
     let ledger = Ledger {
         fail_at: Some(positions[6]),
         ..Ledger::new(&store)
@@ -626,11 +631,7 @@ async fn a_transactional_projector_rides_out_a_lost_connection() {
     };
     let store = ledger_store(&pg).await;
     let last = publish_notes(&store, 5).await;
-    let positions: Vec<Position> = store
-        .replay(&["Note"], Position::ZERO)
-        .map(|e| e.unwrap().position)
-        .collect()
-        .await;
+    let positions = note_positions(&store).await;
     let ledger = Ledger {
         pause: Duration::from_millis(300),
         ..Ledger::new(&store)

@@ -4,7 +4,9 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
-use esrc_conformance::backend_unavailable;
+use std::sync::Mutex;
+
+use esrc_conformance::{Capabilities, StoreFactory, backend_unavailable};
 use esrc_nats::NatsStore;
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -96,3 +98,45 @@ impl Nats {
     }
 }
 pub mod cluster;
+
+/// The conformance suite's factory: a store of its own per call on `nats`, every one
+/// destroyed when the case ends.
+pub struct Stores {
+    nats: Nats,
+    made: Mutex<Vec<NatsStore>>,
+}
+
+impl Stores {
+    pub fn new(nats: Nats) -> Self {
+        Self {
+            nats,
+            made: Mutex::default(),
+        }
+    }
+}
+
+impl StoreFactory for Stores {
+    type Store = NatsStore;
+
+    async fn store(&self) -> NatsStore {
+        let store = self.nats.store().await;
+        self.made.lock().unwrap().push(store.clone());
+        store
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // JetStream gives a message (or an atomic batch) its sequence when it commits,
+        // on one server or a cluster: positions become visible in order, so no append
+        // can be pending below another.
+        Capabilities::all().without_pending_appends()
+    }
+
+    async fn cleanup(&self) {
+        let stores = std::mem::take(&mut *self.made.lock().unwrap());
+        for store in stores {
+            if let Err(error) = store.destroy().await {
+                eprintln!("cleanup of stream {} failed: {error}", store.stream_name());
+            }
+        }
+    }
+}
