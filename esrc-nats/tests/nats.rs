@@ -540,3 +540,54 @@ async fn no_responders_is_retryable() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_whose_consumer_is_deleted_goes_on_without_a_gap() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let id = Uuid::now_v7();
+    let mut written = Vec::new();
+    let mut subscription = pin!(store.subscribe(&["Thing"], Position::ZERO));
+    let mut seen = Vec::new();
+    let context = jetstream::new(store.client().clone());
+    for round in 0..3 {
+        for n in 0..5 {
+            let event = event(round * 10 + n);
+            written.push(event.event_id);
+            store
+                .publish("Thing", id, Expected::Any, vec![event])
+                .await
+                .unwrap();
+        }
+        for _ in 0..5 {
+            let next = tokio::time::timeout(Duration::from_secs(60), subscription.next())
+                .await
+                .expect("an event within a minute")
+                .expect("live")
+                .expect("no error");
+            seen.push(next.event_id);
+        }
+        // Someone (an operator, a server losing its state) deletes the consumer.
+        let stream = context.get_stream(store.stream_name()).await.unwrap();
+        let names: Vec<String> = stream
+            .consumer_names()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            !names.is_empty(),
+            "round {round}: the subscription has a consumer"
+        );
+        for name in names {
+            stream.delete_consumer(&name).await.unwrap();
+        }
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(500), subscription.next()).await;
+    store.destroy().await.unwrap();
+    assert_eq!(seen, written, "every event once, in order");
+    assert!(extra.is_err(), "nothing repeated: {extra:?}");
+}
