@@ -103,9 +103,10 @@ impl NatsStoreBuilder {
         self
     }
 
-    /// How long one request to the server (an append, a lookup, a consumer's creation)
-    /// waits for its answer before it fails as retryable (default 5 s). An append that
-    /// timed out is an ambiguous outcome: retry it with the same event ids.
+    /// How long one request to the server (an append, a lookup, a batch of a read) waits
+    /// for its answer before it fails as retryable (default 5 s); a read that makes no
+    /// progress for twice as long fails as retryable too. An append that timed out is an
+    /// ambiguous outcome: retry it with the same event ids.
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
