@@ -43,7 +43,7 @@ struct Inner {
     tails: std::sync::Mutex<HashMap<String, (u64, u64)>>,
     client: async_nats::Client,
     context: jetstream::Context,
-    /// Makes read consumers, with a short timeout (see `read::consumed`).
+    /// Makes live read consumers, with a short timeout (see `read::live`).
     creator: jetstream::Context,
     stream: jetstream::stream::Stream,
     snapshots: kv::Store,
