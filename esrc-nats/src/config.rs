@@ -13,8 +13,8 @@ use crate::store::NatsStore;
 /// Builds a [`NatsStore`]: stream, subject prefix, storage settings and timeouts.
 ///
 /// Defaults: stream `ESRC`, prefix `esrc`, file storage, one replica, a duplicate window
-/// of 2 minutes, events kept forever, a request timeout of 5 s, a connect timeout of
-/// 10 s and an append deadline of 30 s.
+/// of 2 minutes, events kept forever, a request timeout of 5 s, a read timeout of 10 s, a
+/// connect timeout of 10 s and an append deadline of 30 s.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), esrc_core::Error> {
@@ -37,6 +37,7 @@ pub struct NatsStoreBuilder {
     pub(crate) duplicate_window: Duration,
     pub(crate) max_age: Duration,
     pub(crate) request_timeout: Duration,
+    pub(crate) read_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) append_deadline: Duration,
 }
@@ -51,6 +52,7 @@ impl Default for NatsStoreBuilder {
             duplicate_window: Duration::from_secs(120),
             max_age: Duration::ZERO,
             request_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             append_deadline: Duration::from_secs(30),
         }
@@ -104,12 +106,20 @@ impl NatsStoreBuilder {
     }
 
     /// How long one request to the server (an append, a lookup, a batch of a read) waits
-    /// for its answer before it fails as retryable (default 5 s); a read that makes no
-    /// progress for twice as long fails as retryable too. An append that timed out is an
-    /// ambiguous outcome: retry it with the same event ids.
+    /// for its answer before it fails as retryable (default 5 s). An append that timed
+    /// out is an ambiguous outcome: retry it with the same event ids.
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// How long a finite read (`replay_one`, `replay`) may go without progress — no
+    /// replica answering, or none caught up with the leader — before it fails as
+    /// retryable (default 10 s: long enough to ride out a leader election).
+    #[must_use]
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
         self
     }
 

@@ -221,14 +221,19 @@ impl NatsStore {
 
     /// A finite read of `spans`, merged in sequence order, without a consumer.
     fn read(&self, spans: Vec<Span>) -> Messages {
-        let timeout = self.inner.config.request_timeout;
+        let config = &self.inner.config;
         let mut reads: Vec<Messages> = spans
             .into_iter()
             .map(|span| {
-                let (client, stream) =
-                    (self.inner.client.clone(), self.inner.config.stream.clone());
-                // Patience enough to ride out a leader election.
-                Box::pin(read::direct(client, stream, span, timeout, timeout * 2)) as Messages
+                let (client, stream) = (self.inner.client.clone(), config.stream.clone());
+                let read = read::direct(
+                    client,
+                    stream,
+                    span,
+                    config.request_timeout,
+                    config.read_timeout,
+                );
+                Box::pin(read) as Messages
             })
             .collect();
         match reads.len() {
