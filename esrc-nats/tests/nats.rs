@@ -591,3 +591,48 @@ async fn a_subscription_whose_consumer_is_deleted_goes_on_without_a_gap() {
     assert_eq!(seen, written, "every event once, in order");
     assert!(extra.is_err(), "nothing repeated: {extra:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_append_deadline_bounds_any_with_a_retryable_error_not_a_conflict() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let hasty = NatsStore::builder()
+        .stream(store.stream_name())
+        .prefix(store.prefix())
+        .append_deadline(Duration::ZERO)
+        .build(nats.client().await)
+        .await
+        .unwrap();
+    let id = Uuid::now_v7();
+    let writers: Vec<_> = (0..16)
+        .map(|writer| {
+            let hasty = hasty.clone();
+            tokio::spawn(async move {
+                let mut errors = Vec::new();
+                for n in 0..20 {
+                    if let Err(error) = hasty
+                        .publish("Thing", id, Expected::Any, vec![event(writer * 100 + n)])
+                        .await
+                    {
+                        errors.push(error);
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for writer in writers {
+        errors.extend(writer.await.unwrap());
+    }
+    store.destroy().await.unwrap();
+    assert!(!errors.is_empty(), "16 writers on one stream lose races");
+    for error in &errors {
+        assert!(
+            matches!(nats_error(error), Some(NatsError::Contended(_))) && error.is_retryable(),
+            "{error}"
+        );
+    }
+}
