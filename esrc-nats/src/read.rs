@@ -1,8 +1,14 @@
-//! Reading without skipping: batched direct gets for finite reads, a short-lived consumer
-//! for live ones.
+//! Reading without skipping: short-lived consumers, or batched direct gets for finite
+//! reads of a replicated stream.
 //!
-//! **Finite reads** (a stream's events, a replay of categories, the lookups behind
-//! retries and truncation) make no consumer. They ask for each subject filter's messages
+//! **Finite reads of a stream with one replica** (a stream's events, a replay of
+//! categories, the lookups behind retries and truncation) fetch what a short-lived
+//! consumer had pending when it was made — the fastest way to read in order. With one
+//! replica there is no other copy to be behind, and no node whose loss could stall the
+//! consumer's creation.
+//!
+//! **Finite reads of a replicated stream** make no consumer: a consumer's creation can
+//! wait seconds on a node that just died. They ask for each subject filter's messages
 //! in batches of direct gets (ADR-31, nats-server ≥ 2.11), which any replica of the stream
 //! answers, so a node that is down slows nothing; the filters of a replay are merged by
 //! sequence. A replica may be behind the leader: the caller gives each filter the
@@ -10,8 +16,9 @@
 //! replica that has it answers. A write acknowledged before the read began is therefore
 //! always seen, and nothing after that last message is yielded.
 //!
-//! **Live reads** create an ephemeral pull consumer (no acks, in memory, filtered, from a
-//! sequence) and delete it when dropped, so reads never pile up against the server's
+//! **Consumers** — of those finite reads, and of every live read — are ephemeral pull
+//! consumers (no acks, in memory, filtered, from a sequence), deleted when the read ends or
+//! is dropped, so reads never pile up against the server's
 //! per-stream consumer limit. Without acks the server counts a message as delivered once
 //! it has sent it: a message lost on the way (a node killed, a route cut, a reconnect)
 //! would be skipped for good. The consumer numbers its deliveries without gaps, so the
@@ -233,34 +240,72 @@ impl Drop for Ephemeral {
     }
 }
 
-/// Every message on `filters` from `start` on, then each new one, forever, through a
-/// consumer that is made again (after the last message yielded) whenever it fails.
-///
-/// `creator` makes the consumers: its short timeout lets a creation that a cluster
-/// placed on a node that just died be given up and tried again at once.
-pub(crate) fn live(
-    context: jetstream::Context,
-    creator: jetstream::Context,
-    stream: String,
+/// Where read consumers are made, and by whom.
+#[derive(Clone, Debug)]
+pub(crate) struct Consumers {
+    /// Deletes consumers.
+    pub(crate) context: jetstream::Context,
+    /// Makes consumers: its short timeout lets a creation that a cluster placed on a node
+    /// that just died be given up and tried again at once.
+    pub(crate) creator: jetstream::Context,
+    pub(crate) stream: String,
+}
+
+type Consumer = jetstream::consumer::Consumer<pull::Config>;
+
+impl Consumers {
+    /// A consumer of `filters` from sequence `next`, and the guard that deletes it.
+    async fn make(
+        &self,
+        filters: &[String],
+        next: u64,
+    ) -> Result<(Consumer, Ephemeral), jetstream::stream::ConsumerError> {
+        let config = pull::Config {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: next,
+            },
+            ack_policy: AckPolicy::None,
+            filter_subjects: filters.to_vec(),
+            inactive_threshold: INACTIVE_THRESHOLD,
+            memory_storage: true,
+            num_replicas: 1,
+            ..Default::default()
+        };
+        // async-nats futures are large; boxing keeps them off the caller's stack.
+        let consumer =
+            Box::pin(self.creator.create_consumer_on_stream(config, &self.stream)).await?;
+        let guard = Ephemeral {
+            context: self.context.clone(),
+            stream: consumer.cached_info().stream_name.clone(),
+            name: consumer.cached_info().name.clone(),
+        };
+        Ok((consumer, guard))
+    }
+}
+
+/// The messages on `filters` from `start` that were stored when the read began, through
+/// consumers (made again after the last message yielded if one fails). A read that makes
+/// no progress for `patience` fails (retryable).
+pub(crate) fn pending(
+    consumers: Consumers,
     filters: Vec<String>,
     start: u64,
+    patience: Duration,
 ) -> impl Stream<Item = Result<Stored, Error>> + Send {
     async_stream::stream! {
         let mut next = start.max(1);
         let mut failures: u32 = 0;
+        let mut stalled_since = Instant::now();
         loop {
-            let config = pull::Config {
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: next },
-                ack_policy: AckPolicy::None,
-                filter_subjects: filters.clone(),
-                inactive_threshold: INACTIVE_THRESHOLD,
-                memory_storage: true,
-                num_replicas: 1,
-                ..Default::default()
-            };
-            // async-nats futures are large; boxing keeps them off the caller's stack.
-            let consumer = match Box::pin(creator.create_consumer_on_stream(config, &stream)).await {
-                Ok(consumer) => consumer,
+            if stalled_since.elapsed() > patience {
+                yield Err(transient(NatsError::Stalled {
+                    sequence: next,
+                    waited: patience,
+                }));
+                return;
+            }
+            let (consumer, _guard) = match consumers.make(&filters, next).await {
+                Ok(made) => made,
                 Err(error) => {
                     failures += 1;
                     tracing::warn!(%error, next, "esrc: cannot create a read consumer; retrying");
@@ -268,10 +313,69 @@ pub(crate) fn live(
                     continue;
                 }
             };
-            let _guard = Ephemeral {
-                context: context.clone(),
-                stream: consumer.cached_info().stream_name.clone(),
-                name: consumer.cached_info().name.clone(),
+            let mut pending = consumer.cached_info().num_pending;
+            // Deliveries of this consumer are numbered 1, 2, … without gaps.
+            let mut delivered: u64 = 0;
+            let why = 'batches: loop {
+                if pending == 0 {
+                    return;
+                }
+                let size = usize::try_from(pending.min(1_000)).unwrap_or(1_000);
+                let batch = Box::pin(consumer.fetch().max_messages(size).messages()).await;
+                let mut batch = match batch {
+                    Ok(batch) => batch,
+                    Err(error) => break error.to_string(),
+                };
+                let mut received = 0;
+                while let Some(message) = batch.next().await {
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(error) => break 'batches error.to_string(),
+                    };
+                    let left = message.info().map(|info| info.pending).unwrap_or(0);
+                    match check(&message, &mut delivered) {
+                        Ok(sequence) => {
+                            received += 1;
+                            failures = 0;
+                            stalled_since = Instant::now();
+                            next = sequence + 1;
+                            pending = left;
+                            yield Ok(stored(message, sequence));
+                        }
+                        Err(why) => break 'batches why,
+                    }
+                }
+                if received == 0 {
+                    // What was pending is gone (purged meanwhile).
+                    return;
+                }
+            };
+            failures += 1;
+            tracing::warn!(%why, next, "esrc: read consumer lost; recreating it after the last delivered message");
+            tokio::time::sleep(backoff(failures)).await;
+        }
+    }
+}
+
+/// Every message on `filters` from `start` on, then each new one, forever, through a
+/// consumer that is made again (after the last message yielded) whenever it fails.
+pub(crate) fn live(
+    consumers: Consumers,
+    filters: Vec<String>,
+    start: u64,
+) -> impl Stream<Item = Result<Stored, Error>> + Send {
+    async_stream::stream! {
+        let mut next = start.max(1);
+        let mut failures: u32 = 0;
+        loop {
+            let (consumer, _guard) = match consumers.make(&filters, next).await {
+                Ok(made) => made,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, next, "esrc: cannot create a read consumer; retrying");
+                    tokio::time::sleep(backoff(failures)).await;
+                    continue;
+                }
             };
             let messages = Box::pin(
                 consumer

@@ -43,8 +43,11 @@ struct Inner {
     tails: std::sync::Mutex<HashMap<String, (u64, u64)>>,
     client: async_nats::Client,
     context: jetstream::Context,
-    /// Makes live read consumers, with a short timeout (see `read::live`).
-    creator: jetstream::Context,
+    /// Makes and deletes read consumers (see `read.rs`).
+    consumers: read::Consumers,
+    /// Whether the stream has more than one replica: then reads and lookups must not
+    /// trust a single replica, nor wait on a consumer's placement (see `read.rs`).
+    replicated: bool,
     stream: jetstream::stream::Stream,
     snapshots: kv::Store,
     checkpoints: kv::Store,
@@ -125,9 +128,14 @@ impl NatsStore {
         Self {
             inner: Arc::new(Inner {
                 tails: std::sync::Mutex::default(),
-                creator: jetstream::ContextBuilder::new()
-                    .timeout(config.request_timeout.min(CONSUMER_CREATE_TIMEOUT))
-                    .build(client.clone()),
+                consumers: read::Consumers {
+                    context: context.clone(),
+                    creator: jetstream::ContextBuilder::new()
+                        .timeout(config.request_timeout.min(CONSUMER_CREATE_TIMEOUT))
+                        .build(client.clone()),
+                    stream: config.stream.clone(),
+                },
+                replicated: stream.cached_info().config.num_replicas > 1,
                 client,
                 context,
                 stream,
@@ -219,9 +227,21 @@ impl NatsStore {
         format!("{}.{category}.*", self.inner.config.prefix)
     }
 
-    /// A finite read of `spans`, merged in sequence order, without a consumer.
+    /// A finite read of `spans` (which share one start), in sequence order: through a
+    /// consumer on a stream with one replica, else by direct gets, merged.
     fn read(&self, spans: Vec<Span>) -> Messages {
         let config = &self.inner.config;
+        if !self.inner.replicated {
+            let start = spans.iter().map(|span| span.start).min().unwrap_or(1);
+            let filters = spans.into_iter().map(|span| span.filter).collect();
+            let consumers = self.inner.consumers.clone();
+            return Box::pin(read::pending(
+                consumers,
+                filters,
+                start,
+                config.read_timeout,
+            ));
+        }
         let mut reads: Vec<Messages> = spans
             .into_iter()
             .map(|span| {
@@ -301,12 +321,22 @@ impl NatsStore {
         }))
     }
 
-    /// The last message matching `filter`, as the leader knows it.
+    /// The last message matching `filter`, as the leader knows it: with one replica, a
+    /// direct get (the cheapest lookup); with several, the leader's own API, since a
+    /// direct get may be answered by a replica that has not yet seen the latest write.
     async fn last_message(
         &self,
         filter: &str,
     ) -> Result<Option<jetstream::message::StreamMessage>, Error> {
+        use async_nats::jetstream::stream::DirectGetErrorKind;
         // async-nats futures are large; boxing keeps deep call chains off the stack.
+        if !self.inner.replicated {
+            return match Box::pin(self.inner.stream.direct_get_last_for_subject(filter)).await {
+                Ok(message) => Ok(Some(message)),
+                Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
+                Err(error) => Err(error::client(error)),
+            };
+        }
         match Box::pin(self.inner.stream.get_last_raw_message_by_subject(filter)).await {
             Ok(message) => Ok(Some(message)),
             Err(error) => match error.kind() {
@@ -651,14 +681,21 @@ impl Replay for NatsStore {
                     return;
                 }
             };
-            // Each category up to its last message as the leader knows it: the replay is
-            // finite, and sees every write acknowledged before it began.
+            // On a replicated stream, each category up to its last message as the leader
+            // knows it: the replay sees every write acknowledged before it began, even if
+            // a replica that is behind answers. With one replica, a consumer reads what
+            // was stored when it was made.
+            let start = after.get() + 1;
             let mut spans = Vec::with_capacity(filters.len());
             for filter in filters {
+                if !store.inner.replicated {
+                    spans.push(Span { filter, start, until: 0 });
+                    continue;
+                }
                 match store.last_sequence(&filter).await {
                     Ok(Some(until)) if until > after.get() => spans.push(Span {
                         filter,
-                        start: after.get() + 1,
+                        start,
                         until,
                     }),
                     Ok(_) => {}
@@ -696,15 +733,8 @@ impl Subscribe for NatsStore {
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
         let live = filters(self, categories).map(|filters| {
-            let (context, creator) = (self.inner.context.clone(), self.inner.creator.clone());
-            let stream = self.inner.config.stream.clone();
-            Box::pin(read::live(
-                context,
-                creator,
-                stream,
-                filters,
-                after.get() + 1,
-            )) as Messages
+            let consumers = self.inner.consumers.clone();
+            Box::pin(read::live(consumers, filters, after.get() + 1)) as Messages
         });
         match live {
             Ok(messages) => self.envelopes(messages).left_stream(),
