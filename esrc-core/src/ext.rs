@@ -17,6 +17,7 @@ use crate::{
 
 /// Why a command did not produce an updated root.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandError<E> {
     /// The aggregate refused the command with its own error; nothing was stored.
     #[error("command rejected: {0}")]
@@ -38,6 +39,7 @@ impl<E> CommandError<E> {
 
 /// Why a projection run stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProjectError<E> {
     /// The projection failed on the event at `position`.
     #[error("projection failed at position {position}: {source}")]

@@ -33,6 +33,7 @@ use crate::{
 
 /// What a projector does when its projection fails on an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorPolicy {
     /// Save the checkpoint of the last projected event and stop with the error.
     Stop,

@@ -117,7 +117,12 @@ impl fmt::Display for Timestamp {
 }
 
 /// What a writer expects of a stream when it appends; checked by the store, atomically.
+///
+/// New expectations may be added; a store written outside this workspace should refuse
+/// one it does not know with [`Error::NotSupported`](crate::Error::NotSupported) (and
+/// [`Expected::version`] says which version, if any, it requires).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Expected {
     /// Append whatever the stream's version.
     #[default]

@@ -546,7 +546,9 @@ impl Publish for NatsStore {
             Expected::Last { version, position } => self
                 .remembered(&subject)
                 .filter(|known| known.version == version && known.sequence == position.get()),
-            Expected::Any | Expected::Exact(_) => None,
+            // `Any`, `Exact`, and any expectation added later: the subject's tail is looked
+            // up and `Expected::matches` decides.
+            _ => None,
         };
         let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
         let mut losses = 0;
