@@ -2,6 +2,8 @@
 //! `conformance_tests!` that makes a named test of each, and the table in the README —
 //! and this test keeps the three the same, in the same order.
 
+#![allow(clippy::expect_used)]
+
 use std::collections::BTreeSet;
 
 /// The names of the `pub async fn`s in `cases.rs`, in order.
