@@ -188,7 +188,7 @@ impl CheckpointStore for Faulty {
         if self.fault != Fault::CheckpointMovesBackwards {
             return self.inner.save_checkpoint(name, position).await;
         }
-        esrc_core::validate_name(name)?;
+        esrc_core::backend::validate_name(name)?;
         self.checkpoints
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -198,7 +198,7 @@ impl CheckpointStore for Faulty {
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
         if self.fault == Fault::ForgetsCheckpoints {
-            esrc_core::validate_name(name)?;
+            esrc_core::backend::validate_name(name)?;
             return Ok(None);
         }
         if self.fault != Fault::CheckpointMovesBackwards {

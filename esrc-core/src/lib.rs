@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod aggregate;
+pub mod backend;
 mod envelope;
 mod error;
 mod event;
@@ -16,12 +17,10 @@ pub use aggregate::{Aggregate, Root};
 pub use envelope::{Envelope, NewEvent, Snapshot};
 pub use error::{BoxError, DecodeError, Error};
 pub use event::{DecodeGroup, Event, EventGroup, Versioned, decode_exact, upcast};
-pub use ext::{CommandError, ProjectError, ProjectExt, PublishExt, ReadExt, project_one};
-pub use name::{MAX_NAME_LEN, check_name, validate_name, validate_names};
+pub use ext::{CommandError, ProjectError, ProjectExt, PublishExt, ReadExt};
 pub use project::{Context, Project};
 pub use store::{
     CheckpointStore, Publish, Replay, ReplayOne, SnapshotStore, Store, Subscribe, Truncate,
-    check_append,
 };
 pub use types::{Appended, Expected, Metadata, Position, Timestamp, Version};
 

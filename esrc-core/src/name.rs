@@ -30,10 +30,10 @@ pub const fn check_name(name: &str) -> Result<(), &'static str> {
 /// of NATS subjects, SQL identifiers or keys.
 ///
 /// ```
-/// assert!(esrc_core::validate_name("Tab").is_ok());
-/// assert!(esrc_core::validate_name("open-tabs_v2").is_ok());
-/// assert!(esrc_core::validate_name("tab.opened").is_err());
-/// assert!(esrc_core::validate_name("").is_err());
+/// assert!(esrc_core::backend::validate_name("Tab").is_ok());
+/// assert!(esrc_core::backend::validate_name("open-tabs_v2").is_ok());
+/// assert!(esrc_core::backend::validate_name("tab.opened").is_err());
+/// assert!(esrc_core::backend::validate_name("").is_err());
 /// ```
 pub fn validate_name(name: &str) -> Result<(), Error> {
     check_name(name).map_err(|reason| Error::InvalidName {

@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use crate::{
     CheckpointStore, Error, EventGroup, Position, Project, ProjectError, Replay, Subscribe,
-    project_one, validate_name,
+    backend::{STORE_OUTAGE, project_one, rides_out, validate_name, wait_out},
 };
 
 /// What a projector does when its projection fails on an event.
@@ -77,32 +77,7 @@ impl Backoff {
     }
 }
 
-/// How projectors wait out retryable store errors: from 100 ms, doubling to 5 s, for as
-/// long as the store keeps failing that way.
-const STORE_OUTAGE: ErrorPolicy = ErrorPolicy::STORE_OUTAGE;
-
 impl ErrorPolicy {
-    /// What projector runners do about store errors that a retry can fix (a lost
-    /// connection, an election): wait from 100 ms, doubling to 5 s, for as long as the
-    /// outage lasts.
-    pub const STORE_OUTAGE: ErrorPolicy = ErrorPolicy::Retry {
-        initial: Duration::from_millis(100),
-        max: Duration::from_secs(5),
-        attempts: u32::MAX,
-    };
-
-    /// Whether a projector waits out `error` (a retryable store failure) rather than
-    /// stopping on it.
-    pub fn rides_out(error: &Error) -> bool {
-        matches!(
-            error,
-            Error::Backend {
-                retryable: true,
-                ..
-            }
-        )
-    }
-
     /// The backoff for one failing event, starting at its first try.
     pub fn backoff(self) -> Backoff {
         let delay = match self {
@@ -144,13 +119,11 @@ impl Progress {
         Position(self.checkpoint.load(Ordering::Acquire))
     }
 
-    /// Records a projected event (for projector runners built on this crate).
-    pub fn set_projected(&self, position: Position) {
+    pub(crate) fn set_projected(&self, position: Position) {
         self.projected.store(position.get(), Ordering::Release);
     }
 
-    /// Records a saved checkpoint (for projector runners built on this crate).
-    pub fn set_checkpoint(&self, position: Position) {
+    pub(crate) fn set_checkpoint(&self, position: Position) {
         self.checkpoint.store(position.get(), Ordering::Release);
     }
 }
@@ -267,7 +240,7 @@ where
         let start = loop {
             match store.load_checkpoint(&name).await {
                 Ok(start) => break start.unwrap_or_default(),
-                Err(error) if ErrorPolicy::rides_out(&error) => {
+                Err(error) if rides_out(&error) => {
                     if !wait_out(&name, &error, &mut outage, &mut stop).await {
                         return Ok(projection);
                     }
@@ -308,7 +281,7 @@ where
                 }
                 // A failure a retry can fix (a lost connection, an election): subscribe
                 // again after the last projected event, once the store answers.
-                Some(Err(error)) if ErrorPolicy::rides_out(&error) => {
+                Some(Err(error)) if rides_out(&error) => {
                     if !wait_out(&name, &error, &mut outage, &mut stop).await {
                         break;
                     }
@@ -384,23 +357,6 @@ where
     }
 }
 
-/// Waits before trying the store again; `false` if a stop was requested meanwhile.
-pub async fn wait_out(
-    name: &str,
-    error: &Error,
-    outage: &mut Backoff,
-    stop: &mut (impl Future<Output = ()> + Unpin),
-) -> bool {
-    let attempt = outage.attempt();
-    let delay = outage.next_delay().unwrap_or(Duration::from_secs(5));
-    tracing::warn!(projector = %name, %error, attempt, ?delay, "esrc: store unavailable; retrying");
-    tokio::select! {
-        biased;
-        () = stop => false,
-        () = tokio::time::sleep(delay) => true,
-    }
-}
-
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -443,7 +399,7 @@ impl<S: CheckpointStore> Checkpoint<'_, S> {
     /// failure is logged and left to the next batch's save, which covers this one.
     async fn save(&mut self, last: Position, batch: Batch) -> Result<(), Error> {
         match self.try_save(last, &batch).await {
-            Err(error) if ErrorPolicy::rides_out(&error) => {
+            Err(error) if rides_out(&error) => {
                 tracing::warn!(parent: &batch.span, %error, "esrc: checkpoint not saved; the next one covers it");
                 Ok(())
             }
@@ -462,7 +418,7 @@ impl<S: CheckpointStore> Checkpoint<'_, S> {
         .backoff();
         loop {
             match self.try_save(last, &batch).await {
-                Err(error) if ErrorPolicy::rides_out(&error) => match outage.next_delay() {
+                Err(error) if rides_out(&error) => match outage.next_delay() {
                     Some(delay) => tokio::time::sleep(delay).await,
                     None => return Err(error),
                 },
@@ -503,8 +459,8 @@ impl<S: CheckpointStore> Checkpoint<'_, S> {
 
 /// A running projector: [`Projector::spawn`] gives one, and so do projector runners
 /// built on this crate (such as `esrc_postgres::TransactionalProjector`), through
-/// [`ProjectorHandle::spawn`]. `P` is what the projector returns when it stops, `E` the
-/// projection's error.
+/// [`backend::spawn_projector`](crate::backend::spawn_projector). `P` is what the
+/// projector returns when it stops, `E` the projection's error.
 #[derive(Debug)]
 pub struct ProjectorHandle<S, P, E> {
     store: S,
@@ -515,7 +471,8 @@ pub struct ProjectorHandle<S, P, E> {
     task: JoinHandle<Result<P, ProjectError<E>>>,
 }
 
-/// The stop request a spawned projector waits on (see [`ProjectorHandle::spawn`]).
+/// The stop request a spawned projector waits on (see
+/// [`backend::spawn_projector`](crate::backend::spawn_projector)).
 #[derive(Debug)]
 pub struct StopSignal(watch::Receiver<bool>);
 
@@ -532,9 +489,8 @@ where
     P: Send + 'static,
     E: Send + 'static,
 {
-    /// Spawns the task `run` builds: it runs the projector `name` over `categories`
-    /// until its [`StopSignal`] completes, recording what it does in `progress`.
-    pub fn spawn<F, Fut>(
+    /// Spawns the task `run` builds (see [`crate::backend::spawn_projector`]).
+    pub(crate) fn spawn<F, Fut>(
         store: S,
         name: String,
         categories: &'static [&'static str],

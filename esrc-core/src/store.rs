@@ -40,7 +40,7 @@ pub trait Publish: Send + Sync {
 /// What every store checks before an append, whatever its backend: a valid category,
 /// at least one event, at most `max_events` events, and no event id twice.
 pub fn check_append(category: &str, events: &[NewEvent], max_events: usize) -> Result<(), Error> {
-    crate::validate_name(category)?;
+    crate::name::validate_name(category)?;
     if events.is_empty() {
         return Err(Error::EmptyBatch);
     }

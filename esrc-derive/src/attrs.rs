@@ -120,7 +120,7 @@ pub(crate) fn variant_ignored(attrs: &[Attribute]) -> syn::Result<bool> {
     Ok(ignored)
 }
 
-/// The same rule as `esrc_core::check_name`, checked at compile time.
+/// The same rule as `esrc_core::backend::check_name`, checked at compile time.
 pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         Err("an event name cannot be empty")

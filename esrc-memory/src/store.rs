@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use esrc_core::backend::{check_append, validate_name, validate_names};
 use esrc_core::{
     Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
-    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version, check_append, validate_name,
-    validate_names,
+    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version,
 };
 use futures::Stream;
 use tokio::sync::watch;

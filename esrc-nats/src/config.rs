@@ -5,7 +5,8 @@ use std::time::Duration;
 use async_nats::jetstream::context::CreateStreamErrorKind;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, kv};
-use esrc_core::{Error, validate_name};
+use esrc_core::Error;
+use esrc_core::backend::validate_name;
 
 use crate::error::{self, NatsError, check_server_version, fatal, transient};
 use crate::store::NatsStore;

@@ -11,9 +11,10 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
+use esrc_core::backend::{check_append, validate_name};
 use esrc_core::{
     Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
-    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version, check_append, validate_name,
+    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version,
 };
 use futures::{Stream, StreamExt};
 use serde::Deserialize;

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use esrc_core::{Error, check_name};
+use esrc_core::Error;
+use esrc_core::backend::check_name;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 

@@ -5,10 +5,13 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use esrc_core::projector::{ErrorPolicy, Progress, ProjectorHandle, wait_out};
+use esrc_core::backend::{
+    STORE_OUTAGE, record_checkpoint, record_projected, rides_out, spawn_projector, validate_name,
+    wait_out,
+};
+use esrc_core::projector::{ErrorPolicy, Progress, ProjectorHandle};
 use esrc_core::{
     CheckpointStore, Context, DecodeGroup, Error, EventGroup, Position, ProjectError, Subscribe,
-    validate_name,
 };
 use futures::StreamExt;
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -43,7 +46,7 @@ pub trait TransactionalProject: Send {
 ///
 /// A store error that a retry can fix (a lost connection, a server restarting) rolls the
 /// open batch back and does not stop the projector: it waits
-/// ([`ErrorPolicy::STORE_OUTAGE`]) and starts again from its committed checkpoint. Only
+/// ([`STORE_OUTAGE`](esrc_core::backend::STORE_OUTAGE)) and starts again from its committed checkpoint. Only
 /// permanent store errors stop it; the projection's own errors follow
 /// [`TransactionalProjector::on_error`].
 ///
@@ -122,7 +125,7 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
         let name = self.name.clone();
         let progress = self.progress();
         let categories = <P::EventGroup<'static> as EventGroup>::NAMES;
-        ProjectorHandle::spawn(store, name, categories, progress, |stop| {
+        spawn_projector(store, name, categories, progress, |stop| {
             self.run_until(stop.requested())
         })
     }
@@ -136,14 +139,14 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
         validate_name(&self.name)?;
         let mut stop = pin!(stop);
         let mut backoff = self.policy.backoff();
-        let mut outage = ErrorPolicy::STORE_OUTAGE.backoff();
+        let mut outage = STORE_OUTAGE.backoff();
         loop {
             match self.run_once(&mut stop).await {
                 Ok(true) => return Ok(self.projection),
                 Ok(false) => {}
                 // A lost connection or a failover: the open batch rolled back with its
                 // checkpoint; start again from the committed one once the store answers.
-                Err(ProjectError::Store(error)) if ErrorPolicy::rides_out(&error) => {
+                Err(ProjectError::Store(error)) if rides_out(&error) => {
                     if !wait_out(&self.name, &error, &mut outage, &mut stop).await {
                         return Ok(self.projection);
                     }
@@ -175,8 +178,8 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
         let store = self.store.clone();
         let names = <P::EventGroup<'static> as EventGroup>::NAMES;
         let start = store.load_checkpoint(&self.name).await?.unwrap_or_default();
-        self.progress.set_projected(start);
-        self.progress.set_checkpoint(start);
+        record_projected(&self.progress, start);
+        record_checkpoint(&self.progress, start);
         let mut events = pin!(store.subscribe(names, start));
         let mut open: Option<Batch> = None;
         loop {
@@ -235,7 +238,7 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
             }
             batch.events += 1;
             batch.last = envelope.position;
-            self.progress.set_projected(envelope.position);
+            record_projected(&self.progress, envelope.position);
             if batch.events >= self.checkpoint_every {
                 commit(&self.store, &self.name, &self.progress, open.take()).await?;
             }
@@ -279,7 +282,7 @@ async fn commit(
     }
     .instrument(span)
     .await?;
-    progress.set_checkpoint(last);
+    record_checkpoint(progress, last);
     Ok(())
 }
 

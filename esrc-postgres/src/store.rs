@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use esrc_core::backend::{check_append, validate_name, validate_names};
 use esrc_core::{
     Appended, CheckpointStore, Envelope, Error, Expected, Metadata, NewEvent, Position, Publish,
     Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate, Version,
-    check_append, validate_name, validate_names,
 };
 use futures::{Stream, StreamExt};
 use sqlx::postgres::{PgRow, PgValueFormat};

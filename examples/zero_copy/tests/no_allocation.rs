@@ -6,7 +6,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use esrc_core::{Envelope, Expected, Metadata, Position, PublishExt, Replay, project_one};
+use esrc_core::backend::project_one;
+use esrc_core::{Envelope, Expected, Metadata, Position, PublishExt, Replay};
 use esrc_memory::MemoryStore;
 use futures::StreamExt;
 use uuid::Uuid;
