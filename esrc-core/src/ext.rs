@@ -169,7 +169,10 @@ pub trait PublishExt: Publish {
     {
         async move {
             let mut attempt = 1;
-            let mut pause = std::time::Duration::from_millis(50);
+            let mut pauses = crate::backend::Doubling::new(
+                std::time::Duration::from_millis(50),
+                std::time::Duration::from_secs(2),
+            );
             'command: loop {
                 let events = root
                     .process(command.clone())
@@ -192,10 +195,10 @@ pub trait PublishExt: Publish {
                             continue 'command;
                         }
                         Err(error) if error.is_retryable() && attempt < attempts => {
+                            let pause = pauses.next_delay();
                             tracing::debug!(%error, attempt, ?pause, "store unavailable, sending the same events again");
                             attempt += 1;
                             tokio::time::sleep(pause).await;
-                            pause = (pause * 2).min(std::time::Duration::from_secs(2));
                         }
                         Err(error) => return Err(error.into()),
                     }

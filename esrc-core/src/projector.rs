@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use crate::{
     CheckpointStore, Error, EventGroup, Position, Project, ProjectError, Replay, Subscribe,
-    backend::{STORE_OUTAGE, project_one, rides_out, validate_name, wait_out},
+    backend::{Doubling, STORE_OUTAGE, project_one, rides_out, validate_name, wait_out},
 };
 
 /// What a projector does when its projection fails on an event.
@@ -54,7 +54,7 @@ pub enum ErrorPolicy {
 pub struct Backoff {
     policy: ErrorPolicy,
     attempt: u32,
-    delay: Duration,
+    delays: Doubling,
 }
 
 impl Backoff {
@@ -66,11 +66,9 @@ impl Backoff {
     /// How long to wait before the next try, or `None` when the policy gives up.
     pub fn next_delay(&mut self) -> Option<Duration> {
         match self.policy {
-            ErrorPolicy::Retry { max, attempts, .. } if self.attempt < attempts => {
-                let delay = self.delay;
+            ErrorPolicy::Retry { attempts, .. } if self.attempt < attempts => {
                 self.attempt += 1;
-                self.delay = (delay * 2).min(max);
-                Some(delay)
+                Some(self.delays.next_delay())
             }
             _ => None,
         }
@@ -80,14 +78,14 @@ impl Backoff {
 impl ErrorPolicy {
     /// The backoff for one failing event, starting at its first try.
     pub fn backoff(self) -> Backoff {
-        let delay = match self {
-            ErrorPolicy::Retry { initial, .. } => initial,
-            ErrorPolicy::Stop => Duration::ZERO,
+        let delays = match self {
+            ErrorPolicy::Retry { initial, max, .. } => Doubling::new(initial, max),
+            ErrorPolicy::Stop => Doubling::new(Duration::ZERO, Duration::ZERO),
         };
         Backoff {
             policy: self,
             attempt: 1,
-            delay,
+            delays,
         }
     }
 

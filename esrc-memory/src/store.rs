@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use esrc_core::backend::{check_append, validate_name, validate_names};
+use esrc_core::backend::{StoredId, check_append, retry_outcome, validate_name, validate_names};
 use esrc_core::{
     Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
     ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version,
@@ -41,7 +41,7 @@ struct State {
     index: HashMap<String, HashMap<Uuid, usize>>,
     streams: Vec<StreamState>,
     /// Every event id ever stored, for idempotent retries.
-    event_ids: HashMap<Uuid, StoredId>,
+    event_ids: HashMap<Uuid, IdRecord>,
     snapshots: HashMap<(String, Uuid), Snapshot>,
     checkpoints: HashMap<String, Position>,
 }
@@ -55,7 +55,7 @@ struct StreamState {
 }
 
 /// Where an event id was stored, and the outcome of the batch that stored it.
-struct StoredId {
+struct IdRecord {
     /// The stream, as an index into `State::streams`.
     stream: usize,
     version: Version,
@@ -166,34 +166,33 @@ impl State {
     }
 
     /// If `events` repeat stored ids: `Ok(Some(original outcome))` for an exact retry of one
-    /// batch of `stream`, `Err(DuplicateEvent)` for any other reuse.
+    /// batch of `stream`, `Err(DuplicateEvent)` for any other reuse (the shared rule).
     fn retried(
         &self,
         stream: Option<usize>,
         events: &[NewEvent],
     ) -> Result<Option<Appended>, Error> {
-        let Some(first) = events.iter().find_map(|e| self.event_ids.get(&e.event_id)) else {
-            return Ok(None);
-        };
-        let is_retry = Some(first.stream) == stream
-            && first.version == first.batch_first
-            && events.len() as u64 == first.batch.version.get() - first.batch_first.get() + 1
-            && events
-                .iter()
-                .zip(first.batch_first.get()..)
-                .all(|(event, version)| {
-                    self.event_ids.get(&event.event_id).is_some_and(|stored| {
-                        stored.stream == first.stream && stored.version.get() == version
-                    })
-                });
-        if is_retry {
-            return Ok(Some(first.batch));
-        }
-        let reused = events
+        let stored: Vec<StoredId> = events
             .iter()
-            .find(|e| self.event_ids.contains_key(&e.event_id))
-            .map_or(Uuid::nil(), |e| e.event_id);
-        Err(Error::DuplicateEvent { event_id: reused })
+            .filter_map(|event| {
+                let record = self.event_ids.get(&event.event_id)?;
+                // A batch's positions are contiguous: count back from its last.
+                let behind = record.batch.version.get() - record.version.get();
+                Some(StoredId {
+                    event_id: event.event_id,
+                    in_stream: Some(record.stream) == stream,
+                    version: record.version,
+                    position: Position(record.batch.position.get() - behind),
+                    append: u128::from(record.batch.position.get()),
+                    append_len: usize::try_from(
+                        record.batch.version.get() - record.batch_first.get() + 1,
+                    )
+                    .ok(),
+                })
+            })
+            .collect();
+        let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
+        retry_outcome(&ids, &stored)
     }
 
     /// The index of the stream `(category, id)`, created empty if it is new.
@@ -261,7 +260,7 @@ impl Publish for MemoryStore {
             position = position.next();
             state.event_ids.insert(
                 event.event_id,
-                StoredId {
+                IdRecord {
                     stream,
                     version,
                     batch_first,

@@ -34,6 +34,7 @@ use async_nats::jetstream::{self, Message};
 use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use esrc_core::Error;
+use esrc_core::backend::Doubling;
 use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 
@@ -83,7 +84,7 @@ pub(crate) fn direct(
     async_stream::stream! {
         let api = format!("$JS.API.DIRECT.GET.{stream}");
         let mut next = span.start.max(1);
-        let mut failures: u32 = 0;
+        let mut pauses = pauses();
         let mut stalled_since = Instant::now();
         loop {
             if span.until > 0 && next > span.until {
@@ -113,9 +114,8 @@ pub(crate) fn direct(
             let mut replies = match sent {
                 Ok(replies) => replies,
                 Err(error) => {
-                    failures += 1;
                     tracing::debug!(%error, "esrc: direct get failed; retrying");
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::time::sleep(pauses.next_delay()).await;
                     continue;
                 }
             };
@@ -155,7 +155,7 @@ pub(crate) fn direct(
                             .and_then(|headers| headers.get("Nats-Subject"))
                             .map_or_else(|| span.filter.clone(), |value| value.as_str().to_owned());
                         next = sequence + 1;
-                        failures = 0;
+                        pauses.reset();
                         stalled_since = Instant::now();
                         yield Ok(Stored {
                             subject: subject.into(),
@@ -173,8 +173,7 @@ pub(crate) fn direct(
                 return;
             }
             // A replica behind the leader answered, or none did: ask again.
-            failures += 1;
-            tokio::time::sleep(backoff(failures)).await;
+            tokio::time::sleep(pauses.next_delay()).await;
         }
     }
 }
@@ -294,7 +293,7 @@ pub(crate) fn pending(
 ) -> impl Stream<Item = Result<Stored, Error>> + Send {
     async_stream::stream! {
         let mut next = start.max(1);
-        let mut failures: u32 = 0;
+        let mut pauses = pauses();
         let mut stalled_since = Instant::now();
         loop {
             if stalled_since.elapsed() > patience {
@@ -307,9 +306,8 @@ pub(crate) fn pending(
             let (consumer, _guard) = match consumers.make(&filters, next).await {
                 Ok(made) => made,
                 Err(error) => {
-                    failures += 1;
                     tracing::warn!(%error, next, "esrc: cannot create a read consumer; retrying");
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::time::sleep(pauses.next_delay()).await;
                     continue;
                 }
             };
@@ -336,7 +334,7 @@ pub(crate) fn pending(
                     match check(&message, &mut delivered) {
                         Ok(sequence) => {
                             received += 1;
-                            failures = 0;
+                            pauses.reset();
                             stalled_since = Instant::now();
                             next = sequence + 1;
                             pending = left;
@@ -350,9 +348,8 @@ pub(crate) fn pending(
                     return;
                 }
             };
-            failures += 1;
             tracing::warn!(%why, next, "esrc: read consumer lost; recreating it after the last delivered message");
-            tokio::time::sleep(backoff(failures)).await;
+            tokio::time::sleep(pauses.next_delay()).await;
         }
     }
 }
@@ -366,14 +363,13 @@ pub(crate) fn live(
 ) -> impl Stream<Item = Result<Stored, Error>> + Send {
     async_stream::stream! {
         let mut next = start.max(1);
-        let mut failures: u32 = 0;
+        let mut pauses = pauses();
         loop {
             let (consumer, _guard) = match consumers.make(&filters, next).await {
                 Ok(made) => made,
                 Err(error) => {
-                    failures += 1;
                     tracing::warn!(%error, next, "esrc: cannot create a read consumer; retrying");
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::time::sleep(pauses.next_delay()).await;
                     continue;
                 }
             };
@@ -397,7 +393,7 @@ pub(crate) fn live(
                     };
                     match check(&message, &mut delivered) {
                         Ok(sequence) => {
-                            failures = 0;
+                            pauses.reset();
                             next = sequence + 1;
                             yield Ok(stored(message, sequence));
                         }
@@ -406,9 +402,8 @@ pub(crate) fn live(
                 },
                 Err(error) => error.to_string(),
             };
-            failures += 1;
             tracing::warn!(%why, next, "esrc: live read consumer lost; recreating it after the last delivered message");
-            tokio::time::sleep(backoff(failures)).await;
+            tokio::time::sleep(pauses.next_delay()).await;
         }
     }
 }
@@ -440,7 +435,7 @@ fn check(message: &Message, delivered: &mut u64) -> Result<u64, String> {
     Ok(info.stream_sequence)
 }
 
-/// The pause before the `failures`-th retry: doubling from 25 ms up to [`MAX_BACKOFF`].
-pub(crate) fn backoff(failures: u32) -> Duration {
-    (Duration::from_millis(25) * 2u32.pow(failures.min(7))).min(MAX_BACKOFF)
+/// The pauses between a read's retries: doubling from 25 ms up to [`MAX_BACKOFF`].
+fn pauses() -> Doubling {
+    Doubling::new(Duration::from_millis(25), MAX_BACKOFF)
 }

@@ -11,7 +11,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use esrc_core::backend::{check_append, validate_name};
+use esrc_core::backend::{StoredId, check_append, retry_outcome, validate_name};
 use esrc_core::{
     Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
     ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version,
@@ -458,42 +458,21 @@ impl NatsStore {
                 continue;
             };
             if wanted.contains(&event_id) {
-                let sequence = message.sequence;
-                let version = header::<u64>(headers, headers::VERSION).unwrap_or_default();
+                // A message without esrc's batch headers is no append esrc made: its
+                // unknown size never matches, so reusing its id is a duplicate.
                 let batch = header::<Uuid>(headers, headers::BATCH);
-                let size = header::<usize>(headers, headers::BATCH_SIZE);
-                found.push((event_id, sequence, version, batch, size));
+                found.push(StoredId {
+                    event_id,
+                    in_stream: true,
+                    version: Version(header::<u64>(headers, headers::VERSION).unwrap_or_default()),
+                    position: Position(message.sequence),
+                    append: batch.map_or(0, |batch| batch.as_u128()),
+                    append_len: Some(header::<usize>(headers, headers::BATCH_SIZE).unwrap_or(0)),
+                });
             }
         }
-        if found.is_empty() {
-            return Ok(None);
-        }
-        let in_order: Option<Vec<_>> = events
-            .iter()
-            .map(|event| found.iter().find(|f| f.0 == event.event_id))
-            .collect();
-        let is_retry = in_order.as_ref().is_some_and(|rows| {
-            let first = rows[0];
-            rows.iter().zip(first.2..).all(|(row, version)| {
-                row.2 == version && row.3 == first.3 && row.4 == Some(events.len())
-            })
-        });
-        match in_order {
-            Some(rows) if is_retry => {
-                let last = rows[rows.len() - 1];
-                Ok(Some(Appended {
-                    version: Version(last.2),
-                    position: Position(last.1),
-                }))
-            }
-            _ => Err(Error::DuplicateEvent {
-                event_id: events
-                    .iter()
-                    .map(|e| e.event_id)
-                    .find(|id| found.iter().any(|f| f.0 == *id))
-                    .unwrap_or_default(),
-            }),
-        }
+        let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
+        retry_outcome(&ids, &found)
     }
 
     /// The sequence of the first message of `subject` at `version` or later.

@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use esrc_core::backend::{check_append, validate_name, validate_names};
+use esrc_core::backend::{
+    Doubling, StoredId, check_append, retry_outcome, validate_name, validate_names,
+};
 use esrc_core::{
     Appended, CheckpointStore, Envelope, Error, Expected, Metadata, NewEvent, Position, Publish,
     Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate, Version,
@@ -373,35 +375,26 @@ impl PgStore {
         }
         let mut stored = Vec::with_capacity(rows.len());
         for row in &rows {
-            let event_id: Uuid = row.try_get(0).map_err(backend)?;
             let row_category: String = row.try_get(1).map_err(backend)?;
             let row_id: Uuid = row.try_get(2).map_err(backend)?;
-            let version: i64 = row.try_get(3).map_err(backend)?;
             let position: i64 = row.try_get(4).map_err(backend)?;
-            stored.push((event_id, row_category, row_id, version, position));
+            stored.push(StoredId {
+                event_id: row.try_get(0).map_err(backend)?,
+                in_stream: row_category == category && row_id == id,
+                version: Version(to_u64("version", row.try_get(3).map_err(backend)?)?),
+                position: Position(to_u64("position", position)?),
+                // One append is one transaction: the high bits of its positions.
+                append: u128::from(to_u64("position", position)? >> TX_SHIFT),
+                append_len: None,
+            });
         }
-        let find = |event_id: &Uuid| stored.iter().find(|row| row.0 == *event_id);
-        let in_order: Option<Vec<_>> = batch.event_ids.iter().map(find).collect();
-        let duplicate = || Error::DuplicateEvent {
-            event_id: batch
-                .event_ids
-                .iter()
-                .copied()
-                .find(|event_id| find(event_id).is_some())
-                .unwrap_or_default(),
+        let Some(original) = retry_outcome(&batch.event_ids, &stored)? else {
+            return Ok(None);
         };
-        let Some(in_order) = in_order else {
-            return Err(duplicate());
-        };
-        let first = in_order[0];
-        let tx = first.4 >> TX_SHIFT;
-        let whole_stream_and_tx = in_order.iter().zip(first.3..).all(|(row, version)| {
-            row.1 == category && row.2 == id && row.3 == version && row.4 >> TX_SHIFT == tx
-        });
-        if !whole_stream_and_tx {
-            return Err(duplicate());
-        }
-        // The same transaction stored nothing else in this stream: the batch is whole.
+        // The rule cannot know the transaction's size: check that it stored nothing else
+        // in this stream, so that the batch is whole.
+        let tx = original.position.get() >> TX_SHIFT;
+        let tx = i64::try_from(tx).map_err(|_| out_of_range("position", i64::MAX))?;
         let same_tx: i64 =
             sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.count_in_tx)))
                 .bind(category)
@@ -411,14 +404,12 @@ impl PgStore {
                 .fetch_one(&self.inner.pool)
                 .await
                 .map_err(backend)?;
-        if same_tx != in_order.len() as i64 {
-            return Err(duplicate());
+        if same_tx != batch.event_ids.len() as i64 {
+            return Err(Error::DuplicateEvent {
+                event_id: batch.event_ids.first().copied().unwrap_or_default(),
+            });
         }
-        let last = in_order[in_order.len() - 1];
-        Ok(Some(Appended {
-            version: Version(to_u64("version", last.3)?),
-            position: Position(to_u64("position", last.4)?),
-        }))
+        Ok(Some(original))
     }
 
     /// Fetches one page of envelopes with a prepared read statement.
@@ -437,7 +428,7 @@ impl PgStore {
     /// replay waits for it to finish (polling, with backoff up to the poll interval):
     /// returning those events now could let a later commit land behind them.
     async fn replay_limit(&self) -> Result<i64, Error> {
-        let mut wait = Duration::from_millis(2);
+        let mut waits = Doubling::new(Duration::from_millis(2), self.inner.config.poll_interval);
         loop {
             let (horizon, head): (i64, Option<i64>) =
                 sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.horizon)))
@@ -448,9 +439,9 @@ impl PgStore {
                 None => return Ok(horizon),
                 Some(head) if head < horizon => return Ok(head + 1),
                 Some(_) => {
+                    let wait = waits.next_delay();
                     tracing::debug!(?wait, "esrc: an open transaction holds the horizon back");
                     tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(self.inner.config.poll_interval);
                 }
             }
         }

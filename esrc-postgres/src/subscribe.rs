@@ -12,6 +12,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use esrc_core::backend::Doubling;
 use esrc_core::{Envelope, Error, Position};
 use futures::Stream;
 use sqlx::postgres::{PgListener, PgPoolOptions};
@@ -129,7 +130,7 @@ async fn notifier(
 
 /// Turns notifications into wake-ups while anyone subscribes.
 async fn listener(wake: watch::Sender<u64>, pool: PgPool, channel: String) {
-    let mut backoff = Duration::from_millis(50);
+    let mut pauses = Doubling::new(Duration::from_millis(50), MAX_BACKOFF);
     loop {
         // A dedicated one-connection pool, so the listener never holds one of the
         // store's connections and reconnects on its own.
@@ -147,8 +148,7 @@ async fn listener(wake: watch::Sender<u64>, pool: PgPool, channel: String) {
                 Ok(listener) => listener,
                 Err(error) => {
                     tracing::warn!(%error, "esrc: cannot LISTEN; subscribers poll meanwhile");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(pauses.next_delay()).await;
                     continue;
                 }
             },
@@ -170,8 +170,7 @@ async fn listener(wake: watch::Sender<u64>, pool: PgPool, channel: String) {
                 },
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tokio::time::sleep(pauses.next_delay()).await;
     }
 }
 
@@ -192,7 +191,7 @@ pub(crate) fn subscribe(
         let mut wake = inner.signals.wake.subscribe();
         inner.signals.listen(inner);
         let mut cursor = i64::try_from(after.get()).unwrap_or(i64::MAX);
-        let mut failures: u32 = 0;
+        let mut pauses = Doubling::new(Duration::from_millis(50), MAX_BACKOFF);
         loop {
             wake.borrow_and_update();
             let query = sqlx::query(AssertSqlSafe(std::sync::Arc::clone(&inner.sql.subscribe)))
@@ -201,7 +200,7 @@ pub(crate) fn subscribe(
                 .bind(store.page_size());
             match store.page(query).await {
                 Ok(page) => {
-                    failures = 0;
+                    pauses.reset();
                     let full = page.len() as i64 == store.page_size();
                     for envelope in page {
                         cursor = i64::try_from(envelope.position.get()).unwrap_or(i64::MAX);
@@ -212,8 +211,7 @@ pub(crate) fn subscribe(
                     }
                 }
                 Err(error) if error.is_retryable() => {
-                    failures += 1;
-                    let delay = (Duration::from_millis(50) * 2u32.pow(failures.min(7))).min(MAX_BACKOFF);
+                    let delay = pauses.next_delay();
                     tracing::warn!(%error, ?delay, "esrc: subscription read failed; retrying");
                     tokio::time::sleep(delay).await;
                     continue;
