@@ -253,8 +253,25 @@ pub(crate) struct Consumers {
 type Consumer = jetstream::consumer::Consumer<pull::Config>;
 
 impl Consumers {
-    /// A consumer of `filters` from sequence `next`, and the guard that deletes it.
+    /// A consumer of `filters` from sequence `next`, and the guard that deletes it; or,
+    /// when it cannot be made, `None` after a pause.
     async fn make(
+        &self,
+        filters: &[String],
+        next: u64,
+        pauses: &mut Doubling,
+    ) -> Option<(Consumer, Ephemeral)> {
+        match self.try_make(filters, next).await {
+            Ok(made) => Some(made),
+            Err(error) => {
+                tracing::warn!(%error, next, "esrc: cannot create a read consumer; retrying");
+                tokio::time::sleep(pauses.next_delay()).await;
+                None
+            }
+        }
+    }
+
+    async fn try_make(
         &self,
         filters: &[String],
         next: u64,
@@ -303,13 +320,8 @@ pub(crate) fn pending(
                 }));
                 return;
             }
-            let (consumer, _guard) = match consumers.make(&filters, next).await {
-                Ok(made) => made,
-                Err(error) => {
-                    tracing::warn!(%error, next, "esrc: cannot create a read consumer; retrying");
-                    tokio::time::sleep(pauses.next_delay()).await;
-                    continue;
-                }
+            let Some((consumer, _guard)) = consumers.make(&filters, next, &mut pauses).await else {
+                continue;
             };
             let mut pending = consumer.cached_info().num_pending;
             // Deliveries of this consumer are numbered 1, 2, … without gaps.
@@ -365,13 +377,8 @@ pub(crate) fn live(
         let mut next = start.max(1);
         let mut pauses = pauses();
         loop {
-            let (consumer, _guard) = match consumers.make(&filters, next).await {
-                Ok(made) => made,
-                Err(error) => {
-                    tracing::warn!(%error, next, "esrc: cannot create a read consumer; retrying");
-                    tokio::time::sleep(pauses.next_delay()).await;
-                    continue;
-                }
+            let Some((consumer, _guard)) = consumers.make(&filters, next, &mut pauses).await else {
+                continue;
             };
             let messages = Box::pin(
                 consumer
