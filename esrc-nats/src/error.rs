@@ -81,6 +81,13 @@ pub enum NatsError {
         /// How long the store waited.
         timeout: Duration,
     },
+    /// A projection's checkpoint in the bucket holds no position (written by something
+    /// other than esrc).
+    #[error("checkpoint `{name}` holds no position")]
+    BadCheckpoint {
+        /// The projection's name.
+        name: String,
+    },
     /// The server's reply could not be read.
     #[error("unreadable reply from the server: {0}")]
     BadReply(#[source] serde_json::Error),

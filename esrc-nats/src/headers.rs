@@ -69,9 +69,11 @@ pub(crate) fn size(headers: &HeaderMap) -> usize {
     size
 }
 
-fn malformed(subject: &str, sequence: u64, what: String) -> Error {
+/// A stored message esrc cannot read, named by its category (the subject's second token,
+/// or the whole subject if it has none) and position.
+pub(crate) fn malformed(subject: &str, sequence: u64, what: String) -> Error {
     Error::Format {
-        category: subject.to_owned(),
+        category: subject.split('.').nth(1).unwrap_or(subject).to_owned(),
         position: Position(sequence),
         schema_version: 0,
         source: DecodeError::Envelope(what),

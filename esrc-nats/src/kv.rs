@@ -20,7 +20,7 @@ pub(crate) fn encode_snapshot(snapshot: &Snapshot) -> Bytes {
 
 pub(crate) fn decode_snapshot(key: &str, value: &Bytes) -> Result<Snapshot, Error> {
     let malformed = || Error::Format {
-        category: key.to_owned(),
+        category: key.split('.').next().unwrap_or(key).to_owned(),
         position: Position::ZERO,
         schema_version: 0,
         source: DecodeError::Envelope("snapshot entry shorter than its header".into()),

@@ -310,11 +310,14 @@ impl NatsStore {
             return Ok(None);
         };
         let version = header(&message.headers, headers::VERSION).ok_or_else(|| {
-            fatal(format!(
-                "the last message on {subject} (sequence {}) has no {} header",
+            headers::malformed(
+                subject,
                 message.sequence,
-                headers::VERSION
-            ))
+                format!(
+                    "the subject's last message has no valid {} header",
+                    headers::VERSION
+                ),
+            )
         })?;
         Ok(Some(Tail {
             sequence: message.sequence,
@@ -820,7 +823,11 @@ fn parse_position(name: &str, value: &Bytes) -> Result<Position, Error> {
         .ok()
         .and_then(|text| text.parse().ok())
         .map(Position)
-        .ok_or_else(|| fatal(format!("checkpoint `{name}` holds no position")))
+        .ok_or_else(|| {
+            fatal(NatsError::BadCheckpoint {
+                name: name.to_owned(),
+            })
+        })
 }
 
 impl CheckpointStore for NatsStore {
