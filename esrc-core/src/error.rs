@@ -174,6 +174,20 @@ pub enum DecodeError {
     #[error("malformed envelope: {0}")]
     Envelope(String),
 
+    /// A field of the stored envelope (a header, a column, part of a key) is missing or
+    /// holds a value esrc cannot read: the data was probably written by something other
+    /// than esrc. Nothing was changed.
+    #[error("envelope field `{field}` is {}", match found {
+        Some(found) => format!("invalid: `{found}`"),
+        None => "missing".to_owned(),
+    })]
+    Field {
+        /// The field: a header or column name.
+        field: &'static str,
+        /// What was found there, if anything.
+        found: Option<String>,
+    },
+
     /// The payload's schema version is not one the type's version chain knows.
     #[error("`{type_name}` decodes schema version {known}, but the payload has version {found}")]
     UnknownVersion {

@@ -53,6 +53,9 @@ pub enum ProjectError<E> {
     /// The store failed, or an event could not be decoded.
     #[error(transparent)]
     Store(#[from] Error),
+    /// The projector's task was cancelled (aborted) before it ended by itself.
+    #[error("the projector was cancelled")]
+    Cancelled,
 }
 
 fn encode_all<E: Event>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEvent>, Error> {

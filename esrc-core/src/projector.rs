@@ -523,9 +523,7 @@ where
         match self.task.await {
             Ok(result) => result,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(_) => Err(ProjectError::Store(Error::NotSupported {
-                operation: "joining a cancelled projector",
-            })),
+            Err(_) => Err(ProjectError::Cancelled),
         }
     }
 

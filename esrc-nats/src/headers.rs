@@ -70,13 +70,21 @@ pub(crate) fn size(headers: &HeaderMap) -> usize {
 }
 
 /// A stored message esrc cannot read, named by its category (the subject's second token,
-/// or the whole subject if it has none) and position.
-pub(crate) fn malformed(subject: &str, sequence: u64, what: String) -> Error {
+/// or the whole subject if it has none) and position, and by the field that is wrong.
+pub(crate) fn malformed(
+    subject: &str,
+    sequence: u64,
+    field: &'static str,
+    found: Option<&str>,
+) -> Error {
     Error::Format {
         category: subject.split('.').nth(1).unwrap_or(subject).to_owned(),
         position: Position(sequence),
         schema_version: 0,
-        source: DecodeError::Envelope(what),
+        source: DecodeError::Field {
+            field,
+            found: found.map(str::to_owned),
+        },
     }
 }
 
@@ -88,19 +96,16 @@ pub(crate) fn header<T: FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
 }
 
 /// A required header parsed as `T`.
-fn required<T: FromStr>(
+pub(crate) fn required<T: FromStr>(
     headers: &HeaderMap,
-    name: &str,
+    name: &'static str,
     subject: &str,
     sequence: u64,
 ) -> Result<T, Error> {
-    header(headers, name).ok_or_else(|| {
-        malformed(
-            subject,
-            sequence,
-            format!("missing or invalid header {name}"),
-        )
-    })
+    let value = headers.get(name).map(|value| value.as_str());
+    value
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| malformed(subject, sequence, name, value))
 }
 
 /// Whether a stored message is a truncation marker rather than an event.
@@ -119,19 +124,15 @@ pub(crate) fn envelope(
     let empty = HeaderMap::new();
     let headers = headers.unwrap_or(&empty);
     let rest = subject.get(prefix_len + 1..).unwrap_or_default();
-    let (category, id) = rest.split_once('.').ok_or_else(|| {
-        malformed(
-            subject,
-            sequence,
-            "subject is not <prefix>.<category>.<id>".into(),
-        )
-    })?;
-    let aggregate_id = Uuid::parse_str(id)
-        .map_err(|_| malformed(subject, sequence, format!("`{id}` is not an aggregate id")))?;
+    let (category, id) = rest
+        .split_once('.')
+        .ok_or_else(|| malformed(subject, sequence, "subject", Some(subject)))?;
+    let aggregate_id =
+        Uuid::parse_str(id).map_err(|_| malformed(subject, sequence, "aggregate id", Some(id)))?;
     let values = match headers.get(META) {
         None => Default::default(),
         Some(value) => serde_json::from_str(value.as_str())
-            .map_err(|e| malformed(subject, sequence, format!("invalid {META}: {e}")))?,
+            .map_err(|_| malformed(subject, sequence, META, Some(value.as_str())))?,
     };
     Ok(Envelope {
         category: category.to_owned(),

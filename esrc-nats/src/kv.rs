@@ -23,7 +23,10 @@ pub(crate) fn decode_snapshot(key: &str, value: &Bytes) -> Result<Snapshot, Erro
         category: key.split('.').next().unwrap_or(key).to_owned(),
         position: Position::ZERO,
         schema_version: 0,
-        source: DecodeError::Envelope("snapshot entry shorter than its header".into()),
+        source: DecodeError::Field {
+            field: "snapshot header (version, position, schema version)",
+            found: None,
+        },
     };
     let header = value.get(..20).ok_or_else(malformed)?;
     let number = |range: std::ops::Range<usize>| -> Result<u64, Error> {

@@ -303,22 +303,18 @@ impl NatsStore {
         })
     }
 
-    /// The last message on `subject`, if any, as the stream's leader knows it: a direct
-    /// get may be answered by a replica that has not yet seen the caller's last write.
+    /// The last message on `subject`, if any, as the stream's leader knows it (see
+    /// `last_message`).
     async fn tail(&self, subject: &str) -> Result<Option<Tail>, Error> {
         let Some(message) = self.last_message(subject).await? else {
             return Ok(None);
         };
-        let version = header(&message.headers, headers::VERSION).ok_or_else(|| {
-            headers::malformed(
-                subject,
-                message.sequence,
-                format!(
-                    "the subject's last message has no valid {} header",
-                    headers::VERSION
-                ),
-            )
-        })?;
+        let version = headers::required(
+            &message.headers,
+            headers::VERSION,
+            subject,
+            message.sequence,
+        )?;
         Ok(Some(Tail {
             sequence: message.sequence,
             version: Version(version),

@@ -55,12 +55,24 @@ fn is_retryable_sqlstate(code: &str) -> bool {
 }
 
 /// A number read from the database that does not fit the core type.
-pub(crate) fn out_of_range(what: &'static str, value: i64) -> Error {
-    Error::backend(
-        BACKEND,
-        false,
-        format!("{what} {value} read from the database is out of range"),
-    )
+pub(crate) fn out_of_range(column: &'static str, value: i64) -> Error {
+    Error::backend(BACKEND, false, PgError::OutOfRange { column, value })
+}
+
+/// What is wrong with what esrc read from PostgreSQL, when it is not an event or a
+/// snapshot (those are [`Error::Format`] naming their category and position); carried as
+/// the source of [`Error::Backend`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    /// A number in esrc's tables is outside what esrc writes there.
+    #[error("{column} {value} read from the database is out of range")]
+    OutOfRange {
+        /// The column.
+        column: &'static str,
+        /// The value found.
+        value: i64,
+    },
 }
 
 #[cfg(test)]

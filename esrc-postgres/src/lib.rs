@@ -8,6 +8,7 @@ mod store;
 mod subscribe;
 
 pub use config::PgStoreBuilder;
+pub use error::PgError;
 pub use project::{TransactionalProject, TransactionalProjector};
 pub use store::PgStore;
 

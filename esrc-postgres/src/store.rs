@@ -8,8 +8,9 @@ use esrc_core::backend::{
     Doubling, StoredId, check_append, retry_outcome, validate_name, validate_names,
 };
 use esrc_core::{
-    Appended, CheckpointStore, Envelope, Error, Expected, Metadata, NewEvent, Position, Publish,
-    Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate, Version,
+    Appended, CheckpointStore, DecodeError, Envelope, Error, Expected, Metadata, NewEvent,
+    Position, Publish, Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate,
+    Version,
 };
 use futures::{Stream, StreamExt};
 use sqlx::postgres::{PgRow, PgValueFormat};
@@ -135,41 +136,62 @@ fn to_u64(what: &'static str, value: i64) -> Result<u64, Error> {
 /// decoded safely, and a value that does not decode is an error, not a panic.
 pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
     let get = |e: sqlx::Error| backend(e);
-    let position = to_u64("position", row.try_get_unchecked(3).map_err(get)?)?;
     let category: String = row.try_get_unchecked(0).map_err(get)?;
+    let raw_position: i64 = row.try_get_unchecked(3).map_err(get)?;
+    // A stored value esrc cannot read: an error naming the event, not a panic.
+    let bad = |field: &'static str, found: String| Error::Format {
+        category: category.clone(),
+        position: Position(u64::try_from(raw_position).unwrap_or_default()),
+        schema_version: 0,
+        source: DecodeError::Field {
+            field,
+            found: Some(found),
+        },
+    };
+    let position =
+        u64::try_from(raw_position).map_err(|_| bad("position", raw_position.to_string()))?;
     let schema_version: i32 = row.try_get_unchecked(6).map_err(get)?;
-    let values = match binary(row, 9)? {
+    let schema_version = u32::try_from(schema_version)
+        .map_err(|_| bad("schema_version", schema_version.to_string()))?;
+    let version: i64 = row.try_get_unchecked(2).map_err(get)?;
+    let version = u64::try_from(version).map_err(|_| bad("version", version.to_string()))?;
+    let column = |index: usize, field: &'static str| {
+        binary(row, index).map_err(|problem| match problem {
+            Column::Failed(error) => error,
+            Column::Text => bad(field, "a text-format value".to_owned()),
+        })
+    };
+    let values = match column(9, "metadata")? {
         None => Default::default(),
         Some(jsonb) => {
             // jsonb's binary form: a format version (1), then the JSON text.
             let text = match jsonb.split_first() {
                 Some((1, text)) => text,
-                _ => return Err(unreadable("metadata", "an unknown jsonb format")),
+                _ => return Err(bad("metadata", "an unknown jsonb format".to_owned())),
             };
             serde_json::from_slice(text).map_err(|source| Error::Format {
                 category: category.clone(),
                 position: Position(position),
-                schema_version: u32::try_from(schema_version).unwrap_or_default(),
+                schema_version,
                 source: source.into(),
             })?
         }
     };
-    let created_at = binary(row, 5)?
+    let created_at = column(5, "created_at")?
         .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
         .map(i64::from_be_bytes)
-        .ok_or_else(|| unreadable("created_at", "not an 8-byte timestamp"))?;
+        .ok_or_else(|| bad("created_at", "not an 8-byte timestamp".to_owned()))?;
     let micros = created_at
         .checked_add(PG_EPOCH_MICROS)
-        .ok_or_else(|| out_of_range("created_at", created_at))?;
+        .ok_or_else(|| bad("created_at", created_at.to_string()))?;
     let payload: &[u8] = row.try_get_unchecked(10).map_err(get)?;
     Ok(Envelope {
         aggregate_id: row.try_get_unchecked(1).map_err(get)?,
-        version: Version(to_u64("version", row.try_get_unchecked(2).map_err(get)?)?),
+        version: Version(version),
         position: Position(position),
         event_id: row.try_get_unchecked(4).map_err(get)?,
         timestamp: Timestamp::from_micros(micros),
-        schema_version: u32::try_from(schema_version)
-            .map_err(|_| out_of_range("schema version", schema_version.into()))?,
+        schema_version,
         metadata: Metadata {
             correlation_id: row.try_get_unchecked(7).map_err(get)?,
             causation_id: row.try_get_unchecked(8).map_err(get)?,
@@ -183,28 +205,30 @@ pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00 UTC).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-/// The binary value of column `index`, `None` for NULL. Prepared statements always get
-/// binary results; anything else is refused rather than misread.
-fn binary(row: &PgRow, index: usize) -> Result<Option<&[u8]>, Error> {
-    let value = row.try_get_raw(index).map_err(backend)?;
+/// Why a column could not be read.
+enum Column {
+    /// The driver failed.
+    Failed(Error),
+    /// The value came as text: prepared statements always get binary results, and
+    /// anything else is refused rather than misread.
+    Text,
+}
+
+/// The binary value of column `index`, `None` for NULL.
+fn binary(row: &PgRow, index: usize) -> Result<Option<&[u8]>, Column> {
+    let value = row
+        .try_get_raw(index)
+        .map_err(|e| Column::Failed(backend(e)))?;
     if value.is_null() {
         return Ok(None);
     }
     if value.format() != PgValueFormat::Binary {
-        return Err(unreadable("a column", "a text-format value"));
+        return Err(Column::Text);
     }
     value
         .as_bytes()
         .map(Some)
-        .map_err(|e| Error::backend(BACKEND, false, e))
-}
-
-fn unreadable(column: &str, why: &str) -> Error {
-    Error::backend(
-        BACKEND,
-        false,
-        format!("{column} read from the database is {why}"),
-    )
+        .map_err(|e| Column::Failed(Error::backend(BACKEND, false, e)))
 }
 
 impl PgStore {
@@ -394,7 +418,7 @@ impl PgStore {
         // The rule cannot know the transaction's size: check that it stored nothing else
         // in this stream, so that the batch is whole.
         let tx = original.position.get() >> TX_SHIFT;
-        let tx = i64::try_from(tx).map_err(|_| out_of_range("position", i64::MAX))?;
+        let tx = i64::try_from(tx).unwrap_or(i64::MAX);
         let same_tx: i64 =
             sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.count_in_tx)))
                 .bind(category)
@@ -662,13 +686,29 @@ impl SnapshotStore for PgStore {
             .await
             .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
+        let version: i64 = row.try_get(0).map_err(backend)?;
+        let position: i64 = row.try_get(1).map_err(backend)?;
         let schema_version: i32 = row.try_get(2).map_err(backend)?;
         let payload: Vec<u8> = row.try_get(3).map_err(backend)?;
+        // A stored snapshot esrc cannot read: an error naming it, not a panic.
+        let bad = |field: &'static str, found: String| Error::Format {
+            category: category.to_owned(),
+            position: Position(u64::try_from(position).unwrap_or_default()),
+            schema_version: 0,
+            source: DecodeError::Field {
+                field,
+                found: Some(found),
+            },
+        };
         Ok(Some(Snapshot {
-            version: Version(to_u64("version", row.try_get(0).map_err(backend)?)?),
-            position: Position(to_u64("position", row.try_get(1).map_err(backend)?)?),
+            version: Version(
+                u64::try_from(version).map_err(|_| bad("version", version.to_string()))?,
+            ),
+            position: Position(
+                u64::try_from(position).map_err(|_| bad("position", position.to_string()))?,
+            ),
             schema_version: u32::try_from(schema_version)
-                .map_err(|_| out_of_range("schema version", schema_version.into()))?,
+                .map_err(|_| bad("schema_version", schema_version.to_string()))?,
             payload: payload.into(),
         }))
     }

@@ -163,6 +163,44 @@ async fn corrupt_json_written_by_hand_is_a_format_error() {
     }
 }
 
+/// A stored value esrc never writes (a negative schema version) is a format error that
+/// names the event, not a bare backend error.
+#[tokio::test]
+async fn an_invalid_stored_column_is_a_format_error_naming_the_event() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = pg.store().await;
+    let id = Uuid::now_v7();
+    let appended = store
+        .publish("Note", id, Expected::NoStream, vec![note("soon broken")])
+        .await
+        .unwrap();
+    let corrupt = format!(
+        "UPDATE \"{}\".events SET schema_version = -1 WHERE version = 1",
+        store.schema()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(corrupt))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let events: Vec<_> = store.replay_one("Note", id, Version::ZERO).collect().await;
+    match events.as_slice() {
+        [
+            Err(Error::Format {
+                category,
+                position,
+                source: esrc_core::DecodeError::Field { field, found },
+                ..
+            }),
+        ] => {
+            assert_eq!((category.as_str(), *position), ("Note", appended.position));
+            assert_eq!((*field, found.as_deref()), ("schema_version", Some("-1")));
+        }
+        other => panic!("expected one Error::Format, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn events_decode_without_copying_from_postgres_rows() {
     let Some(pg) = common::postgres().await else {
