@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod read;
+mod snapshot;
 mod store;
 mod subscribe;
 

@@ -1,15 +1,15 @@
-//! The store: one log, stream indexes, snapshots and checkpoints behind one lock.
+//! The store and its appends: one log, stream indexes, snapshots and checkpoints behind
+//! one lock. Replays are in `read.rs`, subscriptions in `subscribe.rs`, snapshots and
+//! checkpoints in `snapshot.rs`.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use esrc_core::backend::{StoredId, check_append, retry_outcome, validate_name, validate_names};
+use esrc_core::backend::{StoredId, check_append, retry_outcome, validate_name};
 use esrc_core::{
-    Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
-    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version,
+    Appended, Envelope, Error, Expected, NewEvent, Position, Publish, Snapshot, Truncate, Version,
 };
-use futures::Stream;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -34,24 +34,24 @@ pub(crate) struct Inner {
 /// Positions are contiguous from 1 here, so the log is a vector indexed by position - 1
 /// and every stream a vector of positions indexed by version.
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     /// Every stored event at index `position - 1`; `None` once truncated.
-    log: Vec<Option<Envelope>>,
+    pub(crate) log: Vec<Option<Envelope>>,
     /// Stream indexes (into `streams`) by category, then aggregate id.
     index: HashMap<String, HashMap<Uuid, usize>>,
-    streams: Vec<StreamState>,
+    pub(crate) streams: Vec<StreamState>,
     /// Every event id ever stored, for idempotent retries.
     event_ids: HashMap<Uuid, IdRecord>,
-    snapshots: HashMap<(String, Uuid), Snapshot>,
-    checkpoints: HashMap<String, Position>,
+    pub(crate) snapshots: HashMap<(String, Uuid), Snapshot>,
+    pub(crate) checkpoints: HashMap<String, Position>,
 }
 
-struct StreamState {
+pub(crate) struct StreamState {
     version: Version,
     /// The version of the first kept event (`version + 1` when none is kept).
-    first: Version,
+    pub(crate) first: Version,
     /// Positions of the kept events, from version `first` on.
-    positions: Vec<Position>,
+    pub(crate) positions: Vec<Position>,
 }
 
 /// Where an event id was stored, and the outcome of the batch that stored it.
@@ -84,7 +84,7 @@ impl MemoryStore {
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, State> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
         // The state is only mutated after every check passed, so a panic elsewhere
         // cannot leave it half-written: recovering from poison is safe.
         self.inner
@@ -93,7 +93,7 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.inner
             .state
             .write()
@@ -151,17 +151,17 @@ fn log_index(position: Position) -> Option<usize> {
 
 impl State {
     /// The position of the last stored event.
-    fn head(&self) -> Position {
+    pub(crate) fn head(&self) -> Position {
         Position(self.log.len() as u64)
     }
 
     /// The stored event at `position`, unless it was truncated.
-    fn entry(&self, position: Position) -> Option<&Envelope> {
+    pub(crate) fn entry(&self, position: Position) -> Option<&Envelope> {
         self.log.get(log_index(position)?)?.as_ref()
     }
 
     /// The index of the stream `(category, id)` in `streams`, if it has ever been written.
-    fn stream_of(&self, category: &str, id: Uuid) -> Option<usize> {
+    pub(crate) fn stream_of(&self, category: &str, id: Uuid) -> Option<usize> {
         self.index.get(category)?.get(&id).copied()
     }
 
@@ -287,107 +287,6 @@ impl Publish for MemoryStore {
     }
 }
 
-impl ReplayOne for MemoryStore {
-    fn replay_one(
-        &self,
-        category: &str,
-        id: Uuid,
-        after: Version,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let category = category.to_owned();
-        async_stream::stream! {
-            if let Err(error) = validate_name(&category) {
-                yield Err(error);
-                return;
-            }
-            let mut cursor = after;
-            loop {
-                let chunk: Vec<Envelope> = {
-                    let state = self.read();
-                    let Some(stream) = state.stream_of(&category, id) else { break };
-                    let stream = &state.streams[stream];
-                    let skip = cursor.next().get().saturating_sub(stream.first.get()) as usize;
-                    stream
-                        .positions
-                        .get(skip..)
-                        .unwrap_or_default()
-                        .iter()
-                        .take(CHUNK)
-                        .filter_map(|position| state.entry(*position).cloned())
-                        .collect()
-                };
-                let Some(last) = chunk.last() else { break };
-                cursor = last.version;
-                for envelope in chunk {
-                    yield Ok(envelope);
-                }
-            }
-        }
-    }
-}
-
-impl Replay for MemoryStore {
-    fn replay(
-        &self,
-        categories: &[&str],
-        after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let categories = validate_names(categories);
-        let until = self.last_position();
-        async_stream::stream! {
-            let categories = match categories {
-                Ok(categories) => categories,
-                Err(error) => {
-                    yield Err(error);
-                    return;
-                }
-            };
-            let mut cursor = after;
-            loop {
-                let chunk = self.chunk(&categories, cursor, until);
-                if chunk.len() < CHUNK {
-                    for envelope in chunk {
-                        yield Ok(envelope);
-                    }
-                    break;
-                }
-                if let Some(last) = chunk.last() {
-                    cursor = last.position;
-                }
-                for envelope in chunk {
-                    yield Ok(envelope);
-                }
-            }
-        }
-    }
-
-    async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
-        Ok(self.head_of(&validate_names(categories)?))
-    }
-}
-
-impl MemoryStore {
-    fn head_of(&self, categories: &[String]) -> Position {
-        self.read()
-            .log
-            .iter()
-            .rev()
-            .flatten()
-            .find(|envelope| categories.contains(&envelope.category))
-            .map_or(Position::ZERO, |envelope| envelope.position)
-    }
-}
-
-impl Subscribe for MemoryStore {
-    fn subscribe(
-        &self,
-        categories: &[&str],
-        after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        crate::subscribe::subscribe(self, validate_names(categories), after)
-    }
-}
-
 impl Truncate for MemoryStore {
     async fn truncate(&self, category: &str, id: Uuid, before: Version) -> Result<(), Error> {
         validate_name(category)?;
@@ -405,53 +304,5 @@ impl Truncate for MemoryStore {
             }
         }
         Ok(())
-    }
-}
-
-impl SnapshotStore for MemoryStore {
-    async fn save_snapshot(
-        &self,
-        category: &str,
-        id: Uuid,
-        snapshot: Snapshot,
-    ) -> Result<(), Error> {
-        validate_name(category)?;
-        let mut state = self.write();
-        let slot = state.snapshots.entry((category.to_owned(), id));
-        match slot {
-            std::collections::hash_map::Entry::Occupied(mut stored) => {
-                if stored.get().version <= snapshot.version {
-                    stored.insert(snapshot);
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(empty) => {
-                empty.insert(snapshot);
-            }
-        }
-        Ok(())
-    }
-
-    async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
-        validate_name(category)?;
-        Ok(self
-            .read()
-            .snapshots
-            .get(&(category.to_owned(), id))
-            .cloned())
-    }
-}
-
-impl CheckpointStore for MemoryStore {
-    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
-        validate_name(name)?;
-        let mut state = self.write();
-        let stored = state.checkpoints.entry(name.to_owned()).or_default();
-        *stored = (*stored).max(position);
-        Ok(())
-    }
-
-    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
-        validate_name(name)?;
-        Ok(self.read().checkpoints.get(name).copied())
     }
 }

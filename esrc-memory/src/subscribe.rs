@@ -1,9 +1,20 @@
 //! Catch-up then live: read the log after a cursor, wait on the head when caught up.
 
-use esrc_core::{Envelope, Error, Position};
+use esrc_core::backend::validate_names;
+use esrc_core::{Envelope, Error, Position, Subscribe};
 use futures::Stream;
 
 use crate::MemoryStore;
+
+impl Subscribe for MemoryStore {
+    fn subscribe(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        crate::subscribe::subscribe(self, validate_names(categories), after)
+    }
+}
 
 pub(crate) fn subscribe(
     store: &MemoryStore,

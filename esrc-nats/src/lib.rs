@@ -1,11 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod codec;
 mod config;
 mod error;
-mod headers;
-mod kv;
 mod read;
+mod snapshot;
 mod store;
+mod subscribe;
 
 pub use config::NatsStoreBuilder;
 pub use error::NatsError;

@@ -33,11 +33,13 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, Message};
 use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
-use esrc_core::Error;
-use esrc_core::backend::Doubling;
+use esrc_core::backend::{Doubling, validate_name};
+use esrc_core::{Envelope, Error, Position, Replay, ReplayOne, Version};
 use futures::{Stream, StreamExt};
 use tokio::time::Instant;
+use uuid::Uuid;
 
+use crate::NatsStore;
 use crate::error::{NatsError, transient};
 
 /// The longest a read waits between attempts.
@@ -217,7 +219,7 @@ pub(crate) fn merged(mut reads: Vec<Messages>) -> impl Stream<Item = Result<Stor
 }
 
 /// Deletes its consumer when dropped, from a background task.
-struct Ephemeral {
+pub(crate) struct Ephemeral {
     context: jetstream::Context,
     stream: String,
     name: String,
@@ -255,7 +257,7 @@ type Consumer = jetstream::consumer::Consumer<pull::Config>;
 impl Consumers {
     /// A consumer of `filters` from sequence `next`, and the guard that deletes it; or,
     /// when it cannot be made, `None` after a pause.
-    async fn make(
+    pub(crate) async fn make(
         &self,
         filters: &[String],
         next: u64,
@@ -366,56 +368,7 @@ pub(crate) fn pending(
     }
 }
 
-/// Every message on `filters` from `start` on, then each new one, forever, through a
-/// consumer that is made again (after the last message yielded) whenever it fails.
-pub(crate) fn live(
-    consumers: Consumers,
-    filters: Vec<String>,
-    start: u64,
-) -> impl Stream<Item = Result<Stored, Error>> + Send {
-    async_stream::stream! {
-        let mut next = start.max(1);
-        let mut pauses = pauses();
-        loop {
-            let Some((consumer, _guard)) = consumers.make(&filters, next, &mut pauses).await else {
-                continue;
-            };
-            let messages = Box::pin(
-                consumer
-                    .stream()
-                    .max_messages_per_batch(500)
-                    .heartbeat(Duration::from_secs(2))
-                    .expires(Duration::from_secs(10))
-                    .messages(),
-            )
-            .await;
-            // Deliveries of this consumer are numbered 1, 2, … without gaps.
-            let mut delivered: u64 = 0;
-            let why = match messages {
-                Ok(mut messages) => loop {
-                    let message = match messages.next().await {
-                        Some(Ok(message)) => message,
-                        Some(Err(error)) => break error.to_string(),
-                        None => break "the consumer's messages ended".to_owned(),
-                    };
-                    match check(&message, &mut delivered) {
-                        Ok(sequence) => {
-                            pauses.reset();
-                            next = sequence + 1;
-                            yield Ok(stored(message, sequence));
-                        }
-                        Err(why) => break why,
-                    }
-                },
-                Err(error) => error.to_string(),
-            };
-            tracing::warn!(%why, next, "esrc: live read consumer lost; recreating it after the last delivered message");
-            tokio::time::sleep(pauses.next_delay()).await;
-        }
-    }
-}
-
-fn stored(message: Message, sequence: u64) -> Stored {
+pub(crate) fn stored(message: Message, sequence: u64) -> Stored {
     let message = message.message;
     Stored {
         subject: message.subject,
@@ -430,7 +383,7 @@ fn number(headers: Option<&HeaderMap>, name: &str) -> Option<u64> {
 }
 
 /// The message's stream sequence, if it is the consumer's next delivery; otherwise why not.
-fn check(message: &Message, delivered: &mut u64) -> Result<u64, String> {
+pub(crate) fn check(message: &Message, delivered: &mut u64) -> Result<u64, String> {
     let info = message.info().map_err(|error| error.to_string())?;
     if info.consumer_sequence != *delivered + 1 {
         return Err(format!(
@@ -443,6 +396,128 @@ fn check(message: &Message, delivered: &mut u64) -> Result<u64, String> {
 }
 
 /// The pauses between a read's retries: doubling from 25 ms up to [`MAX_BACKOFF`].
-fn pauses() -> Doubling {
+pub(crate) fn pauses() -> Doubling {
     Doubling::new(Duration::from_millis(25), MAX_BACKOFF)
+}
+
+impl ReplayOne for NatsStore {
+    fn replay_one(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        let subject = self.subject(category, id);
+        let valid = validate_name(category);
+        let store = self.clone();
+        async_stream::stream! {
+            if let Err(error) = valid {
+                yield Err(error);
+                return;
+            }
+            // A new stream, or a cached root with nothing newer, is the common case: one
+            // lookup at the stream's leader says so. The read then goes on to that last
+            // message, so it sees the caller's writes even if a replica that is behind
+            // answers first.
+            let (start, until) = match store.tail(&subject).await {
+                Ok(Some(tail)) if tail.version > after => {
+                    (store.start_after(&subject, after), tail.sequence)
+                }
+                Ok(_) => return,
+                Err(error) if error.is_retryable() => {
+                    yield Err(error);
+                    return;
+                }
+                // A last message esrc did not write: read the whole subject, which
+                // reports each bad message as it comes, and loses nothing.
+                Err(_) => (0, 0),
+            };
+            let mut events = store.envelopes(store.read_subject(&subject, start + 1, until));
+            let mut last = None;
+            while let Some(item) = events.next().await {
+                match item {
+                    Ok(envelope) if envelope.version <= after => {}
+                    Ok(envelope) => {
+                        last = Some((envelope.version, envelope.position));
+                        yield Ok(envelope);
+                    }
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                }
+            }
+            if let Some((version, position)) = last {
+                store.remember(&subject, version, position.get());
+            }
+        }
+    }
+}
+
+pub(crate) fn filters(store: &NatsStore, categories: &[&str]) -> Result<Vec<String>, Error> {
+    categories
+        .iter()
+        .map(|category| validate_name(category).map(|()| store.filter(category)))
+        .collect()
+}
+
+impl Replay for NatsStore {
+    fn replay(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        let filters = filters(self, categories);
+        let store = self.clone();
+        async_stream::stream! {
+            let filters = match filters {
+                Ok(filters) => filters,
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            // On a replicated stream, each category up to its last message as the leader
+            // knows it: the replay sees every write acknowledged before it began, even if
+            // a replica that is behind answers. With one replica, a consumer reads what
+            // was stored when it was made.
+            let start = after.get() + 1;
+            let mut spans = Vec::with_capacity(filters.len());
+            for filter in filters {
+                if !store.inner.replicated {
+                    spans.push(Span { filter, start, until: 0 });
+                    continue;
+                }
+                match store.last_sequence(&filter).await {
+                    Ok(Some(until)) if until > after.get() => spans.push(Span {
+                        filter,
+                        start,
+                        until,
+                    }),
+                    Ok(_) => {}
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                }
+            }
+            let mut events = store.envelopes(store.read(spans));
+            while let Some(event) = events.next().await {
+                yield event;
+            }
+        }
+    }
+
+    async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
+        let mut head = Position::ZERO;
+        for filter in filters(self, categories)? {
+            // The last message on any subject of the category, as the leader knows it; a
+            // truncation marker is not an event, but its sequence bounds the head all
+            // the same.
+            if let Some(sequence) = self.last_sequence(&filter).await? {
+                head = head.max(Position(sequence));
+            }
+        }
+        Ok(head)
+    }
 }

@@ -13,18 +13,17 @@ use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use esrc_core::backend::{StoredId, check_append, retry_outcome, validate_name};
 use esrc_core::{
-    Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
-    ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version,
+    Appended, Envelope, Error, Expected, NewEvent, Position, Publish, Truncate, Version,
 };
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::codec::is_marker;
+use crate::codec::{self as headers, header};
 use crate::config::NatsStoreBuilder;
 use crate::error::{self, ApiError, NatsError, Refusal, fatal, transient};
-use crate::headers::{self, header};
 use crate::read::{self, Messages, Span};
-use crate::{headers::is_marker, kv as buckets};
 
 /// The most events one atomic batch may hold (a server limit).
 const MAX_BATCH: usize = 1_000;
@@ -35,24 +34,24 @@ const CONSUMER_CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// A NATS JetStream event store. Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct NatsStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     /// The last known (version, sequence) of recently used subjects, so that reading a
     /// stream after a known version starts at the right sequence instead of the first.
-    tails: std::sync::Mutex<HashMap<String, (u64, u64)>>,
-    client: async_nats::Client,
-    context: jetstream::Context,
+    pub(crate) tails: std::sync::Mutex<HashMap<String, (u64, u64)>>,
+    pub(crate) client: async_nats::Client,
+    pub(crate) context: jetstream::Context,
     /// Makes and deletes read consumers (see `read.rs`).
-    consumers: read::Consumers,
+    pub(crate) consumers: read::Consumers,
     /// Whether the stream has more than one replica: then reads and lookups must not
     /// trust a single replica, nor wait on a consumer's placement (see `read.rs`).
-    replicated: bool,
-    stream: jetstream::stream::Stream,
-    snapshots: kv::Store,
-    checkpoints: kv::Store,
-    config: NatsStoreBuilder,
+    pub(crate) replicated: bool,
+    pub(crate) stream: jetstream::stream::Stream,
+    pub(crate) snapshots: kv::Store,
+    pub(crate) checkpoints: kv::Store,
+    pub(crate) config: NatsStoreBuilder,
 }
 
 impl fmt::Debug for NatsStore {
@@ -66,9 +65,9 @@ impl fmt::Debug for NatsStore {
 
 /// The last message of a subject: an event or a truncation marker.
 #[derive(Clone, Copy, Debug)]
-struct Tail {
-    sequence: u64,
-    version: Version,
+pub(crate) struct Tail {
+    pub(crate) sequence: u64,
+    pub(crate) version: Version,
 }
 
 /// A publish acknowledgement, or the error the server sent instead.
@@ -180,7 +179,7 @@ impl NatsStore {
     }
 
     /// Remembers that `subject`'s event at `version` has sequence `sequence`.
-    fn remember(&self, subject: &str, version: Version, sequence: u64) {
+    pub(crate) fn remember(&self, subject: &str, version: Version, sequence: u64) {
         const MAX_REMEMBERED: usize = 65_536;
         let mut tails = self
             .inner
@@ -194,7 +193,7 @@ impl NatsStore {
     }
 
     /// The remembered last (version, sequence) of `subject`.
-    fn remembered(&self, subject: &str) -> Option<Tail> {
+    pub(crate) fn remembered(&self, subject: &str) -> Option<Tail> {
         let tails = self
             .inner
             .tails
@@ -208,7 +207,7 @@ impl NatsStore {
 
     /// Where to start reading `subject` for the events after `after`: just after the
     /// remembered sequence of `after`, or at the beginning.
-    fn start_after(&self, subject: &str, after: Version) -> u64 {
+    pub(crate) fn start_after(&self, subject: &str, after: Version) -> u64 {
         let tails = self
             .inner
             .tails
@@ -220,17 +219,17 @@ impl NatsStore {
         }
     }
 
-    fn subject(&self, category: &str, id: Uuid) -> String {
+    pub(crate) fn subject(&self, category: &str, id: Uuid) -> String {
         format!("{}.{category}.{id}", self.inner.config.prefix)
     }
 
-    fn filter(&self, category: &str) -> String {
+    pub(crate) fn filter(&self, category: &str) -> String {
         format!("{}.{category}.*", self.inner.config.prefix)
     }
 
     /// A finite read of `spans` (which share one start), in sequence order: through a
     /// consumer on a stream with one replica, else by direct gets, merged.
-    fn read(&self, spans: Vec<Span>) -> Messages {
+    pub(crate) fn read(&self, spans: Vec<Span>) -> Messages {
         let config = &self.inner.config;
         if !self.inner.replicated {
             let start = spans.iter().map(|span| span.start).min().unwrap_or(1);
@@ -265,7 +264,7 @@ impl NatsStore {
     }
 
     /// The messages of one subject from `start`, up to its last message `until`.
-    fn read_subject(&self, subject: &str, start: u64, until: u64) -> Messages {
+    pub(crate) fn read_subject(&self, subject: &str, start: u64, until: u64) -> Messages {
         self.read(vec![Span {
             filter: subject.to_owned(),
             start,
@@ -274,7 +273,7 @@ impl NatsStore {
     }
 
     /// The sequence of the last message matching `filter`, as the leader knows it.
-    async fn last_sequence(&self, filter: &str) -> Result<Option<u64>, Error> {
+    pub(crate) async fn last_sequence(&self, filter: &str) -> Result<Option<u64>, Error> {
         Ok(self
             .last_message(filter)
             .await?
@@ -282,7 +281,7 @@ impl NatsStore {
     }
 
     /// Envelopes of the events (markers skipped) among `messages`.
-    fn envelopes(
+    pub(crate) fn envelopes(
         &self,
         messages: Messages,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<> {
@@ -305,7 +304,7 @@ impl NatsStore {
 
     /// The last message on `subject`, if any, as the stream's leader knows it (see
     /// `last_message`).
-    async fn tail(&self, subject: &str) -> Result<Option<Tail>, Error> {
+    pub(crate) async fn tail(&self, subject: &str) -> Result<Option<Tail>, Error> {
         let Some(message) = self.last_message(subject).await? else {
             return Ok(None);
         };
@@ -324,7 +323,7 @@ impl NatsStore {
     /// The last message matching `filter`, as the leader knows it: with one replica, a
     /// direct get (the cheapest lookup); with several, the leader's own API, since a
     /// direct get may be answered by a replica that has not yet seen the latest write.
-    async fn last_message(
+    pub(crate) async fn last_message(
         &self,
         filter: &str,
     ) -> Result<Option<jetstream::message::StreamMessage>, Error> {
@@ -348,7 +347,7 @@ impl NatsStore {
     }
 
     /// The server's maximum payload (headers included).
-    fn max_payload(&self) -> usize {
+    pub(crate) fn max_payload(&self) -> usize {
         self.inner.client.server_info().max_payload
     }
 
@@ -441,7 +440,11 @@ impl NatsStore {
 
     /// If the append's event ids are stored: `Ok(Some(outcome))` when they are exactly one
     /// earlier append of this subject (a retry), `Err(DuplicateEvent)` for any other reuse.
-    async fn retried(&self, subject: &str, events: &[NewEvent]) -> Result<Option<Appended>, Error> {
+    pub(crate) async fn retried(
+        &self,
+        subject: &str,
+        events: &[NewEvent],
+    ) -> Result<Option<Appended>, Error> {
         let wanted: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
         let mut found = Vec::new();
         let until = Box::pin(self.tail(subject))
@@ -475,7 +478,7 @@ impl NatsStore {
     }
 
     /// The sequence of the first message of `subject` at `version` or later.
-    async fn sequence_of(
+    pub(crate) async fn sequence_of(
         &self,
         subject: &str,
         version: Version,
@@ -585,145 +588,6 @@ impl Publish for NatsStore {
     }
 }
 
-impl ReplayOne for NatsStore {
-    fn replay_one(
-        &self,
-        category: &str,
-        id: Uuid,
-        after: Version,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let subject = self.subject(category, id);
-        let valid = validate_name(category);
-        let store = self.clone();
-        async_stream::stream! {
-            if let Err(error) = valid {
-                yield Err(error);
-                return;
-            }
-            // A new stream, or a cached root with nothing newer, is the common case: one
-            // lookup at the stream's leader says so. The read then goes on to that last
-            // message, so it sees the caller's writes even if a replica that is behind
-            // answers first.
-            let (start, until) = match store.tail(&subject).await {
-                Ok(Some(tail)) if tail.version > after => {
-                    (store.start_after(&subject, after), tail.sequence)
-                }
-                Ok(_) => return,
-                Err(error) if error.is_retryable() => {
-                    yield Err(error);
-                    return;
-                }
-                // A last message esrc did not write: read the whole subject, which
-                // reports each bad message as it comes, and loses nothing.
-                Err(_) => (0, 0),
-            };
-            let mut events = store.envelopes(store.read_subject(&subject, start + 1, until));
-            let mut last = None;
-            while let Some(item) = events.next().await {
-                match item {
-                    Ok(envelope) if envelope.version <= after => {}
-                    Ok(envelope) => {
-                        last = Some((envelope.version, envelope.position));
-                        yield Ok(envelope);
-                    }
-                    Err(error) => {
-                        yield Err(error);
-                        return;
-                    }
-                }
-            }
-            if let Some((version, position)) = last {
-                store.remember(&subject, version, position.get());
-            }
-        }
-    }
-}
-
-fn filters(store: &NatsStore, categories: &[&str]) -> Result<Vec<String>, Error> {
-    categories
-        .iter()
-        .map(|category| validate_name(category).map(|()| store.filter(category)))
-        .collect()
-}
-
-impl Replay for NatsStore {
-    fn replay(
-        &self,
-        categories: &[&str],
-        after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let filters = filters(self, categories);
-        let store = self.clone();
-        async_stream::stream! {
-            let filters = match filters {
-                Ok(filters) => filters,
-                Err(error) => {
-                    yield Err(error);
-                    return;
-                }
-            };
-            // On a replicated stream, each category up to its last message as the leader
-            // knows it: the replay sees every write acknowledged before it began, even if
-            // a replica that is behind answers. With one replica, a consumer reads what
-            // was stored when it was made.
-            let start = after.get() + 1;
-            let mut spans = Vec::with_capacity(filters.len());
-            for filter in filters {
-                if !store.inner.replicated {
-                    spans.push(Span { filter, start, until: 0 });
-                    continue;
-                }
-                match store.last_sequence(&filter).await {
-                    Ok(Some(until)) if until > after.get() => spans.push(Span {
-                        filter,
-                        start,
-                        until,
-                    }),
-                    Ok(_) => {}
-                    Err(error) => {
-                        yield Err(error);
-                        return;
-                    }
-                }
-            }
-            let mut events = store.envelopes(store.read(spans));
-            while let Some(event) = events.next().await {
-                yield event;
-            }
-        }
-    }
-
-    async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
-        let mut head = Position::ZERO;
-        for filter in filters(self, categories)? {
-            // The last message on any subject of the category, as the leader knows it; a
-            // truncation marker is not an event, but its sequence bounds the head all
-            // the same.
-            if let Some(sequence) = self.last_sequence(&filter).await? {
-                head = head.max(Position(sequence));
-            }
-        }
-        Ok(head)
-    }
-}
-
-impl Subscribe for NatsStore {
-    fn subscribe(
-        &self,
-        categories: &[&str],
-        after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let live = filters(self, categories).map(|filters| {
-            let consumers = self.inner.consumers.clone();
-            Box::pin(read::live(consumers, filters, after.get() + 1)) as Messages
-        });
-        match live {
-            Ok(messages) => self.envelopes(messages).left_stream(),
-            Err(error) => futures::stream::once(std::future::ready(Err(error))).right_stream(),
-        }
-    }
-}
-
 impl Truncate for NatsStore {
     async fn truncate(&self, category: &str, id: Uuid, before: Version) -> Result<(), Error> {
         validate_name(category)?;
@@ -780,67 +644,5 @@ impl Truncate for NatsStore {
             Box::pin(purge.into_future()).await.map_err(error::client)?;
             return Ok(());
         }
-    }
-}
-
-fn snapshot_key(category: &str, id: Uuid) -> String {
-    format!("{category}.{id}")
-}
-
-impl SnapshotStore for NatsStore {
-    async fn save_snapshot(
-        &self,
-        category: &str,
-        id: Uuid,
-        snapshot: Snapshot,
-    ) -> Result<(), Error> {
-        validate_name(category)?;
-        let key = snapshot_key(category, id);
-        let version = snapshot.version;
-        let value = buckets::encode_snapshot(&snapshot);
-        buckets::put_unless(&self.inner.snapshots, &key, value, |stored| {
-            Ok(buckets::decode_snapshot(&key, stored)?.version > version)
-        })
-        .await
-    }
-
-    async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
-        validate_name(category)?;
-        let key = snapshot_key(category, id);
-        buckets::get(&self.inner.snapshots, &key)
-            .await?
-            .map(|value| buckets::decode_snapshot(&key, &value))
-            .transpose()
-    }
-}
-
-fn parse_position(name: &str, value: &Bytes) -> Result<Position, Error> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .map(Position)
-        .ok_or_else(|| {
-            fatal(NatsError::BadCheckpoint {
-                name: name.to_owned(),
-            })
-        })
-}
-
-impl CheckpointStore for NatsStore {
-    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
-        validate_name(name)?;
-        let value = Bytes::from(position.get().to_string());
-        buckets::put_unless(&self.inner.checkpoints, name, value, |stored| {
-            Ok(parse_position(name, stored)? >= position)
-        })
-        .await
-    }
-
-    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
-        validate_name(name)?;
-        buckets::get(&self.inner.checkpoints, name)
-            .await?
-            .map(|value| parse_position(name, &value))
-            .transpose()
     }
 }

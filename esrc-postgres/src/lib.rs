@@ -1,9 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod codec;
 mod config;
 mod error;
 mod project;
+mod read;
 mod schema;
+mod snapshot;
 mod store;
 mod subscribe;
 

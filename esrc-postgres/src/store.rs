@@ -1,24 +1,21 @@
-//! The store: appends, reads, truncation, snapshots and checkpoints.
+//! The store and its appends (checked in one statement), and truncation. Reads are in
+//! `read.rs`, subscriptions in `subscribe.rs`, snapshots and checkpoints in
+//! `snapshot.rs`, the row encoding in `codec.rs`.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use esrc_core::backend::{
-    Doubling, StoredId, check_append, retry_outcome, validate_name, validate_names,
-};
+use esrc_core::backend::{Doubling, StoredId, check_append, retry_outcome, validate_name};
 use esrc_core::{
-    Appended, CheckpointStore, DecodeError, Envelope, Error, Expected, Metadata, NewEvent,
-    Position, Publish, Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Timestamp, Truncate,
-    Version,
+    Appended, Envelope, Error, Expected, NewEvent, Position, Publish, Truncate, Version,
 };
-use futures::{Stream, StreamExt};
-use sqlx::postgres::{PgRow, PgValueFormat};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row, ValueRef};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use crate::codec::{Batch, envelope, to_i64, to_u64};
 use crate::config::PgStoreBuilder;
-use crate::error::{BACKEND, EVENT_ID_KEY, Failure, STREAM_VERSION_KEY, backend, out_of_range};
+use crate::error::{BACKEND, EVENT_ID_KEY, Failure, STREAM_VERSION_KEY, backend};
 use crate::schema::{Sql, TX_SHIFT};
 use crate::subscribe::Signals;
 
@@ -48,187 +45,11 @@ impl fmt::Debug for PgStore {
     }
 }
 
-/// The columns of one append, as the arrays the statement unnests.
-struct Batch<'a> {
-    event_ids: Vec<Uuid>,
-    micros: Vec<i64>,
-    schema_versions: Vec<i32>,
-    correlation_ids: Vec<Option<Uuid>>,
-    causation_ids: Vec<Option<Uuid>>,
-    metadata: Vec<Option<String>>,
-    payloads: Vec<&'a [u8]>,
-}
-
-impl<'a> Batch<'a> {
-    fn new(events: &'a [NewEvent]) -> Result<Self, Error> {
-        let mut batch = Batch {
-            event_ids: Vec::with_capacity(events.len()),
-            micros: Vec::with_capacity(events.len()),
-            schema_versions: Vec::with_capacity(events.len()),
-            correlation_ids: Vec::with_capacity(events.len()),
-            causation_ids: Vec::with_capacity(events.len()),
-            metadata: Vec::with_capacity(events.len()),
-            payloads: Vec::with_capacity(events.len()),
-        };
-        for event in events {
-            batch.event_ids.push(event.event_id);
-            batch.micros.push(event.timestamp.as_micros());
-            batch
-                .schema_versions
-                .push(i32::try_from(event.schema_version).map_err(|_| {
-                    Error::backend(
-                        BACKEND,
-                        false,
-                        "schema versions above 2^31 - 1 cannot be stored",
-                    )
-                })?);
-            batch.correlation_ids.push(event.metadata.correlation_id);
-            batch.causation_ids.push(event.metadata.causation_id);
-            batch.metadata.push(event.metadata.values_json()?);
-            batch.payloads.push(&event.payload);
-        }
-        Ok(batch)
-    }
-}
-
-impl Batch<'_> {
-    /// An append statement with the stream, the expectation and the batch's arrays bound.
-    fn bind<'q>(
-        &'q self,
-        sql: &Arc<str>,
-        category: &'q str,
-        id: Uuid,
-        expected: Option<i64>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-        sqlx::query(AssertSqlSafe(Arc::clone(sql)))
-            .bind(category)
-            .bind(id)
-            .bind(expected)
-            .bind(&self.event_ids)
-            .bind(&self.micros)
-            .bind(&self.schema_versions)
-            .bind(&self.correlation_ids)
-            .bind(&self.causation_ids)
-            .bind(&self.metadata)
-            .bind(&self.payloads)
-    }
-}
-
 /// What the append statement found.
 enum Outcome {
     Stored(Appended),
     /// The expectation did not hold; the stream's version.
     Mismatch(Version),
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(what: &'static str, value: i64) -> Result<u64, Error> {
-    u64::try_from(value).map_err(|_| out_of_range(what, value))
-}
-
-/// Decodes a row selected with the schema's column list.
-///
-/// The columns come from esrc's own statements, whose types are fixed by the schema, so
-/// the per-column type check is skipped (`try_get_unchecked`); each value is still
-/// decoded safely, and a value that does not decode is an error, not a panic.
-pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
-    let get = |e: sqlx::Error| backend(e);
-    let category: String = row.try_get_unchecked(0).map_err(get)?;
-    let raw_position: i64 = row.try_get_unchecked(3).map_err(get)?;
-    // A stored value esrc cannot read: an error naming the event, not a panic.
-    let bad = |field: &'static str, found: String| Error::Format {
-        category: category.clone(),
-        position: Position(u64::try_from(raw_position).unwrap_or_default()),
-        schema_version: 0,
-        source: DecodeError::Field {
-            field,
-            found: Some(found),
-        },
-    };
-    let position =
-        u64::try_from(raw_position).map_err(|_| bad("position", raw_position.to_string()))?;
-    let schema_version: i32 = row.try_get_unchecked(6).map_err(get)?;
-    let schema_version = u32::try_from(schema_version)
-        .map_err(|_| bad("schema_version", schema_version.to_string()))?;
-    let version: i64 = row.try_get_unchecked(2).map_err(get)?;
-    let version = u64::try_from(version).map_err(|_| bad("version", version.to_string()))?;
-    let column = |index: usize, field: &'static str| {
-        binary(row, index).map_err(|problem| match problem {
-            Column::Failed(error) => error,
-            Column::Text => bad(field, "a text-format value".to_owned()),
-        })
-    };
-    let values = match column(9, "metadata")? {
-        None => Default::default(),
-        Some(jsonb) => {
-            // jsonb's binary form: a format version (1), then the JSON text.
-            let text = match jsonb.split_first() {
-                Some((1, text)) => text,
-                _ => return Err(bad("metadata", "an unknown jsonb format".to_owned())),
-            };
-            serde_json::from_slice(text).map_err(|source| Error::Format {
-                category: category.clone(),
-                position: Position(position),
-                schema_version,
-                source: source.into(),
-            })?
-        }
-    };
-    let created_at = column(5, "created_at")?
-        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-        .map(i64::from_be_bytes)
-        .ok_or_else(|| bad("created_at", "not an 8-byte timestamp".to_owned()))?;
-    let micros = created_at
-        .checked_add(PG_EPOCH_MICROS)
-        .ok_or_else(|| bad("created_at", created_at.to_string()))?;
-    let payload: &[u8] = row.try_get_unchecked(10).map_err(get)?;
-    Ok(Envelope {
-        aggregate_id: row.try_get_unchecked(1).map_err(get)?,
-        version: Version(version),
-        position: Position(position),
-        event_id: row.try_get_unchecked(4).map_err(get)?,
-        timestamp: Timestamp::from_micros(micros),
-        schema_version,
-        metadata: Metadata {
-            correlation_id: row.try_get_unchecked(7).map_err(get)?,
-            causation_id: row.try_get_unchecked(8).map_err(get)?,
-            values,
-        },
-        payload: bytes::Bytes::copy_from_slice(payload),
-        category,
-    })
-}
-
-/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00 UTC).
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-
-/// Why a column could not be read.
-enum Column {
-    /// The driver failed.
-    Failed(Error),
-    /// The value came as text: prepared statements always get binary results, and
-    /// anything else is refused rather than misread.
-    Text,
-}
-
-/// The binary value of column `index`, `None` for NULL.
-fn binary(row: &PgRow, index: usize) -> Result<Option<&[u8]>, Column> {
-    let value = row
-        .try_get_raw(index)
-        .map_err(|e| Column::Failed(backend(e)))?;
-    if value.is_null() {
-        return Ok(None);
-    }
-    if value.format() != PgValueFormat::Binary {
-        return Err(Column::Text);
-    }
-    value
-        .as_bytes()
-        .map(Some)
-        .map_err(|e| Column::Failed(Error::backend(BACKEND, false, e)))
 }
 
 impl PgStore {
@@ -451,7 +272,7 @@ impl PgStore {
     /// When an older transaction still holds the horizon below committed events, the
     /// replay waits for it to finish (polling, with backoff up to the poll interval):
     /// returning those events now could let a later commit land behind them.
-    async fn replay_limit(&self) -> Result<i64, Error> {
+    pub(crate) async fn replay_limit(&self) -> Result<i64, Error> {
         let mut waits = Doubling::new(Duration::from_millis(2), self.inner.config.poll_interval);
         loop {
             let (horizon, head): (i64, Option<i64>) =
@@ -538,103 +359,6 @@ impl Publish for PgStore {
     }
 }
 
-impl ReplayOne for PgStore {
-    fn replay_one(
-        &self,
-        category: &str,
-        id: Uuid,
-        after: Version,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let category = category.to_owned();
-        async_stream::stream! {
-            if let Err(error) = validate_name(&category) {
-                yield Err(error);
-                return;
-            }
-            // One query, streamed: rows come off the socket as the stream is polled.
-            let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay_one)))
-                .bind(&category)
-                .bind(id)
-                .bind(to_i64(after.get()))
-                .fetch(&self.inner.pool);
-            while let Some(row) = rows.next().await {
-                match row {
-                    Ok(row) => yield envelope(&row),
-                    Err(error) => {
-                        yield Err(backend(error));
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Replay for PgStore {
-    fn replay(
-        &self,
-        categories: &[&str],
-        after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        let categories = validate_names(categories);
-        async_stream::stream! {
-            let categories = match categories {
-                Ok(categories) => categories,
-                Err(error) => {
-                    yield Err(error);
-                    return;
-                }
-            };
-            let until = match self.replay_limit().await {
-                Ok(until) => until,
-                Err(error) => {
-                    yield Err(error);
-                    return;
-                }
-            };
-            let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay)))
-                .bind(to_i64(after.get()))
-                .bind(until)
-                .bind(&categories)
-                .fetch(&self.inner.pool);
-            while let Some(row) = rows.next().await {
-                match row {
-                    Ok(row) => yield envelope(&row),
-                    Err(error) => {
-                        yield Err(backend(error));
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
-        self.head_of(&validate_names(categories)?).await
-    }
-}
-
-impl PgStore {
-    async fn head_of(&self, categories: &[String]) -> Result<Position, Error> {
-        let head: i64 = sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.head)))
-            .bind(categories)
-            .fetch_one(&self.inner.pool)
-            .await
-            .map_err(backend)?;
-        Ok(Position(to_u64("position", head)?))
-    }
-}
-
-impl Subscribe for PgStore {
-    fn subscribe(
-        &self,
-        categories: &[&str],
-        after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        crate::subscribe::subscribe(self, validate_names(categories), after)
-    }
-}
-
 impl Truncate for PgStore {
     async fn truncate(&self, category: &str, id: Uuid, before: Version) -> Result<(), Error> {
         validate_name(category)?;
@@ -646,112 +370,5 @@ impl Truncate for PgStore {
             .await
             .map_err(backend)?;
         Ok(())
-    }
-}
-
-impl SnapshotStore for PgStore {
-    async fn save_snapshot(
-        &self,
-        category: &str,
-        id: Uuid,
-        snapshot: Snapshot,
-    ) -> Result<(), Error> {
-        validate_name(category)?;
-        let schema_version = i32::try_from(snapshot.schema_version).map_err(|_| {
-            Error::backend(
-                BACKEND,
-                false,
-                "schema versions above 2^31 - 1 cannot be stored",
-            )
-        })?;
-        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_snapshot)))
-            .bind(category)
-            .bind(id)
-            .bind(to_i64(snapshot.version.get()))
-            .bind(to_i64(snapshot.position.get()))
-            .bind(schema_version)
-            .bind(snapshot.payload.as_ref())
-            .execute(&self.inner.pool)
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
-        validate_name(category)?;
-        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.load_snapshot)))
-            .bind(category)
-            .bind(id)
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(backend)?;
-        let Some(row) = row else { return Ok(None) };
-        let version: i64 = row.try_get(0).map_err(backend)?;
-        let position: i64 = row.try_get(1).map_err(backend)?;
-        let schema_version: i32 = row.try_get(2).map_err(backend)?;
-        let payload: Vec<u8> = row.try_get(3).map_err(backend)?;
-        // A stored snapshot esrc cannot read: an error naming it, not a panic.
-        let bad = |field: &'static str, found: String| Error::Format {
-            category: category.to_owned(),
-            position: Position(u64::try_from(position).unwrap_or_default()),
-            schema_version: 0,
-            source: DecodeError::Field {
-                field,
-                found: Some(found),
-            },
-        };
-        Ok(Some(Snapshot {
-            version: Version(
-                u64::try_from(version).map_err(|_| bad("version", version.to_string()))?,
-            ),
-            position: Position(
-                u64::try_from(position).map_err(|_| bad("position", position.to_string()))?,
-            ),
-            schema_version: u32::try_from(schema_version)
-                .map_err(|_| bad("schema_version", schema_version.to_string()))?,
-            payload: payload.into(),
-        }))
-    }
-}
-
-impl PgStore {
-    /// Saves a checkpoint inside the caller's transaction, so that a read model written
-    /// in the same transaction and the checkpoint commit together (exactly once). Like
-    /// [`CheckpointStore::save_checkpoint`], it never moves a checkpoint backwards.
-    pub async fn save_checkpoint_in(
-        &self,
-        connection: &mut PgConnection,
-        name: &str,
-        position: Position,
-    ) -> Result<(), Error> {
-        validate_name(name)?;
-        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_checkpoint)))
-            .bind(name)
-            .bind(to_i64(position.get()))
-            .execute(connection)
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-}
-
-impl CheckpointStore for PgStore {
-    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
-        let mut connection = self.inner.pool.acquire().await.map_err(backend)?;
-        self.save_checkpoint_in(&mut connection, name, position)
-            .await
-    }
-
-    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
-        validate_name(name)?;
-        let position: Option<i64> =
-            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.load_checkpoint)))
-                .bind(name)
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(backend)?;
-        position
-            .map(|p| to_u64("position", p).map(Position))
-            .transpose()
     }
 }

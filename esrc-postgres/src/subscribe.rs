@@ -13,7 +13,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use esrc_core::backend::Doubling;
-use esrc_core::{Envelope, Error, Position};
+use esrc_core::backend::validate_names;
+use esrc_core::{Envelope, Error, Position, Subscribe};
 use futures::Stream;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool};
@@ -230,5 +231,15 @@ pub(crate) fn subscribe(
                 () = tokio::time::sleep(inner.config.poll_interval) => {}
             }
         }
+    }
+}
+
+impl Subscribe for PgStore {
+    fn subscribe(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        crate::subscribe::subscribe(self, validate_names(categories), after)
     }
 }

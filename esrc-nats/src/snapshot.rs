@@ -3,9 +3,12 @@
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use bytes::{BufMut, Bytes, BytesMut};
-use esrc_core::{DecodeError, Error, Position, Snapshot, Version};
+use esrc_core::backend::validate_name;
+use esrc_core::{CheckpointStore, DecodeError, Error, Position, Snapshot, SnapshotStore, Version};
+use uuid::Uuid;
 
-use crate::error;
+use crate::NatsStore;
+use crate::error::{self, NatsError, fatal};
 
 /// Encodes a snapshot: version, position (8 bytes each), schema version (4 bytes), then
 /// the payload.
@@ -81,6 +84,68 @@ pub(crate) async fn get(bucket: &kv::Store, key: &str) -> Result<Option<Bytes>, 
     Ok(entry
         .filter(|entry| entry.operation == Operation::Put)
         .map(|entry| entry.value))
+}
+
+fn snapshot_key(category: &str, id: Uuid) -> String {
+    format!("{category}.{id}")
+}
+
+impl SnapshotStore for NatsStore {
+    async fn save_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> Result<(), Error> {
+        validate_name(category)?;
+        let key = snapshot_key(category, id);
+        let version = snapshot.version;
+        let value = encode_snapshot(&snapshot);
+        put_unless(&self.inner.snapshots, &key, value, |stored| {
+            Ok(decode_snapshot(&key, stored)?.version > version)
+        })
+        .await
+    }
+
+    async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
+        validate_name(category)?;
+        let key = snapshot_key(category, id);
+        get(&self.inner.snapshots, &key)
+            .await?
+            .map(|value| decode_snapshot(&key, &value))
+            .transpose()
+    }
+}
+
+fn parse_position(name: &str, value: &Bytes) -> Result<Position, Error> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .map(Position)
+        .ok_or_else(|| {
+            fatal(NatsError::BadCheckpoint {
+                name: name.to_owned(),
+            })
+        })
+}
+
+impl CheckpointStore for NatsStore {
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
+        validate_name(name)?;
+        let value = Bytes::from(position.get().to_string());
+        put_unless(&self.inner.checkpoints, name, value, |stored| {
+            Ok(parse_position(name, stored)? >= position)
+        })
+        .await
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
+        validate_name(name)?;
+        get(&self.inner.checkpoints, name)
+            .await?
+            .map(|value| parse_position(name, &value))
+            .transpose()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,55 @@
+//! Snapshots and checkpoints, in the same state as the events.
+
+use esrc_core::backend::validate_name;
+use esrc_core::{CheckpointStore, Error, Position, Snapshot, SnapshotStore};
+use uuid::Uuid;
+
+use crate::MemoryStore;
+
+impl SnapshotStore for MemoryStore {
+    async fn save_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> Result<(), Error> {
+        validate_name(category)?;
+        let mut state = self.write();
+        let slot = state.snapshots.entry((category.to_owned(), id));
+        match slot {
+            std::collections::hash_map::Entry::Occupied(mut stored) => {
+                if stored.get().version <= snapshot.version {
+                    stored.insert(snapshot);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(empty) => {
+                empty.insert(snapshot);
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
+        validate_name(category)?;
+        Ok(self
+            .read()
+            .snapshots
+            .get(&(category.to_owned(), id))
+            .cloned())
+    }
+}
+
+impl CheckpointStore for MemoryStore {
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
+        validate_name(name)?;
+        let mut state = self.write();
+        let stored = state.checkpoints.entry(name.to_owned()).or_default();
+        *stored = (*stored).max(position);
+        Ok(())
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
+        validate_name(name)?;
+        Ok(self.read().checkpoints.get(name).copied())
+    }
+}

@@ -1,0 +1,77 @@
+//! Catch-up, then live: one short-lived consumer per subscription, made again after the
+//! last delivered event whenever it fails or a delivery is missing (see `read.rs` on why
+//! deliveries are checked).
+
+use std::time::Duration;
+
+use esrc_core::{Envelope, Error, Position, Subscribe};
+use futures::{Stream, StreamExt};
+
+use crate::NatsStore;
+use crate::read::{Consumers, Messages, Stored, check, filters, pauses, stored};
+
+/// Every message on `filters` from `start` on, then each new one, forever, through a
+/// consumer that is made again (after the last message yielded) whenever it fails.
+pub(crate) fn live(
+    consumers: Consumers,
+    filters: Vec<String>,
+    start: u64,
+) -> impl Stream<Item = Result<Stored, Error>> + Send {
+    async_stream::stream! {
+        let mut next = start.max(1);
+        let mut pauses = pauses();
+        loop {
+            let Some((consumer, _guard)) = consumers.make(&filters, next, &mut pauses).await else {
+                continue;
+            };
+            let messages = Box::pin(
+                consumer
+                    .stream()
+                    .max_messages_per_batch(500)
+                    .heartbeat(Duration::from_secs(2))
+                    .expires(Duration::from_secs(10))
+                    .messages(),
+            )
+            .await;
+            // Deliveries of this consumer are numbered 1, 2, … without gaps.
+            let mut delivered: u64 = 0;
+            let why = match messages {
+                Ok(mut messages) => loop {
+                    let message = match messages.next().await {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => break error.to_string(),
+                        None => break "the consumer's messages ended".to_owned(),
+                    };
+                    match check(&message, &mut delivered) {
+                        Ok(sequence) => {
+                            pauses.reset();
+                            next = sequence + 1;
+                            yield Ok(stored(message, sequence));
+                        }
+                        Err(why) => break why,
+                    }
+                },
+                Err(error) => error.to_string(),
+            };
+            tracing::warn!(%why, next, "esrc: live read consumer lost; recreating it after the last delivered message");
+            tokio::time::sleep(pauses.next_delay()).await;
+        }
+    }
+}
+
+impl Subscribe for NatsStore {
+    fn subscribe(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        let live = filters(self, categories).map(|filters| {
+            let consumers = self.inner.consumers.clone();
+            Box::pin(live(consumers, filters, after.get() + 1)) as Messages
+        });
+        match live {
+            Ok(messages) => self.envelopes(messages).left_stream(),
+            Err(error) => futures::stream::once(std::future::ready(Err(error))).right_stream(),
+        }
+    }
+}

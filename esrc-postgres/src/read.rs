@@ -1,0 +1,101 @@
+//! Replays: one stream in one query, a group of categories in pages, both below the
+//! transaction horizon (see `schema.rs`).
+
+use std::sync::Arc;
+
+use esrc_core::backend::{validate_name, validate_names};
+use esrc_core::{Envelope, Error, Position, Replay, ReplayOne, Version};
+use futures::{Stream, StreamExt};
+use sqlx::AssertSqlSafe;
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::codec::{envelope, to_i64, to_u64};
+use crate::error::backend;
+
+impl ReplayOne for PgStore {
+    fn replay_one(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        let category = category.to_owned();
+        async_stream::stream! {
+            if let Err(error) = validate_name(&category) {
+                yield Err(error);
+                return;
+            }
+            // One query, streamed: rows come off the socket as the stream is polled.
+            let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay_one)))
+                .bind(&category)
+                .bind(id)
+                .bind(to_i64(after.get()))
+                .fetch(&self.inner.pool);
+            while let Some(row) = rows.next().await {
+                match row {
+                    Ok(row) => yield envelope(&row),
+                    Err(error) => {
+                        yield Err(backend(error));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Replay for PgStore {
+    fn replay(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        let categories = validate_names(categories);
+        async_stream::stream! {
+            let categories = match categories {
+                Ok(categories) => categories,
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            let until = match self.replay_limit().await {
+                Ok(until) => until,
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay)))
+                .bind(to_i64(after.get()))
+                .bind(until)
+                .bind(&categories)
+                .fetch(&self.inner.pool);
+            while let Some(row) = rows.next().await {
+                match row {
+                    Ok(row) => yield envelope(&row),
+                    Err(error) => {
+                        yield Err(backend(error));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
+        self.head_of(&validate_names(categories)?).await
+    }
+}
+
+impl PgStore {
+    async fn head_of(&self, categories: &[String]) -> Result<Position, Error> {
+        let head: i64 = sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.head)))
+            .bind(categories)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        Ok(Position(to_u64("position", head)?))
+    }
+}

@@ -1,0 +1,120 @@
+//! Snapshots and checkpoints, in tables of the store's schema; a checkpoint can be saved
+//! inside the caller's transaction (exactly-once projections).
+
+use std::sync::Arc;
+
+use esrc_core::backend::validate_name;
+use esrc_core::{CheckpointStore, DecodeError, Error, Position, Snapshot, SnapshotStore, Version};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::codec::{to_i64, to_u64};
+use crate::error::{BACKEND, backend};
+
+impl SnapshotStore for PgStore {
+    async fn save_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> Result<(), Error> {
+        validate_name(category)?;
+        let schema_version = i32::try_from(snapshot.schema_version).map_err(|_| {
+            Error::backend(
+                BACKEND,
+                false,
+                "schema versions above 2^31 - 1 cannot be stored",
+            )
+        })?;
+        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_snapshot)))
+            .bind(category)
+            .bind(id)
+            .bind(to_i64(snapshot.version.get()))
+            .bind(to_i64(snapshot.position.get()))
+            .bind(schema_version)
+            .bind(snapshot.payload.as_ref())
+            .execute(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
+        validate_name(category)?;
+        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.load_snapshot)))
+            .bind(category)
+            .bind(id)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let version: i64 = row.try_get(0).map_err(backend)?;
+        let position: i64 = row.try_get(1).map_err(backend)?;
+        let schema_version: i32 = row.try_get(2).map_err(backend)?;
+        let payload: Vec<u8> = row.try_get(3).map_err(backend)?;
+        // A stored snapshot esrc cannot read: an error naming it, not a panic.
+        let bad = |field: &'static str, found: String| Error::Format {
+            category: category.to_owned(),
+            position: Position(u64::try_from(position).unwrap_or_default()),
+            schema_version: 0,
+            source: DecodeError::Field {
+                field,
+                found: Some(found),
+            },
+        };
+        Ok(Some(Snapshot {
+            version: Version(
+                u64::try_from(version).map_err(|_| bad("version", version.to_string()))?,
+            ),
+            position: Position(
+                u64::try_from(position).map_err(|_| bad("position", position.to_string()))?,
+            ),
+            schema_version: u32::try_from(schema_version)
+                .map_err(|_| bad("schema_version", schema_version.to_string()))?,
+            payload: payload.into(),
+        }))
+    }
+}
+
+impl PgStore {
+    /// Saves a checkpoint inside the caller's transaction, so that a read model written
+    /// in the same transaction and the checkpoint commit together (exactly once). Like
+    /// [`CheckpointStore::save_checkpoint`], it never moves a checkpoint backwards.
+    pub async fn save_checkpoint_in(
+        &self,
+        connection: &mut PgConnection,
+        name: &str,
+        position: Position,
+    ) -> Result<(), Error> {
+        validate_name(name)?;
+        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_checkpoint)))
+            .bind(name)
+            .bind(to_i64(position.get()))
+            .execute(connection)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+impl CheckpointStore for PgStore {
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
+        let mut connection = self.inner.pool.acquire().await.map_err(backend)?;
+        self.save_checkpoint_in(&mut connection, name, position)
+            .await
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
+        validate_name(name)?;
+        let position: Option<i64> =
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.load_checkpoint)))
+                .bind(name)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(backend)?;
+        position
+            .map(|p| to_u64("position", p).map(Position))
+            .transpose()
+    }
+}
