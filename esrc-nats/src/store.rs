@@ -20,7 +20,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::codec::is_marker;
-use crate::codec::{self as headers, header};
+use crate::codec::{self, header};
 use crate::config::NatsStoreBuilder;
 use crate::error::{self, ApiError, NatsError, Refusal, fatal, transient};
 use crate::read::{self, Messages, Span};
@@ -289,7 +289,7 @@ impl NatsStore {
         messages.filter_map(move |message| {
             let envelope = match message {
                 Ok(message) if is_marker(message.headers.as_ref()) => None,
-                Ok(message) => Some(headers::envelope(
+                Ok(message) => Some(codec::envelope(
                     prefix_len,
                     &message.subject,
                     message.sequence,
@@ -308,12 +308,7 @@ impl NatsStore {
         let Some(message) = self.last_message(subject).await? else {
             return Ok(None);
         };
-        let version = headers::required(
-            &message.headers,
-            headers::VERSION,
-            subject,
-            message.sequence,
-        )?;
+        let version = codec::required(&message.headers, codec::VERSION, subject, message.sequence)?;
         Ok(Some(Tail {
             sequence: message.sequence,
             version: Version(version),
@@ -388,9 +383,9 @@ impl NatsStore {
         // by one that is too large, and the error is permanent (a retry cannot fix it).
         let mut messages = Vec::with_capacity(count);
         for (event, version) in events.iter().zip(first.get()..) {
-            let headers = headers::event_headers(event, Version(version), tag, count)?;
+            let headers = codec::event_headers(event, Version(version), tag, count)?;
             // Room for the batch and expectation headers added below.
-            let size = headers::size(&headers) + event.payload.len() + 200;
+            let size = codec::size(&headers) + event.payload.len() + 200;
             if max > 0 && size > max {
                 return Err(fatal(NatsError::PayloadTooLarge { size, max }));
             }
@@ -400,16 +395,16 @@ impl NatsStore {
         for (index, (event, mut headers)) in events.iter().zip(messages).enumerate() {
             if index == 0 {
                 headers.insert(
-                    headers::EXPECTED_LAST_SUBJECT_SEQUENCE,
+                    codec::EXPECTED_LAST_SUBJECT_SEQUENCE,
                     last_sequence.to_string().as_str(),
                 );
             }
             let last = index + 1 == count;
             if count > 1 {
-                headers.insert(headers::BATCH_ID, batch_id.as_str());
-                headers.insert(headers::BATCH_SEQUENCE, (index + 1).to_string().as_str());
+                headers.insert(codec::BATCH_ID, batch_id.as_str());
+                headers.insert(codec::BATCH_SEQUENCE, (index + 1).to_string().as_str());
                 if last {
-                    headers.insert(headers::BATCH_COMMIT, "1");
+                    headers.insert(codec::BATCH_COMMIT, "1");
                 }
             }
             if index == 0 || last {
@@ -456,20 +451,20 @@ impl NatsStore {
             let Some(headers) = message.headers.as_ref() else {
                 continue;
             };
-            let Some(event_id) = header::<Uuid>(headers, headers::MSG_ID) else {
+            let Some(event_id) = header::<Uuid>(headers, codec::MSG_ID) else {
                 continue;
             };
             if wanted.contains(&event_id) {
                 // A message without esrc's batch headers is no append esrc made: its
                 // unknown size never matches, so reusing its id is a duplicate.
-                let batch = header::<Uuid>(headers, headers::BATCH);
+                let batch = header::<Uuid>(headers, codec::BATCH);
                 found.push(StoredId {
                     event_id,
                     in_stream: true,
-                    version: Version(header::<u64>(headers, headers::VERSION).unwrap_or_default()),
+                    version: Version(header::<u64>(headers, codec::VERSION).unwrap_or_default()),
                     position: Position(message.sequence),
                     append: batch.map_or(0, |batch| batch.as_u128()),
-                    append_len: Some(header::<usize>(headers, headers::BATCH_SIZE).unwrap_or(0)),
+                    append_len: Some(header::<usize>(headers, codec::BATCH_SIZE).unwrap_or(0)),
                 });
             }
         }
@@ -490,7 +485,7 @@ impl NatsStore {
             let stored_version = message
                 .headers
                 .as_ref()
-                .and_then(|h| header::<u64>(h, headers::VERSION))
+                .and_then(|h| header::<u64>(h, codec::VERSION))
                 .unwrap_or_default();
             if stored_version >= version.get() {
                 return Ok(Some(message.sequence));
@@ -602,11 +597,11 @@ impl Truncate for NatsStore {
                 // Removing every event: purging a whole subject would reset its last
                 // sequence and reopen it to `NoStream`. Leave a marker holding the version.
                 let mut marker = HeaderMap::new();
-                marker.insert(headers::MARKER, "truncated");
-                marker.insert(headers::VERSION, tail.version.to_string().as_str());
-                marker.insert(headers::MSG_ID, Uuid::now_v7().to_string().as_str());
+                marker.insert(codec::MARKER, "truncated");
+                marker.insert(codec::VERSION, tail.version.to_string().as_str());
+                marker.insert(codec::MSG_ID, Uuid::now_v7().to_string().as_str());
                 marker.insert(
-                    headers::EXPECTED_LAST_SUBJECT_SEQUENCE,
+                    codec::EXPECTED_LAST_SUBJECT_SEQUENCE,
                     tail.sequence.to_string().as_str(),
                 );
                 let ack = self.request(&subject, marker, Bytes::new()).await?;
