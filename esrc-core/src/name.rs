@@ -2,27 +2,15 @@
 
 use crate::Error;
 
-/// The longest accepted name, in bytes.
-pub const MAX_NAME_LEN: usize = 128;
+pub use esrc_name::MAX_NAME_LEN;
 
 /// Checks a name without allocating; `Err` holds the reason. Usable in `const` context.
+/// The rule itself is `esrc_name::check`, which esrc-derive applies at compile time.
 pub const fn check_name(name: &str) -> Result<(), &'static str> {
-    let bytes = name.as_bytes();
-    if bytes.is_empty() {
-        return Err("a name cannot be empty");
+    match esrc_name::check(name) {
+        Ok(()) => Ok(()),
+        Err(invalid) => Err(invalid.reason()),
     }
-    if bytes.len() > MAX_NAME_LEN {
-        return Err("a name is at most 128 bytes long");
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            return Err("a name may contain only ASCII letters, digits, `_` and `-`");
-        }
-        i += 1;
-    }
-    Ok(())
 }
 
 /// Validates a category, projection or namespace name: 1 to 128 ASCII letters, digits,

@@ -120,18 +120,12 @@ pub(crate) fn variant_ignored(attrs: &[Attribute]) -> syn::Result<bool> {
     Ok(ignored)
 }
 
-/// The same rule as `esrc_core::backend::check_name`, checked at compile time.
+/// The rule every esrc name follows (`esrc_name::check`, the one esrc-core applies at run
+/// time), worded for an event's name.
 pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        Err("an event name cannot be empty")
-    } else if name.len() > 128 {
-        Err("an event name is at most 128 bytes long")
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        Err("an event name may contain only ASCII letters, digits, `_` and `-`")
-    } else {
-        Ok(())
-    }
+    esrc_name::check(name).map_err(|invalid| match invalid {
+        esrc_name::Invalid::Empty => "an event name cannot be empty",
+        esrc_name::Invalid::TooLong => "an event name is at most 128 bytes long",
+        _ => "an event name may contain only ASCII letters, digits, `_` and `-`",
+    })
 }
