@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::engine::{Batches, Settings, run_projector};
 pub use crate::ext::project_one;
 pub use crate::name::{MAX_NAME_LEN, check_name, validate_name, validate_names};
 pub use crate::projector::StopSignal;

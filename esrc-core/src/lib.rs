@@ -2,6 +2,7 @@
 
 mod aggregate;
 pub mod backend;
+mod engine;
 mod envelope;
 mod error;
 mod event;

@@ -15,20 +15,17 @@
 //! errors follow its [`ErrorPolicy`].
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
-use tracing::Instrument;
 
+use crate::backend::{Batches, Doubling, Settings, project_one, run_projector};
 use crate::{
-    CheckpointStore, Error, EventGroup, Position, Project, ProjectError, Replay, Subscribe,
-    backend::{Doubling, STORE_OUTAGE, project_one, rides_out, validate_name, wait_out},
+    CheckpointStore, Envelope, Error, EventGroup, Position, Project, ProjectError, Replay,
+    Subscribe,
 };
 
 /// What a projector does when its projection fails on an event.
@@ -225,119 +222,25 @@ where
         let Projector {
             store,
             name,
-            mut projection,
+            projection,
             checkpoint_every,
             checkpoint_interval,
             policy,
             progress,
         } = self;
-        validate_name(&name)?;
-        let names = <P::EventGroup<'static> as EventGroup>::NAMES;
-        let mut stop = pin!(stop);
-        let mut outage = STORE_OUTAGE.backoff();
-        let start = loop {
-            match store.load_checkpoint(&name).await {
-                Ok(start) => break start.unwrap_or_default(),
-                Err(error) if rides_out(&error) => {
-                    if !wait_out(&name, &error, &mut outage, &mut stop).await {
-                        return Ok(projection);
-                    }
-                }
-                Err(error) => return Err(error.into()),
-            }
+        let settings = Settings {
+            checkpoint_every,
+            checkpoint_interval,
+            policy,
         };
-        progress.projected.store(start.get(), Ordering::Release);
-        progress.checkpoint.store(start.get(), Ordering::Release);
-        tracing::info!(projector = %name, checkpoint = %start, "esrc: projector starting");
-
-        let mut checkpoint = Checkpoint {
+        let mut direct = Direct {
             store: &store,
             name: &name,
-            saved: start,
-            progress: &progress,
+            projection,
         };
-        let mut events = Box::pin(store.subscribe(names, start));
-        let mut last = start;
-        let mut batch: Option<Batch> = None;
-        loop {
-            let deadline = batch.as_ref().map(|b| b.deadline);
-            let next = tokio::select! {
-                biased;
-                () = &mut stop => break,
-                () = sleep_until(deadline) => {
-                    if let Some(done) = batch.take() {
-                        checkpoint.save(last, done).await?;
-                    }
-                    continue;
-                }
-                next = events.next() => next,
-            };
-            let envelope = match next {
-                Some(Ok(envelope)) => {
-                    outage = STORE_OUTAGE.backoff();
-                    envelope
-                }
-                // A failure a retry can fix (a lost connection, an election): subscribe
-                // again after the last projected event, once the store answers.
-                Some(Err(error)) if rides_out(&error) => {
-                    if !wait_out(&name, &error, &mut outage, &mut stop).await {
-                        break;
-                    }
-                    events = Box::pin(store.subscribe(names, last));
-                    continue;
-                }
-                Some(Err(error)) => {
-                    checkpoint.flush(last, batch.take()).await;
-                    return Err(error.into());
-                }
-                None => break,
-            };
-            let current = batch
-                .get_or_insert_with(|| Batch::new(&name, envelope.position, checkpoint_interval));
-            let mut backoff = policy.backoff();
-            loop {
-                let outcome = project_one(&mut projection, &envelope)
-                    .instrument(current.span.clone())
-                    .await;
-                match outcome {
-                    Ok(()) => break,
-                    Err(ProjectError::Project { position, source }) => {
-                        let attempt = backoff.attempt();
-                        let Some(delay) = backoff.next_delay() else {
-                            checkpoint.flush(last, batch.take()).await;
-                            return Err(ProjectError::Project { position, source });
-                        };
-                        tracing::warn!(parent: &current.span, %position, attempt, error = %source, ?delay,
-                            "esrc: projection failed; retrying");
-                        tokio::select! {
-                            biased;
-                            () = &mut stop => {
-                                checkpoint.flush(last, batch.take()).await;
-                                return Ok(projection);
-                            }
-                            () = tokio::time::sleep(delay) => {}
-                        }
-                    }
-                    Err(error) => {
-                        checkpoint.flush(last, batch.take()).await;
-                        return Err(error);
-                    }
-                }
-            }
-            last = envelope.position;
-            progress.projected.store(last.get(), Ordering::Release);
-            current.events += 1;
-            if current.events >= checkpoint_every {
-                if let Some(done) = batch.take() {
-                    checkpoint.save(last, done).await?;
-                }
-            }
-        }
-        if let Some(done) = batch.take() {
-            checkpoint.save_final(last, done).await?;
-        }
-        tracing::info!(projector = %name, checkpoint = %last, "esrc: projector stopped");
-        Ok(projection)
+        let names = <P::EventGroup<'static> as EventGroup>::NAMES;
+        run_projector(&store, &name, names, &mut direct, settings, &progress, stop).await?;
+        Ok(direct.projection)
     }
 
     /// Runs the projector in a task; the handle stops it.
@@ -355,103 +258,33 @@ where
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The events projected since the last checkpoint.
-struct Batch {
-    span: tracing::Span,
-    events: usize,
-    deadline: Instant,
-}
-
-impl Batch {
-    fn new(name: &str, first: Position, interval: Duration) -> Self {
-        Self {
-            span: tracing::info_span!(
-                "esrc.projector.batch",
-                projector = %name,
-                first = %first,
-                events = tracing::field::Empty,
-                checkpoint = tracing::field::Empty,
-            ),
-            events: 0,
-            deadline: Instant::now() + interval,
-        }
-    }
-}
-
-struct Checkpoint<'a, S> {
+/// The core projector's batches: each event is projected directly, and a commit saves
+/// the checkpoint.
+struct Direct<'a, S, P> {
     store: &'a S,
     name: &'a str,
-    saved: Position,
-    progress: &'a Progress,
+    projection: P,
 }
 
-impl<S: CheckpointStore> Checkpoint<'_, S> {
-    /// Saves `last` (the last projected position) for a finished batch. A retryable
-    /// failure is logged and left to the next batch's save, which covers this one.
-    async fn save(&mut self, last: Position, batch: Batch) -> Result<(), Error> {
-        match self.try_save(last, &batch).await {
-            Err(error) if rides_out(&error) => {
-                tracing::warn!(parent: &batch.span, %error, "esrc: checkpoint not saved; the next one covers it");
-                Ok(())
-            }
-            outcome => outcome,
-        }
-    }
+impl<S: CheckpointStore, P: Project> Batches for Direct<'_, S, P> {
+    type Error = P::Error;
+    type Open = ();
+    const ATOMIC: bool = false;
 
-    /// Saves the last checkpoint before the projector ends, riding out retryable failures
-    /// for a few seconds.
-    async fn save_final(&mut self, last: Position, batch: Batch) -> Result<(), Error> {
-        let mut outage = ErrorPolicy::Retry {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-            attempts: 10,
-        }
-        .backoff();
-        loop {
-            match self.try_save(last, &batch).await {
-                Err(error) if rides_out(&error) => match outage.next_delay() {
-                    Some(delay) => tokio::time::sleep(delay).await,
-                    None => return Err(error),
-                },
-                outcome => return outcome,
-            }
-        }
-    }
-
-    async fn try_save(&mut self, last: Position, batch: &Batch) -> Result<(), Error> {
-        batch.span.record("events", batch.events);
-        batch
-            .span
-            .record("checkpoint", tracing::field::display(last));
-        if last > self.saved {
-            self.store
-                .save_checkpoint(self.name, last)
-                .instrument(batch.span.clone())
-                .await?;
-            self.saved = last;
-            self.progress
-                .checkpoint
-                .store(last.get(), Ordering::Release);
-            tracing::debug!(parent: &batch.span, "esrc: checkpoint saved");
-        }
+    async fn open(&mut self) -> Result<(), Error> {
         Ok(())
     }
 
-    /// Saves what was projected before an error; a failure to do so is logged, since
-    /// the error being returned matters more.
-    async fn flush(&mut self, last: Position, batch: Option<Batch>) {
-        if let Some(batch) = batch {
-            if let Err(error) = self.save(last, batch).await {
-                tracing::warn!(projector = %self.name, %error, "esrc: could not save the checkpoint");
-            }
-        }
+    async fn project(
+        &mut self,
+        (): &mut (),
+        envelope: &Envelope,
+    ) -> Result<(), ProjectError<P::Error>> {
+        project_one(&mut self.projection, envelope).await
+    }
+
+    async fn commit(&mut self, (): (), last: Position) -> Result<(), Error> {
+        self.store.save_checkpoint(self.name, last).await
     }
 }
 

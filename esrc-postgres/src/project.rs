@@ -1,22 +1,13 @@
 //! Exactly-once projections: the read model and the checkpoint commit together.
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use esrc_core::backend::{
-    STORE_OUTAGE, record_checkpoint, record_projected, rides_out, spawn_projector, validate_name,
-    wait_out,
-};
+use esrc_core::backend::{Batches, Settings, run_projector, spawn_projector};
 use esrc_core::projector::{ErrorPolicy, Progress, ProjectorHandle};
-use esrc_core::{
-    CheckpointStore, Context, DecodeGroup, Error, EventGroup, Position, ProjectError, Subscribe,
-};
-use futures::StreamExt;
+use esrc_core::{Context, DecodeGroup, Envelope, Error, EventGroup, Position, ProjectError};
 use sqlx::{PgConnection, Postgres, Transaction};
-use tokio::time::Instant;
-use tracing::Instrument;
 
 use crate::PgStore;
 use crate::error::backend;
@@ -70,9 +61,7 @@ pub struct TransactionalProjector<P> {
     store: PgStore,
     name: String,
     projection: P,
-    checkpoint_every: usize,
-    checkpoint_interval: Duration,
-    policy: ErrorPolicy,
+    settings: Settings,
     progress: Arc<Progress>,
 }
 
@@ -84,9 +73,7 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
             store,
             name: name.into(),
             projection,
-            checkpoint_every: 100,
-            checkpoint_interval: Duration::from_secs(1),
-            policy: ErrorPolicy::Stop,
+            settings: Settings::default(),
             progress: Arc::default(),
         }
     }
@@ -94,14 +81,14 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
     /// Commits after this many events (at least 1).
     #[must_use]
     pub fn checkpoint_every(mut self, events: usize) -> Self {
-        self.checkpoint_every = events.max(1);
+        self.settings.checkpoint_every = events.max(1);
         self
     }
 
     /// Commits at least this often while events are being projected.
     #[must_use]
     pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
-        self.checkpoint_interval = interval;
+        self.settings.checkpoint_interval = interval;
         self
     }
 
@@ -109,7 +96,7 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
     /// a retry policy the projector starts again from its checkpoint after the delay.
     #[must_use]
     pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
-        self.policy = policy;
+        self.settings.policy = policy;
         self
     }
 
@@ -131,164 +118,76 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
     }
 
     /// Runs until `stop` completes (then commits the open batch and returns the
-    /// projection) or until an error the policy does not absorb.
+    /// projection) or until an error the policy does not absorb. The engine is the core
+    /// projector's (`esrc_core::backend::run_projector`); what this runner adds is the
+    /// transaction each batch is projected and committed in.
     pub async fn run_until(
-        mut self,
+        self,
         stop: impl Future<Output = ()> + Send,
     ) -> Result<P, ProjectError<P::Error>> {
-        validate_name(&self.name)?;
-        let mut stop = pin!(stop);
-        let mut backoff = self.policy.backoff();
-        let mut outage = STORE_OUTAGE.backoff();
-        loop {
-            match self.run_once(&mut stop).await {
-                Ok(true) => return Ok(self.projection),
-                Ok(false) => {}
-                // A lost connection or a failover: the open batch rolled back with its
-                // checkpoint; start again from the committed one once the store answers.
-                Err(ProjectError::Store(error)) if rides_out(&error) => {
-                    if !wait_out(&self.name, &error, &mut outage, &mut stop).await {
-                        return Ok(self.projection);
-                    }
-                }
-                Err(ProjectError::Project { position, source }) => {
-                    let attempt = backoff.attempt();
-                    let Some(delay) = backoff.next_delay() else {
-                        return Err(ProjectError::Project { position, source });
-                    };
-                    tracing::warn!(projector = %self.name, %position, attempt, error = %source,
-                        ?delay, "esrc: projection failed; batch rolled back, retrying");
-                    tokio::select! {
-                        biased;
-                        () = &mut stop => return Ok(self.projection),
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                }
-                Err(error) => return Err(error),
-            }
-        }
-    }
-
-    /// One run from the committed checkpoint: `Ok(true)` when stopped, `Ok(false)` when
-    /// the subscription ended by itself.
-    async fn run_once(
-        &mut self,
-        stop: &mut (impl Future<Output = ()> + Send + Unpin),
-    ) -> Result<bool, ProjectError<P::Error>> {
-        let store = self.store.clone();
+        let TransactionalProjector {
+            store,
+            name,
+            projection,
+            settings,
+            progress,
+        } = self;
+        let mut batches = InTransaction {
+            store: &store,
+            name: &name,
+            projection,
+        };
         let names = <P::EventGroup<'static> as EventGroup>::NAMES;
-        let start = store.load_checkpoint(&self.name).await?.unwrap_or_default();
-        record_projected(&self.progress, start);
-        record_checkpoint(&self.progress, start);
-        let mut events = pin!(store.subscribe(names, start));
-        let mut open: Option<Batch> = None;
-        loop {
-            let deadline = open.as_ref().map(|batch| batch.deadline);
-            let next = tokio::select! {
-                biased;
-                () = &mut *stop => {
-                    commit(&self.store, &self.name, &self.progress, open.take()).await?;
-                    return Ok(true);
-                }
-                () = sleep_until(deadline) => {
-                    commit(&self.store, &self.name, &self.progress, open.take()).await?;
-                    continue;
-                }
-                next = events.next() => next,
-            };
-            let envelope = match next {
-                Some(Ok(envelope)) => envelope,
-                Some(Err(error)) => return Err(error.into()),
-                None => {
-                    commit(&self.store, &self.name, &self.progress, open.take()).await?;
-                    return Ok(false);
-                }
-            };
-            if open.is_none() {
-                let transaction = store.pool().begin().await.map_err(backend)?;
-                open = Some(Batch {
-                    transaction,
-                    events: 0,
-                    deadline: Instant::now() + self.checkpoint_interval,
-                    last: start,
-                    span: tracing::info_span!(
-                        "esrc.projector.batch",
-                        projector = %self.name,
-                        first = %envelope.position,
-                        events = tracing::field::Empty,
-                        checkpoint = tracing::field::Empty,
-                    ),
-                });
-            }
-            let Some(batch) = open.as_mut() else {
-                continue;
-            };
-            let context = Context::decode(&envelope)?;
-            let projected = self
-                .projection
-                .project(context, &mut batch.transaction)
-                .instrument(batch.span.clone())
-                .await;
-            if let Err(source) = projected {
-                // Dropping the transaction rolls the whole batch back.
-                return Err(ProjectError::Project {
-                    position: envelope.position,
-                    source,
-                });
-            }
-            batch.events += 1;
-            batch.last = envelope.position;
-            record_projected(&self.progress, envelope.position);
-            if batch.events >= self.checkpoint_every {
-                commit(&self.store, &self.name, &self.progress, open.take()).await?;
-            }
-        }
+        run_projector(
+            &store,
+            &name,
+            names,
+            &mut batches,
+            settings,
+            &progress,
+            stop,
+        )
+        .await?;
+        Ok(batches.projection)
     }
 }
 
-/// The events projected in one open transaction.
-struct Batch {
-    transaction: Transaction<'static, Postgres>,
-    events: usize,
-    /// When the batch commits, however few its events.
-    deadline: Instant,
-    /// The position of the last event projected in it.
-    last: Position,
-    /// `esrc.projector.batch`: covers projecting the batch's events and the commit.
-    span: tracing::Span,
+/// Batches in one transaction each: the read model's writes and the checkpoint commit
+/// together, or not at all.
+struct InTransaction<'a, P> {
+    store: &'a PgStore,
+    name: &'a str,
+    projection: P,
 }
 
-/// Writes the checkpoint of an open batch in its transaction and commits both.
-async fn commit(
-    store: &PgStore,
-    name: &str,
-    progress: &Progress,
-    open: Option<Batch>,
-) -> Result<(), Error> {
-    let Some(mut batch) = open else {
-        return Ok(());
-    };
-    batch.span.record("events", batch.events);
-    batch
-        .span
-        .record("checkpoint", tracing::field::display(batch.last));
-    let last = batch.last;
-    let span = batch.span.clone();
-    async {
-        store
-            .save_checkpoint_in(&mut batch.transaction, name, last)
+impl<P: TransactionalProject> Batches for InTransaction<'_, P> {
+    type Error = P::Error;
+    type Open = Transaction<'static, Postgres>;
+    const ATOMIC: bool = true;
+
+    async fn open(&mut self) -> Result<Self::Open, Error> {
+        self.store.pool().begin().await.map_err(backend)
+    }
+
+    async fn project(
+        &mut self,
+        transaction: &mut Self::Open,
+        envelope: &Envelope,
+    ) -> Result<(), ProjectError<P::Error>> {
+        let context = Context::decode(envelope)?;
+        self.projection
+            .project(context, transaction)
+            .await
+            .map_err(|source| ProjectError::Project {
+                position: envelope.position,
+                source,
+            })
+    }
+
+    async fn commit(&mut self, mut transaction: Self::Open, last: Position) -> Result<(), Error> {
+        self.store
+            .save_checkpoint_in(&mut transaction, self.name, last)
             .await?;
-        batch.transaction.commit().await.map_err(backend)
-    }
-    .instrument(span)
-    .await?;
-    record_checkpoint(progress, last);
-    Ok(())
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+        transaction.commit().await.map_err(backend)
     }
 }
