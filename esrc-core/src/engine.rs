@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::backend::{STORE_OUTAGE, rides_out, validate_name, wait_out};
-use crate::projector::{ErrorPolicy, Progress};
+use crate::projector::{Backoff, ErrorPolicy, Progress};
 use crate::{CheckpointStore, Envelope, Error, Position, ProjectError, Subscribe};
 
 /// How a projector runner projects a batch of events and makes it durable with its
@@ -105,6 +105,44 @@ async fn commit<B: Batches>(
     progress.set_checkpoint(last);
     tracing::debug!(parent: &span, "esrc: checkpoint saved");
     Ok(())
+}
+
+/// What the engine does after committing a batch while it runs.
+enum After {
+    /// Go on with the next event.
+    Go,
+    /// Start again from the committed checkpoint (an all-or-nothing batch was lost).
+    Restart,
+    /// A stop was requested while waiting for the store.
+    Stopped,
+}
+
+/// Commits a full (or timed-out) batch; a retryable failure loses an all-or-nothing batch
+/// (the engine starts again once the store answers) or is left to the next commit.
+async fn commit_batch<B: Batches>(
+    batches: &mut B,
+    batch: Batch<B::Open>,
+    last: Position,
+    progress: &Progress,
+    name: &str,
+    outage: &mut Backoff,
+    stop: &mut (impl Future<Output = ()> + Unpin),
+) -> Result<After, Error> {
+    match commit(batches, batch, last, progress).await {
+        Ok(()) => Ok(After::Go),
+        Err(error) if rides_out(&error) && B::ATOMIC => {
+            if wait_out(name, &error, outage, stop).await {
+                Ok(After::Restart)
+            } else {
+                Ok(After::Stopped)
+            }
+        }
+        Err(error) if rides_out(&error) => {
+            tracing::warn!(projector = %name, %error, "esrc: checkpoint not saved; the next one covers it");
+            Ok(After::Go)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Commits the last batch before the engine ends, riding out retryable failures for a
@@ -220,18 +258,11 @@ where
                 }
                 () = sleep_until(deadline) => {
                     if let Some(done) = batch.take() {
-                        match commit(batches, done, last, progress).await {
-                            Ok(()) => {}
-                            Err(error) if rides_out(&error) && B::ATOMIC => {
-                                if !wait_out(name, &error, &mut outage, &mut stop).await {
-                                    return Ok(());
-                                }
-                                continue 'run;
-                            }
-                            Err(error) if rides_out(&error) => {
-                                tracing::warn!(projector = %name, %error, "esrc: checkpoint not saved; the next one covers it");
-                            }
-                            Err(error) => return Err(error.into()),
+                        let after = commit_batch(batches, done, last, progress, name, &mut outage, &mut stop);
+                        match after.await? {
+                            After::Go => {}
+                            After::Restart => continue 'run,
+                            After::Stopped => return Ok(()),
                         }
                     }
                     continue;
@@ -345,18 +376,12 @@ where
             });
             if full {
                 if let Some(done) = batch.take() {
-                    match commit(batches, done, last, progress).await {
-                        Ok(()) => {}
-                        Err(error) if rides_out(&error) && B::ATOMIC => {
-                            if !wait_out(name, &error, &mut outage, &mut stop).await {
-                                return Ok(());
-                            }
-                            continue 'run;
-                        }
-                        Err(error) if rides_out(&error) => {
-                            tracing::warn!(projector = %name, %error, "esrc: checkpoint not saved; the next one covers it");
-                        }
-                        Err(error) => return Err(error.into()),
+                    let after =
+                        commit_batch(batches, done, last, progress, name, &mut outage, &mut stop);
+                    match after.await? {
+                        After::Go => {}
+                        After::Restart => continue 'run,
+                        After::Stopped => return Ok(()),
                     }
                 }
             }
