@@ -2,6 +2,7 @@
 
 mod aggregate;
 pub mod backend;
+mod dynamic;
 mod engine;
 mod envelope;
 mod error;
@@ -15,6 +16,7 @@ pub mod testing;
 mod types;
 
 pub use aggregate::{Aggregate, Root};
+pub use dynamic::{AnyStore, DynStore};
 pub use envelope::{Envelope, NewEvent, Snapshot};
 pub use error::{BoxError, DecodeError, Error};
 pub use event::{DecodeGroup, Event, EventGroup, Versioned, decode_exact, upcast};

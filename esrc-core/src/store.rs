@@ -159,7 +159,7 @@ pub trait Store:
 {
 }
 
-impl<S> Store for S where
+impl<S: ?Sized> Store for S where
     S: Publish + ReplayOne + Replay + Subscribe + Truncate + SnapshotStore + CheckpointStore
 {
 }

@@ -1,0 +1,352 @@
+//! A store chosen at run time: [`DynStore`], the object-safe form of the store traits,
+//! and [`AnyStore`], the shared handle applications keep.
+//!
+//! The store traits return `impl Future` and `impl Stream`, which makes them fast and
+//! lets any crate implement them, but a trait object cannot be made of them. `DynStore`
+//! has the same operations with boxed futures and streams, and every [`Store`] implements
+//! it — the three stores of esrc and any third-party store alike. In turn `dyn DynStore`
+//! implements every store trait, so an [`AnyStore`] (`Arc<dyn DynStore>`) is a [`Store`]:
+//! [`ReadExt`](crate::ReadExt), [`PublishExt`](crate::PublishExt),
+//! [`ProjectExt`](crate::ProjectExt) and the [projector](crate::projector) work on it
+//! unchanged. The price is one allocation per call (and per stream), not per event.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use esrc_core::{AnyStore, ReadExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), esrc_core::Error> {
+//! // Which store is a matter of configuration; the code using it does not change.
+//! let store: AnyStore = Arc::new(esrc_memory::MemoryStore::new());
+//! # #[derive(Default)] struct Noop;
+//! # #[derive(serde::Serialize, serde::Deserialize)] enum NoopEvent {}
+//! # impl esrc_core::Versioned for NoopEvent {}
+//! # impl esrc_core::Event for NoopEvent { const NAME: &'static str = "Noop"; }
+//! # impl esrc_core::Aggregate for Noop {
+//! #     type Command = (); type Event = NoopEvent; type Error = std::convert::Infallible;
+//! #     fn process(&self, _: ()) -> Result<Vec<NoopEvent>, Self::Error> { Ok(vec![]) }
+//! #     fn apply(self, _: &NoopEvent) -> Self { self }
+//! # }
+//! let root = store.load::<Noop>(uuid::Uuid::now_v7()).await?;
+//! assert_eq!(root.version().get(), 0);
+//!
+//! // The concrete store is still there for what only it offers.
+//! assert!(store.as_any().downcast_ref::<esrc_memory::MemoryStore>().is_some());
+//! # Ok(()) }
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use uuid::Uuid;
+
+use crate::{
+    Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
+    ReplayOne, Snapshot, SnapshotStore, Store, Subscribe, Truncate, Version,
+};
+
+/// A store chosen at run time, shared between tasks: what `esrc::connect` returns.
+pub type AnyStore = Arc<dyn DynStore>;
+
+/// The object-safe form of [`Store`]: the same operations, with boxed futures and
+/// streams. Implemented for every [`Store`]; not meant to be implemented by hand.
+///
+/// Applications rarely call these methods: they hold an [`AnyStore`] and use the
+/// extension traits, which `dyn DynStore` gets by implementing the store traits. The
+/// methods end in `_boxed` so that they never clash with the store traits' own.
+pub trait DynStore: Send + Sync {
+    /// [`Publish::publish`], boxed.
+    fn publish_boxed<'a>(
+        &'a self,
+        category: &'a str,
+        id: Uuid,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> BoxFuture<'a, Result<Appended, Error>>;
+
+    /// [`ReplayOne::replay_one`], boxed.
+    fn replay_one_boxed<'a>(
+        &'a self,
+        category: &'a str,
+        id: Uuid,
+        after: Version,
+    ) -> BoxStream<'a, Result<Envelope, Error>>;
+
+    /// [`Replay::replay`], boxed.
+    fn replay_boxed<'a>(
+        &'a self,
+        categories: &'a [&'a str],
+        after: Position,
+    ) -> BoxStream<'a, Result<Envelope, Error>>;
+
+    /// [`Replay::head`], boxed.
+    fn head_boxed<'a>(
+        &'a self,
+        categories: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Position, Error>>;
+
+    /// [`Subscribe::subscribe`], boxed.
+    fn subscribe_boxed<'a>(
+        &'a self,
+        categories: &'a [&'a str],
+        after: Position,
+    ) -> BoxStream<'a, Result<Envelope, Error>>;
+
+    /// [`Truncate::truncate`], boxed.
+    fn truncate_boxed<'a>(
+        &'a self,
+        category: &'a str,
+        id: Uuid,
+        before: Version,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// [`SnapshotStore::save_snapshot`], boxed.
+    fn save_snapshot_boxed<'a>(
+        &'a self,
+        category: &'a str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// [`SnapshotStore::load_snapshot`], boxed.
+    fn load_snapshot_boxed<'a>(
+        &'a self,
+        category: &'a str,
+        id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, Error>>;
+
+    /// [`CheckpointStore::save_checkpoint`], boxed.
+    fn save_checkpoint_boxed<'a>(
+        &'a self,
+        name: &'a str,
+        position: Position,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// [`CheckpointStore::load_checkpoint`], boxed.
+    fn load_checkpoint_boxed<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Position>, Error>>;
+
+    /// The concrete store, for what only it offers (for example `PgStore::migrate`):
+    /// `store.as_any().downcast_ref::<PgStore>()`.
+    fn as_any(&self) -> &dyn Any;
+
+    /// The concrete store's type name, for `Debug`.
+    fn type_name(&self) -> &'static str;
+}
+
+impl<S: Store + 'static> DynStore for S {
+    fn publish_boxed<'a>(
+        &'a self,
+        category: &'a str,
+        id: Uuid,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> BoxFuture<'a, Result<Appended, Error>> {
+        Box::pin(self.publish(category, id, expected, events))
+    }
+
+    fn replay_one_boxed<'a>(
+        &'a self,
+        category: &'a str,
+        id: Uuid,
+        after: Version,
+    ) -> BoxStream<'a, Result<Envelope, Error>> {
+        Box::pin(self.replay_one(category, id, after))
+    }
+
+    fn replay_boxed<'a>(
+        &'a self,
+        categories: &'a [&'a str],
+        after: Position,
+    ) -> BoxStream<'a, Result<Envelope, Error>> {
+        Box::pin(self.replay(categories, after))
+    }
+
+    fn head_boxed<'a>(
+        &'a self,
+        categories: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        Box::pin(self.head(categories))
+    }
+
+    fn subscribe_boxed<'a>(
+        &'a self,
+        categories: &'a [&'a str],
+        after: Position,
+    ) -> BoxStream<'a, Result<Envelope, Error>> {
+        Box::pin(self.subscribe(categories, after))
+    }
+
+    fn truncate_boxed<'a>(
+        &'a self,
+        category: &'a str,
+        id: Uuid,
+        before: Version,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.truncate(category, id, before))
+    }
+
+    fn save_snapshot_boxed<'a>(
+        &'a self,
+        category: &'a str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.save_snapshot(category, id, snapshot))
+    }
+
+    fn load_snapshot_boxed<'a>(
+        &'a self,
+        category: &'a str,
+        id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, Error>> {
+        Box::pin(self.load_snapshot(category, id))
+    }
+
+    fn save_checkpoint_boxed<'a>(
+        &'a self,
+        name: &'a str,
+        position: Position,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.save_checkpoint(name, position))
+    }
+
+    fn load_checkpoint_boxed<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Position>, Error>> {
+        Box::pin(self.load_checkpoint(name))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<S>()
+    }
+}
+
+impl fmt::Debug for dyn DynStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dyn DynStore({})", self.type_name())
+    }
+}
+
+// The store traits' futures and streams may borrow every argument for its own lifetime,
+// while a boxed one has a single lifetime: an async block (or an async stream) holds the
+// boxed value and hides that lifetime.
+
+/// Re-yields a boxed stream from inside a generator, whose type names only what it
+/// captures; a function would have to name the boxed stream's single lifetime.
+macro_rules! unboxed {
+    ($stream:expr) => {
+        async_stream::stream! {
+            let mut events = $stream;
+            while let Some(event) = events.next().await {
+                yield event;
+            }
+        }
+    };
+}
+
+impl Publish for dyn DynStore {
+    fn publish(
+        &self,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Appended, Error>> + Send {
+        async move { self.publish_boxed(category, id, expected, events).await }
+    }
+}
+
+impl ReplayOne for dyn DynStore {
+    fn replay_one(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        unboxed!(self.replay_one_boxed(category, id, after))
+    }
+}
+
+impl Replay for dyn DynStore {
+    fn replay(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        unboxed!(self.replay_boxed(categories, after))
+    }
+
+    fn head(&self, categories: &[&str]) -> impl Future<Output = Result<Position, Error>> + Send {
+        async move { self.head_boxed(categories).await }
+    }
+}
+
+impl Subscribe for dyn DynStore {
+    fn subscribe(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+        unboxed!(self.subscribe_boxed(categories, after))
+    }
+}
+
+impl Truncate for dyn DynStore {
+    fn truncate(
+        &self,
+        category: &str,
+        id: Uuid,
+        before: Version,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async move { self.truncate_boxed(category, id, before).await }
+    }
+}
+
+impl SnapshotStore for dyn DynStore {
+    fn save_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async move { self.save_snapshot_boxed(category, id, snapshot).await }
+    }
+
+    fn load_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<Snapshot>, Error>> + Send {
+        async move { self.load_snapshot_boxed(category, id).await }
+    }
+}
+
+impl CheckpointStore for dyn DynStore {
+    fn save_checkpoint(
+        &self,
+        name: &str,
+        position: Position,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async move { self.save_checkpoint_boxed(name, position).await }
+    }
+
+    fn load_checkpoint(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Position>, Error>> + Send {
+        async move { self.load_checkpoint_boxed(name).await }
+    }
+}
