@@ -37,7 +37,6 @@
 
 use std::any::Any;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -258,14 +257,14 @@ macro_rules! unboxed {
 }
 
 impl Publish for dyn DynStore {
-    fn publish(
+    async fn publish(
         &self,
         category: &str,
         id: Uuid,
         expected: Expected,
         events: Vec<NewEvent>,
-    ) -> impl Future<Output = Result<Appended, Error>> + Send {
-        async move { self.publish_boxed(category, id, expected, events).await }
+    ) -> Result<Appended, Error> {
+        self.publish_boxed(category, id, expected, events).await
     }
 }
 
@@ -289,8 +288,8 @@ impl Replay for dyn DynStore {
         unboxed!(self.replay_boxed(categories, after))
     }
 
-    fn head(&self, categories: &[&str]) -> impl Future<Output = Result<Position, Error>> + Send {
-        async move { self.head_boxed(categories).await }
+    async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
+        self.head_boxed(categories).await
     }
 }
 
@@ -305,48 +304,32 @@ impl Subscribe for dyn DynStore {
 }
 
 impl Truncate for dyn DynStore {
-    fn truncate(
-        &self,
-        category: &str,
-        id: Uuid,
-        before: Version,
-    ) -> impl Future<Output = Result<(), Error>> + Send {
-        async move { self.truncate_boxed(category, id, before).await }
+    async fn truncate(&self, category: &str, id: Uuid, before: Version) -> Result<(), Error> {
+        self.truncate_boxed(category, id, before).await
     }
 }
 
 impl SnapshotStore for dyn DynStore {
-    fn save_snapshot(
+    async fn save_snapshot(
         &self,
         category: &str,
         id: Uuid,
         snapshot: Snapshot,
-    ) -> impl Future<Output = Result<(), Error>> + Send {
-        async move { self.save_snapshot_boxed(category, id, snapshot).await }
+    ) -> Result<(), Error> {
+        self.save_snapshot_boxed(category, id, snapshot).await
     }
 
-    fn load_snapshot(
-        &self,
-        category: &str,
-        id: Uuid,
-    ) -> impl Future<Output = Result<Option<Snapshot>, Error>> + Send {
-        async move { self.load_snapshot_boxed(category, id).await }
+    async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
+        self.load_snapshot_boxed(category, id).await
     }
 }
 
 impl CheckpointStore for dyn DynStore {
-    fn save_checkpoint(
-        &self,
-        name: &str,
-        position: Position,
-    ) -> impl Future<Output = Result<(), Error>> + Send {
-        async move { self.save_checkpoint_boxed(name, position).await }
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
+        self.save_checkpoint_boxed(name, position).await
     }
 
-    fn load_checkpoint(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<Position>, Error>> + Send {
-        async move { self.load_checkpoint_boxed(name).await }
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
+        self.load_checkpoint_boxed(name).await
     }
 }
