@@ -95,9 +95,18 @@ impl<A: Aggregate> Root<A> {
     /// Applies one stored event of this stream: decodes it, applies it and advances the
     /// version and position.
     ///
-    /// An event that is not the next version of this stream is refused with
-    /// [`Error::MissingHistory`], so a root never skips history.
+    /// An event of another stream is refused with [`Error::WrongStream`], and one that is
+    /// not the next version of this stream with [`Error::MissingHistory`], so a root never
+    /// takes in another aggregate's history nor skips its own.
     pub fn apply_envelope(self, envelope: &Envelope) -> Result<Self, Error> {
+        if envelope.aggregate_id != self.id || envelope.category != A::Event::NAME {
+            return Err(Error::WrongStream {
+                category: A::Event::NAME,
+                id: self.id,
+                found_category: envelope.category.clone(),
+                found_id: envelope.aggregate_id,
+            });
+        }
         let next = self.version.next();
         if envelope.version != next {
             return Err(Error::MissingHistory {

@@ -6,6 +6,9 @@ use uuid::Uuid;
 
 use crate::{Expected, Position, Version};
 
+/// A result whose error is esrc's [`Error`] unless another is named.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// A boxed error from a backend's client library.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -112,6 +115,22 @@ pub enum Error {
         expected: Version,
         /// The first version the store returned.
         found: Version,
+    },
+
+    /// An event of one stream was applied to the aggregate of another; the aggregate is
+    /// unchanged.
+    #[error(
+        "an event of stream {found_category}/{found_id} cannot be applied to the aggregate of stream {category}/{id}"
+    )]
+    WrongStream {
+        /// The category of the aggregate's stream.
+        category: &'static str,
+        /// The aggregate's id.
+        id: Uuid,
+        /// The category of the event's stream.
+        found_category: String,
+        /// The aggregate id of the event's stream.
+        found_id: Uuid,
     },
 
     /// The store does not implement this operation (it declares so in its capabilities).

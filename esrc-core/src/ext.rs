@@ -301,10 +301,24 @@ pub trait ProjectExt: Send + Sync {
     where
         Self: Replay,
     {
+        self.rebuild_after(projection, Position::ZERO)
+    }
+
+    /// Like [`ProjectExt::rebuild`], but only the events after `after` (exclusive): brings a
+    /// read model that was built up to `after` up to the head. Returns the position of the
+    /// last event projected, or `after` if there was none.
+    fn rebuild_after<P: Project>(
+        &self,
+        projection: &mut P,
+        after: Position,
+    ) -> impl Future<Output = Result<Position, ProjectError<P::Error>>> + Send
+    where
+        Self: Replay,
+    {
         async move {
             let names = <P::EventGroup<'static> as EventGroup>::NAMES;
-            let mut events = pin!(self.replay(names, Position::ZERO));
-            let mut last = Position::ZERO;
+            let mut events = pin!(self.replay(names, after));
+            let mut last = after;
             while let Some(envelope) = events.next().await {
                 let envelope = envelope?;
                 project_one(projection, &envelope).await?;

@@ -5,7 +5,7 @@ pub mod backend;
 mod dynamic;
 mod engine;
 mod envelope;
-mod error;
+pub mod error;
 mod event;
 mod ext;
 mod name;

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use esrc_core::testing::given;
 use esrc_core::{
     Aggregate, CommandError, Context, DecodeGroup, Envelope, Error, Event, EventGroup, Expected,
-    Metadata, Position, Project, ProjectError, ProjectExt, PublishExt, ReadExt, Root, Truncate,
-    Version, Versioned,
+    Metadata, Position, Project, ProjectError, ProjectExt, PublishExt, ReadExt, ReplayOne, Root,
+    Truncate, Version, Versioned,
 };
 use esrc_memory::MemoryStore;
 use futures::StreamExt;
@@ -496,4 +496,70 @@ async fn try_write_retry_sends_the_same_events_again_after_a_retryable_error() {
             .collect()
             .await;
     assert_eq!(stored.len(), 1, "stored once: {stored:?}");
+}
+
+/// `rebuild_after` feeds only the events after the given position.
+#[tokio::test]
+async fn rebuild_after_projects_only_later_events() -> esrc_core::error::Result<()> {
+    let store = MemoryStore::new();
+    for owner in ["ann", "bob", "cid"] {
+        store
+            .try_write(
+                Root::<Account>::new(Uuid::now_v7()),
+                AccountCommand::Open(owner.into()),
+            )
+            .await
+            .map_err(|e| match e {
+                CommandError::Store(e) => e,
+                other => panic!("{other}"),
+            })?;
+    }
+    let mut owners = Owners::default();
+    let last = store.rebuild_after(&mut owners, Position(1)).await.unwrap();
+    assert_eq!(last, Position(3));
+    assert_eq!(*owners.seen.lock().unwrap(), ["bob", "cid"]);
+
+    let mut none = Owners::default();
+    let last = store.rebuild_after(&mut none, Position(3)).await.unwrap();
+    assert_eq!(
+        last,
+        Position(3),
+        "nothing newer: the position given comes back"
+    );
+    assert!(none.seen.lock().unwrap().is_empty());
+    Ok(())
+}
+
+/// A root refuses an event of another stream: another id, or the same id in another
+/// category.
+#[tokio::test]
+async fn a_root_refuses_an_event_of_another_stream() {
+    let store = MemoryStore::new();
+    let (ann, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    for id in [ann, bob] {
+        store
+            .try_write(Root::<Account>::new(id), AccountCommand::Open("x".into()))
+            .await
+            .unwrap();
+    }
+    let bobs = std::pin::pin!(store.replay_one("Account", bob, Version::ZERO))
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    let error = Root::<Account>::new(ann).apply_envelope(&bobs).unwrap_err();
+    assert!(
+        matches!(&error, Error::WrongStream { category: "Account", id, found_category, found_id }
+            if *id == ann && found_category == "Account" && *found_id == bob),
+        "{error:?}"
+    );
+    let mut other_category = bobs.clone();
+    other_category.category = "Entry".into();
+    let error = Root::<Account>::new(bob)
+        .apply_envelope(&other_category)
+        .unwrap_err();
+    assert!(matches!(error, Error::WrongStream { .. }), "{error:?}");
+    // Its own event applies.
+    let root = Root::<Account>::new(bob).apply_envelope(&bobs).unwrap();
+    assert!(root.open);
 }
