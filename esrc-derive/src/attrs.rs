@@ -1,6 +1,7 @@
 //! Parsing `#[esrc(...)]` attributes, with errors that point at the offending tokens.
 
-use proc_macro2::Span;
+use proc_macro_crate::FoundCrate;
+use proc_macro2::{Ident, Span};
 use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Attribute, LitInt, LitStr, Path, Type};
@@ -12,6 +13,7 @@ pub(crate) struct TypeArgs {
     pub(crate) version: Option<(u32, Span)>,
     pub(crate) previous: Option<Type>,
     pub(crate) krate: Option<Path>,
+    pub(crate) keep_suffix: Option<Span>,
 }
 
 impl TypeArgs {
@@ -63,11 +65,23 @@ impl TypeArgs {
                     }
                     let path: LitStr = meta.value()?.parse()?;
                     args.krate = Some(path.parse()?);
+                } else if meta.path.is_ident("keep_suffix") {
+                    if !allow_name {
+                        return Err(meta.error("`keep_suffix` applies to events"));
+                    }
+                    if args.keep_suffix.is_some() {
+                        return Err(duplicate("keep_suffix"));
+                    }
+                    args.keep_suffix = Some(meta.path.span());
+                } else if meta.path.is_ident("event") {
+                    return Err(meta.error(old_event_attribute(&meta)?));
+                } else if meta.path.is_ident("serde") {
+                    return Err(meta.error(old_serde_attribute(&meta)?));
                 } else if meta.path.is_ident("ignore") {
                     return Err(meta.error("`ignore` goes on a variant of an EventGroup, not on a type"));
                 } else {
                     let expected = if allow_name {
-                        "`name`, `version`, `previous` or `crate`"
+                        "`name`, `keep_suffix`, `version`, `previous` or `crate`"
                     } else {
                         "`version`, `previous` or `crate`"
                     };
@@ -75,6 +89,12 @@ impl TypeArgs {
                 }
                 Ok(())
             })?;
+        }
+        if let (Some(span), Some(_)) = (args.keep_suffix, &args.name) {
+            return Err(syn::Error::new(
+                span,
+                "`keep_suffix` keeps the type's own name whole; a given `name` is always used as written: remove one",
+            ));
         }
         if let Some(previous) = &args.previous {
             match args.version {
@@ -96,10 +116,28 @@ impl TypeArgs {
         Ok(args)
     }
 
+    /// The path of the crate the generated code names: `#[esrc(crate = "...")]` if given,
+    /// else the facade `esrc` or `esrc-core`, under whatever name the user's Cargo.toml
+    /// gives it.
     pub(crate) fn krate(&self) -> proc_macro2::TokenStream {
-        self.krate
-            .as_ref()
-            .map_or_else(|| quote!(::esrc_core), |path| quote!(#path))
+        if let Some(path) = &self.krate {
+            return quote!(#path);
+        }
+        for (package, own_name) in [("esrc", "esrc"), ("esrc-core", "esrc_core")] {
+            match proc_macro_crate::crate_name(package) {
+                // Inside the crate's own tests and doctests, which name it by its name.
+                Ok(FoundCrate::Itself) => {
+                    let name = Ident::new(own_name, Span::call_site());
+                    return quote!(::#name);
+                }
+                Ok(FoundCrate::Name(name)) => {
+                    let name = Ident::new(&name, Span::call_site());
+                    return quote!(::#name);
+                }
+                Err(_) => {}
+            }
+        }
+        quote!(::esrc_core)
     }
 }
 
@@ -128,4 +166,62 @@ pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
         esrc_name::Invalid::TooLong => "an event name is at most 128 bytes long",
         _ => "an event name may contain only ASCII letters, digits, `_` and `-`",
     })
+}
+
+/// The error for esrc 0.1's `#[esrc(event(name = "...", keep_suffix))]`, with today's
+/// spelling. esrc 0.1 cut a trailing `Event` off a given name too (unless `keep_suffix`),
+/// while today a given name is used as written: the message names the category 0.1
+/// stored, so that a migrated type keeps reading its events.
+fn old_event_attribute(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<String> {
+    let mut name: Option<String> = None;
+    let mut keep_suffix = false;
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident("name") {
+            name = Some(inner.value()?.parse::<LitStr>()?.value());
+        } else if inner.path.is_ident("keep_suffix") {
+            keep_suffix = true;
+        } else {
+            return Err(inner.error("esrc 0.1's `event(...)` took only `name` and `keep_suffix`"));
+        }
+        Ok(())
+    })?;
+    let moved = "esrc 0.1's `#[esrc(event(...))]` is now written without `event(...)`";
+    Ok(match (name, keep_suffix) {
+        (Some(name), false) => match name.strip_suffix("Event").filter(|rest| !rest.is_empty()) {
+            Some(stored) => format!(
+                "{moved}, and a given name is now used as written. esrc 0.1 stored this type's events under the category `{stored}` (it cut `Event` off the name): write `#[esrc(name = \"{stored}\")]` to read them, or `#[esrc(name = \"{name}\")]` for a new category"
+            ),
+            None => format!("{moved}: write `#[esrc(name = \"{name}\")]`"),
+        },
+        (Some(name), true) => format!(
+            "{moved}, and a given name is now always used as written: write `#[esrc(name = \"{name}\")]`"
+        ),
+        (None, true) => format!("{moved}: write `#[esrc(keep_suffix)]`"),
+        (None, false) => format!("{moved}: remove the empty `event()`"),
+    })
+}
+
+/// The error for esrc 0.1's `#[esrc(serde(version = N, previous_version = T))]`, with
+/// today's spelling.
+fn old_serde_attribute(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<String> {
+    let mut parts = Vec::new();
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident("version") {
+            let version: LitInt = inner.value()?.parse()?;
+            parts.push(format!("version = {}", version.base10_digits()));
+        } else if inner.path.is_ident("previous_version") {
+            let previous: Type = inner.value()?.parse()?;
+            let previous = quote!(#previous).to_string().replace(' ', "");
+            parts.push(format!("previous = {previous}"));
+        } else {
+            return Err(
+                inner.error("esrc 0.1's `serde(...)` took only `version` and `previous_version`")
+            );
+        }
+        Ok(())
+    })?;
+    Ok(format!(
+        "esrc 0.1's `#[esrc(serde(...))]` is now written without `serde(...)`, and `previous_version` is `previous`: write `#[esrc({})]`",
+        parts.join(", ")
+    ))
 }

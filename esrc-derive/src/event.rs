@@ -48,11 +48,14 @@ pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStrea
         Some(name) => name.value(),
         None => {
             let type_name = ident.to_string();
-            let name = type_name
-                .strip_suffix("Event")
-                .filter(|rest| !rest.is_empty())
-                .unwrap_or(&type_name)
-                .to_owned();
+            let name = match args.keep_suffix {
+                Some(_) => type_name,
+                None => type_name
+                    .strip_suffix("Event")
+                    .filter(|rest| !rest.is_empty())
+                    .unwrap_or(&type_name)
+                    .to_owned(),
+            };
             if let Err(reason) = check_name(&name) {
                 return Err(syn::Error::new(
                     ident.span(),

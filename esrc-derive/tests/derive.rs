@@ -21,10 +21,19 @@ enum TabEvent {
 #[esrc(name = "Event")]
 struct JustEvent;
 
+#[derive(Debug, PartialEq, Serialize, Deserialize, esrc_core::Event)]
+#[esrc(keep_suffix)]
+struct LedgerEvent;
+
 #[test]
 fn names_come_from_the_type_or_the_attribute() {
     assert_eq!(TabEvent::NAME, "Tab");
     assert_eq!(JustEvent::NAME, "Event");
+    assert_eq!(
+        LedgerEvent::NAME,
+        "LedgerEvent",
+        "keep_suffix keeps the type name whole"
+    );
     assert_eq!(<TabEvent as Versioned>::VERSION, 1);
     assert_eq!(<TabEvent as EventGroup>::NAMES, ["Tab"]);
 }
