@@ -3,10 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cases;
+mod dynamic;
 mod factory;
 pub mod fixtures;
 mod macros;
 
+pub use dynamic::Dynamic;
 pub use factory::{
     BoxFuture, Capabilities, PendingAppend, StoreFactory, backend_unavailable, backends_required,
 };

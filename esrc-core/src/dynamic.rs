@@ -31,7 +31,7 @@
 //! assert_eq!(root.version().get(), 0);
 //!
 //! // The concrete store is still there for what only it offers.
-//! assert!(store.as_any().downcast_ref::<esrc_memory::MemoryStore>().is_some());
+//! assert!(store.downcast_ref::<esrc_memory::MemoryStore>().is_some());
 //! # Ok(()) }
 //! ```
 
@@ -132,8 +132,9 @@ pub trait DynStore: Send + Sync {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Position>, Error>>;
 
-    /// The concrete store, for what only it offers (for example `PgStore::migrate`):
-    /// `store.as_any().downcast_ref::<PgStore>()`.
+    /// The concrete store as [`Any`]. Prefer [`downcast_ref`](trait.DynStore.html#method.downcast_ref)
+    /// on a `dyn DynStore`: called on an `Arc<dyn DynStore>` with this trait in scope,
+    /// `as_any` finds the `Arc` (itself a store) rather than the store inside it.
     fn as_any(&self) -> &dyn Any;
 
     /// The concrete store's type name, for `Debug`.
@@ -230,6 +231,14 @@ impl<S: Store + 'static> DynStore for S {
 
     fn type_name(&self) -> &'static str {
         std::any::type_name::<S>()
+    }
+}
+
+impl dyn DynStore {
+    /// The concrete store, for what only it offers (for example `PgStore::migrate`):
+    /// `store.downcast_ref::<PgStore>()` is `Some` if the store is a `PgStore`.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.as_any().downcast_ref()
     }
 }
 

@@ -133,6 +133,14 @@ pub enum Error {
         found_id: Uuid,
     },
 
+    /// A store's configuration (its URL, an option, a feature left out at build time) is
+    /// not usable; nothing was opened.
+    #[error("invalid store configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong, and what to write instead.
+        reason: String,
+    },
+
     /// The store does not implement this operation (it declares so in its capabilities).
     #[error("{operation} is not supported by this store")]
     NotSupported {

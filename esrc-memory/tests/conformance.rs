@@ -20,3 +20,8 @@ impl StoreFactory for Memory {
 }
 
 esrc_conformance::conformance_tests!(async { Some(Memory) });
+
+/// The whole suite again, through `AnyStore` (`Arc<dyn DynStore>`).
+mod dynamic {
+    esrc_conformance::conformance_tests!(async { Some(esrc_conformance::Dynamic(super::Memory)) });
+}

@@ -3,3 +3,13 @@
 mod common;
 
 esrc_conformance::conformance_tests!(async { common::nats().await.map(common::Stores::new) });
+
+/// The whole suite again, through `AnyStore` (`Arc<dyn DynStore>`).
+mod dynamic {
+    esrc_conformance::conformance_tests!(async {
+        super::common::nats()
+            .await
+            .map(super::common::Stores::new)
+            .map(esrc_conformance::Dynamic)
+    });
+}

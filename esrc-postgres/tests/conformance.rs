@@ -79,3 +79,12 @@ impl StoreFactory for Pg {
 esrc_conformance::conformance_tests!(async {
     common::postgres().await.map(|postgres| Pg { postgres })
 });
+
+/// The whole suite again, through `AnyStore` (`Arc<dyn DynStore>`).
+mod dynamic {
+    esrc_conformance::conformance_tests!(async {
+        super::common::postgres()
+            .await
+            .map(|postgres| esrc_conformance::Dynamic(super::Pg { postgres }))
+    });
+}

@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod connect;
+
+pub use connect::{connect, connect_with};
+#[doc(inline)]
+pub use esrc_core::*;
+
+/// The in-memory store: the reference implementation, for unit tests and prototypes
+/// (the crate `esrc-memory`).
+#[cfg(feature = "memory")]
+#[doc(inline)]
+pub use esrc_memory as memory;
+
+/// The PostgreSQL store (the crate `esrc-postgres`).
+#[cfg(feature = "postgres")]
+#[doc(inline)]
+pub use esrc_postgres as postgres;
+
+/// The NATS JetStream store (the crate `esrc-nats`).
+#[cfg(feature = "nats")]
+#[doc(inline)]
+pub use esrc_nats as nats;
+
+/// What a program using esrc needs in scope: `use esrc::prelude::*;`.
+///
+/// The traits (and, with the `derive` feature, the derive macros of the same names)
+/// for events, aggregates and projections, the extension traits that give every store
+/// its one-liners, and the types that appear in their signatures.
+pub mod prelude {
+    pub use esrc_core::{
+        Aggregate, AnyStore, CommandError, Context, Envelope, Event, EventGroup, Expected,
+        Metadata, Position, Project, ProjectError, ProjectExt, PublishExt, ReadExt, Root, Uuid,
+        Version, Versioned,
+    };
+}
