@@ -1,6 +1,6 @@
 //! Opening a store named by a URL: [`connect`] and [`connect_with`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use esrc_core::{AnyStore, Error};
@@ -61,7 +61,8 @@ pub async fn connect(url: &str) -> Result<AnyStore, Error> {
 
 /// [`connect`], with defaults for the URL's options: an option given in the URL wins over
 /// the one given here. Lets a program pick its own schema or stream name while its users
-/// pass plain URLs.
+/// pass plain URLs. A default the URL's store does not read is ignored (a program may give
+/// defaults for every store it supports); an unknown option in the URL is refused.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), esrc::Error> {
@@ -86,8 +87,10 @@ where
             .into_iter()
             .map(|(key, value)| (key.into(), value.into()))
             .collect(),
+        from_url: BTreeSet::new(),
     };
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        options.from_url.insert(key.to_string());
         options.values.insert(key.into_owned(), value.into_owned());
     }
     match options.scheme.as_str() {
@@ -119,6 +122,8 @@ fn feature_off(scheme: &str, feature: &str) -> Error {
 struct Options {
     scheme: String,
     values: BTreeMap<String, String>,
+    /// The keys given in the URL, as opposed to defaults.
+    from_url: BTreeSet<String>,
 }
 
 #[allow(dead_code)]
@@ -153,9 +158,9 @@ impl Options {
             .transpose()
     }
 
-    /// Refuses the options nobody took.
+    /// Refuses the options of the URL that nobody took.
     fn finish(self) -> Result<(), Error> {
-        match self.values.keys().next() {
+        match self.values.keys().find(|key| self.from_url.contains(*key)) {
             None => Ok(()),
             Some(key) => Err(invalid(format!(
                 "unknown option `{key}` for a `{}` store (see `esrc::connect` for the options)",

@@ -8,9 +8,9 @@ use std::time::Duration;
 use cafe::{
     ChefTodoList, MenuItem, OpenTabs, ReadModel, ReadModelProjection, Tab, TabCommand, euros,
 };
-use esrc_core::projector::{Projector, ProjectorHandle};
-use esrc_core::{Aggregate, Event, Position, PublishExt, Root, Store};
-use esrc_examples_support::{App, BoxError, print_table, run_on, store_arg};
+use esrc::projector::{Projector, ProjectorHandle};
+use esrc::{Aggregate, AnyStore, CheckpointStore, Event, Position, PublishExt, Root};
+use esrc_examples_support::{BoxError, open, print_table, store_arg};
 use uuid::Uuid;
 
 const USAGE: &str = "\
@@ -50,12 +50,12 @@ fn cake() -> MenuItem {
 }
 
 /// Runs commands against tabs, printing each outcome.
-struct Staff<'a, S> {
-    store: &'a S,
+struct Staff<'a> {
+    store: &'a AnyStore,
     last: Position,
 }
 
-impl<S: Store> Staff<'_, S> {
+impl Staff<'_> {
     /// Processes `command` on `root` (the aggregate decides), then appends the events
     /// (the store checks that nobody changed the tab meanwhile).
     async fn tell(
@@ -91,8 +91,8 @@ impl<S: Store> Staff<'_, S> {
     }
 }
 
-async fn caught_up<S: Store + Clone + 'static, M: ReadModel>(
-    handle: &ProjectorHandle<S, ReadModelProjection<S, M>, esrc_core::Error>,
+async fn caught_up<M: ReadModel>(
+    handle: &ProjectorHandle<AnyStore, ReadModelProjection<AnyStore, M>, esrc::Error>,
     position: Position,
 ) -> Result<(), BoxError> {
     tokio::time::timeout(Duration::from_secs(30), async {
@@ -104,237 +104,231 @@ async fn caught_up<S: Store + Clone + 'static, M: ReadModel>(
     .map_err(|_| format!("the {} projector did not catch up", M::NAME).into())
 }
 
-struct Day;
-
-impl App for Day {
-    async fn run<S: Store + Clone + 'static>(
-        self,
-        store: S,
-        kind: &'static str,
-    ) -> Result<(), BoxError> {
-        println!("A day at the cafe, on the {kind} store.");
-        let open_tabs = ReadModelProjection::<S, OpenTabs>::load(store.clone()).await?;
-        let chef = ReadModelProjection::<S, ChefTodoList>::load(store.clone()).await?;
-        for name in [OpenTabs::NAME, ChefTodoList::NAME] {
-            match store.load_checkpoint(name).await? {
-                Some(position) => {
-                    println!("  {name}: resuming after its checkpoint at position {position}")
-                }
-                None => println!("  {name}: no checkpoint yet, starting from the first event"),
+/// The day, on `store` (called `kind` in the output).
+async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
+    println!("A day at the cafe, on the {kind} store.");
+    let open_tabs = ReadModelProjection::<AnyStore, OpenTabs>::load(store.clone()).await?;
+    let chef = ReadModelProjection::<AnyStore, ChefTodoList>::load(store.clone()).await?;
+    for name in [OpenTabs::NAME, ChefTodoList::NAME] {
+        match store.load_checkpoint(name).await? {
+            Some(position) => {
+                println!("  {name}: resuming after its checkpoint at position {position}")
             }
+            None => println!("  {name}: no checkpoint yet, starting from the first event"),
         }
-        let taken: BTreeSet<u32> = open_tabs
-            .kept()
-            .model
-            .tabs
-            .values()
-            .map(|tab| tab.table_number)
-            .collect();
-        let mut free = (1..).filter(|table| !taken.contains(table));
-        let mut table = || free.next().unwrap_or_default();
-        let open_tabs = Projector::new(store.clone(), OpenTabs::NAME, open_tabs)
-            .checkpoint_every(10)
-            .spawn();
-        let chef = Projector::new(store.clone(), ChefTodoList::NAME, chef).spawn();
-
-        println!("\nThe day (commands in, events out):");
-        println!("  Who   Table  Command           Events");
-        let mut staff = Staff {
-            store: &store,
-            last: Position::ZERO,
-        };
-        let (ann, ben) = ("Ann", "Ben");
-        let open = |table_number: u32, waiter: &str| TabCommand::OpenTab {
-            table_number,
-            waiter: waiter.to_owned(),
-        };
-
-        let first = staff
-            .tell(Root::new(Uuid::now_v7()), ann, open(table(), ann))
-            .await?;
-        let first = staff
-            .tell(
-                first,
-                ann,
-                TabCommand::PlaceOrder {
-                    items: vec![coke(), coke(), burger()],
-                },
-            )
-            .await?;
-        let second = staff
-            .tell(Root::new(Uuid::now_v7()), ben, open(table(), ben))
-            .await?;
-        let second = staff
-            .tell(
-                second,
-                ben,
-                TabCommand::PlaceOrder {
-                    items: vec![water(), soup(), soup()],
-                },
-            )
-            .await?;
-        let first = staff
-            .tell(
-                first,
-                ann,
-                TabCommand::MarkDrinksServed {
-                    menu_numbers: vec![1, 1],
-                },
-            )
-            .await?;
-        let first = staff
-            .tell(
-                first,
-                "Chef",
-                TabCommand::MarkFoodPrepared {
-                    menu_numbers: vec![10],
-                },
-            )
-            .await?;
-        let first = staff
-            .tell(
-                first,
-                ann,
-                TabCommand::MarkFoodServed {
-                    menu_numbers: vec![10],
-                },
-            )
-            .await?;
-        let first = staff
-            .tell(first, ann, TabCommand::CloseTab { amount_paid: 1_500 })
-            .await?;
-        let first = staff
-            .tell(first, ann, TabCommand::CloseTab { amount_paid: 2_000 })
-            .await?;
-        let second = staff
-            .tell(
-                second,
-                ben,
-                TabCommand::MarkDrinksServed {
-                    menu_numbers: vec![2],
-                },
-            )
-            .await?;
-        let second = staff
-            .tell(
-                second,
-                ben,
-                TabCommand::MarkFoodServed {
-                    menu_numbers: vec![11],
-                },
-            )
-            .await?;
-        let second = staff
-            .tell(
-                second,
-                "Chef",
-                TabCommand::MarkFoodPrepared {
-                    menu_numbers: vec![11],
-                },
-            )
-            .await?;
-        let second = staff
-            .tell(second, ben, TabCommand::CloseTab { amount_paid: 2_000 })
-            .await?;
-        let third = staff
-            .tell(Root::new(Uuid::now_v7()), ann, open(table(), ann))
-            .await?;
-        let third = staff
-            .tell(
-                third,
-                ann,
-                TabCommand::PlaceOrder {
-                    items: vec![coffee(), cake()],
-                },
-            )
-            .await?;
-        staff
-            .tell(
-                first,
-                ann,
-                TabCommand::PlaceOrder {
-                    items: vec![coke()],
-                },
-            )
-            .await?;
-        let _ = (second, third);
-
-        caught_up(&open_tabs, staff.last).await?;
-        caught_up(&chef, staff.last).await?;
-        let lag = open_tabs.lag().await?;
-        let open_tabs = open_tabs.stop().await?;
-        let chef = chef.stop().await?;
-
-        let rows: Vec<Vec<String>> = open_tabs
-            .kept()
-            .model
-            .tabs
-            .values()
-            .map(|tab| {
-                let list = |items: &[MenuItem]| {
-                    let names: Vec<&str> = items.iter().map(|i| i.description.as_str()).collect();
-                    if names.is_empty() {
-                        "-".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                };
-                vec![
-                    tab.table_number.to_string(),
-                    tab.waiter.clone(),
-                    list(&tab.to_serve),
-                    list(&tab.in_preparation),
-                    list(&tab.served),
-                    euros(tab.total()),
-                ]
-            })
-            .collect();
-        print_table(
-            &format!(
-                "Open tabs (read model `{}`, at position {})",
-                OpenTabs::NAME,
-                open_tabs.kept().position
-            ),
-            &[
-                "Table",
-                "Waiter",
-                "To serve",
-                "In preparation",
-                "Served",
-                "Invoice",
-            ],
-            &rows,
-        );
-        let rows: Vec<Vec<String>> = chef
-            .kept()
-            .model
-            .todo
-            .values()
-            .map(|dish| {
-                let items: Vec<&str> = dish.items.iter().map(|i| i.description.as_str()).collect();
-                vec![dish.table_number.to_string(), items.join(", ")]
-            })
-            .collect();
-        print_table(
-            &format!(
-                "Chef's todo list (read model `{}`, at position {})",
-                ChefTodoList::NAME,
-                chef.kept().position
-            ),
-            &["Table", "Dishes"],
-            &rows,
-        );
-        println!(
-            "\nBoth projectors stopped and saved their checkpoints (lag before stopping: {lag} positions). \
-             Events are in the `{}` category.",
-            cafe::TabEvent::NAME
-        );
-        Ok(())
     }
+    let taken: BTreeSet<u32> = open_tabs
+        .kept()
+        .model
+        .tabs
+        .values()
+        .map(|tab| tab.table_number)
+        .collect();
+    let mut free = (1..).filter(|table| !taken.contains(table));
+    let mut table = || free.next().unwrap_or_default();
+    let open_tabs = Projector::new(store.clone(), OpenTabs::NAME, open_tabs)
+        .checkpoint_every(10)
+        .spawn();
+    let chef = Projector::new(store.clone(), ChefTodoList::NAME, chef).spawn();
+
+    println!("\nThe day (commands in, events out):");
+    println!("  Who   Table  Command           Events");
+    let mut staff = Staff {
+        store: &store,
+        last: Position::ZERO,
+    };
+    let (ann, ben) = ("Ann", "Ben");
+    let open = |table_number: u32, waiter: &str| TabCommand::OpenTab {
+        table_number,
+        waiter: waiter.to_owned(),
+    };
+
+    let first = staff
+        .tell(Root::new(Uuid::now_v7()), ann, open(table(), ann))
+        .await?;
+    let first = staff
+        .tell(
+            first,
+            ann,
+            TabCommand::PlaceOrder {
+                items: vec![coke(), coke(), burger()],
+            },
+        )
+        .await?;
+    let second = staff
+        .tell(Root::new(Uuid::now_v7()), ben, open(table(), ben))
+        .await?;
+    let second = staff
+        .tell(
+            second,
+            ben,
+            TabCommand::PlaceOrder {
+                items: vec![water(), soup(), soup()],
+            },
+        )
+        .await?;
+    let first = staff
+        .tell(
+            first,
+            ann,
+            TabCommand::MarkDrinksServed {
+                menu_numbers: vec![1, 1],
+            },
+        )
+        .await?;
+    let first = staff
+        .tell(
+            first,
+            "Chef",
+            TabCommand::MarkFoodPrepared {
+                menu_numbers: vec![10],
+            },
+        )
+        .await?;
+    let first = staff
+        .tell(
+            first,
+            ann,
+            TabCommand::MarkFoodServed {
+                menu_numbers: vec![10],
+            },
+        )
+        .await?;
+    let first = staff
+        .tell(first, ann, TabCommand::CloseTab { amount_paid: 1_500 })
+        .await?;
+    let first = staff
+        .tell(first, ann, TabCommand::CloseTab { amount_paid: 2_000 })
+        .await?;
+    let second = staff
+        .tell(
+            second,
+            ben,
+            TabCommand::MarkDrinksServed {
+                menu_numbers: vec![2],
+            },
+        )
+        .await?;
+    let second = staff
+        .tell(
+            second,
+            ben,
+            TabCommand::MarkFoodServed {
+                menu_numbers: vec![11],
+            },
+        )
+        .await?;
+    let second = staff
+        .tell(
+            second,
+            "Chef",
+            TabCommand::MarkFoodPrepared {
+                menu_numbers: vec![11],
+            },
+        )
+        .await?;
+    let second = staff
+        .tell(second, ben, TabCommand::CloseTab { amount_paid: 2_000 })
+        .await?;
+    let third = staff
+        .tell(Root::new(Uuid::now_v7()), ann, open(table(), ann))
+        .await?;
+    let third = staff
+        .tell(
+            third,
+            ann,
+            TabCommand::PlaceOrder {
+                items: vec![coffee(), cake()],
+            },
+        )
+        .await?;
+    staff
+        .tell(
+            first,
+            ann,
+            TabCommand::PlaceOrder {
+                items: vec![coke()],
+            },
+        )
+        .await?;
+    let _ = (second, third);
+
+    caught_up(&open_tabs, staff.last).await?;
+    caught_up(&chef, staff.last).await?;
+    let lag = open_tabs.lag().await?;
+    let open_tabs = open_tabs.stop().await?;
+    let chef = chef.stop().await?;
+
+    let rows: Vec<Vec<String>> = open_tabs
+        .kept()
+        .model
+        .tabs
+        .values()
+        .map(|tab| {
+            let list = |items: &[MenuItem]| {
+                let names: Vec<&str> = items.iter().map(|i| i.description.as_str()).collect();
+                if names.is_empty() {
+                    "-".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            };
+            vec![
+                tab.table_number.to_string(),
+                tab.waiter.clone(),
+                list(&tab.to_serve),
+                list(&tab.in_preparation),
+                list(&tab.served),
+                euros(tab.total()),
+            ]
+        })
+        .collect();
+    print_table(
+        &format!(
+            "Open tabs (read model `{}`, at position {})",
+            OpenTabs::NAME,
+            open_tabs.kept().position
+        ),
+        &[
+            "Table",
+            "Waiter",
+            "To serve",
+            "In preparation",
+            "Served",
+            "Invoice",
+        ],
+        &rows,
+    );
+    let rows: Vec<Vec<String>> = chef
+        .kept()
+        .model
+        .todo
+        .values()
+        .map(|dish| {
+            let items: Vec<&str> = dish.items.iter().map(|i| i.description.as_str()).collect();
+            vec![dish.table_number.to_string(), items.join(", ")]
+        })
+        .collect();
+    print_table(
+        &format!(
+            "Chef's todo list (read model `{}`, at position {})",
+            ChefTodoList::NAME,
+            chef.kept().position
+        ),
+        &["Table", "Dishes"],
+        &rows,
+    );
+    println!(
+        "\nBoth projectors stopped and saved their checkpoints (lag before stopping: {lag} positions). \
+         Events are in the `{}` category.",
+        cafe::TabEvent::NAME
+    );
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let url = store_arg(USAGE)?;
-    run_on(url.as_deref(), "cafe", Day).await
+    let (store, kind) = open(url.as_deref(), "cafe").await?;
+    day(store, kind).await
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use esrc_core::{Context, Error, Position, Project, Snapshot, SnapshotStore, Version};
+use esrc::{Context, Error, Position, Project, Snapshot, SnapshotStore, Version};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,6 +1,6 @@
 //! The tab: what a table ordered, what was served, and the bill.
 
-use esrc_core::Aggregate;
+use esrc::Aggregate;
 use serde::{Deserialize, Serialize};
 
 /// An item on the menu, as ordered.
@@ -54,7 +54,7 @@ pub enum TabCommand {
 }
 
 /// What happened to a tab. Its category is `Tab`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, esrc_core::Event)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, esrc::Event)]
 pub enum TabEvent {
     /// A tab was opened.
     TabOpened {
@@ -123,7 +123,7 @@ pub enum TabError {
 }
 
 /// A table's tab.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, esrc_core::Versioned)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, esrc::Versioned)]
 pub struct Tab {
     open: bool,
     table_number: u32,

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use cafe::{ChefTodoList, MenuItem, OpenTabs, ReadModel, ReadModelProjection, Tab, TabCommand};
-use esrc_core::projector::Projector;
-use esrc_core::{PublishExt, Root};
-use esrc_memory::MemoryStore;
+use esrc::memory::MemoryStore;
+use esrc::projector::Projector;
+use esrc::{PublishExt, Root};
 use uuid::Uuid;
 
 fn item(menu_number: u32, is_drink: bool, price: u64) -> MenuItem {
@@ -19,7 +19,7 @@ fn item(menu_number: u32, is_drink: bool, price: u64) -> MenuItem {
     }
 }
 
-async fn run<M: ReadModel + Clone>(store: &MemoryStore, until: esrc_core::Position) -> M {
+async fn run<M: ReadModel + Clone>(store: &MemoryStore, until: esrc::Position) -> M {
     let projection = ReadModelProjection::<MemoryStore, M>::load(store.clone())
         .await
         .unwrap();
@@ -112,7 +112,7 @@ async fn open_tabs_and_the_chef_follow_the_day_and_resume() {
 /// crash), no event is applied twice.
 #[tokio::test]
 async fn a_model_ahead_of_its_checkpoint_skips_what_it_holds() {
-    use esrc_core::Position;
+    use esrc::Position;
     let store = MemoryStore::new();
     let tab = Uuid::now_v7();
     let mut root = Root::<Tab>::new(tab);

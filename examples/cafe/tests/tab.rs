@@ -1,7 +1,7 @@
 //! The tutorial's scenarios (cqrs.nu, "Testing"), as Given/When/Then.
 
 use cafe::{MenuItem, Tab, TabCommand, TabError, TabEvent};
-use esrc_core::testing::given;
+use esrc::testing::given;
 
 fn drink(menu_number: u32, price: u64) -> MenuItem {
     MenuItem {

@@ -1,26 +1,12 @@
-//! Runs an example on the store named by `--store`: `memory` (the default), a
-//! `postgres://` URL or a `nats://` URL. The example itself is generic over the store.
+//! What the examples share: the `--store` argument, opening the store it names with
+//! `esrc::connect_with`, and printing tables.
 
 use std::error::Error;
-use std::future::Future;
 
-use esrc_core::Store;
-use esrc_memory::MemoryStore;
-use esrc_nats::NatsStore;
-use esrc_postgres::PgStore;
+use esrc::AnyStore;
 
 /// A boxed error, for examples.
 pub type BoxError = Box<dyn Error + Send + Sync>;
-
-/// An example program, runnable on any store.
-pub trait App {
-    /// Runs the example on `store`; `kind` names the store for the output.
-    fn run<S: Store + Clone + 'static>(
-        self,
-        store: S,
-        kind: &'static str,
-    ) -> impl Future<Output = Result<(), BoxError>>;
-}
 
 /// The value of `--store` on the command line, if any. `--help` prints `usage` and exits.
 pub fn store_arg(usage: &str) -> Result<Option<String>, BoxError> {
@@ -39,29 +25,32 @@ pub fn store_arg(usage: &str) -> Result<Option<String>, BoxError> {
     Ok(store)
 }
 
-/// Connects to the store `url` names, in namespace `namespace` (a PostgreSQL schema, a
-/// NATS stream and subject prefix), and runs `app` on it.
-pub async fn run_on(url: Option<&str>, namespace: &str, app: impl App) -> Result<(), BoxError> {
-    match url {
-        None | Some("memory") => app.run(MemoryStore::new(), "memory").await,
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let store = PgStore::builder().schema(namespace).connect(url).await?;
-            store.migrate().await?;
-            app.run(store, "PostgreSQL").await
-        }
-        Some(url) if url.starts_with("nats://") => {
-            let store = NatsStore::builder()
-                .stream(namespace.to_uppercase())
-                .prefix(namespace)
-                .connect(url)
-                .await?;
-            app.run(store, "NATS JetStream").await
-        }
-        Some(other) => Err(format!(
-            "unknown store `{other}`: use `memory`, a postgres:// URL or a nats:// URL"
-        )
-        .into()),
-    }
+/// Opens the store `url` names (`memory:` when there is none) with
+/// [`esrc::connect_with`], in the example's own namespace: the PostgreSQL schema and the
+/// NATS subject prefix `namespace`, the NATS stream `NAMESPACE`; PostgreSQL's tables are
+/// created if missing. The URL's own options win. Returns the store and what to call it.
+pub async fn open(
+    url: Option<&str>,
+    namespace: &str,
+) -> Result<(AnyStore, &'static str), BoxError> {
+    let url = match url {
+        None | Some("memory") => "memory:",
+        Some(url) => url,
+    };
+    let stream = namespace.to_uppercase();
+    let defaults = [
+        ("schema", namespace),
+        ("migrate", "true"),
+        ("stream", stream.as_str()),
+        ("prefix", namespace),
+    ];
+    let store = esrc::connect_with(url, defaults).await?;
+    let kind = match url.split(':').next().unwrap_or_default() {
+        "postgres" | "postgresql" => "PostgreSQL",
+        "memory" => "memory",
+        _ => "NATS JetStream",
+    };
+    Ok((store, kind))
 }
 
 /// Prints rows as a table with aligned columns under a title.

@@ -3,12 +3,12 @@
 
 use std::convert::Infallible;
 
-use esrc_core::{Context, Project};
+use esrc::{Context, Project};
 use serde::{Deserialize, Serialize};
 
 /// A sensor's event. `sensor` and `unit` borrow from the payload: decoding them copies
 /// nothing (serde borrows `&str` fields when the JSON string has no escapes).
-#[derive(Debug, PartialEq, Serialize, Deserialize, esrc_core::Event)]
+#[derive(Debug, PartialEq, Serialize, Deserialize, esrc::Event)]
 #[esrc(name = "Sensor")]
 pub enum SensorEvent<'a> {
     /// A measurement.

@@ -6,9 +6,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use esrc_core::backend::project_one;
-use esrc_core::{Envelope, Expected, Metadata, Position, PublishExt, Replay};
-use esrc_memory::MemoryStore;
+use esrc::backend::project_one;
+use esrc::memory::MemoryStore;
+use esrc::{Envelope, Expected, Metadata, Position, PublishExt, Replay};
 use futures::StreamExt;
 use uuid::Uuid;
 use zero_copy::{SensorEvent, Summary};
