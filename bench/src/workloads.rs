@@ -5,7 +5,9 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use esrc_core::{Expected, Metadata, NewEvent, Position, PublishExt, ReadExt, Root, Store};
+use esrc_core::{
+    AnyStore, Expected, Metadata, NewEvent, Position, PublishExt, ReadExt, Root, Store,
+};
 use futures::StreamExt;
 use uuid::Uuid;
 
@@ -87,6 +89,14 @@ fn compare(workload: &str, unit: &str, esrc: f64, raw: f64, target: f64) -> Line
         ratio: Some(ratio),
         target: format!("esrc/raw >= {target}"),
         met: ratio >= target,
+    }
+}
+
+/// A line comparing the dynamic form of the store (`AnyStore`) with its static form.
+fn dynamic_vs_static(workload: &str, unit: &str, dynamic: f64, fixed: f64) -> Line {
+    Line {
+        target: "AnyStore/static >= 0.95".into(),
+        ..compare(workload, unit, dynamic, fixed, 0.95)
     }
 }
 
@@ -189,12 +199,17 @@ where
     let mut lines = Vec::new();
     let none = Metadata::new();
     let raw = Arc::new(raw);
+    // The same store in its dynamic form, as `esrc::connect` returns it: W1 and W3 also
+    // run through it, against the static form.
+    let dynamic: AnyStore = Arc::new(store.clone());
 
     // W1 create: read a new aggregate, process, append; sequential.
     let per_round = (sizes.create / ROUNDS).max(1);
     let (mut esrc, mut other, mut baseline) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut through_dynamic = Duration::ZERO;
     for _ in 0..ROUNDS {
         esrc += create(&store, per_round).await?;
+        through_dynamic += create(&dynamic, per_round).await?;
         if let Some((variant, _)) = &variant {
             other += create(variant, per_round).await?;
         }
@@ -207,6 +222,12 @@ where
     let total = per_round * ROUNDS;
     let (esrc, baseline) = (rate(total, esrc), rate(total, baseline));
     lines.push(compare("W1 create", "commands/s", esrc, baseline, 0.95));
+    lines.push(dynamic_vs_static(
+        "W1 create: AnyStore/static",
+        "commands/s",
+        rate(total, through_dynamic),
+        esrc,
+    ));
     if let Some((_, label)) = &variant {
         lines.push(informative(
             format!("W1 create, {label}"),
@@ -282,10 +303,15 @@ where
     }
     // Alternately, so that drift falls on both alike.
     let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
+    let mut through_dynamic = Duration::ZERO;
     for _ in 0..sizes.loads {
         let started = Instant::now();
         let loaded = store.load::<Counter>(id).await?;
         esrc += started.elapsed();
+        assert_eq!(loaded.events, sizes.load);
+        let started = Instant::now();
+        let loaded = dynamic.load::<Counter>(id).await?;
+        through_dynamic += started.elapsed();
         assert_eq!(loaded.events, sizes.load);
         let started = Instant::now();
         let loaded = raw.load(raw_id).await?;
@@ -300,6 +326,12 @@ where
         esrc,
         baseline,
         1.0,
+    ));
+    lines.push(dynamic_vs_static(
+        "W3 load: AnyStore/static",
+        "events/s",
+        rate(sizes.loads * sizes.load, through_dynamic),
+        esrc,
     ));
     store.save_root_snapshot(&root).await?;
     let started = Instant::now();

@@ -100,7 +100,7 @@ impl ReplayOne for Faulty {
         category: &str,
         id: Uuid,
         after: Version,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         self.inner.replay_one(category, id, after)
     }
 }
@@ -110,7 +110,7 @@ impl Replay for Faulty {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let after = if self.fault == Fault::ReplayIncludesAfter && after > Position::ZERO {
             Position(after.get() - 1)
         } else {
@@ -129,7 +129,7 @@ impl Subscribe for Faulty {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let fault = self.fault;
         self.inner
             .subscribe(categories, after)

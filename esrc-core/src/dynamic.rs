@@ -39,9 +39,9 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use futures::Stream;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
 use uuid::Uuid;
 
 use crate::{
@@ -71,7 +71,7 @@ pub trait DynStore: Send + Sync {
     /// [`ReplayOne::replay_one`], boxed.
     fn replay_one_boxed<'a>(
         &'a self,
-        category: &'a str,
+        category: &str,
         id: Uuid,
         after: Version,
     ) -> BoxStream<'a, Result<Envelope, Error>>;
@@ -79,7 +79,7 @@ pub trait DynStore: Send + Sync {
     /// [`Replay::replay`], boxed.
     fn replay_boxed<'a>(
         &'a self,
-        categories: &'a [&'a str],
+        categories: &[&str],
         after: Position,
     ) -> BoxStream<'a, Result<Envelope, Error>>;
 
@@ -92,7 +92,7 @@ pub trait DynStore: Send + Sync {
     /// [`Subscribe::subscribe`], boxed.
     fn subscribe_boxed<'a>(
         &'a self,
-        categories: &'a [&'a str],
+        categories: &[&str],
         after: Position,
     ) -> BoxStream<'a, Result<Envelope, Error>>;
 
@@ -154,7 +154,7 @@ impl<S: Store + 'static> DynStore for S {
 
     fn replay_one_boxed<'a>(
         &'a self,
-        category: &'a str,
+        category: &str,
         id: Uuid,
         after: Version,
     ) -> BoxStream<'a, Result<Envelope, Error>> {
@@ -163,7 +163,7 @@ impl<S: Store + 'static> DynStore for S {
 
     fn replay_boxed<'a>(
         &'a self,
-        categories: &'a [&'a str],
+        categories: &[&str],
         after: Position,
     ) -> BoxStream<'a, Result<Envelope, Error>> {
         Box::pin(self.replay(categories, after))
@@ -178,7 +178,7 @@ impl<S: Store + 'static> DynStore for S {
 
     fn subscribe_boxed<'a>(
         &'a self,
-        categories: &'a [&'a str],
+        categories: &[&str],
         after: Position,
     ) -> BoxStream<'a, Result<Envelope, Error>> {
         Box::pin(self.subscribe(categories, after))
@@ -248,22 +248,9 @@ impl fmt::Debug for dyn DynStore {
     }
 }
 
-// The store traits' futures and streams may borrow every argument for its own lifetime,
-// while a boxed one has a single lifetime: an async block (or an async stream) holds the
-// boxed value and hides that lifetime.
-
-/// Re-yields a boxed stream from inside a generator, whose type names only what it
-/// captures; a function would have to name the boxed stream's single lifetime.
-macro_rules! unboxed {
-    ($stream:expr) => {
-        async_stream::stream! {
-            let mut events = $stream;
-            while let Some(event) = events.next().await {
-                yield event;
-            }
-        }
-    };
-}
+// The store traits' futures may borrow every argument for their own lifetime, while a
+// boxed one has a single lifetime: an async block holds the boxed future and hides that
+// lifetime. Their streams borrow only the store, so the boxed stream is returned as is.
 
 impl Publish for dyn DynStore {
     async fn publish(
@@ -283,8 +270,8 @@ impl ReplayOne for dyn DynStore {
         category: &str,
         id: Uuid,
         after: Version,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        unboxed!(self.replay_one_boxed(category, id, after))
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
+        self.replay_one_boxed(category, id, after)
     }
 }
 
@@ -293,8 +280,8 @@ impl Replay for dyn DynStore {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        unboxed!(self.replay_boxed(categories, after))
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
+        self.replay_boxed(categories, after)
     }
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
@@ -307,8 +294,8 @@ impl Subscribe for dyn DynStore {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
-        unboxed!(self.subscribe_boxed(categories, after))
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
+        self.subscribe_boxed(categories, after)
     }
 }
 

@@ -63,12 +63,16 @@ pub fn check_append(category: &str, events: &[NewEvent], max_events: usize) -> R
 pub trait ReplayOne: Send + Sync {
     /// The events of `(category, id)` with a version greater than `after`, ascending and
     /// contiguous. An unknown stream is empty.
+    ///
+    /// Like every stream of the store traits, it borrows the store but not the arguments:
+    /// a store copies what it needs of them before returning (which lets
+    /// [`DynStore`](crate::DynStore) box it).
     fn replay_one(
         &self,
         category: &str,
         id: Uuid,
         after: Version,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send;
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, Self>;
 }
 
 /// Reads several categories across all their streams.
@@ -80,7 +84,7 @@ pub trait Replay: Send + Sync {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send;
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, Self>;
 
     /// The position of the newest stored event of `categories` (`ZERO` if none): what a
     /// projection's lag is measured against.
@@ -99,7 +103,7 @@ pub trait Subscribe: Send + Sync {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send;
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, Self>;
 }
 
 /// Drops old events of a stream.
@@ -165,8 +169,8 @@ impl<S: ?Sized> Store for S where
 }
 
 macro_rules! delegate {
-    ($($wrapper:ty),*) => {$(
-        impl<S: Publish + ?Sized> Publish for $wrapper {
+    ($([$($lifetime:lifetime)?] $wrapper:ty),*) => {$(
+        impl<$($lifetime,)? S: Publish + ?Sized> Publish for $wrapper {
             fn publish(
                 &self,
                 category: &str,
@@ -178,23 +182,23 @@ macro_rules! delegate {
             }
         }
 
-        impl<S: ReplayOne + ?Sized> ReplayOne for $wrapper {
+        impl<$($lifetime,)? S: ReplayOne + ?Sized> ReplayOne for $wrapper {
             fn replay_one(
                 &self,
                 category: &str,
                 id: Uuid,
                 after: Version,
-            ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+            ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, $($lifetime,)? S> {
                 (**self).replay_one(category, id, after)
             }
         }
 
-        impl<S: Replay + ?Sized> Replay for $wrapper {
+        impl<$($lifetime,)? S: Replay + ?Sized> Replay for $wrapper {
             fn replay(
                 &self,
                 categories: &[&str],
                 after: Position,
-            ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+            ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, $($lifetime,)? S> {
                 (**self).replay(categories, after)
             }
 
@@ -206,17 +210,17 @@ macro_rules! delegate {
             }
         }
 
-        impl<S: Subscribe + ?Sized> Subscribe for $wrapper {
+        impl<$($lifetime,)? S: Subscribe + ?Sized> Subscribe for $wrapper {
             fn subscribe(
                 &self,
                 categories: &[&str],
                 after: Position,
-            ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+            ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, $($lifetime,)? S> {
                 (**self).subscribe(categories, after)
             }
         }
 
-        impl<S: Truncate + ?Sized> Truncate for $wrapper {
+        impl<$($lifetime,)? S: Truncate + ?Sized> Truncate for $wrapper {
             fn truncate(
                 &self,
                 category: &str,
@@ -227,7 +231,7 @@ macro_rules! delegate {
             }
         }
 
-        impl<S: SnapshotStore + ?Sized> SnapshotStore for $wrapper {
+        impl<$($lifetime,)? S: SnapshotStore + ?Sized> SnapshotStore for $wrapper {
             fn save_snapshot(
                 &self,
                 category: &str,
@@ -246,7 +250,7 @@ macro_rules! delegate {
             }
         }
 
-        impl<S: CheckpointStore + ?Sized> CheckpointStore for $wrapper {
+        impl<$($lifetime,)? S: CheckpointStore + ?Sized> CheckpointStore for $wrapper {
             fn save_checkpoint(
                 &self,
                 name: &str,
@@ -265,4 +269,4 @@ macro_rules! delegate {
     )*};
 }
 
-delegate!(&S, Arc<S>, Box<S>);
+delegate!(['a] &'a S, [] Arc<S>, [] Box<S>);

@@ -58,7 +58,7 @@ impl ReplayOne for Counting {
         category: &str,
         id: Uuid,
         after: Version,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         self.count("replay_one");
         self.inner.replay_one(category, id, after)
     }
@@ -69,7 +69,7 @@ impl Replay for Counting {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         self.count("replay");
         self.inner.replay(categories, after)
     }
@@ -85,7 +85,7 @@ impl Subscribe for Counting {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         self.count("subscribe");
         self.inner.subscribe(categories, after)
     }
@@ -262,8 +262,6 @@ async fn a_third_party_store_works_behind_any_store_with_every_extension() {
 
 #[tokio::test]
 async fn any_store_hands_back_the_concrete_store_and_names_it() {
-    // With `DynStore` in scope too, which makes the `Arc` itself offer `as_any`.
-    use esrc_core::DynStore as _;
     let store: AnyStore = Arc::new(MemoryStore::new());
     assert!(store.downcast_ref::<MemoryStore>().is_some());
     assert!(store.downcast_ref::<Counting>().is_none());

@@ -469,7 +469,7 @@ impl esrc_core::ReplayOne for LostAck {
         category: &str,
         id: Uuid,
         after: Version,
-    ) -> impl futures::Stream<Item = Result<esrc_core::Envelope, Error>> + Send {
+    ) -> impl futures::Stream<Item = Result<esrc_core::Envelope, Error>> + Send + use<'_> {
         esrc_core::ReplayOne::replay_one(&self.inner, category, id, after)
     }
 }

@@ -91,7 +91,7 @@ impl Replay for Flaky {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         self.inner.replay(categories, after)
     }
 
@@ -105,7 +105,7 @@ impl Subscribe for Flaky {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let first = self.subscriptions.fetch_add(1, Ordering::AcqRel) == 0;
         let limit = if first { self.break_after } else { usize::MAX };
         let events = self.inner.subscribe(categories, after);

@@ -15,7 +15,7 @@ impl ReplayOne for MemoryStore {
         category: &str,
         id: Uuid,
         after: Version,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let category = category.to_owned();
         async_stream::stream! {
             if let Err(error) = validate_name(&category) {
@@ -53,7 +53,7 @@ impl Replay for MemoryStore {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let categories = validate_names(categories);
         let until = self.last_position();
         async_stream::stream! {

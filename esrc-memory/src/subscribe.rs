@@ -11,7 +11,7 @@ impl Subscribe for MemoryStore {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         crate::subscribe::subscribe(self, validate_names(categories), after)
     }
 }

@@ -406,7 +406,7 @@ impl ReplayOne for NatsStore {
         category: &str,
         id: Uuid,
         after: Version,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let subject = self.subject(category, id);
         let valid = validate_name(category);
         let store = self.clone();
@@ -466,7 +466,7 @@ impl Replay for NatsStore {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let filters = filters(self, categories);
         let store = self.clone();
         async_stream::stream! {

@@ -64,7 +64,7 @@ impl Subscribe for NatsStore {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let live = filters(self, categories).map(|filters| {
             let consumers = self.inner.consumers.clone();
             Box::pin(live(consumers, filters, after.get() + 1)) as Messages

@@ -19,7 +19,7 @@ impl ReplayOne for PgStore {
         category: &str,
         id: Uuid,
         after: Version,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let category = category.to_owned();
         async_stream::stream! {
             if let Err(error) = validate_name(&category) {
@@ -50,7 +50,7 @@ impl Replay for PgStore {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let categories = validate_names(categories);
         async_stream::stream! {
             let categories = match categories {

@@ -239,7 +239,7 @@ impl Subscribe for PgStore {
         &self,
         categories: &[&str],
         after: Position,
-    ) -> impl Stream<Item = Result<Envelope, Error>> + Send {
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         crate::subscribe::subscribe(self, validate_names(categories), after)
     }
 }
