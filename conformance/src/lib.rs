@@ -18,8 +18,3 @@ pub mod __private {
     pub use futures;
     pub use tokio;
 }
-
-/// The workspace README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct WorkspaceReadme;

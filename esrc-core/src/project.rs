@@ -41,6 +41,15 @@ impl<'de, G: DecodeGroup<'de>> Context<'de, G> {
     }
 }
 
+/// A context derefs to its event, as in esrc 0.1: `match &*context { … }`.
+impl<G> std::ops::Deref for Context<'_, G> {
+    type Target = G;
+
+    fn deref(&self) -> &G {
+        &self.event
+    }
+}
+
 impl<'de, G> Context<'de, G> {
     /// The decoded event.
     pub fn event(&self) -> &G {

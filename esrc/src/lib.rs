@@ -35,3 +35,13 @@ pub mod prelude {
         Version, Versioned,
     };
 }
+
+/// The migration guide's examples, compiled and run as doctests, so the guide cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../MIGRATING.md")]
+struct Migrating;
+
+/// The workspace README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadme;
