@@ -73,6 +73,9 @@ pub struct Capabilities {
     /// Appends can be in flight (uncommitted) while later ones commit, and the factory
     /// implements [`StoreFactory::begin_append`] to hold one open.
     pub pending_appends: bool,
+    /// The store lists its categories ([`esrc_core::Replay::categories`]) and checkpoints,
+    /// and resets checkpoints ([`esrc_core::CheckpointStore::reset_checkpoint`]).
+    pub catalog: bool,
 }
 
 impl Capabilities {
@@ -83,6 +86,7 @@ impl Capabilities {
             snapshots: true,
             checkpoints: true,
             pending_appends: true,
+            catalog: true,
         }
     }
 
@@ -105,6 +109,14 @@ impl Capabilities {
     #[must_use]
     pub const fn without_snapshots(mut self) -> Self {
         self.snapshots = false;
+        self
+    }
+
+    /// Declares listing categories and checkpoints, and resetting checkpoints,
+    /// unsupported.
+    #[must_use]
+    pub const fn without_catalog(mut self) -> Self {
+        self.catalog = false;
         self
     }
 

@@ -37,6 +37,8 @@ macro_rules! conformance_tests {
             snapshot_latest_wins,
             read_is_snapshot_then_later_events,
             checkpoints_are_per_name_and_never_move_backwards,
+            count_after_counts_events_not_positions,
+            catalog_lists_categories_and_resets_checkpoints,
             envelope_fields_round_trip,
             old_payload_versions_upcast,
             malformed_payload_is_format_error,

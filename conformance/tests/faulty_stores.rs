@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use esrc_conformance::{StoreFactory, cases};
 use esrc_core::{
-    Appended, CheckpointStore, Envelope, Error, Expected, Metadata, NewEvent, Position, Publish,
-    Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version,
+    Appended, CategoryStats, CheckpointStore, Envelope, Error, Expected, Metadata, NewEvent,
+    Position, Publish, Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version,
 };
 use esrc_memory::MemoryStore;
 use futures::{FutureExt, Stream, StreamExt};
@@ -38,6 +38,10 @@ enum Fault {
     DropsMetadata,
     /// Checkpoints are never stored.
     ForgetsCheckpoints,
+    /// `count_after` answers the difference of positions, not a count of events.
+    CountsPositions,
+    /// `reset_checkpoint` cannot move a checkpoint backwards.
+    ResetOnlyForwards,
 }
 
 #[derive(Clone)]
@@ -122,6 +126,18 @@ impl Replay for Faulty {
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
         self.inner.head(categories).await
     }
+
+    async fn count_after(&self, categories: &[&str], after: Position) -> Result<u64, Error> {
+        if self.fault == Fault::CountsPositions {
+            let head = self.inner.head(categories).await?;
+            return Ok(head.get().saturating_sub(after.get()));
+        }
+        self.inner.count_after(categories, after).await
+    }
+
+    async fn categories(&self) -> Result<Vec<CategoryStats>, Error> {
+        self.inner.categories().await
+    }
 }
 
 impl Subscribe for Faulty {
@@ -194,6 +210,19 @@ impl CheckpointStore for Faulty {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_owned(), position);
         Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<(String, Position)>, Error> {
+        self.inner.checkpoints().await
+    }
+
+    async fn reset_checkpoint(&self, name: &str, to: Option<Position>) -> Result<(), Error> {
+        match (self.fault, to) {
+            (Fault::ResetOnlyForwards, Some(position)) => {
+                self.inner.save_checkpoint(name, position).await
+            }
+            _ => self.inner.reset_checkpoint(name, to).await,
+        }
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
@@ -313,3 +342,11 @@ check_fault!(forgotten_checkpoints_are_caught, Fault::ForgetsCheckpoints,
 check_fault!(subscription_dropping_events_fails_projectors, Fault::SubscribeDropsEvents,
     fails: [projector_sees_every_event_once_in_order],
     passes: [append_to_new_stream]);
+
+check_fault!(counting_positions_is_caught, Fault::CountsPositions,
+    fails: [count_after_counts_events_not_positions],
+    passes: [catalog_lists_categories_and_resets_checkpoints, append_to_new_stream]);
+
+check_fault!(a_reset_that_cannot_go_back_is_caught, Fault::ResetOnlyForwards,
+    fails: [catalog_lists_categories_and_resets_checkpoints],
+    passes: [checkpoints_are_per_name_and_never_move_backwards, count_after_counts_events_not_positions]);

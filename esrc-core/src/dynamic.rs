@@ -45,8 +45,8 @@ use futures::stream::BoxStream;
 use uuid::Uuid;
 
 use crate::{
-    Appended, CheckpointStore, Envelope, Error, Expected, NewEvent, Position, Publish, Replay,
-    ReplayOne, Snapshot, SnapshotStore, Store, Subscribe, Truncate, Version,
+    Appended, CategoryStats, CheckpointStore, Envelope, Error, Expected, NewEvent, Position,
+    Publish, Replay, ReplayOne, Snapshot, SnapshotStore, Store, Subscribe, Truncate, Version,
 };
 
 /// A store chosen at run time, shared between tasks: what `esrc::connect` returns.
@@ -88,6 +88,16 @@ pub trait DynStore: Send + Sync {
         &'a self,
         categories: &'a [&'a str],
     ) -> BoxFuture<'a, Result<Position, Error>>;
+
+    /// [`Replay::count_after`], boxed.
+    fn count_after_boxed<'a>(
+        &'a self,
+        categories: &'a [&'a str],
+        after: Position,
+    ) -> BoxFuture<'a, Result<u64, Error>>;
+
+    /// [`Replay::categories`], boxed.
+    fn categories_boxed(&self) -> BoxFuture<'_, Result<Vec<CategoryStats>, Error>>;
 
     /// [`Subscribe::subscribe`], boxed.
     fn subscribe_boxed<'a>(
@@ -132,6 +142,16 @@ pub trait DynStore: Send + Sync {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Position>, Error>>;
 
+    /// [`CheckpointStore::checkpoints`], boxed.
+    fn checkpoints_boxed(&self) -> BoxFuture<'_, Result<Vec<(String, Position)>, Error>>;
+
+    /// [`CheckpointStore::reset_checkpoint`], boxed.
+    fn reset_checkpoint_boxed<'a>(
+        &'a self,
+        name: &'a str,
+        to: Option<Position>,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
     /// The concrete store as [`Any`]. Prefer [`downcast_ref`](trait.DynStore.html#method.downcast_ref)
     /// on a `dyn DynStore`: called on an `Arc<dyn DynStore>` with this trait in scope,
     /// `as_any` finds the `Arc` (itself a store) rather than the store inside it.
@@ -174,6 +194,18 @@ impl<S: Store + 'static> DynStore for S {
         categories: &'a [&'a str],
     ) -> BoxFuture<'a, Result<Position, Error>> {
         Box::pin(self.head(categories))
+    }
+
+    fn count_after_boxed<'a>(
+        &'a self,
+        categories: &'a [&'a str],
+        after: Position,
+    ) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(self.count_after(categories, after))
+    }
+
+    fn categories_boxed(&self) -> BoxFuture<'_, Result<Vec<CategoryStats>, Error>> {
+        Box::pin(self.categories())
     }
 
     fn subscribe_boxed<'a>(
@@ -223,6 +255,18 @@ impl<S: Store + 'static> DynStore for S {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Position>, Error>> {
         Box::pin(self.load_checkpoint(name))
+    }
+
+    fn checkpoints_boxed(&self) -> BoxFuture<'_, Result<Vec<(String, Position)>, Error>> {
+        Box::pin(self.checkpoints())
+    }
+
+    fn reset_checkpoint_boxed<'a>(
+        &'a self,
+        name: &'a str,
+        to: Option<Position>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.reset_checkpoint(name, to))
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -287,6 +331,14 @@ impl Replay for dyn DynStore {
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
         self.head_boxed(categories).await
     }
+
+    async fn count_after(&self, categories: &[&str], after: Position) -> Result<u64, Error> {
+        self.count_after_boxed(categories, after).await
+    }
+
+    async fn categories(&self) -> Result<Vec<CategoryStats>, Error> {
+        self.categories_boxed().await
+    }
 }
 
 impl Subscribe for dyn DynStore {
@@ -327,5 +379,13 @@ impl CheckpointStore for dyn DynStore {
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
         self.load_checkpoint_boxed(name).await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<(String, Position)>, Error> {
+        self.checkpoints_boxed().await
+    }
+
+    async fn reset_checkpoint(&self, name: &str, to: Option<Position>) -> Result<(), Error> {
+        self.reset_checkpoint_boxed(name, to).await
     }
 }

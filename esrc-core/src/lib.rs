@@ -25,7 +25,7 @@ pub use project::{Context, Project};
 pub use store::{
     CheckpointStore, Publish, Replay, ReplayOne, SnapshotStore, Store, Subscribe, Truncate,
 };
-pub use types::{Appended, Expected, Metadata, Position, Timestamp, Version};
+pub use types::{Appended, CategoryStats, Expected, Metadata, Position, Timestamp, Version};
 
 /// Derive macros (re-exported from `esrc-derive`, whose documentation shows every
 /// attribute): `Event`, `EventGroup` and `Versioned`.

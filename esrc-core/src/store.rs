@@ -11,7 +11,9 @@ use std::sync::Arc;
 use futures::Stream;
 use uuid::Uuid;
 
-use crate::{Appended, Envelope, Error, Expected, NewEvent, Position, Snapshot, Version};
+use crate::{
+    Appended, CategoryStats, Envelope, Error, Expected, NewEvent, Position, Snapshot, Version,
+};
 
 /// Appends events to one stream.
 pub trait Publish: Send + Sync {
@@ -89,6 +91,37 @@ pub trait Replay: Send + Sync {
     /// The position of the newest stored event of `categories` (`ZERO` if none): what a
     /// projection's lag is measured against.
     fn head(&self, categories: &[&str]) -> impl Future<Output = Result<Position, Error>> + Send;
+
+    /// How many events of `categories` are stored after `after` (exclusive): a
+    /// projection's lag in events, since positions may have gaps.
+    ///
+    /// The default counts a replay; a store should answer from its index.
+    fn count_after(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Future<Output = Result<u64, Error>> + Send {
+        async move {
+            let mut events = std::pin::pin!(self.replay(categories, after));
+            let mut count = 0;
+            while let Some(event) = futures::StreamExt::next(&mut events).await {
+                event?;
+                count += 1;
+            }
+            Ok(count)
+        }
+    }
+
+    /// Every category the store holds events of, by name, with its counts: what tools
+    /// that look into a store show. A store that cannot list its categories answers
+    /// [`Error::NotSupported`] (the default).
+    fn categories(&self) -> impl Future<Output = Result<Vec<CategoryStats>, Error>> + Send {
+        async {
+            Err(Error::NotSupported {
+                operation: "listing categories",
+            })
+        }
+    }
 }
 
 /// Follows several categories: catch-up, then live.
@@ -155,6 +188,33 @@ pub trait CheckpointStore: Send + Sync {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<Option<Position>, Error>> + Send;
+
+    /// Every projection's checkpoint, by name. A store that cannot list them answers
+    /// [`Error::NotSupported`] (the default).
+    fn checkpoints(&self) -> impl Future<Output = Result<Vec<(String, Position)>, Error>> + Send {
+        async {
+            Err(Error::NotSupported {
+                operation: "listing checkpoints",
+            })
+        }
+    }
+
+    /// Sets projection `name`'s checkpoint back to `to`, or removes it (`None`), so that
+    /// the projection rebuilds from there: the one way a checkpoint moves backwards, for
+    /// operators. Stop the projection's runners first. A store that cannot answers
+    /// [`Error::NotSupported`] (the default).
+    fn reset_checkpoint(
+        &self,
+        name: &str,
+        to: Option<Position>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = (name, to);
+        async {
+            Err(Error::NotSupported {
+                operation: "resetting checkpoints",
+            })
+        }
+    }
 }
 
 /// Every store trait at once; implemented for every type that implements them all.
@@ -207,6 +267,18 @@ macro_rules! delegate {
                 categories: &[&str],
             ) -> impl Future<Output = Result<Position, Error>> + Send {
                 (**self).head(categories)
+            }
+
+            fn count_after(
+                &self,
+                categories: &[&str],
+                after: Position,
+            ) -> impl Future<Output = Result<u64, Error>> + Send {
+                (**self).count_after(categories, after)
+            }
+
+            fn categories(&self) -> impl Future<Output = Result<Vec<CategoryStats>, Error>> + Send {
+                (**self).categories()
             }
         }
 
@@ -264,6 +336,20 @@ macro_rules! delegate {
                 name: &str,
             ) -> impl Future<Output = Result<Option<Position>, Error>> + Send {
                 (**self).load_checkpoint(name)
+            }
+
+            fn checkpoints(
+                &self,
+            ) -> impl Future<Output = Result<Vec<(String, Position)>, Error>> + Send {
+                (**self).checkpoints()
+            }
+
+            fn reset_checkpoint(
+                &self,
+                name: &str,
+                to: Option<Position>,
+            ) -> impl Future<Output = Result<(), Error>> + Send {
+                (**self).reset_checkpoint(name, to)
             }
         }
     )*};

@@ -275,3 +275,26 @@ mod tests {
         assert_eq!(Expected::Any.version(), None);
     }
 }
+
+/// What a store holds of one category: see [`Replay::categories`](crate::Replay::categories).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CategoryStats {
+    /// The category's name.
+    pub name: String,
+    /// How many events of the category are stored (truncated ones not counted).
+    pub events: u64,
+    /// How many streams (aggregates) of the category hold stored events.
+    pub streams: u64,
+}
+
+impl CategoryStats {
+    /// The counts of category `name`.
+    pub fn new(name: impl Into<String>, events: u64, streams: u64) -> Self {
+        Self {
+            name: name.into(),
+            events,
+            streams,
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! copied out in chunks so that writers are never held up for long.
 
 use esrc_core::backend::{validate_name, validate_names};
-use esrc_core::{Envelope, Error, Position, Replay, ReplayOne, Version};
+use esrc_core::{CategoryStats, Envelope, Error, Position, Replay, ReplayOne, Version};
 use futures::Stream;
 use uuid::Uuid;
 
@@ -85,6 +85,21 @@ impl Replay for MemoryStore {
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
         Ok(self.head_of(&validate_names(categories)?))
+    }
+
+    async fn count_after(&self, categories: &[&str], after: Position) -> Result<u64, Error> {
+        let categories = validate_names(categories)?;
+        let state = self.read();
+        let after = (after.get() as usize).min(state.log.len());
+        Ok(state.log[after..]
+            .iter()
+            .flatten()
+            .filter(|envelope| categories.contains(&envelope.category))
+            .count() as u64)
+    }
+
+    async fn categories(&self) -> Result<Vec<CategoryStats>, Error> {
+        Ok(self.read().categories())
     }
 }
 

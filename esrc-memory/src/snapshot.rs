@@ -48,6 +48,27 @@ impl CheckpointStore for MemoryStore {
         Ok(())
     }
 
+    async fn checkpoints(&self) -> Result<Vec<(String, Position)>, Error> {
+        let mut checkpoints: Vec<(String, Position)> = self
+            .read()
+            .checkpoints
+            .iter()
+            .map(|(name, position)| (name.clone(), *position))
+            .collect();
+        checkpoints.sort();
+        Ok(checkpoints)
+    }
+
+    async fn reset_checkpoint(&self, name: &str, to: Option<Position>) -> Result<(), Error> {
+        validate_name(name)?;
+        let mut state = self.write();
+        match to {
+            Some(position) => state.checkpoints.insert(name.to_owned(), position),
+            None => state.checkpoints.remove(name),
+        };
+        Ok(())
+    }
+
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
         validate_name(name)?;
         Ok(self.read().checkpoints.get(name).copied())

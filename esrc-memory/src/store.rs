@@ -8,7 +8,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use esrc_core::backend::{StoredId, check_append, retry_outcome, validate_name};
 use esrc_core::{
-    Appended, Envelope, Error, Expected, NewEvent, Position, Publish, Snapshot, Truncate, Version,
+    Appended, CategoryStats, Envelope, Error, Expected, NewEvent, Position, Publish, Snapshot,
+    Truncate, Version,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -158,6 +159,27 @@ impl State {
     /// The stored event at `position`, unless it was truncated.
     pub(crate) fn entry(&self, position: Position) -> Option<&Envelope> {
         self.log.get(log_index(position)?)?.as_ref()
+    }
+
+    /// Every category with its kept events and the streams that hold some, by name.
+    pub(crate) fn categories(&self) -> Vec<CategoryStats> {
+        let mut categories: Vec<CategoryStats> = self
+            .index
+            .iter()
+            .map(|(name, streams)| {
+                let kept = streams
+                    .values()
+                    .map(|stream| self.streams[*stream].positions.len() as u64)
+                    .filter(|events| *events > 0);
+                let (events, streams) = kept.fold((0, 0), |(events, streams), kept| {
+                    (events + kept, streams + 1)
+                });
+                CategoryStats::new(name.clone(), events, streams)
+            })
+            .filter(|category| category.events > 0)
+            .collect();
+        categories.sort_by(|a, b| a.name.cmp(&b.name));
+        categories
     }
 
     /// The index of the stream `(category, id)` in `streams`, if it has ever been written.

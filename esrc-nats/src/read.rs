@@ -34,13 +34,13 @@ use async_nats::jetstream::{self, Message};
 use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use esrc_core::backend::{Doubling, validate_name};
-use esrc_core::{Envelope, Error, Position, Replay, ReplayOne, Version};
+use esrc_core::{CategoryStats, Envelope, Error, Position, Replay, ReplayOne, Version};
 use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::NatsStore;
-use crate::error::{NatsError, transient};
+use crate::error::{NatsError, client, transient};
 
 /// The longest a read waits between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -506,6 +506,60 @@ impl Replay for NatsStore {
                 yield event;
             }
         }
+    }
+
+    /// Counts with a consumer's pending count. A stream whose every event was truncated
+    /// keeps one marker message, which is counted too.
+    async fn count_after(&self, categories: &[&str], after: Position) -> Result<u64, Error> {
+        let filters = filters(self, categories)?;
+        let patience = self.inner.config.read_timeout;
+        let next = after.get() + 1;
+        let mut pauses = pauses();
+        let made = tokio::time::timeout(patience, async {
+            loop {
+                if let Some(made) = self.inner.consumers.make(&filters, next, &mut pauses).await {
+                    return made;
+                }
+            }
+        })
+        .await;
+        match made {
+            Ok((consumer, _guard)) => Ok(consumer.cached_info().num_pending),
+            Err(_) => Err(transient(NatsError::Stalled {
+                sequence: next,
+                waited: patience,
+            })),
+        }
+    }
+
+    /// Counts from the stream's subjects (`<prefix>.<category>.<id>`): one stream per
+    /// subject. A stream whose every event was truncated keeps one marker message,
+    /// which is counted as an event.
+    async fn categories(&self) -> Result<Vec<CategoryStats>, Error> {
+        let prefix = format!("{}.", self.inner.config.prefix);
+        let mut subjects = self
+            .inner
+            .stream
+            .info_with_subjects(self.inner.config.subjects())
+            .await
+            .map_err(client)?;
+        let mut counts: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        while let Some(subject) = subjects.next().await {
+            let (subject, messages) = subject.map_err(client)?;
+            let Some((category, _id)) = subject
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.rsplit_once('.'))
+            else {
+                continue;
+            };
+            let entry = counts.entry(category.to_owned()).or_default();
+            entry.0 += messages as u64;
+            entry.1 += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|(name, (events, streams))| CategoryStats::new(name, events, streams))
+            .collect())
     }
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {

@@ -5,6 +5,7 @@ use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKin
 use bytes::{BufMut, Bytes, BytesMut};
 use esrc_core::backend::validate_name;
 use esrc_core::{CheckpointStore, DecodeError, Error, Position, Snapshot, SnapshotStore, Version};
+use futures::TryStreamExt;
 use uuid::Uuid;
 
 use crate::NatsStore;
@@ -145,6 +146,47 @@ impl CheckpointStore for NatsStore {
             .await?
             .map(|value| parse_position(name, &value))
             .transpose()
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<(String, Position)>, Error> {
+        let mut names: Vec<String> = self
+            .inner
+            .checkpoints
+            .keys()
+            .await
+            .map_err(error::client)?
+            .try_collect()
+            .await
+            .map_err(error::client)?;
+        names.sort();
+        let mut checkpoints = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(value) = get(&self.inner.checkpoints, &name).await? {
+                checkpoints.push((name.clone(), parse_position(&name, &value)?));
+            }
+        }
+        Ok(checkpoints)
+    }
+
+    async fn reset_checkpoint(&self, name: &str, to: Option<Position>) -> Result<(), Error> {
+        validate_name(name)?;
+        match to {
+            Some(position) => {
+                self.inner
+                    .checkpoints
+                    .put(name, Bytes::from(position.get().to_string()))
+                    .await
+                    .map_err(error::client)?;
+            }
+            None => {
+                self.inner
+                    .checkpoints
+                    .delete(name)
+                    .await
+                    .map_err(error::client)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use esrc_core::backend::{validate_name, validate_names};
-use esrc_core::{Envelope, Error, Position, Replay, ReplayOne, Version};
+use esrc_core::{CategoryStats, Envelope, Error, Position, Replay, ReplayOne, Version};
 use futures::{Stream, StreamExt};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
@@ -86,6 +86,33 @@ impl Replay for PgStore {
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
         self.head_of(&validate_names(categories)?).await
+    }
+
+    async fn count_after(&self, categories: &[&str], after: Position) -> Result<u64, Error> {
+        let count: i64 = sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.count_after)))
+            .bind(validate_names(categories)?)
+            .bind(to_i64(after.get()))
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        to_u64("count", count)
+    }
+
+    async fn categories(&self) -> Result<Vec<CategoryStats>, Error> {
+        let rows: Vec<(String, i64, i64)> =
+            sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.categories)))
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(backend)?;
+        rows.into_iter()
+            .map(|(name, events, streams)| {
+                Ok(CategoryStats::new(
+                    name,
+                    to_u64("count", events)?,
+                    to_u64("count", streams)?,
+                ))
+            })
+            .collect()
     }
 }
 

@@ -83,11 +83,16 @@ pub(crate) struct Sql {
     pub(crate) subscribe: Arc<str>,
     pub(crate) horizon: Arc<str>,
     pub(crate) head: Arc<str>,
+    pub(crate) count_after: Arc<str>,
+    pub(crate) categories: Arc<str>,
     pub(crate) truncate: Arc<str>,
     pub(crate) save_snapshot: Arc<str>,
     pub(crate) load_snapshot: Arc<str>,
     pub(crate) save_checkpoint: Arc<str>,
     pub(crate) load_checkpoint: Arc<str>,
+    pub(crate) checkpoints: Arc<str>,
+    pub(crate) set_checkpoint: Arc<str>,
+    pub(crate) delete_checkpoint: Arc<str>,
 }
 
 impl Sql {
@@ -187,6 +192,15 @@ impl Sql {
                 "SELECT coalesce(max(position), 0) FROM {s}.events WHERE category = ANY($1)"
             )
             .into(),
+            count_after: format!(
+                "SELECT count(*) FROM {s}.events WHERE category = ANY($1) AND position > $2"
+            )
+            .into(),
+            categories: format!(
+                "SELECT category, count(*), count(DISTINCT aggregate_id) FROM {s}.events
+                 GROUP BY category ORDER BY category"
+            )
+            .into(),
             truncate: format!(
                 "WITH cur AS (
                     SELECT coalesce(max(version), 0) AS version FROM {s}.events
@@ -224,6 +238,13 @@ impl Sql {
             )
             .into(),
             load_checkpoint: format!("SELECT position FROM {s}.checkpoints WHERE name = $1").into(),
+            checkpoints: format!("SELECT name, position FROM {s}.checkpoints ORDER BY name").into(),
+            set_checkpoint: format!(
+                "INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position"
+            )
+            .into(),
+            delete_checkpoint: format!("DELETE FROM {s}.checkpoints WHERE name = $1").into(),
             quoted: s,
         }
     }

@@ -117,4 +117,31 @@ impl CheckpointStore for PgStore {
             .map(|p| to_u64("position", p).map(Position))
             .transpose()
     }
+
+    async fn checkpoints(&self) -> Result<Vec<(String, Position)>, Error> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.checkpoints)))
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(backend)?;
+        rows.into_iter()
+            .map(|(name, position)| Ok((name, Position(to_u64("position", position)?))))
+            .collect()
+    }
+
+    async fn reset_checkpoint(&self, name: &str, to: Option<Position>) -> Result<(), Error> {
+        validate_name(name)?;
+        let query = match to {
+            Some(position) => {
+                sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.set_checkpoint)))
+                    .bind(name)
+                    .bind(to_i64(position.get()))
+            }
+            None => {
+                sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.delete_checkpoint))).bind(name)
+            }
+        };
+        query.execute(&self.inner.pool).await.map_err(backend)?;
+        Ok(())
+    }
 }
