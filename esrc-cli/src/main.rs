@@ -1,0 +1,94 @@
+//! `esrc`, the command line of esrc: look into an event store, follow it, copy it to
+//! another backend, export and import it. See the crate's README for every command.
+
+/// Prints a line on standard output, like `println!`, in a function returning
+/// `anyhow::Result`: a closed pipe (`esrc export … | head`) ends the program quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_line(format_args!($($arg)*))?
+    };
+}
+
+mod cli;
+mod copy;
+mod legacy;
+mod projection;
+mod read;
+mod record;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Input that cannot be used (a malformed line of an import file): exit status 65.
+#[derive(Debug)]
+pub(crate) struct DataError(pub(crate) String);
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DataError {}
+
+/// Stopped by Ctrl-C before the work was done: exit status 130.
+#[derive(Debug)]
+pub(crate) struct Interrupted(pub(crate) String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Standard output was closed by the reader: not an error.
+#[derive(Debug)]
+pub(crate) struct ClosedPipe;
+
+impl std::fmt::Display for ClosedPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for ClosedPipe {}
+
+/// An I/O error writing standard output, with a closed pipe made [`ClosedPipe`].
+pub(crate) fn stdout_error(error: std::io::Error) -> anyhow::Error {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        ClosedPipe.into()
+    } else {
+        anyhow::Error::new(error).context("cannot write to standard output")
+    }
+}
+
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    writeln!(std::io::stdout().lock(), "{args}").map_err(stdout_error)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<ClosedPipe>().is_some() => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            if error.downcast_ref::<DataError>().is_some() {
+                ExitCode::from(65)
+            } else if error.downcast_ref::<Interrupted>().is_some() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

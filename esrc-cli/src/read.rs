@@ -1,0 +1,141 @@
+//! `esrc stream` and `esrc tail`.
+
+use std::pin::pin;
+
+use anyhow::bail;
+use esrc::{AnyStore, Envelope, Position, Replay, ReplayOne, Subscribe, Uuid, Version};
+use futures::StreamExt;
+
+use crate::record::{Record, format_time};
+
+/// The payload as pretty JSON, or as text/bytes when it is not JSON.
+fn pretty_payload(envelope: &Envelope) -> String {
+    match serde_json::from_slice::<serde_json::Value>(&envelope.payload) {
+        Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
+        Err(_) => format!(
+            "(not JSON, {} bytes) {:?}",
+            envelope.payload.len(),
+            envelope.payload
+        ),
+    }
+}
+
+fn print_block(envelope: &Envelope) -> anyhow::Result<()> {
+    out!(
+        "version {}  position {}  {}",
+        envelope.version,
+        envelope.position,
+        format_time(envelope.timestamp)
+    );
+    out!(
+        "  event id {}  schema version {}",
+        envelope.event_id,
+        envelope.schema_version
+    );
+    let metadata = &envelope.metadata;
+    if let Some(id) = metadata.correlation_id {
+        out!("  correlation id {id}");
+    }
+    if let Some(id) = metadata.causation_id {
+        out!("  causation id {id}");
+    }
+    for (key, value) in &metadata.values {
+        out!("  {key} = {value}");
+    }
+    for line in pretty_payload(envelope).lines() {
+        out!("  {line}");
+    }
+    Ok(())
+}
+
+fn print_json(envelope: &Envelope) -> anyhow::Result<()> {
+    out!(
+        "{}",
+        serde_json::to_string(&Record::from_envelope(envelope))?
+    );
+    Ok(())
+}
+
+pub(crate) async fn stream(
+    store: &AnyStore,
+    category: &str,
+    id: Uuid,
+    after: Version,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut events = pin!(store.replay_one(category, id, after));
+    let mut count = 0;
+    while let Some(envelope) = events.next().await {
+        let envelope = envelope?;
+        if json {
+            print_json(&envelope)?;
+        } else {
+            if count > 0 {
+                out!("");
+            }
+            print_block(&envelope)?;
+        }
+        count += 1;
+    }
+    if count == 0 && !json {
+        eprintln!("stream {category}/{id} has no events after version {after}");
+    }
+    Ok(())
+}
+
+pub(crate) async fn tail(
+    store: &AnyStore,
+    categories: Vec<String>,
+    from: Option<Position>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let categories = if categories.is_empty() {
+        let stored: Vec<String> = store
+            .categories()
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        if stored.is_empty() {
+            bail!("the store holds no events yet: name the categories to follow");
+        }
+        stored
+    } else {
+        categories
+    };
+    let names: Vec<&str> = categories.iter().map(String::as_str).collect();
+    let after = match from {
+        Some(position) => position,
+        None => store.head(&names).await?,
+    };
+    if !json {
+        eprintln!(
+            "following {} after position {after}; Ctrl-C to stop",
+            names.join(", ")
+        );
+    }
+    let mut events = pin!(store.subscribe(&names, after));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            next = events.next() => {
+                let Some(envelope) = next else { return Ok(()) };
+                let envelope = envelope?;
+                if json {
+                    print_json(&envelope)?;
+                } else {
+                    let payload = String::from_utf8_lossy(&envelope.payload);
+                    out!(
+                        "{:>8}  {}  {}/{} v{}  {}",
+                        envelope.position,
+                        format_time(envelope.timestamp),
+                        envelope.category,
+                        envelope.aggregate_id,
+                        envelope.version,
+                        payload
+                    );
+                }
+            }
+        }
+    }
+}
