@@ -35,14 +35,24 @@ pub(crate) struct Writer<'a> {
     events: Vec<NewEvent>,
     last_position: Position,
     saved_at: Instant,
-    /// Events appended, and events found in the target already.
-    pub(crate) stored: u64,
-    pub(crate) present: u64,
+    /// Events sent (some may be recognised as stored by an earlier run), and events found
+    /// in the target already.
+    sent: u64,
+    present: u64,
+    /// How many events the target held before, if it can tell.
+    before: Option<u64>,
+}
+
+/// How many events `store` holds, if it can list its categories.
+async fn events_in(store: &AnyStore) -> Option<u64> {
+    let categories = store.categories().await.ok()?;
+    Some(categories.iter().map(|category| category.events).sum())
 }
 
 impl<'a> Writer<'a> {
-    pub(crate) fn new(target: &'a AnyStore, job: Option<String>, max: usize) -> Self {
+    pub(crate) async fn new(target: &'a AnyStore, job: Option<String>, max: usize) -> Self {
         Writer {
+            before: events_in(target).await,
             target,
             job,
             max: max.clamp(1, 1_000),
@@ -51,8 +61,26 @@ impl<'a> Writer<'a> {
             events: Vec::new(),
             last_position: Position::ZERO,
             saved_at: Instant::now(),
-            stored: 0,
+            sent: 0,
             present: 0,
+        }
+    }
+
+    /// What the run did, in one sentence.
+    pub(crate) async fn report(&self) -> String {
+        let after = events_in(self.target).await;
+        match after.zip(self.before) {
+            Some((after, before)) => {
+                let new = after.saturating_sub(before);
+                let again = (self.sent + self.present).saturating_sub(new);
+                format!(
+                    "Stored {new} new events; {again} were stored by an earlier run and kept once."
+                )
+            }
+            None => format!(
+                "Sent {} events; the target recognises those an earlier run stored by their ids and keeps them once.",
+                self.sent + self.present
+            ),
         }
     }
 
@@ -102,7 +130,7 @@ impl<'a> Writer<'a> {
             .publish(&category, id, Expected::Exact(after), events.clone())
             .await
         {
-            Ok(_) => self.stored += count,
+            Ok(_) => self.sent += count,
             Err(error @ (Error::Conflict { .. } | Error::DuplicateEvent { .. })) => {
                 self.reconcile(&category, id, after, events, error).await?;
             }
@@ -170,7 +198,7 @@ impl<'a> Writer<'a> {
                 )
                 .await
                 .with_context(|| format!("cannot append to stream {category}/{id}"))?;
-            self.stored += count;
+            self.sent += count;
         }
         Ok(())
     }
@@ -253,11 +281,8 @@ pub(crate) async fn copy(
         );
         return Ok(());
     };
-    let mut writer = Writer::new(
-        target,
-        Some(format!("esrc-copy-{}", first.event_id.simple())),
-        batch,
-    );
+    let job = format!("esrc-copy-{}", first.event_id.simple());
+    let mut writer = Writer::new(target, Some(job), batch).await;
     let start = writer.resume_after().await?;
     if start > Position::ZERO {
         out!("Resuming after source position {start}.");
@@ -294,10 +319,9 @@ pub(crate) async fn copy(
 
     let in_source = source.count_after(&names, Position::ZERO).await?;
     let in_target = target.count_after(&names, Position::ZERO).await?;
+    out!("{}", writer.report().await);
     out!(
-        "Copied {} events ({} were there already); the source holds {in_source} events of {}, the target {in_target}.",
-        writer.stored,
-        writer.present,
+        "The source holds {in_source} events of {}, the target {in_target}.",
         names.join(", ")
     );
     if in_target < in_source {
@@ -340,34 +364,37 @@ pub(crate) async fn import(store: &AnyStore, batch: usize) -> anyhow::Result<()>
     let mut skipped = 0u64;
     let mut start = Position::ZERO;
     for (index, line) in lines.enumerate() {
-        let number = index + 1;
         let line = line.context("cannot read standard input")?;
         if line.trim().is_empty() {
             continue;
         }
-        let record = Record::parse(&line).map_err(|error| {
-            DataError(format!(
-                "line {number}: {error}; the lines before it are stored: mend the line and run the same command again"
-            ))
-        })?;
-        let position = Position(record.position);
-        let (category, id, version, event) = record.into_event().map_err(|error| {
-            DataError(format!(
-                "line {number}: {error}; the lines before it are stored: mend the line and run the same command again"
-            ))
-        })?;
-        if writer.is_none() {
-            // Named after the file's first event, so that a run on the same file resumes.
-            let fresh = Writer::new(
-                store,
-                Some(format!("esrc-import-{}", event.event_id.simple())),
-                batch,
-            );
-            start = fresh.resume_after().await?;
-            writer = Some(fresh);
-        }
-        let Some(writer) = writer.as_mut() else {
-            continue;
+        let parsed = Record::parse(&line).and_then(|record| {
+            let position = Position(record.position);
+            record.into_event().map(|event| (position, event))
+        });
+        let (position, (category, id, version, event)) = match parsed {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                if let Some(writer) = writer.as_mut() {
+                    writer.finish().await?;
+                }
+                return Err(DataError(format!(
+                    "line {}: {error}; the lines before it are stored: mend the line and run the same command again",
+                    index + 1
+                ))
+                .into());
+            }
+        };
+        let writer = match writer.as_mut() {
+            Some(writer) => writer,
+            None => {
+                // Named after the file's first event, so that a run on the same file
+                // resumes where the last one stopped.
+                let job = format!("esrc-import-{}", event.event_id.simple());
+                let fresh = Writer::new(store, Some(job), batch).await;
+                start = fresh.resume_after().await?;
+                writer.insert(fresh)
+            }
         };
         if position <= start && start > Position::ZERO {
             skipped += 1;
@@ -380,10 +407,9 @@ pub(crate) async fn import(store: &AnyStore, batch: usize) -> anyhow::Result<()>
         return Ok(());
     };
     writer.finish().await?;
-    out!(
-        "Imported {} events ({} were there already, {skipped} skipped as imported by an earlier run).",
-        writer.stored,
-        writer.present
-    );
+    out!("{}", writer.report().await);
+    if skipped > 0 {
+        out!("{skipped} lines were skipped: an earlier run imported them.");
+    }
     Ok(())
 }

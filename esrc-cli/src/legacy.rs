@@ -61,7 +61,7 @@ pub(crate) async fn import(
     let bar = ProgressBar::new(total);
     let mut versions: std::collections::HashMap<(String, Uuid), u64> = Default::default();
     // No checkpoint: the ids make a second run store nothing twice.
-    let mut writer = Writer::new(target, None, batch);
+    let mut writer = Writer::new(target, None, batch).await;
     let mut read = 0u64;
     while read < total {
         let Some(message) = messages.next().await else {
@@ -110,11 +110,10 @@ pub(crate) async fn import(
     writer.finish().await?;
     bar.finish_and_clear();
     out!(
-        "Imported {} events of the 0.1 stream `{stream_name}` ({} were there already) in {} streams.",
-        writer.stored,
-        writer.present,
+        "Read {read} events of the 0.1 stream `{stream_name}`, in {} streams.",
         versions.len()
     );
+    out!("{}", writer.report().await);
     Ok(())
 }
 
