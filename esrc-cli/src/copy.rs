@@ -221,6 +221,18 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// How many events the source is read ahead of the writer.
+const READ_AHEAD: usize = 4_096;
+
+/// Stops a task when dropped (on every way out of a copy).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The categories to read: those given, or every category of `store`.
 async fn categories_of(store: &AnyStore, given: Vec<String>) -> anyhow::Result<Vec<String>> {
     if !given.is_empty() {
@@ -289,7 +301,21 @@ pub(crate) async fn copy(
     }
     let total = source.count_after(&names, start).await?;
     let bar = progress(total);
-    let mut events = pin!(source.replay(&names, start));
+    // Reading runs ahead of writing, so that the two overlap.
+    let (sender, mut received) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let reader = {
+        let (source, categories) = (source.clone(), categories.clone());
+        tokio::spawn(async move {
+            let names: Vec<&str> = categories.iter().map(String::as_str).collect();
+            let mut events = pin!(source.replay(&names, start));
+            while let Some(envelope) = events.next().await {
+                if sender.send(envelope).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let _stop_reading = AbortOnDrop(reader);
     loop {
         let envelope = tokio::select! {
             _ = tokio::signal::ctrl_c() => {
@@ -297,7 +323,7 @@ pub(crate) async fn copy(
                 writer.save().await?;
                 return Err(Interrupted("interrupted: run the same command again to go on where it stopped".into()).into());
             }
-            next = events.next() => match next {
+            next = received.recv() => match next {
                 Some(envelope) => envelope.context("cannot read the source")?,
                 None => break,
             },
