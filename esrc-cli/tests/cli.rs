@@ -445,6 +445,15 @@ async fn export_import_round_trip_and_a_malformed_line() {
     let said = ok_with_input(&["import", &to], &file);
     assert!(said.contains("Stored 0 new events"), "{said}");
     assert_eq!(contents(&target, &["Tab"]).await, original);
+
+    // And back: exported from NATS, imported into PostgreSQL.
+    let back = spaces.pg();
+    let said = ok_with_input(&["import", &back], &ok(&["export", &to]));
+    assert!(said.contains("Stored 12 new events"), "{said}");
+    assert_eq!(
+        contents(&esrc::connect(&back).await.unwrap(), &["Tab"]).await,
+        original
+    );
 }
 
 fn ok_with_input(args: &[&str], input: &str) -> String {
