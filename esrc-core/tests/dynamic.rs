@@ -276,23 +276,13 @@ async fn any_store_hands_back_the_concrete_store_and_names_it() {
 async fn errors_pass_through_the_dynamic_form() {
     let store: AnyStore = Arc::new(MemoryStore::new());
     let id = Uuid::now_v7();
-    store
-        .publish_events(
-            id,
-            Expected::NoStream,
-            &[LampEvent::Switched { on: true }],
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-    let error = store
-        .publish_events(
-            id,
-            Expected::NoStream,
-            &[LampEvent::Switched { on: true }],
-            &Default::default(),
-        )
-        .await
-        .unwrap_err();
+    let open = || async {
+        let switched = [LampEvent::Switched { on: true }];
+        store
+            .publish_events(id, Expected::NoStream, &switched, &Default::default())
+            .await
+    };
+    open().await.unwrap();
+    let error = open().await.unwrap_err();
     assert!(error.is_conflict(), "{error}");
 }
