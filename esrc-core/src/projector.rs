@@ -101,6 +101,8 @@ impl ErrorPolicy {
 pub struct Progress {
     projected: AtomicU64,
     checkpoint: AtomicU64,
+    /// Woken whenever `projected` moves.
+    moved: tokio::sync::Notify,
 }
 
 impl Progress {
@@ -116,6 +118,7 @@ impl Progress {
 
     pub(crate) fn set_projected(&self, position: Position) {
         self.projected.store(position.get(), Ordering::Release);
+        self.moved.notify_waiters();
     }
 
     pub(crate) fn set_checkpoint(&self, position: Position) {
@@ -380,10 +383,40 @@ where
         &self.name
     }
 
-    /// How far the projector is behind: the newest position of its categories minus its
-    /// last checkpoint (a distance in positions, which may have gaps, not a count).
+    /// How far the projector is behind, in events: how many events of its categories are
+    /// stored after its last checkpoint (positions may have gaps, so a difference of
+    /// positions would not be a count).
     pub async fn lag(&self) -> Result<u64, Error> {
+        self.store
+            .count_after(self.categories, self.progress.checkpoint())
+            .await
+    }
+
+    /// Waits until the projector has projected every event of its categories that was
+    /// stored when this was called: `Ok(true)`; or until the projector ends before that
+    /// (an error, a stop): `Ok(false)`, and [`ProjectorHandle::join`] says why.
+    ///
+    /// ```
+    /// # use esrc_core::projector::ProjectorHandle;
+    /// # async fn run<S: esrc_core::Replay, P: Send + 'static>(handle: ProjectorHandle<S, P, std::io::Error>) -> Result<(), esrc_core::Error> {
+    /// if handle.caught_up().await? {
+    ///     // The read model holds everything written before this line.
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn caught_up(&self) -> Result<bool, Error> {
         let head = self.store.head(self.categories).await?;
-        Ok(head.get().saturating_sub(self.progress.checkpoint().get()))
+        loop {
+            let moved = self.progress.moved.notified();
+            if self.progress.projected() >= head {
+                return Ok(true);
+            }
+            if self.task.is_finished() {
+                return Ok(false);
+            }
+            // The notification wakes it as events are projected; the pause notices an
+            // ended task.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), moved).await;
+        }
     }
 }

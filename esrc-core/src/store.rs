@@ -89,7 +89,7 @@ pub trait Replay: Send + Sync {
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, Self>;
 
     /// The position of the newest stored event of `categories` (`ZERO` if none): what a
-    /// projection's lag is measured against.
+    /// projector catching up waits for.
     fn head(&self, categories: &[&str]) -> impl Future<Output = Result<Position, Error>> + Send;
 
     /// How many events of `categories` are stored after `after` (exclusive): a

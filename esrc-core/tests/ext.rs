@@ -563,3 +563,46 @@ async fn a_root_refuses_an_event_of_another_stream() {
     let root = Root::<Account>::new(bob).apply_envelope(&bobs).unwrap();
     assert!(root.open);
 }
+
+/// `caught_up` waits until everything stored when it was called is projected, and says
+/// so; a projector that stops first makes it answer `false`.
+#[tokio::test]
+async fn caught_up_waits_for_the_head_or_reports_an_ended_projector() {
+    use esrc_core::projector::{ErrorPolicy, Projector};
+    let store = MemoryStore::new();
+    for _ in 0..20 {
+        store
+            .try_write(
+                Root::<Account>::new(Uuid::now_v7()),
+                AccountCommand::Open("x".into()),
+            )
+            .await
+            .unwrap();
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let owners = Owners {
+        seen: Arc::clone(&seen),
+        ..Owners::default()
+    };
+    let running = Projector::new(store.clone(), "owners", owners).spawn();
+    assert!(running.caught_up().await.unwrap());
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        20,
+        "every event stored before the call"
+    );
+    running.stop().await.unwrap();
+
+    let failing = Owners {
+        fail_at: Some(5),
+        ..Owners::default()
+    };
+    let running = Projector::new(store.clone(), "failing", failing)
+        .on_error(ErrorPolicy::Stop)
+        .spawn();
+    assert!(
+        !running.caught_up().await.unwrap(),
+        "it stopped at position 5"
+    );
+    assert!(running.join().await.is_err());
+}

@@ -47,7 +47,7 @@ pub trait TransactionalProject: Send {
 /// let running = TransactionalProjector::new(store, "open-tabs", projection)
 ///     .checkpoint_every(100)
 ///     .spawn();
-/// // ... how far behind it is (head position minus committed checkpoint):
+/// // ... how far behind it is (events stored after its committed checkpoint):
 /// let lag = running.lag().await?;
 /// // ... later: commit the open batch and stop.
 /// let projection = running.stop().await?;

@@ -587,19 +587,18 @@ async fn a_spawned_transactional_projector_reports_lag_and_commits_when_stopped(
         .checkpoint_interval(Duration::from_secs(3600))
         .spawn();
     assert_eq!(running.name(), "ledger");
-    tokio::time::timeout(PATIENCE, async {
-        while running.progress().projected() < last {
-            assert!(!running.is_finished(), "the projector ended early");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap();
+    let caught_up = tokio::time::timeout(PATIENCE, running.caught_up()).await;
+    assert!(caught_up.unwrap().unwrap(), "the projector ended early");
+    assert!(running.progress().projected() >= last);
     assert_eq!(running.progress().checkpoint(), Position::ZERO);
+    assert!(
+        last.get() > 1_000_000,
+        "positions come from transaction ids: {last}"
+    );
     assert_eq!(
         running.lag().await.unwrap(),
-        last.get(),
-        "nothing committed yet"
+        10,
+        "nothing committed yet: ten events behind, whatever their positions"
     );
     assert_eq!(
         totals(&store).await,

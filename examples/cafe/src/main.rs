@@ -91,17 +91,16 @@ impl Staff<'_> {
     }
 }
 
+/// Waits until the projector has read every event stored so far.
 async fn caught_up<M: ReadModel>(
     handle: &ProjectorHandle<AnyStore, ReadModelProjection<AnyStore, M>, esrc::Error>,
-    position: Position,
 ) -> Result<(), BoxError> {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while handle.progress().projected() < position && !handle.is_finished() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .map_err(|_| format!("the {} projector did not catch up", M::NAME).into())
+    match tokio::time::timeout(Duration::from_secs(30), handle.caught_up()).await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err(format!("the {} projector stopped early", M::NAME).into()),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(format!("the {} projector did not catch up", M::NAME).into()),
+    }
 }
 
 /// The day, on `store` (called `kind` in the output).
@@ -253,8 +252,8 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
         .await?;
     let _ = (second, third);
 
-    caught_up(&open_tabs, staff.last).await?;
-    caught_up(&chef, staff.last).await?;
+    caught_up(&open_tabs).await?;
+    caught_up(&chef).await?;
     let lag = open_tabs.lag().await?;
     let open_tabs = open_tabs.stop().await?;
     let chef = chef.stop().await?;
@@ -319,7 +318,7 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
         &rows,
     );
     println!(
-        "\nBoth projectors stopped and saved their checkpoints (lag before stopping: {lag} positions). \
+        "\nBoth projectors stopped and saved their checkpoints (lag before stopping: {lag} events). \
          Events are in the `{}` category.",
         cafe::TabEvent::NAME
     );
