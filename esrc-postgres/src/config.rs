@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use esrc_core::Error;
 use esrc_core::backend::check_name;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection as _, PgConnection, PgPool};
 
-use crate::error::backend;
+use crate::error::{BACKEND, PgError, backend, backend_retryable};
 use crate::schema::Sql;
 use crate::store::PgStore;
 
@@ -36,6 +36,7 @@ pub struct PgStoreBuilder {
     pub(crate) page_size: u32,
     pub(crate) poll_interval: Duration,
     pub(crate) max_connections: u32,
+    pub(crate) connect_timeout: Duration,
     /// `None`: no `NOTIFY` at all.
     pub(crate) notify_interval: Option<Duration>,
 }
@@ -50,6 +51,7 @@ impl Default for PgStoreBuilder {
             page_size: 1_000,
             poll_interval: Duration::from_millis(250),
             max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
             notify_interval: Some(DEFAULT_NOTIFY_INTERVAL),
         }
     }
@@ -114,6 +116,15 @@ impl PgStoreBuilder {
         self
     }
 
+    /// How long [`connect`](Self::connect) and taking a connection from the pool may wait
+    /// for the server (default 5 s): an unreachable server fails within it, with the
+    /// reason and the host and port that were tried.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
     fn sql(&self) -> Result<Arc<Sql>, Error> {
         let invalid = |reason| Error::InvalidName {
             name: self.schema.clone(),
@@ -127,12 +138,60 @@ impl PgStoreBuilder {
     }
 
     /// Connects a new pool to `url` and builds the store. Call
-    /// [`PgStore::migrate`] once before using it.
+    /// [`PgStore::migrate`] once before using it (it creates the store's tables).
+    ///
+    /// A server that cannot be reached fails within the
+    /// [`connect_timeout`](Self::connect_timeout), with an error that names the host,
+    /// port and database tried and why (refused, unknown host, authentication…).
     pub async fn connect(self, url: &str) -> Result<PgStore, Error> {
         let options: PgConnectOptions = url.parse().map_err(backend)?;
+        let options = options.application_name("esrc");
+        let tried = || {
+            (
+                options.get_host().to_owned(),
+                options.get_port(),
+                options.get_database().unwrap_or("postgres").to_owned(),
+            )
+        };
+        // One connection first, so that its error (not a pool timeout) is what a failure
+        // says.
+        match tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&options)).await
+        {
+            Ok(Ok(probe)) => {
+                let _ = probe.close().await;
+            }
+            Ok(Err(source)) => {
+                let retryable = backend_retryable(&source);
+                let (host, port, database) = tried();
+                return Err(Error::backend(
+                    BACKEND,
+                    retryable,
+                    PgError::Connect {
+                        host,
+                        port,
+                        database,
+                        source,
+                    },
+                ));
+            }
+            Err(_) => {
+                let (host, port, database) = tried();
+                return Err(Error::backend(
+                    BACKEND,
+                    true,
+                    PgError::ConnectTimeout {
+                        host,
+                        port,
+                        database,
+                        timeout: self.connect_timeout,
+                    },
+                ));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
-            .connect_with(options.application_name("esrc"))
+            .acquire_timeout(self.connect_timeout)
+            .connect_with(options)
             .await
             .map_err(backend)?;
         self.build(pool)

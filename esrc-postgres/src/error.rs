@@ -37,12 +37,16 @@ impl From<Error> for Failure {
 
 /// Maps a sqlx error into the core error, marking what may succeed when retried.
 pub(crate) fn backend(error: sqlx::Error) -> Error {
-    let retryable = match &error {
+    Error::backend(BACKEND, backend_retryable(&error), error)
+}
+
+/// Whether the same call may succeed when tried again.
+pub(crate) fn backend_retryable(error: &sqlx::Error) -> bool {
+    match error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| is_retryable_sqlstate(&code)),
         _ => false,
-    };
-    Error::backend(BACKEND, retryable, error)
+    }
 }
 
 /// Connection exceptions (class 08), serialization failures and deadlocks (class 40),
@@ -65,6 +69,35 @@ pub(crate) fn out_of_range(column: &'static str, value: i64) -> Error {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PgError {
+    /// The server could not be reached, or refused the connection.
+    #[error("cannot connect to PostgreSQL at {host}:{port} (database `{database}`): {source}")]
+    Connect {
+        /// The host tried.
+        host: String,
+        /// The port tried.
+        port: u16,
+        /// The database asked for.
+        database: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The server did not answer within the connect timeout.
+    #[error(
+        "cannot connect to PostgreSQL at {host}:{port} (database `{database}`): no answer within {timeout:?}"
+    )]
+    ConnectTimeout {
+        /// The host tried.
+        host: String,
+        /// The port tried.
+        port: u16,
+        /// The database asked for.
+        database: String,
+        /// The connect timeout.
+        timeout: std::time::Duration,
+    },
+
     /// A number in esrc's tables is outside what esrc writes there.
     #[error("{column} {value} read from the database is out of range")]
     OutOfRange {

@@ -710,3 +710,28 @@ async fn a_transactional_projector_rides_out_a_lost_connection() {
     );
     assert_eq!(store_checkpoint(&store).await, last);
 }
+
+/// An unreachable server fails at once, saying where it tried and why, rather than after
+/// a pool timeout.
+#[tokio::test]
+async fn an_unreachable_server_fails_fast_naming_host_and_port() {
+    let started = std::time::Instant::now();
+    let error = PgStore::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .connect("postgres://esrc@127.0.0.1:1/nowhere")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("127.0.0.1:1")
+            && text.contains("nowhere")
+            && text.to_lowercase().contains("refused"),
+        "{text}"
+    );
+    assert!(error.is_retryable(), "a server that is down may come up");
+}

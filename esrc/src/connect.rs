@@ -34,7 +34,7 @@ use esrc_core::{AnyStore, Error};
 /// | `max_age` | NATS | how long events are kept (`max_age`) | forever |
 /// | `request_timeout` | NATS | `request_timeout` | `5s` |
 /// | `read_timeout` | NATS | `read_timeout` | `10s` |
-/// | `connect_timeout` | NATS | `connect_timeout` | `10s` |
+/// | `connect_timeout` | PostgreSQL, NATS | how long connecting may take (`connect_timeout`) | `5s` PostgreSQL, `10s` NATS |
 /// | `append_deadline` | NATS | `append_deadline` | `30s` |
 ///
 /// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`. A NATS URL may list
@@ -232,6 +232,9 @@ async fn open_postgres(base: &str, mut options: Options) -> Result<AnyStore, Err
     }
     if let Some(notify) = options.flag("notify")? {
         builder = builder.notify(notify);
+    }
+    if let Some(timeout) = options.duration("connect_timeout")? {
+        builder = builder.connect_timeout(timeout);
     }
     // The connection parameters sqlx reads go on to it; anything else is refused, so
     // that a misspelt option is an error rather than silently ignored.
