@@ -11,6 +11,62 @@ use crate::{DecodeGroup, Envelope, Error, Metadata, Position, Timestamp, Version
 /// The event group is a generic associated type so that a projection may decode events
 /// that borrow from the stored payload (zero copy): for owned events write
 /// `type EventGroup<'de> = MyEvent;`.
+///
+/// From the type to a running, checkpointed projector:
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use esrc_core::projector::Projector;
+/// use esrc_core::{Context, Project, PublishExt, Root, Uuid};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize, esrc_core::Event)]
+/// # enum TabEvent { Opened { table: u32 }, Closed }
+/// # #[derive(Default, Serialize, Deserialize)] struct Tab;
+/// # impl esrc_core::Versioned for Tab {}
+/// # impl esrc_core::Aggregate for Tab {
+/// #     type Command = u32; type Event = TabEvent; type Error = std::convert::Infallible;
+/// #     fn process(&self, table: u32) -> Result<Vec<TabEvent>, Self::Error> { Ok(vec![TabEvent::Opened { table }]) }
+/// #     fn apply(self, _: &TabEvent) -> Self { self }
+/// # }
+///
+/// /// The read model: which table each open tab is at.
+/// #[derive(Default)]
+/// struct OpenTabs {
+///     tables: BTreeMap<Uuid, u32>,
+/// }
+///
+/// impl Project for OpenTabs {
+///     type EventGroup<'de> = TabEvent;
+///     type Error = std::convert::Infallible;
+///
+///     async fn project<'de>(&mut self, context: Context<'de, TabEvent>) -> Result<(), Self::Error> {
+///         match context.event() {
+///             TabEvent::Opened { table } => {
+///                 self.tables.insert(context.aggregate_id(), *table);
+///             }
+///             TabEvent::Closed => {
+///                 self.tables.remove(&context.aggregate_id());
+///             }
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = esrc_memory::MemoryStore::new();
+/// store.try_write(Root::<Tab>::new(Uuid::now_v7()), 4).await?;
+///
+/// // Named, so that it resumes after its checkpoint when started again.
+/// let running = Projector::new(store.clone(), "open-tabs", OpenTabs::default())
+///     .checkpoint_every(100)
+///     .spawn();
+/// assert!(running.caught_up().await?);
+/// assert_eq!(running.lag().await?, 1, "projected, not yet checkpointed");
+/// let open_tabs = running.stop().await?; // saves the checkpoint
+/// assert_eq!(open_tabs.tables.values().collect::<Vec<_>>(), [&4]);
+/// # Ok(()) }
+/// ```
 pub trait Project: Send {
     /// The events this projection reads, decoded for the lifetime of one envelope.
     type EventGroup<'de>: DecodeGroup<'de> + Send;

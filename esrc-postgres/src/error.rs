@@ -37,6 +37,12 @@ impl From<Error> for Failure {
 
 /// Maps a sqlx error into the core error, marking what may succeed when retried.
 pub(crate) fn backend(error: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &error {
+        // Undefined table: the store's tables were never created.
+        if db.code().as_deref() == Some("42P01") {
+            return Error::backend(BACKEND, false, PgError::NotMigrated { source: error });
+        }
+    }
     Error::backend(BACKEND, backend_retryable(&error), error)
 }
 
@@ -96,6 +102,16 @@ pub enum PgError {
         database: String,
         /// The connect timeout.
         timeout: std::time::Duration,
+    },
+
+    /// The store's tables do not exist in its schema.
+    #[error(
+        "esrc's tables are missing ({source}): run `PgStore::migrate()` once (or connect with `?migrate=true`)"
+    )]
+    NotMigrated {
+        /// The server's error.
+        #[source]
+        source: sqlx::Error,
     },
 
     /// A number in esrc's tables is outside what esrc writes there.

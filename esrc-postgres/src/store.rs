@@ -58,7 +58,9 @@ impl PgStore {
         PgStoreBuilder::default()
     }
 
-    /// Connects to `url` with the default options (schema `esrc`).
+    /// Connects to `url` with the default options (schema `esrc`). Run
+    /// [`PgStore::migrate`] once before the first use: it creates the store's tables (and
+    /// is harmless when they exist); `esrc::connect` does it with `?migrate=true`.
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Self::builder().connect(url).await
     }

@@ -735,3 +735,29 @@ async fn an_unreachable_server_fails_fast_naming_host_and_port() {
     );
     assert!(error.is_retryable(), "a server that is down may come up");
 }
+
+/// A store used before `migrate` says what to do.
+#[tokio::test]
+async fn a_store_without_its_tables_says_to_migrate() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let schema = pg.fresh_schema();
+    let store = PgStore::builder()
+        .schema(schema)
+        .build(pg.pool("not-migrated").await)
+        .unwrap();
+    let error = store
+        .publish(
+            "Tab",
+            Uuid::now_v7(),
+            Expected::Any,
+            vec![NewEvent::from_payload(1, "{}")],
+        )
+        .await
+        .expect_err("no tables");
+    let text = error.to_string();
+    assert!(text.contains("run `PgStore::migrate()`"), "{text}");
+    assert!(!error.is_retryable());
+    pg.drop_schemas().await;
+}
