@@ -78,9 +78,15 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.downcast_ref::<ClosedPipe>().is_some() => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            let mut said = error.to_string();
+            eprintln!("error: {said}");
             for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                // Many errors repeat their cause in their own message: say it once.
+                let text = cause.to_string();
+                if !said.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    said = text;
+                }
             }
             if error.downcast_ref::<DataError>().is_some() {
                 ExitCode::from(65)

@@ -150,12 +150,17 @@ impl NatsStoreBuilder {
             .map(|server| server.trim().parse::<async_nats::ServerAddr>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(fatal)?;
+        let tried = servers
+            .iter()
+            .map(|server| format!("{}:{}", server.host(), server.port()))
+            .collect::<Vec<_>>()
+            .join(",");
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(self.connect_timeout)
             .request_timeout(Some(self.request_timeout))
             .connect(servers)
             .await
-            .map_err(error::connect)?;
+            .map_err(|error| error::connect(error, tried))?;
         self.build(client).await
     }
 

@@ -36,6 +36,17 @@ pub(crate) mod code {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NatsError {
+    /// The servers could not be reached, or refused the connection.
+    #[error("cannot connect to NATS at {servers}: {source}{hint}")]
+    Connect {
+        /// The hosts and ports tried.
+        servers: String,
+        /// What to check, where it is known.
+        hint: &'static str,
+        /// Why.
+        #[source]
+        source: async_nats::ConnectError,
+    },
     /// The server is older than esrc needs (atomic batch publish came in 2.12).
     #[error("nats-server {found} is too old: esrc needs 2.12 or later for atomic batch publish")]
     ServerTooOld {
@@ -198,19 +209,32 @@ pub(crate) fn publish(error: async_nats::PublishError, max: usize) -> Error {
     }
 }
 
-/// A failed connection: refused, unreachable or timed out is retryable; bad credentials,
-/// TLS or an address that does not parse are not.
-pub(crate) fn connect(error: async_nats::ConnectError) -> Error {
+/// A failed connection to `servers` (hosts and ports only, no credentials): refused,
+/// unreachable or timed out is retryable; bad credentials, TLS or an address that does
+/// not parse are not.
+pub(crate) fn connect(error: async_nats::ConnectError, servers: String) -> Error {
     use async_nats::ConnectErrorKind;
-    match error.kind() {
+    let kind = error.kind();
+    let hint = match kind {
+        ConnectErrorKind::TimedOut => {
+            " (no NATS server answered in time: is it the right host and port?)"
+        }
+        _ => "",
+    };
+    let failure = NatsError::Connect {
+        servers,
+        hint,
+        source: error,
+    };
+    match kind {
         ConnectErrorKind::Io
         | ConnectErrorKind::TimedOut
         | ConnectErrorKind::Dns
-        | ConnectErrorKind::MaxReconnects => transient(error),
+        | ConnectErrorKind::MaxReconnects => transient(failure),
         ConnectErrorKind::ServerParse
         | ConnectErrorKind::Authentication
         | ConnectErrorKind::AuthorizationViolation
-        | ConnectErrorKind::Tls => fatal(error),
+        | ConnectErrorKind::Tls => fatal(failure),
     }
 }
 

@@ -8,7 +8,7 @@ use esrc_core::backend::check_name;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection, PgPool};
 
-use crate::error::{BACKEND, PgError, backend, backend_retryable};
+use crate::error::{BACKEND, PgError, backend, backend_retryable, connect_hint};
 use crate::schema::Sql;
 use crate::store::PgStore;
 
@@ -167,6 +167,7 @@ impl PgStoreBuilder {
                     BACKEND,
                     retryable,
                     PgError::Connect {
+                        hint: connect_hint(&source),
                         host,
                         port,
                         database,

@@ -46,6 +46,35 @@ pub(crate) fn backend(error: sqlx::Error) -> Error {
     Error::backend(BACKEND, backend_retryable(&error), error)
 }
 
+/// A sqlx error in a line for people: a server's error by its message and SQLSTATE
+/// (sqlx adds the server's source line, which helps nobody here).
+pub(crate) fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// What to check after a failed connection, where the error tells.
+pub(crate) fn connect_hint(error: &sqlx::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match error {
+        sqlx::Error::Protocol(_) => {
+            " (the server did not answer as PostgreSQL: is it the right port?)"
+        }
+        sqlx::Error::Io(io)
+            if matches!(io.kind(), ErrorKind::UnexpectedEof | ErrorKind::InvalidData) =>
+        {
+            " (the server did not answer as PostgreSQL: is it the right port?)"
+        }
+        _ => "",
+    }
+}
+
 /// Whether the same call may succeed when tried again.
 pub(crate) fn backend_retryable(error: &sqlx::Error) -> bool {
     match error {
@@ -76,8 +105,13 @@ pub(crate) fn out_of_range(column: &'static str, value: i64) -> Error {
 #[non_exhaustive]
 pub enum PgError {
     /// The server could not be reached, or refused the connection.
-    #[error("cannot connect to PostgreSQL at {host}:{port} (database `{database}`): {source}")]
+    #[error(
+        "cannot connect to PostgreSQL at {host}:{port} (database `{database}`): {}{hint}",
+        describe(.source)
+    )]
     Connect {
+        /// What to check, where it is known.
+        hint: &'static str,
         /// The host tried.
         host: String,
         /// The port tried.

@@ -214,3 +214,47 @@ mod nats {
         nats.destroy().await.unwrap();
     }
 }
+
+/// A URL pointed at the other server's port says that the server did not answer as the
+/// store expected, in one line naming where it tried.
+#[cfg(all(feature = "postgres", feature = "nats"))]
+#[tokio::test]
+async fn a_url_pointed_at_the_other_server_says_so() {
+    let (Ok(postgres), Ok(nats)) = (
+        std::env::var("ESRC_POSTGRES_URL"),
+        std::env::var("ESRC_NATS_URL"),
+    ) else {
+        esrc_conformance::backend_unavailable::<()>(
+            "ESRC_POSTGRES_URL and ESRC_NATS_URL are not set",
+        );
+        return;
+    };
+    let host_port = |url: &str| {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
+        rest.split(['/', '?']).next().unwrap_or_default().to_owned()
+    };
+    let nats_port = host_port(&nats);
+    let error = connect(&format!("postgres://esrc@{nats_port}/db"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&nats_port) && error.contains("did not answer as PostgreSQL"),
+        "{error}"
+    );
+    assert_eq!(error.lines().count(), 1, "{error}");
+
+    let postgres_port = host_port(&postgres);
+    let started = std::time::Instant::now();
+    let error = connect(&format!("nats://{postgres_port}?connect_timeout=1s"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&format!("cannot connect to NATS at {postgres_port}"))
+            && error.contains("is it the right host and port"),
+        "{error}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -10,7 +10,7 @@ use cafe::{
 };
 use esrc::projector::{Projector, ProjectorHandle};
 use esrc::{Aggregate, AnyStore, CheckpointStore, Event, Position, PublishExt, Root};
-use esrc_examples_support::{BoxError, open, print_table, store_arg};
+use esrc_examples_support::{BoxError, open, print_table, report, store_arg};
 use uuid::Uuid;
 
 const USAGE: &str = "\
@@ -326,7 +326,11 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    report(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let url = store_arg(USAGE)?;
     let (store, kind) = open(url.as_deref(), "cafe").await?;
     day(store, kind).await

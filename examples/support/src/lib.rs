@@ -8,6 +8,29 @@ use esrc::AnyStore;
 /// A boxed error, for examples.
 pub type BoxError = Box<dyn Error + Send + Sync>;
 
+/// Ends an example: on failure prints `error: …` and each cause on a line of its own, and
+/// gives exit status 1.
+pub fn report(result: Result<(), BoxError>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            let mut said = error.to_string();
+            eprintln!("error: {said}");
+            let mut cause = error.source();
+            while let Some(current) = cause {
+                // Many errors repeat their cause in their own message: say it once.
+                let text = current.to_string();
+                if !said.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    said = text;
+                }
+                cause = current.source();
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The value of `--store` on the command line, if any. `--help` prints `usage` and exits.
 pub fn store_arg(usage: &str) -> Result<Option<String>, BoxError> {
     let mut args = std::env::args().skip(1);

@@ -2,7 +2,7 @@
 //! projection reads points into the stored payload.
 
 use esrc::{AnyStore, Expected, Metadata, ProjectExt, PublishExt};
-use esrc_examples_support::{BoxError, open, print_table, store_arg};
+use esrc_examples_support::{BoxError, open, print_table, report, store_arg};
 use uuid::Uuid;
 use zero_copy::{SensorEvent, Summary};
 
@@ -61,7 +61,11 @@ async fn readings(store: AnyStore, kind: &str) -> Result<(), BoxError> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    report(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let url = store_arg(USAGE)?;
     let (store, kind) = open(url.as_deref(), "zero_copy").await?;
     readings(store, kind).await
