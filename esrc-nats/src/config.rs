@@ -171,6 +171,12 @@ impl NatsStoreBuilder {
         validate_name(&self.stream)?;
         validate_name(&self.prefix)?;
         check_server_version(&self.server_version(&client).await?)?;
+        let info = client.server_info();
+        if !info.jetstream {
+            return Err(fatal(NatsError::NoJetStream {
+                server: format!("{}:{}", info.host, info.port),
+            }));
+        }
         let context = jetstream::ContextBuilder::new()
             .timeout(self.request_timeout)
             .build(client.clone());

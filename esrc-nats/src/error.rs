@@ -36,6 +36,14 @@ pub(crate) mod code {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NatsError {
+    /// The server runs without JetStream, which esrc stores everything in.
+    #[error(
+        "nats-server at {server} has JetStream turned off: start it with `-js` (or a `jetstream {{}}` block in its configuration)"
+    )]
+    NoJetStream {
+        /// The server the client is connected to.
+        server: String,
+    },
     /// The servers could not be reached, or refused the connection.
     #[error("cannot connect to NATS at {servers}: {source}{hint}")]
     Connect {

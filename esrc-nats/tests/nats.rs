@@ -638,3 +638,44 @@ async fn the_append_deadline_bounds_any_with_a_retryable_error_not_a_conflict() 
         );
     }
 }
+
+/// A server without JetStream is refused with the flag to turn it on.
+#[tokio::test]
+async fn a_server_without_jetstream_is_refused_with_the_fix() {
+    let Ok(binary) = std::env::var("ESRC_NATS_SERVER") else {
+        return backend_unavailable::<()>(
+            "ESRC_NATS_SERVER (a nats-server ≥ 2.12 binary to run without JetStream) is not set",
+        )
+        .unwrap_or_default();
+    };
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let _server = tokio::process::Command::new(&binary)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start nats-server");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error = NatsStore::connect(&format!("nats://127.0.0.1:{port}"))
+        .await
+        .expect_err("no JetStream");
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("127.0.0.1:{port} has JetStream turned off"))
+            && text.contains("-js"),
+        "{text}"
+    );
+    assert!(!error.is_retryable());
+}
