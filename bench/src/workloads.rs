@@ -116,8 +116,8 @@ const ROUNDS: u64 = 10;
 async fn create<S: Store>(store: &S, count: u64) -> Result<Duration, BoxError> {
     let started = Instant::now();
     for n in 0..count {
-        let root = store.load::<Counter>(Uuid::now_v7()).await?;
-        store.try_write(root, command(n)).await?;
+        let mut root = store.load::<Counter>(Uuid::now_v7()).await?;
+        store.try_write(&mut root, command(n)).await?;
     }
     Ok(started.elapsed())
 }
@@ -134,7 +134,7 @@ async fn concurrent<S: Store + Clone + 'static>(
         handles.push(tokio::spawn(async move {
             let mut root = Root::<Counter>::new(Uuid::now_v7());
             for n in 0..count {
-                root = store.try_write(root, command(n)).await?;
+                store.try_write(&mut root, command(n)).await?;
             }
             Ok::<_, esrc_core::CommandError<std::convert::Infallible>>(())
         }));
@@ -244,7 +244,9 @@ where
     let mut times = Vec::with_capacity(sizes.grow as usize);
     for n in 0..sizes.grow {
         let started = Instant::now();
-        root = store.try_write_retry(root, command(n), &none, 3).await?;
+        store
+            .try_write_retry(&mut root, command(n), &none, 3)
+            .await?;
         times.push(started.elapsed());
     }
     let window = (sizes.grow / 10).max(1) as usize;
@@ -274,8 +276,8 @@ where
     let mut times = Vec::new();
     for n in 0..sizes.grow {
         let started = Instant::now();
-        let root = store.load::<Counter>(reread).await?;
-        store.try_write(root, command(n)).await?;
+        let mut root = store.load::<Counter>(reread).await?;
+        store.try_write(&mut root, command(n)).await?;
         times.push(started.elapsed());
     }
     let reread_last = rate(window as u64, times[times.len() - window..].iter().sum());
@@ -297,7 +299,9 @@ where
     let mut root = Root::<Counter>::new(id);
     while seeded < sizes.load {
         let n = (sizes.load - seeded).min(500);
-        root = store.try_write(root, CounterCommand::AddMany(n)).await?;
+        store
+            .try_write(&mut root, CounterCommand::AddMany(n))
+            .await?;
         raw.append(raw_id, seeded, n).await?;
         seeded += n;
     }
@@ -384,7 +388,9 @@ where
     let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..sizes.batches {
         let started = Instant::now();
-        root = store.try_write(root, CounterCommand::AddMany(100)).await?;
+        store
+            .try_write(&mut root, CounterCommand::AddMany(100))
+            .await?;
         esrc += started.elapsed();
         let started = Instant::now();
         version = raw.append(raw_id, version, 100).await?;
@@ -427,7 +433,9 @@ where
         let mut raw_version = 0;
         while root.version().get() < per_stream {
             let n = (per_stream - root.version().get()).min(1_000);
-            root = store.try_write(root, CounterCommand::AddMany(n)).await?;
+            store
+                .try_write(&mut root, CounterCommand::AddMany(n))
+                .await?;
             raw_version = raw.append(*id, raw_version, n).await?;
             written += n;
         }

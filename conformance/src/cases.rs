@@ -883,7 +883,7 @@ pub async fn read_is_snapshot_then_later_events<F: StoreFactory>(factory: &F) {
     let id = Uuid::now_v7();
     let mut root = Root::<Tally>::new(id);
     for amount in [1, 2, 3] {
-        root = store.try_write(root, amount).await.unwrap();
+        store.try_write(&mut root, amount).await.unwrap();
     }
     if !factory.capabilities().snapshots {
         return assert_not_supported(store.save_root_snapshot(&root).await, "snapshots");
@@ -899,8 +899,8 @@ pub async fn read_is_snapshot_then_later_events<F: StoreFactory>(factory: &F) {
         },
     );
     store.save_root_snapshot(&marked).await.unwrap();
-    let root = store.try_write(root, 4).await.unwrap();
-    let root = store.try_write(root, 5).await.unwrap();
+    store.try_write(&mut root, 4).await.unwrap();
+    store.try_write(&mut root, 5).await.unwrap();
 
     let read: Root<Tally> = store.read(id).await.unwrap();
     assert_eq!(read.version(), Version(5));

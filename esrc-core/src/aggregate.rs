@@ -98,7 +98,13 @@ impl<A: Aggregate> Root<A> {
     /// An event of another stream is refused with [`Error::WrongStream`], and one that is
     /// not the next version of this stream with [`Error::MissingHistory`], so a root never
     /// takes in another aggregate's history nor skips its own.
-    pub fn apply_envelope(self, envelope: &Envelope) -> Result<Self, Error> {
+    pub fn apply_envelope(mut self, envelope: &Envelope) -> Result<Self, Error> {
+        self.apply_stored(envelope)?;
+        Ok(self)
+    }
+
+    /// [`Root::apply_envelope`] in place: on an error the root is unchanged.
+    pub fn apply_stored(&mut self, envelope: &Envelope) -> Result<(), Error> {
         if envelope.aggregate_id != self.id || envelope.category != A::Event::NAME {
             return Err(Error::WrongStream {
                 category: A::Event::NAME,
@@ -117,22 +123,15 @@ impl<A: Aggregate> Root<A> {
             });
         }
         let event: A::Event = envelope.deserialize()?;
-        Ok(self.apply_event(&event, envelope.version, envelope.position))
+        self.apply_event(&event, envelope.version, envelope.position);
+        Ok(())
     }
 
     /// Applies an event at the given version and position.
-    pub(crate) fn apply_event(
-        self,
-        event: &A::Event,
-        version: Version,
-        position: Position,
-    ) -> Self {
-        Self {
-            id: self.id,
-            version,
-            position,
-            aggregate: self.aggregate.apply(event),
-        }
+    pub(crate) fn apply_event(&mut self, event: &A::Event, version: Version, position: Position) {
+        self.aggregate = std::mem::take(&mut self.aggregate).apply(event);
+        self.version = version;
+        self.position = position;
     }
 }
 

@@ -66,16 +66,12 @@ fn encode_all<E: Event>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEven
 }
 
 /// Applies events just appended with `appended` to `root`.
-fn apply_appended<A: Aggregate>(root: Root<A>, events: &[A::Event], appended: Appended) -> Root<A> {
+fn apply_appended<A: Aggregate>(root: &mut Root<A>, events: &[A::Event], appended: Appended) {
     let first = root.version().get() + 1;
-    let root = events
-        .iter()
-        .zip(first..)
-        .fold(root, |root, (event, version)| {
-            root.apply_event(event, Version(version), appended.position)
-        });
+    for (event, version) in events.iter().zip(first..) {
+        root.apply_event(event, Version(version), appended.position);
+    }
     debug_assert_eq!(root.version(), appended.version);
-    root
 }
 
 /// Typed appends and command handling, for every [`Publish`] store.
@@ -119,18 +115,21 @@ pub trait PublishExt: Publish {
             let appended = self
                 .publish_events(root.id(), root.expected(), &events, metadata)
                 .await?;
-            Ok(apply_appended(root, &events, appended))
+            let mut root = root;
+            apply_appended(&mut root, &events, appended);
+            Ok(root)
         }
     }
 
     /// Processes `command` on `root` and appends the resulting events, expecting the stream
-    /// at the root's version. Returns the updated root; the aggregate's refusal comes back
-    /// as [`CommandError::Rejected`] with the aggregate's own error type.
+    /// at the root's version; on success `root` has them applied. The aggregate's refusal
+    /// comes back as [`CommandError::Rejected`] with the aggregate's own error type, and
+    /// `root` is left as it was, so the caller keeps its aggregate.
     fn try_write<A: Aggregate>(
         &self,
-        root: Root<A>,
+        root: &mut Root<A>,
         command: A::Command,
-    ) -> impl Future<Output = Result<Root<A>, CommandError<A::Error>>> + Send {
+    ) -> impl Future<Output = Result<(), CommandError<A::Error>>> + Send {
         async move {
             self.try_write_with(root, command, &Metadata::default())
                 .await
@@ -140,31 +139,41 @@ pub trait PublishExt: Publish {
     /// [`PublishExt::try_write`] with metadata on every event.
     fn try_write_with<A: Aggregate>(
         &self,
-        root: Root<A>,
+        root: &mut Root<A>,
         command: A::Command,
         metadata: &Metadata,
-    ) -> impl Future<Output = Result<Root<A>, CommandError<A::Error>>> + Send {
+    ) -> impl Future<Output = Result<(), CommandError<A::Error>>> + Send {
         async move {
             let events = root.process(command).map_err(CommandError::Rejected)?;
-            Ok(self.write_with(root, events, metadata).await?)
+            if events.is_empty() {
+                return Ok(());
+            }
+            let appended = self
+                .publish_events(root.id(), root.expected(), &events, metadata)
+                .await?;
+            apply_appended(root, &events, appended);
+            Ok(())
         }
     }
 
     /// Like [`PublishExt::try_write_with`], but it tries again, up to `attempts` times in
     /// all:
-    /// - on [`Error::Conflict`] it reads the events written meanwhile (only those newer
-    ///   than the root) and processes the command again;
+    /// - on [`Error::Conflict`] it applies to `root` the events written meanwhile (only
+    ///   those newer than the root) and processes the command again;
     /// - on a retryable store error (a timeout, a lost connection, an election) it sends
     ///   the *same* events again, with the same event ids, after a pause (50 ms, doubling
     ///   up to 2 s): if the failed try was stored after all, the store recognises the
     ///   retry and reports the original outcome, so nothing is stored twice.
+    ///
+    /// Whatever happens, `root` stays a consistent root of the stream: as it was, or
+    /// brought up to date.
     fn try_write_retry<A>(
         &self,
-        mut root: Root<A>,
+        root: &mut Root<A>,
         command: A::Command,
         metadata: &Metadata,
         attempts: usize,
-    ) -> impl Future<Output = Result<Root<A>, CommandError<A::Error>>> + Send
+    ) -> impl Future<Output = Result<(), CommandError<A::Error>>> + Send
     where
         Self: ReplayOne,
         A: Aggregate,
@@ -181,7 +190,7 @@ pub trait PublishExt: Publish {
                     .process(command.clone())
                     .map_err(CommandError::Rejected)?;
                 if events.is_empty() {
-                    return Ok(root);
+                    return Ok(());
                 }
                 let batch = encode_all(&events, metadata)?;
                 loop {
@@ -190,11 +199,14 @@ pub trait PublishExt: Publish {
                         .publish(A::Event::NAME, root.id(), expected, batch.clone())
                         .await
                     {
-                        Ok(appended) => return Ok(apply_appended(root, &events, appended)),
+                        Ok(appended) => {
+                            apply_appended(root, &events, appended);
+                            return Ok(());
+                        }
                         Err(error) if error.is_conflict() && attempt < attempts => {
                             tracing::debug!(%error, attempt, "conflict, re-reading the stream");
                             attempt += 1;
-                            root = self.refresh(root).await?;
+                            self.catch_up(root).await?;
                             continue 'command;
                         }
                         Err(error) if error.is_retryable() && attempt < attempts => {
@@ -227,12 +239,24 @@ pub trait ReadExt: ReplayOne {
         root: Root<A>,
     ) -> impl Future<Output = Result<Root<A>, Error>> + Send {
         async move {
-            let mut events = pin!(self.replay_one(A::Event::NAME, root.id(), root.version()));
             let mut root = root;
-            while let Some(envelope) = events.next().await {
-                root = root.apply_envelope(&envelope?)?;
-            }
+            self.catch_up(&mut root).await?;
             Ok(root)
+        }
+    }
+
+    /// [`ReadExt::refresh`] in place. On an error `root` holds the events applied until
+    /// then: still a consistent root of the stream, only not the newest.
+    fn catch_up<A: Aggregate>(
+        &self,
+        root: &mut Root<A>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async move {
+            let mut events = pin!(self.replay_one(A::Event::NAME, root.id(), root.version()));
+            while let Some(envelope) = events.next().await {
+                root.apply_stored(&envelope?)?;
+            }
+            Ok(())
         }
     }
 

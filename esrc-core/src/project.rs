@@ -55,7 +55,7 @@ use crate::{DecodeGroup, Envelope, Error, Metadata, Position, Timestamp, Version
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = esrc_memory::MemoryStore::new();
-/// store.try_write(Root::<Tab>::new(Uuid::now_v7()), 4).await?;
+/// store.try_write(&mut Root::<Tab>::new(Uuid::now_v7()), 4).await?;
 ///
 /// // Named, so that it resumes after its checkpoint when started again.
 /// let running = Projector::new(store.clone(), "open-tabs", OpenTabs::default())

@@ -200,9 +200,10 @@ async fn a_third_party_store_works_behind_any_store_with_every_extension() {
     let store: AnyStore = Arc::new(counting.clone());
     let id = Uuid::now_v7();
 
-    let root = store.try_write(Root::<Lamp>::new(id), true).await.unwrap();
-    let root = store.try_write(root, false).await.unwrap();
-    let refused = store.try_write(root, false).await;
+    let mut root = Root::<Lamp>::new(id);
+    store.try_write(&mut root, true).await.unwrap();
+    store.try_write(&mut root, false).await.unwrap();
+    let refused = store.try_write(&mut root, false).await;
     assert!(matches!(
         refused,
         Err(esrc_core::CommandError::Rejected(Unchanged))
@@ -213,13 +214,13 @@ async fn a_third_party_store_works_behind_any_store_with_every_extension() {
         "the refused command stores nothing"
     );
 
-    let root = store.read::<Lamp>(id).await.unwrap();
+    let mut root = store.read::<Lamp>(id).await.unwrap();
     assert_eq!(
         (root.on, root.switches, root.version()),
         (false, 2, Version(2))
     );
     store.save_root_snapshot(&root).await.unwrap();
-    let root = store.try_write(root, true).await.unwrap();
+    store.try_write(&mut root, true).await.unwrap();
     store.truncate("Lamp", id, Version(3)).await.unwrap();
     let read = store.read::<Lamp>(id).await.unwrap();
     assert_eq!(

@@ -96,51 +96,59 @@ fn derive_takes_name_and_version_attributes() {
 }
 
 #[tokio::test]
-async fn try_write_returns_the_updated_root_and_the_domain_error() {
+async fn try_write_updates_the_root_and_a_refusal_leaves_it_as_it_was() {
     let store = MemoryStore::new();
     let id = Uuid::now_v7();
-    let root = store
-        .try_write(
-            Root::<Account>::new(id),
-            AccountCommand::OpenWith("ann".into(), 5),
-        )
+    let mut root = Root::<Account>::new(id);
+    store
+        .try_write(&mut root, AccountCommand::OpenWith("ann".into(), 5))
         .await
         .unwrap();
     assert_eq!((root.version(), root.balance), (Version(2), 5));
 
-    let unchanged = store
-        .try_write(root, AccountCommand::Deposit(0))
+    store
+        .try_write(&mut root, AccountCommand::Deposit(0))
         .await
         .unwrap();
-    assert_eq!(unchanged.version(), Version(2), "no events, no append");
+    assert_eq!(root.version(), Version(2), "no events, no append");
 
     match store
-        .try_write(unchanged, AccountCommand::Open("bob".into()))
+        .try_write(&mut root, AccountCommand::Open("bob".into()))
         .await
     {
         Err(CommandError::Rejected(AccountError::AlreadyOpen)) => {}
         other => panic!("expected the domain error, got {other:?}"),
     }
+    assert_eq!(
+        (root.version(), root.balance),
+        (Version(2), 5),
+        "the caller keeps its aggregate after a refusal"
+    );
+    store
+        .try_write(&mut root, AccountCommand::Deposit(1))
+        .await
+        .unwrap();
     let loaded: Root<Account> = store.load(id).await.unwrap();
-    assert_eq!((loaded.version(), loaded.balance), (Version(2), 5));
+    assert_eq!((loaded.version(), loaded.balance), (Version(3), 6));
 }
 
 #[tokio::test]
 async fn a_stale_root_conflicts_and_the_retry_helper_rereads_only_newer_events() {
     let store = MemoryStore::new();
     let id = Uuid::now_v7();
-    let root = store
-        .try_write(Root::<Account>::new(id), AccountCommand::Open("ann".into()))
+    let mut root = Root::<Account>::new(id);
+    store
+        .try_write(&mut root, AccountCommand::Open("ann".into()))
         .await
         .unwrap();
-    let stale = root.clone_state();
+    let mut stale = root.clone_state();
     store
-        .try_write(root, AccountCommand::Deposit(10))
+        .try_write(&mut root, AccountCommand::Deposit(10))
         .await
         .unwrap();
 
     match store
-        .try_write(stale.clone_state(), AccountCommand::Deposit(1))
+        .try_write(&mut stale.clone_state(), AccountCommand::Deposit(1))
         .await
     {
         Err(CommandError::Store(Error::Conflict {
@@ -150,11 +158,16 @@ async fn a_stale_root_conflicts_and_the_retry_helper_rereads_only_newer_events()
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    let retried = store
-        .try_write_retry(stale, Deposit(1), &Metadata::new().with("by", "test"), 3)
+    store
+        .try_write_retry(
+            &mut stale,
+            Deposit(1),
+            &Metadata::new().with("by", "test"),
+            3,
+        )
         .await
         .unwrap();
-    assert_eq!((retried.version(), retried.balance), (Version(3), 11));
+    assert_eq!((stale.version(), stale.balance), (Version(3), 11));
 }
 
 use AccountCommand::Deposit;
@@ -177,12 +190,13 @@ impl CloneState for Root<Account> {
 async fn read_refuses_a_history_truncated_past_its_snapshot() {
     let store = MemoryStore::new();
     let id = Uuid::now_v7();
-    let mut root = store
-        .try_write(Root::<Account>::new(id), AccountCommand::Open("ann".into()))
+    let mut root = Root::<Account>::new(id);
+    store
+        .try_write(&mut root, AccountCommand::Open("ann".into()))
         .await
         .unwrap();
     for _ in 0..3 {
-        root = store.try_write(root, Deposit(1)).await.unwrap();
+        store.try_write(&mut root, Deposit(1)).await.unwrap();
     }
     store.truncate("Account", id, Version(3)).await.unwrap();
     match store.read::<Account>(id).await {
@@ -273,7 +287,7 @@ async fn rebuild_and_observe_feed_a_zero_copy_projection() {
     let (ann, bob) = (Uuid::now_v7(), Uuid::now_v7());
     store
         .try_write(
-            Root::<Account>::new(ann),
+            &mut Root::<Account>::new(ann),
             AccountCommand::OpenWith("ann".into(), 5),
         )
         .await
@@ -310,7 +324,7 @@ async fn rebuild_and_observe_feed_a_zero_copy_projection() {
     };
     store
         .try_write(
-            Root::<Account>::new(bob),
+            &mut Root::<Account>::new(bob),
             AccountCommand::Open("bob".into()),
         )
         .await
@@ -377,10 +391,12 @@ fn given_when_then_reports_an_unexpected_rejection() {
 #[tokio::test]
 async fn references_arcs_and_boxes_are_stores() {
     async fn open<S: esrc_core::Store>(store: S, id: Uuid) -> Root<Account> {
+        let mut root = Root::new(id);
         store
-            .try_write(Root::new(id), AccountCommand::Open("x".into()))
+            .try_write(&mut root, AccountCommand::Open("x".into()))
             .await
-            .unwrap()
+            .unwrap();
+        root
     }
     let store = MemoryStore::new();
     let ids = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
@@ -401,7 +417,7 @@ async fn projector_lag_is_head_minus_checkpoint() {
     for _ in 0..10 {
         store
             .try_write(
-                Root::<Account>::new(Uuid::now_v7()),
+                &mut Root::<Account>::new(Uuid::now_v7()),
                 AccountCommand::Open("x".into()),
             )
             .await
@@ -481,9 +497,10 @@ async fn try_write_retry_sends_the_same_events_again_after_a_retryable_error() {
         lost: Arc::default(),
     };
     let id = Uuid::now_v7();
-    let root = store
+    let mut root = Root::<Account>::new(id);
+    store
         .try_write_retry(
-            Root::<Account>::new(id),
+            &mut root,
             AccountCommand::Open("ann".into()),
             &Metadata::default(),
             3,
@@ -505,7 +522,7 @@ async fn rebuild_after_projects_only_later_events() -> esrc_core::error::Result<
     for owner in ["ann", "bob", "cid"] {
         store
             .try_write(
-                Root::<Account>::new(Uuid::now_v7()),
+                &mut Root::<Account>::new(Uuid::now_v7()),
                 AccountCommand::Open(owner.into()),
             )
             .await
@@ -538,7 +555,10 @@ async fn a_root_refuses_an_event_of_another_stream() {
     let (ann, bob) = (Uuid::now_v7(), Uuid::now_v7());
     for id in [ann, bob] {
         store
-            .try_write(Root::<Account>::new(id), AccountCommand::Open("x".into()))
+            .try_write(
+                &mut Root::<Account>::new(id),
+                AccountCommand::Open("x".into()),
+            )
             .await
             .unwrap();
     }
@@ -573,7 +593,7 @@ async fn caught_up_waits_for_the_head_or_reports_an_ended_projector() {
     for _ in 0..20 {
         store
             .try_write(
-                Root::<Account>::new(Uuid::now_v7()),
+                &mut Root::<Account>::new(Uuid::now_v7()),
                 AccountCommand::Open("x".into()),
             )
             .await

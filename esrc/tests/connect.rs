@@ -36,11 +36,9 @@ impl Aggregate for Note {
 #[allow(dead_code)]
 async fn round_trip(store: &AnyStore) {
     let id = Uuid::now_v7();
-    let root = store
-        .try_write(Root::<Note>::new(id), "one".into())
-        .await
-        .unwrap();
-    store.try_write(root, "two".into()).await.unwrap();
+    let mut root = Root::<Note>::new(id);
+    store.try_write(&mut root, "one".into()).await.unwrap();
+    store.try_write(&mut root, "two".into()).await.unwrap();
     let read = store.read::<Note>(id).await.unwrap();
     assert_eq!(read.texts, ["one", "two"]);
 }

@@ -58,7 +58,7 @@ async fn open_tabs_and_the_chef_follow_the_day_and_resume() {
             menu_numbers: vec![10],
         },
     ] {
-        root = store.try_write(root, command).await.unwrap();
+        store.try_write(&mut root, command).await.unwrap();
     }
     let open: OpenTabs = run(&store, root.position()).await;
     let chef: ChefTodoList = run(&store, root.position()).await;
@@ -100,7 +100,7 @@ async fn open_tabs_and_the_chef_follow_the_day_and_resume() {
         },
         TabCommand::CloseTab { amount_paid: 1_600 },
     ] {
-        root = store.try_write(root, command).await.unwrap();
+        store.try_write(&mut root, command).await.unwrap();
     }
     let open: OpenTabs = run(&store, root.position()).await;
     let chef: ChefTodoList = run(&store, root.position()).await;
@@ -125,7 +125,7 @@ async fn a_model_ahead_of_its_checkpoint_skips_what_it_holds() {
             items: vec![item(1, true, 200)],
         },
     ] {
-        root = store.try_write(root, command).await.unwrap();
+        store.try_write(&mut root, command).await.unwrap();
     }
     let _: OpenTabs = run(&store, root.position()).await;
     // A projector with no checkpoint (as if the crash lost it) replays from the first
