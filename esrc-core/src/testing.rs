@@ -25,32 +25,63 @@
 //!
 //! given::<Counter>([CounterEvent::Added(4)]).when(5).then([CounterEvent::Added(5)]);
 //! given::<Counter>([CounterEvent::Added(4)]).when(7).then_error(TooBig);
+//!
+//! // One history, several commands.
+//! let four = given::<Counter>([CounterEvent::Added(4)]);
+//! four.when(1).then([CounterEvent::Added(1)]);
+//! four.when(9).then_error_matches(|error| error.to_string() == "too big");
 //! ```
 
 use std::fmt::{Debug, Write};
 
-use crate::Aggregate;
+use uuid::Uuid;
 
-/// Starts a scenario: the aggregate after `events`.
+use crate::{Aggregate, Position, Root, Version};
+
+/// Starts a scenario: the aggregate after `events`, with a new id.
 pub fn given<A: Aggregate>(events: impl IntoIterator<Item = A::Event>) -> Given<A> {
-    let aggregate = events
-        .into_iter()
-        .fold(A::default(), |aggregate, event| aggregate.apply(&event));
-    Given { aggregate }
+    given_for(Uuid::now_v7(), events)
 }
 
-/// An aggregate built from the given events.
+/// Starts a scenario for the aggregate `id`, for aggregates whose events carry their id.
+pub fn given_for<A: Aggregate>(id: Uuid, events: impl IntoIterator<Item = A::Event>) -> Given<A> {
+    let mut root = Root::<A>::new(id);
+    for (event, version) in events.into_iter().zip(1..) {
+        // No store placed these events: they have versions but no positions.
+        root.apply_event(&event, Version(version), Position::ZERO);
+    }
+    Given { root }
+}
+
+/// An aggregate built from the given events. Several commands can be tried on one
+/// history: [`Given::when`] borrows it.
 #[derive(Debug)]
 pub struct Given<A> {
-    aggregate: A,
+    root: Root<A>,
 }
 
 impl<A: Aggregate> Given<A> {
-    /// Processes `command`.
-    pub fn when(self, command: A::Command) -> When<A> {
+    /// Processes `command` on the aggregate as the history left it.
+    pub fn when(&self, command: A::Command) -> When<A> {
         When {
-            result: self.aggregate.process(command),
+            result: self.root.process(command),
         }
+    }
+
+    /// The aggregate's id.
+    pub fn id(&self) -> Uuid {
+        self.root.id()
+    }
+
+    /// The aggregate as the history left it.
+    pub fn aggregate(&self) -> &A {
+        self.root.aggregate()
+    }
+
+    /// The root as the history left it: its version is the number of given events, its
+    /// position 0 (no store placed them).
+    pub fn into_root(self) -> Root<A> {
+        self.root
     }
 }
 

@@ -369,6 +369,42 @@ fn given_when_then() {
     .then_error_matches(|e| matches!(e, AccountError::AlreadyOpen));
 }
 
+/// One history serves several commands; the id and the state are there to look at, and
+/// the root goes on to a store.
+#[tokio::test]
+async fn a_history_branches_and_hands_over_its_root() {
+    use esrc_core::testing::given_for;
+    let id = Uuid::now_v7();
+    let opened = given_for::<Account>(
+        id,
+        [
+            AccountEvent::Opened {
+                owner: "ann".into(),
+            },
+            AccountEvent::Deposited { amount: 2 },
+        ],
+    );
+    opened
+        .when(Deposit(3))
+        .then([AccountEvent::Deposited { amount: 3 }]);
+    opened.when(Deposit(0)).then([]);
+    opened
+        .when(AccountCommand::Open("bob".into()))
+        .then_error(AccountError::AlreadyOpen);
+    assert_eq!(opened.id(), id);
+    assert_eq!(opened.aggregate().balance, 2);
+
+    let store = MemoryStore::new();
+    let mut root = opened.into_root();
+    assert_eq!(root.version(), Version(2));
+    // The store has none of the given events: the root's expectation says so.
+    let refused = store.try_write(&mut root, Deposit(1)).await;
+    assert!(matches!(
+        refused,
+        Err(CommandError::Store(Error::Conflict { .. }))
+    ));
+}
+
 #[test]
 #[should_panic(expected = "- #0 Deposited { amount: 4 }\n  + #0 Deposited { amount: 3 }")]
 fn given_when_then_shows_a_diff() {
