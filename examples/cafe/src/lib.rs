@@ -5,7 +5,8 @@ mod read_models;
 mod tab;
 
 pub use read_models::{
-    ChefTodoList, Dish, OpenTab, OpenTabs, Persisted, ReadModel, ReadModelProjection,
+    ChefTodoList, Dish, Invoice, Line, OpenTab, OpenTabs, Persisted, ReadModel,
+    ReadModelProjection, lines,
 };
 pub use tab::{MenuItem, Tab, TabCommand, TabError, TabEvent};
 

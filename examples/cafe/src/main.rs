@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cafe::{
-    ChefTodoList, MenuItem, OpenTabs, ReadModel, ReadModelProjection, Tab, TabCommand, euros,
+    ChefTodoList, MenuItem, OpenTabs, ReadModel, ReadModelProjection, Tab, TabCommand, euros, lines,
 };
 use esrc::projector::{Projector, ProjectorHandle};
 use esrc::{Aggregate, AnyStore, CheckpointStore, Event, Position, PublishExt, Root};
@@ -258,27 +258,27 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
     let open_tabs = open_tabs.stop().await?;
     let chef = chef.stop().await?;
 
-    let rows: Vec<Vec<String>> = open_tabs
-        .kept()
-        .model
-        .tabs
-        .values()
+    // The tutorial's queries on the open tabs.
+    let tabs = &open_tabs.kept().model;
+    let counted = |items: &[MenuItem]| {
+        let lines: Vec<String> = lines(items).iter().map(ToString::to_string).collect();
+        if lines.is_empty() {
+            "-".to_owned()
+        } else {
+            lines.join(", ")
+        }
+    };
+    let rows: Vec<Vec<String>> = tabs
+        .active_table_numbers()
+        .into_iter()
+        .filter_map(|table| tabs.tab_for_table(table))
         .map(|tab| {
-            let list = |items: &[MenuItem]| {
-                let names: Vec<&str> = items.iter().map(|i| i.description.as_str()).collect();
-                if names.is_empty() {
-                    "-".to_owned()
-                } else {
-                    names.join(", ")
-                }
-            };
             vec![
                 tab.table_number.to_string(),
                 tab.waiter.clone(),
-                list(&tab.to_serve),
-                list(&tab.in_preparation),
-                list(&tab.served),
-                euros(tab.total()),
+                counted(&tab.to_serve),
+                counted(&tab.in_preparation),
+                counted(&tab.served),
             ]
         })
         .collect();
@@ -288,14 +288,55 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
             OpenTabs::NAME,
             open_tabs.kept().position
         ),
-        &[
-            "Table",
-            "Waiter",
-            "To serve",
-            "In preparation",
-            "Served",
-            "Invoice",
-        ],
+        &["Table", "Waiter", "To serve", "In preparation", "Served"],
+        &rows,
+    );
+    let rows: Vec<Vec<String>> = tabs
+        .active_table_numbers()
+        .into_iter()
+        .filter_map(|table| tabs.invoice_for_table(table))
+        .map(|invoice| {
+            let items: Vec<String> = invoice
+                .items
+                .iter()
+                .map(|line| format!("{line} {}", euros(line.total())))
+                .collect();
+            vec![
+                invoice.table_number.to_string(),
+                if items.is_empty() {
+                    "-".to_owned()
+                } else {
+                    items.join(", ")
+                },
+                euros(invoice.total),
+                if invoice.has_unserved_items {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_owned(),
+            ]
+        })
+        .collect();
+    print_table(
+        "Invoices (InvoiceForTable)",
+        &["Table", "Served", "Total", "Unserved items"],
+        &rows,
+    );
+    let rows: Vec<Vec<String>> = [ann, ben]
+        .into_iter()
+        .flat_map(|waiter| {
+            tabs.todo_list_for_waiter(waiter)
+                .into_iter()
+                .map(move |(table, lines)| {
+                    let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
+                    vec![waiter.to_owned(), table.to_string(), lines.join(", ")]
+                })
+        })
+        .collect();
+    print_table(
+        "The waiters' to-do lists (TodoListForWaiter)",
+        &["Waiter", "Table", "To bring"],
         &rows,
     );
     let rows: Vec<Vec<String>> = chef
@@ -303,10 +344,7 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
         .model
         .todo
         .values()
-        .map(|dish| {
-            let items: Vec<&str> = dish.items.iter().map(|i| i.description.as_str()).collect();
-            vec![dish.table_number.to_string(), items.join(", ")]
-        })
+        .map(|dish| vec![dish.table_number.to_string(), counted(&dish.items)])
         .collect();
     print_table(
         &format!(

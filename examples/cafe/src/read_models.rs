@@ -122,11 +122,120 @@ impl OpenTab {
     }
 }
 
-/// Every open tab, by tab id.
+/// Items of one kind on a tab, counted: "2× Soup".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// The menu number.
+    pub menu_number: u32,
+    /// What it is.
+    pub description: String,
+    /// How many.
+    pub quantity: u32,
+    /// The price of one, in cents.
+    pub price: u64,
+}
+
+impl Line {
+    /// The price of them all, in cents.
+    pub fn total(&self) -> u64 {
+        self.price * u64::from(self.quantity)
+    }
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.quantity == 1 {
+            f.write_str(&self.description)
+        } else {
+            write!(f, "{}× {}", self.quantity, self.description)
+        }
+    }
+}
+
+/// `items` counted by menu number, in the order they first appear.
+pub fn lines(items: &[MenuItem]) -> Vec<Line> {
+    let mut lines: Vec<Line> = Vec::new();
+    for item in items {
+        match lines
+            .iter_mut()
+            .find(|line| line.menu_number == item.menu_number)
+        {
+            Some(line) => line.quantity += 1,
+            None => lines.push(Line {
+                menu_number: item.menu_number,
+                description: item.description.clone(),
+                quantity: 1,
+                price: item.price,
+            }),
+        }
+    }
+    lines
+}
+
+/// The bill of one table, as the tutorial's `InvoiceForTable` gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// The tab.
+    pub tab_id: Uuid,
+    /// The table.
+    pub table_number: u32,
+    /// What was served, counted.
+    pub items: Vec<Line>,
+    /// The total, in cents.
+    pub total: u64,
+    /// Whether something is still to be served (then the tab cannot be closed).
+    pub has_unserved_items: bool,
+}
+
+/// Every open tab, by tab id, with the tutorial's queries.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenTabs {
     /// The open tabs.
     pub tabs: BTreeMap<Uuid, OpenTab>,
+}
+
+impl OpenTabs {
+    /// The numbers of the tables with an open tab, ascending.
+    pub fn active_table_numbers(&self) -> Vec<u32> {
+        let mut tables: Vec<u32> = self.tabs.values().map(|tab| tab.table_number).collect();
+        tables.sort_unstable();
+        tables
+    }
+
+    /// The id of the open tab of `table`.
+    pub fn tab_id_for_table(&self, table: u32) -> Option<Uuid> {
+        self.tabs
+            .iter()
+            .find(|(_, tab)| tab.table_number == table)
+            .map(|(id, _)| *id)
+    }
+
+    /// The open tab of `table`: what is to serve, in preparation and served.
+    pub fn tab_for_table(&self, table: u32) -> Option<&OpenTab> {
+        self.tabs.values().find(|tab| tab.table_number == table)
+    }
+
+    /// The bill of `table`.
+    pub fn invoice_for_table(&self, table: u32) -> Option<Invoice> {
+        let tab_id = self.tab_id_for_table(table)?;
+        let tab = &self.tabs[&tab_id];
+        Some(Invoice {
+            tab_id,
+            table_number: table,
+            items: lines(&tab.served),
+            total: tab.total(),
+            has_unserved_items: !tab.to_serve.is_empty() || !tab.in_preparation.is_empty(),
+        })
+    }
+
+    /// What `waiter` has to bring, by table: drinks ordered and dishes prepared.
+    pub fn todo_list_for_waiter(&self, waiter: &str) -> BTreeMap<u32, Vec<Line>> {
+        self.tabs
+            .values()
+            .filter(|tab| tab.waiter == waiter && !tab.to_serve.is_empty())
+            .map(|tab| (tab.table_number, lines(&tab.to_serve)))
+            .collect()
+    }
 }
 
 fn move_items(from: &mut Vec<MenuItem>, to: &mut Vec<MenuItem>, numbers: &[u32]) {

@@ -150,3 +150,128 @@ async fn a_model_ahead_of_its_checkpoint_skips_what_it_holds() {
     );
     assert!(model.kept().position >= Position(2));
 }
+
+fn named(menu_number: u32, description: &str, is_drink: bool, price: u64) -> MenuItem {
+    MenuItem {
+        menu_number,
+        description: description.to_owned(),
+        is_drink,
+        price,
+    }
+}
+
+/// The tutorial's queries: active tables, the tab and the invoice of a table (with
+/// whether something is unserved), and each waiter's to-do list, with quantities.
+#[test]
+fn the_open_tabs_answer_the_tutorials_queries() {
+    use cafe::TabEvent;
+    let soup = named(11, "Soup", false, 700);
+    let coke = named(1, "Coke", true, 250);
+    let (four, nine) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut tabs = OpenTabs::default();
+    let events = [
+        (
+            four,
+            TabEvent::TabOpened {
+                table_number: 4,
+                waiter: "Ann".into(),
+            },
+        ),
+        (
+            nine,
+            TabEvent::TabOpened {
+                table_number: 9,
+                waiter: "Ben".into(),
+            },
+        ),
+        (
+            four,
+            TabEvent::FoodOrdered {
+                items: vec![soup.clone(), soup.clone()],
+            },
+        ),
+        (
+            four,
+            TabEvent::DrinksOrdered {
+                items: vec![coke.clone(), coke.clone(), coke.clone()],
+            },
+        ),
+        (
+            four,
+            TabEvent::FoodPrepared {
+                menu_numbers: vec![11],
+            },
+        ),
+        (
+            four,
+            TabEvent::DrinksServed {
+                menu_numbers: vec![1, 1],
+            },
+        ),
+        (
+            nine,
+            TabEvent::DrinksOrdered {
+                items: vec![coke.clone()],
+            },
+        ),
+        (
+            nine,
+            TabEvent::DrinksServed {
+                menu_numbers: vec![1],
+            },
+        ),
+    ];
+    for (tab, event) in &events {
+        tabs.apply(*tab, event);
+    }
+    assert_eq!(tabs.active_table_numbers(), [4, 9]);
+    assert_eq!(tabs.tab_id_for_table(9), Some(nine));
+    assert_eq!(tabs.tab_id_for_table(5), None);
+
+    // Two soups ordered, one prepared: it reads as such.
+    let tab = tabs.tab_for_table(4).unwrap();
+    let show = |items: &[MenuItem]| {
+        cafe::lines(items)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    assert_eq!(show(&tab.in_preparation), "Soup");
+    assert_eq!(show(&tab.to_serve), "Coke, Soup");
+    assert_eq!(show(&tab.served), "2× Coke");
+
+    let invoice = tabs.invoice_for_table(4).unwrap();
+    assert_eq!(invoice.tab_id, four);
+    assert_eq!(invoice.total, 500);
+    assert_eq!(invoice.items.len(), 1);
+    assert_eq!(
+        (invoice.items[0].quantity, invoice.items[0].total()),
+        (2, 500)
+    );
+    assert!(invoice.has_unserved_items);
+    let paid_up = tabs.invoice_for_table(9).unwrap();
+    assert!(!paid_up.has_unserved_items);
+    assert_eq!(paid_up.total, 250);
+
+    let ann = tabs.todo_list_for_waiter("Ann");
+    assert_eq!(ann.keys().copied().collect::<Vec<_>>(), [4]);
+    assert_eq!(
+        ann[&4].iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["Coke", "Soup"]
+    );
+    assert!(
+        tabs.todo_list_for_waiter("Ben").is_empty(),
+        "Ben has served everything"
+    );
+
+    tabs.apply(
+        nine,
+        &TabEvent::TabClosed {
+            amount_paid: 300,
+            order_value: 250,
+            tip_value: 50,
+        },
+    );
+    assert_eq!(tabs.active_table_numbers(), [4]);
+}

@@ -1,4 +1,5 @@
-//! The tutorial's scenarios (cqrs.nu, "Testing"), as Given/When/Then.
+//! The tutorial's scenarios (cqrs.nu: "Testing", and the food scenarios it leaves as an
+//! exercise), one test each, as Given/When/Then.
 
 use cafe::{MenuItem, Tab, TabCommand, TabError, TabEvent};
 use esrc::testing::given;
@@ -122,7 +123,7 @@ fn can_not_serve_an_ordered_drink_twice() {
 }
 
 #[test]
-fn ordered_food_can_be_prepared_then_served() {
+fn ordered_food_can_be_marked_prepared() {
     given::<Tab>([opened(), TabEvent::FoodOrdered { items: dishes() }])
         .when(TabCommand::MarkFoodPrepared {
             menu_numbers: vec![16],
@@ -130,6 +131,53 @@ fn ordered_food_can_be_prepared_then_served() {
         .then([TabEvent::FoodPrepared {
             menu_numbers: vec![16],
         }]);
+}
+
+#[test]
+fn food_not_ordered_can_not_be_marked_prepared() {
+    given::<Tab>([opened()])
+        .when(TabCommand::MarkFoodPrepared {
+            menu_numbers: vec![16],
+        })
+        .then_error(TabError::FoodNotOutstanding);
+}
+
+#[test]
+fn can_not_mark_food_as_prepared_twice() {
+    given::<Tab>([
+        opened(),
+        TabEvent::FoodOrdered {
+            items: vec![food(16, 1_000)],
+        },
+        TabEvent::FoodPrepared {
+            menu_numbers: vec![16],
+        },
+    ])
+    .when(TabCommand::MarkFoodPrepared {
+        menu_numbers: vec![16],
+    })
+    .then_error(TabError::FoodNotOutstanding);
+    // Two ordered, both prepared at once: fine; three at once: not.
+    let two = given::<Tab>([
+        opened(),
+        TabEvent::FoodOrdered {
+            items: vec![food(16, 1_000), food(16, 1_000)],
+        },
+    ]);
+    two.when(TabCommand::MarkFoodPrepared {
+        menu_numbers: vec![16, 16],
+    })
+    .then([TabEvent::FoodPrepared {
+        menu_numbers: vec![16, 16],
+    }]);
+    two.when(TabCommand::MarkFoodPrepared {
+        menu_numbers: vec![16, 16, 16],
+    })
+    .then_error(TabError::FoodNotOutstanding);
+}
+
+#[test]
+fn can_serve_prepared_food() {
     given::<Tab>([
         opened(),
         TabEvent::FoodOrdered { items: dishes() },
@@ -146,7 +194,34 @@ fn ordered_food_can_be_prepared_then_served() {
 }
 
 #[test]
-fn can_not_prepare_unordered_food() {
+fn can_not_serve_prepared_food_twice() {
+    given::<Tab>([
+        opened(),
+        TabEvent::FoodOrdered { items: dishes() },
+        TabEvent::FoodPrepared {
+            menu_numbers: vec![16],
+        },
+        TabEvent::FoodServed {
+            menu_numbers: vec![16],
+        },
+    ])
+    .when(TabCommand::MarkFoodServed {
+        menu_numbers: vec![16],
+    })
+    .then_error(TabError::FoodNotPrepared);
+}
+
+#[test]
+fn can_not_serve_unordered_food() {
+    given::<Tab>([opened()])
+        .when(TabCommand::MarkFoodServed {
+            menu_numbers: vec![16],
+        })
+        .then_error(TabError::FoodNotPrepared);
+}
+
+#[test]
+fn can_not_mark_more_food_prepared_than_was_ordered() {
     given::<Tab>([
         opened(),
         TabEvent::FoodOrdered {
@@ -160,7 +235,7 @@ fn can_not_prepare_unordered_food() {
 }
 
 #[test]
-fn can_not_serve_unprepared_food() {
+fn can_not_serve_ordered_but_unprepared_food() {
     given::<Tab>([opened(), TabEvent::FoodOrdered { items: dishes() }])
         .when(TabCommand::MarkFoodServed {
             menu_numbers: vec![16],
