@@ -12,7 +12,8 @@ pub use config::NatsStoreBuilder;
 pub use error::NatsError;
 pub use store::NatsStore;
 
-/// Re-export of the client this store is built on.
+/// Re-export of the client this store is built on (documented by async-nats).
+#[doc(no_inline)]
 pub use async_nats;
 
 /// The oldest nats-server with atomic batch publish (ADR-50).

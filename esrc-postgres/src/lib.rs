@@ -15,5 +15,6 @@ pub use error::PgError;
 pub use project::{TransactionalProject, TransactionalProjector};
 pub use store::PgStore;
 
-/// Re-export of the sqlx types in this crate's API.
+/// Re-export of the sqlx types in this crate's API (documented by sqlx).
+#[doc(no_inline)]
 pub use sqlx::{PgConnection, PgPool};

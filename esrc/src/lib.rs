@@ -10,17 +10,17 @@ pub use esrc_core::*;
 /// The in-memory store: the reference implementation, for unit tests and prototypes
 /// (the crate `esrc-memory`).
 #[cfg(feature = "memory")]
-#[doc(inline)]
+#[doc(no_inline)]
 pub use esrc_memory as memory;
 
 /// The PostgreSQL store (the crate `esrc-postgres`).
 #[cfg(feature = "postgres")]
-#[doc(inline)]
+#[doc(no_inline)]
 pub use esrc_postgres as postgres;
 
 /// The NATS JetStream store (the crate `esrc-nats`).
 #[cfg(feature = "nats")]
-#[doc(inline)]
+#[doc(no_inline)]
 pub use esrc_nats as nats;
 
 /// What a program using esrc needs in scope: `use esrc::prelude::*;`.
