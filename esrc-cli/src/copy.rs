@@ -33,7 +33,10 @@ pub(crate) struct Writer<'a> {
     stream: Option<(String, Uuid)>,
     first: Version,
     events: Vec<NewEvent>,
+    /// The source position of the last event gathered, and of the last one stored: only
+    /// the second may go into the checkpoint.
     last_position: Position,
+    stored_position: Position,
     saved_at: Instant,
     /// Events sent (some may be recognised as stored by an earlier run), and events found
     /// in the target already.
@@ -60,6 +63,7 @@ impl<'a> Writer<'a> {
             first: Version::ZERO,
             events: Vec::new(),
             last_position: Position::ZERO,
+            stored_position: Position::ZERO,
             saved_at: Instant::now(),
             sent: 0,
             present: 0,
@@ -140,6 +144,7 @@ impl<'a> Writer<'a> {
                 });
             }
         }
+        self.stored_position = self.last_position;
         if self.saved_at.elapsed() >= CHECKPOINT_EVERY {
             self.save().await?;
         }
@@ -203,11 +208,13 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Saves how far the appended events go.
+    /// Saves how far the stored events go (never past a batch still being gathered).
     pub(crate) async fn save(&mut self) -> anyhow::Result<()> {
         if let Some(job) = &self.job {
-            if self.last_position > Position::ZERO {
-                self.target.save_checkpoint(job, self.last_position).await?;
+            if self.stored_position > Position::ZERO {
+                self.target
+                    .save_checkpoint(job, self.stored_position)
+                    .await?;
             }
         }
         self.saved_at = Instant::now();
@@ -316,9 +323,12 @@ pub(crate) async fn copy(
         })
     };
     let _stop_reading = AbortOnDrop(reader);
+    // One listener for the whole copy: a signal that came between two events would be
+    // lost to a listener made for each.
+    let mut interrupt = pin!(tokio::signal::ctrl_c());
     loop {
         let envelope = tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut interrupt => {
                 bar.abandon();
                 writer.save().await?;
                 return Err(Interrupted("interrupted: run the same command again to go on where it stopped".into()).into());

@@ -115,9 +115,12 @@ pub(crate) async fn tail(
         );
     }
     let mut events = pin!(store.subscribe(&names, after));
+    // One listener for the whole run: a signal that came between two events would be lost
+    // to a listener made for each.
+    let mut interrupt = pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut interrupt => return Ok(()),
             next = events.next() => {
                 let Some(envelope) = next else { return Ok(()) };
                 let envelope = envelope?;

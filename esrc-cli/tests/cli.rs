@@ -594,3 +594,63 @@ async fn import_0_1_moves_a_stream_written_the_way_0_1_wrote_it() {
     assert_eq!(contents(&target, &["Tab"]).await, imported);
     context.delete_stream(&stream).await.unwrap();
 }
+
+/// Ctrl-C (SIGINT) stops a copy with status 130, and its checkpoint never covers events
+/// it had gathered but not stored: run again, it stores every event once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_copy_checkpoints_only_what_it_stored() {
+    let Some(servers) = servers() else { return };
+    let mut spaces = Namespaces::new(servers);
+    let (from, to) = (spaces.pg(), spaces.nats());
+    let source = esrc::connect(&from).await.unwrap();
+    seed(&source, "Tab", 100, 200, 50).await;
+    let original = contents(&source, &["Tab"]).await;
+    let target = esrc::connect(&to).await.unwrap();
+    let job = format!("esrc-copy-{}", original[0].3.simple());
+
+    let child = esrc()
+        .args(["copy", &from, &to, "--batch", "10"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while target.load_checkpoint(&job).await.unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no checkpoint after a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "interrupted");
+
+    let checkpoint = target.load_checkpoint(&job).await.unwrap().unwrap();
+    let mut covered = Vec::new();
+    let mut events = pin!(source.replay(&["Tab"], Position::ZERO));
+    while let Some(envelope) = events.next().await {
+        let envelope = envelope.unwrap();
+        if envelope.position <= checkpoint {
+            covered.push(envelope.event_id);
+        }
+    }
+    let stored: std::collections::HashSet<Uuid> = contents(&target, &["Tab"])
+        .await
+        .into_iter()
+        .map(|e| e.3)
+        .collect();
+    let missing = covered.iter().filter(|id| !stored.contains(id)).count();
+    assert_eq!(missing, 0, "the checkpoint covers only stored events");
+
+    ok(&["copy", &from, &to, "--batch", "10"]);
+    assert_eq!(
+        contents(&target, &["Tab"]).await,
+        original,
+        "everything once, in order"
+    );
+}
