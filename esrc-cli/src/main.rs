@@ -22,40 +22,19 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// Input that cannot be used (a malformed line of an import file): exit status 65.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub(crate) struct DataError(pub(crate) String);
 
-impl std::fmt::Display for DataError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DataError {}
-
 /// Stopped by Ctrl-C before the work was done: exit status 130.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub(crate) struct Interrupted(pub(crate) String);
 
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
 /// Standard output was closed by the reader: not an error.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
 pub(crate) struct ClosedPipe;
-
-impl std::fmt::Display for ClosedPipe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("standard output was closed")
-    }
-}
-
-impl std::error::Error for ClosedPipe {}
 
 /// An I/O error writing standard output, with a closed pipe made [`ClosedPipe`].
 pub(crate) fn stdout_error(error: std::io::Error) -> anyhow::Error {

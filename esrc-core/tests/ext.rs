@@ -445,19 +445,24 @@ async fn references_arcs_and_boxes_are_stores() {
     }
 }
 
+/// Opens an account `id` for `owner`.
+async fn open_account(store: &MemoryStore, id: Uuid, owner: &str) {
+    store
+        .try_write(
+            &mut Root::<Account>::new(id),
+            AccountCommand::Open(owner.into()),
+        )
+        .await
+        .unwrap();
+}
+
 /// The projector's lag is the head of its categories minus its checkpoint.
 #[tokio::test]
 async fn projector_lag_is_head_minus_checkpoint() {
     use esrc_core::projector::Projector;
     let store = MemoryStore::new();
     for _ in 0..10 {
-        store
-            .try_write(
-                &mut Root::<Account>::new(Uuid::now_v7()),
-                AccountCommand::Open("x".into()),
-            )
-            .await
-            .unwrap();
+        open_account(&store, Uuid::now_v7(), "x").await;
     }
     let slow = Projector::new(store.clone(), "slow", Owners::default())
         .checkpoint_every(1_000)
@@ -556,16 +561,7 @@ async fn try_write_retry_sends_the_same_events_again_after_a_retryable_error() {
 async fn rebuild_after_projects_only_later_events() -> esrc_core::error::Result<()> {
     let store = MemoryStore::new();
     for owner in ["ann", "bob", "cid"] {
-        store
-            .try_write(
-                &mut Root::<Account>::new(Uuid::now_v7()),
-                AccountCommand::Open(owner.into()),
-            )
-            .await
-            .map_err(|e| match e {
-                CommandError::Store(e) => e,
-                other => panic!("{other}"),
-            })?;
+        open_account(&store, Uuid::now_v7(), owner).await;
     }
     let mut owners = Owners::default();
     let last = store.rebuild_after(&mut owners, Position(1)).await.unwrap();
@@ -590,13 +586,7 @@ async fn a_root_refuses_an_event_of_another_stream() {
     let store = MemoryStore::new();
     let (ann, bob) = (Uuid::now_v7(), Uuid::now_v7());
     for id in [ann, bob] {
-        store
-            .try_write(
-                &mut Root::<Account>::new(id),
-                AccountCommand::Open("x".into()),
-            )
-            .await
-            .unwrap();
+        open_account(&store, id, "x").await;
     }
     let bobs = std::pin::pin!(store.replay_one("Account", bob, Version::ZERO))
         .next()
@@ -627,13 +617,7 @@ async fn caught_up_waits_for_the_head_or_reports_an_ended_projector() {
     use esrc_core::projector::{ErrorPolicy, Projector};
     let store = MemoryStore::new();
     for _ in 0..20 {
-        store
-            .try_write(
-                &mut Root::<Account>::new(Uuid::now_v7()),
-                AccountCommand::Open("x".into()),
-            )
-            .await
-            .unwrap();
+        open_account(&store, Uuid::now_v7(), "x").await;
     }
     let seen = Arc::new(Mutex::new(Vec::new()));
     let owners = Owners {

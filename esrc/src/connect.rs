@@ -110,7 +110,10 @@ fn invalid(reason: impl Into<String>) -> Error {
 }
 
 /// A scheme whose store was left out at build time.
-#[allow(dead_code)]
+#[cfg_attr(
+    all(feature = "memory", feature = "postgres", feature = "nats"),
+    allow(dead_code)
+)]
 fn feature_off(scheme: &str, feature: &str) -> Error {
     invalid(format!(
         "`{scheme}` URLs need esrc's `{feature}` feature: `cargo add esrc --features {feature}`"
@@ -126,7 +129,8 @@ struct Options {
     from_url: BTreeSet<String>,
 }
 
-#[allow(dead_code)]
+// With neither server store, only `take` and `finish` are used.
+#[cfg_attr(not(any(feature = "postgres", feature = "nats")), allow(dead_code))]
 impl Options {
     fn take(&mut self, key: &str) -> Option<String> {
         self.values.remove(key)
