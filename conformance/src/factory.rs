@@ -151,3 +151,26 @@ pub fn backend_unavailable<T>(why: &str) -> Option<T> {
     println!("skipped: {why}");
     None
 }
+
+/// The image (name, tag) a test starts through testcontainers: `$variable` if set
+/// (`name[:tag]`, the tag `latest` when left out), else `default`. This is how CI runs
+/// the server-backed tests on images it built itself (`ESRC_POSTGRES_IMAGE`,
+/// `ESRC_NATS_IMAGE`) while users keep the official ones.
+///
+/// ```
+/// let (name, tag) = esrc_conformance::container_image("NO_SUCH_VARIABLE", "nats:2.12-alpine");
+/// assert_eq!((name.as_str(), tag.as_str()), ("nats", "2.12-alpine"));
+/// ```
+pub fn container_image(variable: &str, default: &str) -> (String, String) {
+    let image = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
+    // A registry's port ("localhost:5000/nats") is no tag: only a colon after the last
+    // slash starts one.
+    let name_end = image.rfind('/').map_or(0, |slash| slash + 1);
+    match image[name_end..].rfind(':') {
+        Some(colon) => {
+            let (name, tag) = image.split_at(name_end + colon);
+            (name.to_owned(), tag[1..].to_owned())
+        }
+        None => (image, "latest".to_owned()),
+    }
+}

@@ -7,13 +7,21 @@
 /// The calling crate needs `tokio` (with the `macros` and `rt-multi-thread` features) as a
 /// dev-dependency.
 ///
+/// Attributes written before `factory = …` are put on every test, typically
+/// [`requires`](crate::requires), so that the tests show as ignored when their server is
+/// not configured:
+///
 /// ```ignore
 /// esrc_conformance::conformance_tests!(async { Some(MyFactory::new()) });
+/// esrc_conformance::conformance_tests!(
+///     #[esrc_conformance::requires(env = "MY_STORE_URL")]
+///     factory = async { MyFactory::connect().await }
+/// );
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
-    ($factory:expr) => {
-        $crate::__conformance_cases! { $factory;
+    ($(#[$attribute:meta])* factory = $factory:expr) => {
+        $crate::__conformance_cases! { [$(#[$attribute])*] $factory;
             append_to_new_stream,
             no_stream_conflicts_on_existing_stream,
             exact_with_stale_version_conflicts,
@@ -52,26 +60,31 @@ macro_rules! conformance_tests {
             failing_projection_does_not_advance_its_checkpoint,
         }
     };
+    ($factory:expr) => {
+        $crate::conformance_tests!(factory = $factory);
+    };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    ($factory:expr; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                use $crate::__private::futures::FutureExt as _;
-                if let Some(factory) = $factory.await {
-                    let outcome = ::std::panic::AssertUnwindSafe(::std::boxed::Box::pin($crate::cases::$case(&factory)))
-                        .catch_unwind()
-                        .await;
-                    $crate::StoreFactory::cleanup(&factory).await;
-                    if let Err(panic) = outcome {
-                        ::std::panic::resume_unwind(panic);
-                    }
+    (@case [$($attribute:tt)*] $factory:expr; $case:ident) => {
+        $($attribute)*
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            use $crate::__private::futures::FutureExt as _;
+            if let Some(factory) = $factory.await {
+                let outcome = ::std::panic::AssertUnwindSafe(::std::boxed::Box::pin($crate::cases::$case(&factory)))
+                    .catch_unwind()
+                    .await;
+                $crate::StoreFactory::cleanup(&factory).await;
+                if let Err(panic) = outcome {
+                    ::std::panic::resume_unwind(panic);
                 }
             }
-        )+
+        }
+    };
+    ($attributes:tt $factory:expr; $($case:ident),+ $(,)?) => {
+        $( $crate::__conformance_cases! { @case $attributes $factory; $case } )+
     };
 }

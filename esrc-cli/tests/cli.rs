@@ -226,6 +226,7 @@ fn help_shows_examples_and_bad_arguments_exit_2() {
     );
 }
 
+#[esrc_conformance::requires(env = "ESRC_POSTGRES_URL", env = "ESRC_NATS_URL")]
 #[tokio::test(flavor = "multi_thread")]
 async fn status_stream_and_projection_reset_on_both_servers() {
     let Some(servers) = servers() else { return };
@@ -320,6 +321,7 @@ async fn status_stream_and_projection_reset_on_both_servers() {
     }
 }
 
+#[esrc_conformance::requires(env = "ESRC_POSTGRES_URL", env = "ESRC_NATS_URL")]
 #[tokio::test(flavor = "multi_thread")]
 async fn copy_round_trips_postgres_nats_postgres_keeping_every_field() {
     let Some(servers) = servers() else { return };
@@ -362,6 +364,7 @@ async fn copy_round_trips_postgres_nats_postgres_keeping_every_field() {
     );
 }
 
+#[esrc_conformance::requires(env = "ESRC_POSTGRES_URL", env = "ESRC_NATS_URL")]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_copy_killed_midway_resumes_and_stores_nothing_twice() {
     let Some(servers) = servers() else { return };
@@ -414,6 +417,7 @@ async fn a_copy_killed_midway_resumes_and_stores_nothing_twice() {
     );
 }
 
+#[esrc_conformance::requires(env = "ESRC_POSTGRES_URL", env = "ESRC_NATS_URL")]
 #[tokio::test(flavor = "multi_thread")]
 async fn export_import_round_trip_and_a_malformed_line() {
     let Some(servers) = servers() else { return };
@@ -466,6 +470,7 @@ fn ok_with_input(args: &[&str], input: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+#[esrc_conformance::requires(env = "ESRC_POSTGRES_URL", env = "ESRC_NATS_URL")]
 #[tokio::test(flavor = "multi_thread")]
 async fn tail_follows_new_events() {
     let Some(servers) = servers() else { return };
@@ -518,6 +523,7 @@ async fn tail_follows_new_events() {
     }
 }
 
+#[esrc_conformance::requires(env = "ESRC_POSTGRES_URL", env = "ESRC_NATS_URL")]
 #[tokio::test(flavor = "multi_thread")]
 async fn import_0_1_moves_a_stream_written_the_way_0_1_wrote_it() {
     use esrc::nats::async_nats::{self, HeaderMap, jetstream};
@@ -597,6 +603,7 @@ async fn import_0_1_moves_a_stream_written_the_way_0_1_wrote_it() {
 
 /// Ctrl-C (SIGINT) stops a copy with status 130, and its checkpoint never covers events
 /// it had gathered but not stored: run again, it stores every event once.
+#[esrc_conformance::requires(env = "ESRC_POSTGRES_URL", env = "ESRC_NATS_URL")]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupted_copy_checkpoints_only_what_it_stored() {
     let Some(servers) = servers() else { return };

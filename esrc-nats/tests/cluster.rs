@@ -14,6 +14,7 @@ fn event(n: u64) -> NewEvent {
     NewEvent::from_payload(1, format!(r#"{{"n":{n}}}"#))
 }
 
+#[esrc_conformance::requires(nats_cluster)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contended_appends_on_a_replicated_stream_are_conflicts_or_successes() {
     let Some(cluster) = common::cluster().await else {
@@ -74,6 +75,7 @@ async fn contended_appends_on_a_replicated_stream_are_conflicts_or_successes() {
     assert!(wrong.is_empty(), "lost races must be conflicts: {wrong:?}");
 }
 
+#[esrc_conformance::requires(nats_cluster)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_after_an_acknowledged_append_sees_it() {
     let Some(cluster) = common::cluster().await else {

@@ -3,4 +3,7 @@
 
 mod common;
 
-esrc_conformance::conformance_tests!(async { common::cluster().await.map(common::Stores::new) });
+esrc_conformance::conformance_tests!(
+    #[esrc_conformance::requires(nats_cluster)]
+    factory = async { common::cluster().await.map(common::Stores::new) }
+);

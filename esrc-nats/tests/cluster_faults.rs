@@ -445,21 +445,25 @@ async fn repeat(fault: Fault, default_runs: usize) {
     }
 }
 
+#[esrc_conformance::requires(nats_server)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_stream_leader_under_load_loses_nothing() {
     repeat(Fault::StreamLeader, 6).await;
 }
 
+#[esrc_conformance::requires(nats_server)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_down_slows_nothing() {
     repeat(Fault::Follower, 3).await;
 }
 
+#[esrc_conformance::requires(nats_server)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_quorum_fails_appends_as_retryable_and_recovers() {
     repeat(Fault::NoQuorum, 3).await;
 }
 
+#[esrc_conformance::requires(nats_server)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_projector_rides_out_a_checkpoint_bucket_failover() {
     repeat(Fault::CheckpointLeader, 3).await;

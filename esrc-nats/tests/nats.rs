@@ -71,6 +71,7 @@ async fn servers_older_than_2_12_are_refused_clearly() {
     );
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test]
 async fn a_stream_made_by_hand_with_a_conflicting_config_is_refused() {
     let Some(nats) = common::nats().await else {
@@ -110,6 +111,7 @@ async fn a_stream_made_by_hand_with_a_conflicting_config_is_refused() {
     }
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test]
 async fn a_foreign_message_on_a_stream_subject_is_a_typed_error() {
     let Some(nats) = common::nats().await else {
@@ -150,6 +152,7 @@ async fn a_foreign_message_on_a_stream_subject_is_a_typed_error() {
     );
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test]
 async fn a_retried_single_event_reports_the_original_outcome() {
     let Some(nats) = common::nats().await else {
@@ -182,6 +185,7 @@ async fn a_retried_single_event_reports_the_original_outcome() {
     assert_eq!(stored.len(), 2, "stored once");
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_reads_leave_no_consumers_behind() {
     let Some(nats) = common::nats().await else {
@@ -258,6 +262,7 @@ impl Server {
     }
 }
 
+#[esrc_conformance::requires(nats_server)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_survives_a_server_restart() {
     let Ok(binary) = std::env::var("ESRC_NATS_SERVER") else {
@@ -336,6 +341,7 @@ async fn a_subscription_survives_a_server_restart() {
     assert!(extra.is_err(), "nothing repeated: {extra:?}");
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_always_appends_under_contention() {
     let Some(nats) = common::nats().await else {
@@ -383,6 +389,7 @@ async fn any_always_appends_under_contention() {
     );
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test]
 async fn a_last_expectation_pairing_another_events_position_conflicts() {
     let Some(nats) = common::nats().await else {
@@ -450,6 +457,7 @@ async fn a_last_expectation_pairing_another_events_position_conflicts() {
     assert_eq!(versions, vec![1, 2, 3, 4], "no version stored twice");
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test]
 async fn an_event_over_the_maximum_payload_is_a_permanent_error_and_stores_nothing() {
     let Some(nats) = common::nats().await else {
@@ -478,6 +486,7 @@ async fn an_event_over_the_maximum_payload_is_a_permanent_error_and_stores_nothi
     assert!(stored.is_empty(), "nothing stored: {stored:?}");
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test]
 async fn a_client_that_is_still_connecting_is_accepted() {
     let Some(nats) = common::nats().await else {
@@ -498,6 +507,7 @@ async fn a_client_that_is_still_connecting_is_accepted() {
     store.destroy().await.unwrap();
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test]
 async fn connect_takes_the_servers_of_a_cluster_comma_separated() {
     let Some(nats) = common::nats().await else {
@@ -522,6 +532,7 @@ async fn connect_takes_the_servers_of_a_cluster_comma_separated() {
     assert!(!error.is_retryable(), "{error}");
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test]
 async fn no_responders_is_retryable() {
     let Some(nats) = common::nats().await else {
@@ -543,6 +554,7 @@ async fn no_responders_is_retryable() {
     );
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_whose_consumer_is_deleted_goes_on_without_a_gap() {
     let Some(nats) = common::nats().await else {
@@ -594,6 +606,7 @@ async fn a_subscription_whose_consumer_is_deleted_goes_on_without_a_gap() {
     assert!(extra.is_err(), "nothing repeated: {extra:?}");
 }
 
+#[esrc_conformance::requires(nats)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_append_deadline_bounds_any_with_a_retryable_error_not_a_conflict() {
     let Some(nats) = common::nats().await else {
@@ -640,6 +653,7 @@ async fn the_append_deadline_bounds_any_with_a_retryable_error_not_a_conflict() 
 }
 
 /// A server without JetStream is refused with the flag to turn it on.
+#[esrc_conformance::requires(nats_server)]
 #[tokio::test]
 async fn a_server_without_jetstream_is_refused_with_the_fix() {
     let Ok(binary) = std::env::var("ESRC_NATS_SERVER") else {

@@ -76,15 +76,19 @@ impl StoreFactory for Pg {
     }
 }
 
-esrc_conformance::conformance_tests!(async {
-    common::postgres().await.map(|postgres| Pg { postgres })
-});
+esrc_conformance::conformance_tests!(
+    #[esrc_conformance::requires(postgres)]
+    factory = async { common::postgres().await.map(|postgres| Pg { postgres }) }
+);
 
 /// The whole suite again, through `AnyStore` (`Arc<dyn DynStore>`).
 mod dynamic {
-    esrc_conformance::conformance_tests!(async {
-        super::common::postgres()
-            .await
-            .map(|postgres| esrc_conformance::Dynamic(super::Pg { postgres }))
-    });
+    esrc_conformance::conformance_tests!(
+        #[esrc_conformance::requires(postgres)]
+        factory = async {
+            super::common::postgres()
+                .await
+                .map(|postgres| esrc_conformance::Dynamic(super::Pg { postgres }))
+        }
+    );
 }

@@ -43,6 +43,7 @@ async fn next<S: futures::Stream<Item = Result<esrc_core::Envelope, Error>> + Un
         .expect("no error")
 }
 
+#[esrc_conformance::requires(postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_survives_terminated_connections() {
     let Some(pg) = common::postgres().await else {
@@ -115,6 +116,7 @@ async fn subscription_survives_terminated_connections() {
     );
 }
 
+#[esrc_conformance::requires(postgres)]
 #[tokio::test]
 async fn corrupt_json_written_by_hand_is_a_format_error() {
     let Some(pg) = common::postgres().await else {
@@ -165,6 +167,7 @@ async fn corrupt_json_written_by_hand_is_a_format_error() {
 
 /// A stored value esrc never writes (a negative schema version) is a format error that
 /// names the event, not a bare backend error.
+#[esrc_conformance::requires(postgres)]
 #[tokio::test]
 async fn an_invalid_stored_column_is_a_format_error_naming_the_event() {
     let Some(pg) = common::postgres().await else {
@@ -201,6 +204,7 @@ async fn an_invalid_stored_column_is_a_format_error_naming_the_event() {
     }
 }
 
+#[esrc_conformance::requires(postgres)]
 #[tokio::test]
 async fn events_decode_without_copying_from_postgres_rows() {
     let Some(pg) = common::postgres().await else {
@@ -222,6 +226,7 @@ async fn events_decode_without_copying_from_postgres_rows() {
     );
 }
 
+#[esrc_conformance::requires(postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_are_idempotent_and_safe_concurrently() {
     let Some(pg) = common::postgres().await else {
@@ -258,6 +263,7 @@ async fn migrations_are_idempotent_and_safe_concurrently() {
         .unwrap();
 }
 
+#[esrc_conformance::requires(postgres)]
 #[tokio::test]
 async fn invalid_schema_names_are_refused() {
     let Some(pg) = common::postgres().await else {
@@ -275,6 +281,7 @@ async fn invalid_schema_names_are_refused() {
 
 /// The documented trade-off: a transaction left open anywhere in the cluster holds the
 /// horizon back, so subscribers wait for it, then deliver everything.
+#[esrc_conformance::requires(postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_transaction_elsewhere_delays_but_never_loses_events() {
     let Some(pg) = common::postgres().await else {
@@ -305,6 +312,7 @@ async fn an_open_transaction_elsewhere_delays_but_never_loses_events() {
 
 /// Subscriptions read in pages of `page_size` rows (replays are one streamed query):
 /// with pages of 3, every read still returns each of 20 events once, in order.
+#[esrc_conformance::requires(postgres)]
 #[tokio::test]
 async fn a_tiny_page_size_still_reads_every_event_once() {
     let Some(pg) = common::postgres().await else {
@@ -344,6 +352,7 @@ async fn a_tiny_page_size_still_reads_every_event_once() {
 /// A store built with `notify(false)` wakes no subscriber of another process: its commit
 /// waits for the next notification (here, another store's) or poll, and is delivered
 /// then, in order.
+#[esrc_conformance::requires(postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_built_without_notify_wakes_no_other_process() {
     let Some(pg) = common::postgres().await else {
@@ -509,6 +518,7 @@ async fn totals(store: &PgStore) -> (i64, i64) {
 
 /// Killed mid-batch and restarted, a transactional projection counts every event exactly
 /// once: the uncommitted batch vanished with its checkpoint.
+#[esrc_conformance::requires(postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactional_projection_is_exactly_once_across_a_crash() {
     let Some(pg) = common::postgres().await else {
@@ -574,6 +584,7 @@ async fn transactional_projection_is_exactly_once_across_a_crash() {
 
 /// Spawned, a transactional projector keeps its batch invisible until it commits, reports
 /// its lag, and commits the open batch when stopped.
+#[esrc_conformance::requires(postgres)]
 #[tokio::test]
 async fn a_spawned_transactional_projector_reports_lag_and_commits_when_stopped() {
     let Some(pg) = common::postgres().await else {
@@ -631,6 +642,7 @@ async fn store_checkpoint(store: &PgStore) -> Position {
 }
 
 /// A failing event rolls its whole batch back: read model and checkpoint agree.
+#[esrc_conformance::requires(postgres)]
 #[tokio::test]
 async fn a_failing_transactional_batch_rolls_back_with_its_checkpoint() {
     let Some(pg) = common::postgres().await else {
@@ -661,6 +673,7 @@ async fn a_failing_transactional_batch_rolls_back_with_its_checkpoint() {
 /// A connection lost while a transactional batch is open (a failover, a restart) rolls
 /// the batch back; the projector waits for the store, starts again from its committed
 /// checkpoint, and still counts every event exactly once.
+#[esrc_conformance::requires(postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transactional_projector_rides_out_a_lost_connection() {
     let Some(pg) = common::postgres().await else {
@@ -737,6 +750,7 @@ async fn an_unreachable_server_fails_fast_naming_host_and_port() {
 }
 
 /// A store used before `migrate` says what to do.
+#[esrc_conformance::requires(postgres)]
 #[tokio::test]
 async fn a_store_without_its_tables_says_to_migrate() {
     let Some(pg) = common::postgres().await else {

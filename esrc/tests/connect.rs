@@ -147,6 +147,7 @@ mod postgres {
     use esrc::connect_with;
     use esrc::postgres::PgStore;
 
+    #[esrc_conformance::requires(env = "ESRC_POSTGRES_URL")]
     #[tokio::test]
     async fn options_reach_the_store_and_the_server() {
         let Ok(url) = std::env::var("ESRC_POSTGRES_URL") else {
@@ -185,6 +186,7 @@ mod nats {
     use esrc::nats::async_nats::jetstream::{self, stream::StorageType};
     use std::time::Duration;
 
+    #[esrc_conformance::requires(env = "ESRC_NATS_URL")]
     #[tokio::test]
     async fn options_reach_the_store_and_its_stream() {
         let Ok(url) = std::env::var("ESRC_NATS_URL") else {
@@ -216,6 +218,7 @@ mod nats {
 /// A URL pointed at the other server's port says that the server did not answer as the
 /// store expected, in one line naming where it tried.
 #[cfg(all(feature = "postgres", feature = "nats"))]
+#[esrc_conformance::requires(env = "ESRC_POSTGRES_URL", env = "ESRC_NATS_URL")]
 #[tokio::test]
 async fn a_url_pointed_at_the_other_server_says_so() {
     let (Ok(postgres), Ok(nats)) = (

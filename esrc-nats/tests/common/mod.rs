@@ -1,12 +1,13 @@
 //! Reaching a real NATS server (≥ 2.12, JetStream): `ESRC_NATS_URL`, else a
-//! testcontainers container where a Docker daemon answers, else a `skipped:` line (or a
-//! failure with `ESRC_REQUIRE_BACKENDS=1`).
+//! testcontainers container where a Docker daemon answers (image `ESRC_NATS_IMAGE`, by
+//! default `nats:2.12-alpine`), else a `skipped:` line (or a failure with
+//! `ESRC_REQUIRE_BACKENDS=1`).
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Mutex;
 
-use esrc_conformance::{Capabilities, StoreFactory, backend_unavailable};
+use esrc_conformance::{Capabilities, StoreFactory, backend_unavailable, container_image};
 use esrc_nats::NatsStore;
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -38,7 +39,8 @@ pub async fn nats() -> Option<Nats> {
 }
 
 async fn start_container() -> Result<Nats, String> {
-    let container = GenericImage::new("nats", "2.12-alpine")
+    let (name, tag) = container_image("ESRC_NATS_IMAGE", "nats:2.12-alpine");
+    let container = GenericImage::new(name, tag)
         .with_exposed_port(4222.tcp())
         .with_wait_for(WaitFor::message_on_stderr("Server is ready"))
         .with_cmd(["-js"])

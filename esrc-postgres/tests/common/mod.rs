@@ -1,13 +1,13 @@
 //! Reaching a real PostgreSQL: `ESRC_POSTGRES_URL`, else a testcontainers container where a
-//! Docker daemon answers, else a `skipped:` line (or a failure with
-//! `ESRC_REQUIRE_BACKENDS=1`).
+//! Docker daemon answers (image `ESRC_POSTGRES_IMAGE`, by default `postgres:15-alpine`),
+//! else a `skipped:` line (or a failure with `ESRC_REQUIRE_BACKENDS=1`).
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use esrc_conformance::backend_unavailable;
+use esrc_conformance::{backend_unavailable, container_image};
 use esrc_postgres::PgStore;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -41,7 +41,8 @@ pub async fn postgres() -> Option<Postgres> {
 }
 
 async fn start_container() -> Result<Postgres, String> {
-    let container = GenericImage::new("postgres", "15-alpine")
+    let (name, tag) = container_image("ESRC_POSTGRES_IMAGE", "postgres:15-alpine");
+    let container = GenericImage::new(name, tag)
         .with_exposed_port(5432.tcp())
         .with_wait_for(WaitFor::message_on_stderr(
             "database system is ready to accept connections",
@@ -56,7 +57,8 @@ async fn start_container() -> Result<Postgres, String> {
         .await
         .map_err(|e| e.to_string())?;
     let url = format!("postgres://postgres@{host}:{port}/postgres");
-    // The image restarts the server once after initdb: wait until it really answers.
+    // The official image restarts the server once after initdb: wait until it really
+    // answers.
     for _ in 0..60 {
         if PgPool::connect(&url).await.is_ok() {
             break;
