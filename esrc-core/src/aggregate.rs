@@ -28,6 +28,36 @@ pub trait Aggregate: Default + Send + Sync + 'static {
     fn apply(self, event: &Self::Event) -> Self;
 }
 
+/// Links an event type to the aggregate that produces it: the reverse of
+/// [`Aggregate::Event`], which Rust cannot infer on its own. With it,
+/// [`testing::given_events`](crate::testing::given_events) finds the aggregate from the
+/// events, with no type annotation. `#[derive(Event)]` implements it for
+/// `#[esrc(aggregate = Tab)]`.
+///
+/// ```
+/// # use esrc_core::{Aggregate, AggregateEvent, Event, Versioned};
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # enum TabEvent { Opened }
+/// # impl Versioned for TabEvent {}
+/// # impl Event for TabEvent { const NAME: &'static str = "Tab"; }
+/// # #[derive(Default)]
+/// # struct Tab;
+/// # impl Aggregate for Tab {
+/// #     type Command = ();
+/// #     type Event = TabEvent;
+/// #     type Error = std::convert::Infallible;
+/// #     fn process(&self, _: ()) -> Result<Vec<TabEvent>, Self::Error> { Ok(vec![]) }
+/// #     fn apply(self, _: &TabEvent) -> Self { self }
+/// # }
+/// impl AggregateEvent for TabEvent {
+///     type Aggregate = Tab;
+/// }
+/// ```
+pub trait AggregateEvent: Event {
+    /// The aggregate whose [`Aggregate::Event`] this is.
+    type Aggregate: Aggregate<Event = Self>;
+}
+
 /// An aggregate with its id, the version of its last event and that event's position:
 /// everything a store needs to check concurrency on the next append.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ mod store;
 pub mod testing;
 mod types;
 
-pub use aggregate::{Aggregate, Root};
+pub use aggregate::{Aggregate, AggregateEvent, Root};
 pub use dynamic::{AnyStore, DynStore};
 pub use envelope::{Envelope, NewEvent, Snapshot};
 pub use error::{BoxError, DecodeError, Error};

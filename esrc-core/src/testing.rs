@@ -26,6 +26,12 @@
 //! given::<Counter>([CounterEvent::Added(4)]).when(5).then([CounterEvent::Added(5)]);
 //! given::<Counter>([CounterEvent::Added(4)]).when(7).then_error(TooBig);
 //!
+//! // With the link from the event to its aggregate (`#[esrc(aggregate = Counter)]` on a
+//! // derived event), the aggregate is found from the events.
+//! # impl esrc_core::AggregateEvent for CounterEvent { type Aggregate = Counter; }
+//! use esrc_core::testing::given_events;
+//! given_events([CounterEvent::Added(4)]).when(5).then([CounterEvent::Added(5)]);
+//!
 //! // One history, several commands.
 //! let four = given::<Counter>([CounterEvent::Added(4)]);
 //! four.when(1).then([CounterEvent::Added(1)]);
@@ -36,11 +42,19 @@ use std::fmt::{Debug, Write};
 
 use uuid::Uuid;
 
-use crate::{Aggregate, Position, Root, Version};
+use crate::{Aggregate, AggregateEvent, Position, Root, Version};
 
-/// Starts a scenario: the aggregate after `events`, with a new id.
+/// Starts a scenario: the aggregate after `events`, with a new id. Name the aggregate
+/// (`given::<Tab>(…)`), or use [`given_events`] where the event type is linked to it.
 pub fn given<A: Aggregate>(events: impl IntoIterator<Item = A::Event>) -> Given<A> {
     given_for(Uuid::now_v7(), events)
+}
+
+/// Starts a scenario from events alone: the aggregate is the one the event type is
+/// linked to by [`AggregateEvent`], so no annotation is needed. An empty history has no
+/// event to infer from: write `given::<Tab>([])`.
+pub fn given_events<E: AggregateEvent>(events: impl IntoIterator<Item = E>) -> Given<E::Aggregate> {
+    given(events)
 }
 
 /// Starts a scenario for the aggregate `id`, for aggregates whose events carry their id.

@@ -14,6 +14,7 @@ pub(crate) struct TypeArgs {
     pub(crate) previous: Option<Type>,
     pub(crate) krate: Option<Path>,
     pub(crate) keep_suffix: Option<Span>,
+    pub(crate) aggregate: Option<Type>,
 }
 
 impl TypeArgs {
@@ -73,6 +74,14 @@ impl TypeArgs {
                         return Err(duplicate("keep_suffix"));
                     }
                     args.keep_suffix = Some(meta.path.span());
+                } else if meta.path.is_ident("aggregate") {
+                    if !allow_name {
+                        return Err(meta.error("`aggregate` applies to events"));
+                    }
+                    if args.aggregate.is_some() {
+                        return Err(duplicate("aggregate"));
+                    }
+                    args.aggregate = Some(meta.value()?.parse()?);
                 } else if meta.path.is_ident("event") {
                     return Err(meta.error(old_event_attribute(&meta)?));
                 } else if meta.path.is_ident("serde") {
@@ -81,7 +90,7 @@ impl TypeArgs {
                     return Err(meta.error("`ignore` goes on a variant of an EventGroup, not on a type"));
                 } else {
                     let expected = if allow_name {
-                        "`name`, `keep_suffix`, `version`, `previous` or `crate`"
+                        "`name`, `keep_suffix`, `aggregate`, `version`, `previous` or `crate`"
                     } else {
                         "`version`, `previous` or `crate`"
                     };

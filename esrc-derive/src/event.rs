@@ -94,6 +94,14 @@ pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStrea
             }
         }
     };
+    let aggregate = args.aggregate.as_ref().map(|aggregate| {
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics #krate::AggregateEvent for #ident #type_generics #where_clause {
+                type Aggregate = #aggregate;
+            }
+        }
+    });
     Ok(quote! {
         #versioned
         #[automatically_derived]
@@ -101,5 +109,6 @@ pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStrea
             const NAME: &'static str = #name;
             #variant
         }
+        #aggregate
     })
 }

@@ -30,9 +30,9 @@ pub use esrc_nats as nats;
 /// its one-liners, and the types that appear in their signatures.
 pub mod prelude {
     pub use esrc_core::{
-        Aggregate, AnyStore, CommandError, Context, Envelope, Event, EventGroup, Expected,
-        Metadata, Position, Project, ProjectError, ProjectExt, PublishExt, ReadExt, Root, Uuid,
-        Version, Versioned,
+        Aggregate, AggregateEvent, AnyStore, CommandError, Context, Envelope, Event, EventGroup,
+        Expected, Metadata, Position, Project, ProjectError, ProjectExt, PublishExt, ReadExt, Root,
+        Uuid, Version, Versioned,
     };
 }
 

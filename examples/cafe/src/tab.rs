@@ -53,8 +53,10 @@ pub enum TabCommand {
     },
 }
 
-/// What happened to a tab. Its category is `Tab`.
+/// What happened to a tab. Its category is `Tab`; `aggregate` links it to [`Tab`], so
+/// that tests start from events alone (`given_events`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, esrc::Event)]
+#[esrc(aggregate = Tab)]
 pub enum TabEvent {
     /// A tab was opened.
     TabOpened {

@@ -2,7 +2,7 @@
 //! exercise), one test each, as Given/When/Then.
 
 use cafe::{MenuItem, Tab, TabCommand, TabError, TabEvent};
-use esrc::testing::given;
+use esrc::testing::{given, given_events};
 
 fn drink(menu_number: u32, price: u64) -> MenuItem {
     MenuItem {
@@ -56,14 +56,14 @@ fn can_not_order_with_unopened_tab() {
 
 #[test]
 fn can_place_drinks_order() {
-    given::<Tab>([opened()])
+    given_events([opened()])
         .when(TabCommand::PlaceOrder { items: drinks() })
         .then([TabEvent::DrinksOrdered { items: drinks() }]);
 }
 
 #[test]
 fn can_place_food_order() {
-    given::<Tab>([opened()])
+    given_events([opened()])
         .when(TabCommand::PlaceOrder { items: dishes() })
         .then([TabEvent::FoodOrdered { items: dishes() }]);
 }
@@ -72,7 +72,7 @@ fn can_place_food_order() {
 fn can_place_food_and_drink_order() {
     let mut items = dishes();
     items.extend(drinks());
-    given::<Tab>([opened()])
+    given_events([opened()])
         .when(TabCommand::PlaceOrder { items })
         .then([
             TabEvent::DrinksOrdered { items: drinks() },
@@ -82,7 +82,7 @@ fn can_place_food_and_drink_order() {
 
 #[test]
 fn ordered_drinks_can_be_served() {
-    given::<Tab>([opened(), TabEvent::DrinksOrdered { items: drinks() }])
+    given_events([opened(), TabEvent::DrinksOrdered { items: drinks() }])
         .when(TabCommand::MarkDrinksServed {
             menu_numbers: vec![4, 10],
         })
@@ -93,7 +93,7 @@ fn ordered_drinks_can_be_served() {
 
 #[test]
 fn can_not_serve_an_unordered_drink() {
-    given::<Tab>([
+    given_events([
         opened(),
         TabEvent::DrinksOrdered {
             items: vec![drink(4, 250)],
@@ -107,7 +107,7 @@ fn can_not_serve_an_unordered_drink() {
 
 #[test]
 fn can_not_serve_an_ordered_drink_twice() {
-    given::<Tab>([
+    given_events([
         opened(),
         TabEvent::DrinksOrdered {
             items: vec![drink(4, 250)],
@@ -124,7 +124,7 @@ fn can_not_serve_an_ordered_drink_twice() {
 
 #[test]
 fn ordered_food_can_be_marked_prepared() {
-    given::<Tab>([opened(), TabEvent::FoodOrdered { items: dishes() }])
+    given_events([opened(), TabEvent::FoodOrdered { items: dishes() }])
         .when(TabCommand::MarkFoodPrepared {
             menu_numbers: vec![16],
         })
@@ -135,7 +135,7 @@ fn ordered_food_can_be_marked_prepared() {
 
 #[test]
 fn food_not_ordered_can_not_be_marked_prepared() {
-    given::<Tab>([opened()])
+    given_events([opened()])
         .when(TabCommand::MarkFoodPrepared {
             menu_numbers: vec![16],
         })
@@ -144,7 +144,7 @@ fn food_not_ordered_can_not_be_marked_prepared() {
 
 #[test]
 fn can_not_mark_food_as_prepared_twice() {
-    given::<Tab>([
+    given_events([
         opened(),
         TabEvent::FoodOrdered {
             items: vec![food(16, 1_000)],
@@ -161,7 +161,7 @@ fn can_not_mark_food_as_prepared_twice() {
 
 #[test]
 fn can_serve_prepared_food() {
-    given::<Tab>([
+    given_events([
         opened(),
         TabEvent::FoodOrdered { items: dishes() },
         TabEvent::FoodPrepared {
@@ -178,7 +178,7 @@ fn can_serve_prepared_food() {
 
 #[test]
 fn can_not_serve_prepared_food_twice() {
-    given::<Tab>([
+    given_events([
         opened(),
         TabEvent::FoodOrdered { items: dishes() },
         TabEvent::FoodPrepared {
@@ -196,7 +196,7 @@ fn can_not_serve_prepared_food_twice() {
 
 #[test]
 fn can_not_serve_unordered_food() {
-    given::<Tab>([opened()])
+    given_events([opened()])
         .when(TabCommand::MarkFoodServed {
             menu_numbers: vec![16],
         })
@@ -205,7 +205,7 @@ fn can_not_serve_unordered_food() {
 
 #[test]
 fn can_not_mark_more_food_prepared_than_was_ordered() {
-    given::<Tab>([
+    given_events([
         opened(),
         TabEvent::FoodOrdered {
             items: vec![food(16, 1_000)],
@@ -216,7 +216,7 @@ fn can_not_mark_more_food_prepared_than_was_ordered() {
     })
     .then_error(TabError::FoodNotOutstanding);
     // Two ordered, both prepared at once: fine; three at once: not.
-    let two = given::<Tab>([
+    let two = given_events([
         opened(),
         TabEvent::FoodOrdered {
             items: vec![food(16, 1_000), food(16, 1_000)],
@@ -236,7 +236,7 @@ fn can_not_mark_more_food_prepared_than_was_ordered() {
 
 #[test]
 fn can_not_serve_ordered_but_unprepared_food() {
-    given::<Tab>([opened(), TabEvent::FoodOrdered { items: dishes() }])
+    given_events([opened(), TabEvent::FoodOrdered { items: dishes() }])
         .when(TabCommand::MarkFoodServed {
             menu_numbers: vec![16],
         })
@@ -255,7 +255,7 @@ fn served_drinks() -> Vec<TabEvent> {
 
 #[test]
 fn can_close_tab_by_paying_exact_amount() {
-    given::<Tab>(served_drinks())
+    given_events(served_drinks())
         .when(TabCommand::CloseTab { amount_paid: 600 })
         .then([TabEvent::TabClosed {
             amount_paid: 600,
@@ -266,7 +266,7 @@ fn can_close_tab_by_paying_exact_amount() {
 
 #[test]
 fn can_close_tab_with_tip() {
-    given::<Tab>(served_drinks())
+    given_events(served_drinks())
         .when(TabCommand::CloseTab { amount_paid: 700 })
         .then([TabEvent::TabClosed {
             amount_paid: 700,
@@ -277,7 +277,7 @@ fn can_close_tab_with_tip() {
 
 #[test]
 fn must_pay_enough_to_close_tab() {
-    given::<Tab>(served_drinks())
+    given_events(served_drinks())
         .when(TabCommand::CloseTab { amount_paid: 599 })
         .then_error(TabError::MustPayEnough);
 }
@@ -290,21 +290,21 @@ fn can_not_close_tab_twice() {
         order_value: 600,
         tip_value: 0,
     });
-    given::<Tab>(events)
+    given_events(events)
         .when(TabCommand::CloseTab { amount_paid: 600 })
         .then_error(TabError::TabNotOpen);
 }
 
 #[test]
 fn can_not_close_tab_with_unserved_drinks_items() {
-    given::<Tab>([opened(), TabEvent::DrinksOrdered { items: drinks() }])
+    given_events([opened(), TabEvent::DrinksOrdered { items: drinks() }])
         .when(TabCommand::CloseTab { amount_paid: 600 })
         .then_error(TabError::TabHasUnservedItems);
 }
 
 #[test]
 fn can_not_close_tab_with_unprepared_food_items() {
-    given::<Tab>([opened(), TabEvent::FoodOrdered { items: dishes() }])
+    given_events([opened(), TabEvent::FoodOrdered { items: dishes() }])
         .when(TabCommand::CloseTab {
             amount_paid: 10_000,
         })
@@ -313,7 +313,7 @@ fn can_not_close_tab_with_unprepared_food_items() {
 
 #[test]
 fn can_not_close_tab_with_unserved_food_items() {
-    given::<Tab>([
+    given_events([
         opened(),
         TabEvent::FoodOrdered {
             items: vec![food(16, 1_000)],
