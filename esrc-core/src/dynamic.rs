@@ -76,6 +76,15 @@ pub trait DynStore: Send + Sync {
         after: Version,
     ) -> BoxStream<'a, Result<Envelope, Error>>;
 
+    /// [`ReplayOne::replay_one_from`], boxed.
+    fn replay_one_from_boxed<'a>(
+        &'a self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+        at: Position,
+    ) -> BoxStream<'a, Result<Envelope, Error>>;
+
     /// [`Replay::replay`], boxed.
     fn replay_boxed<'a>(
         &'a self,
@@ -179,6 +188,16 @@ impl<S: Store + 'static> DynStore for S {
         after: Version,
     ) -> BoxStream<'a, Result<Envelope, Error>> {
         Box::pin(self.replay_one(category, id, after))
+    }
+
+    fn replay_one_from_boxed<'a>(
+        &'a self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+        at: Position,
+    ) -> BoxStream<'a, Result<Envelope, Error>> {
+        Box::pin(self.replay_one_from(category, id, after, at))
     }
 
     fn replay_boxed<'a>(
@@ -316,6 +335,16 @@ impl ReplayOne for dyn DynStore {
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         self.replay_one_boxed(category, id, after)
+    }
+
+    fn replay_one_from(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+        at: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
+        self.replay_one_from_boxed(category, id, after, at)
     }
 }
 

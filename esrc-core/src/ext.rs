@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::pin;
 
 use futures::StreamExt;
+use futures::future::{Either, select};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -252,7 +253,12 @@ pub trait ReadExt: ReplayOne {
         root: &mut Root<A>,
     ) -> impl Future<Output = Result<(), Error>> + Send {
         async move {
-            let mut events = pin!(self.replay_one(A::Event::NAME, root.id(), root.version()));
+            let mut events = pin!(self.replay_one_from(
+                A::Event::NAME,
+                root.id(),
+                root.version(),
+                root.position()
+            ));
             while let Some(envelope) = events.next().await {
                 root.apply_stored(&envelope?)?;
             }
@@ -261,6 +267,11 @@ pub trait ReadExt: ReplayOne {
     }
 
     /// Reads the aggregate `id`: its latest snapshot, if any, then the events after it.
+    ///
+    /// The snapshot lookup and the stream's first events are asked for at once, so that
+    /// a stream without a snapshot (most of them) costs one round trip, not two; when
+    /// there is a snapshot, the read of the stream starts over just after its position
+    /// ([`ReplayOne::replay_one_from`]).
     fn read<A>(&self, id: Uuid) -> impl Future<Output = Result<Root<A>, Error>> + Send
     where
         Self: SnapshotStore,
@@ -268,21 +279,40 @@ pub trait ReadExt: ReplayOne {
     {
         async move {
             let category = A::Event::NAME;
-            let root = match self.load_snapshot(category, id).await? {
-                Some(snapshot) => {
-                    let state = A::decode(snapshot.schema_version, &snapshot.payload).map_err(
-                        |source| Error::Format {
-                            category: category.to_owned(),
-                            position: snapshot.position,
-                            schema_version: snapshot.schema_version,
-                            source,
-                        },
-                    )?;
-                    Root::from_parts(id, snapshot.version, snapshot.position, state)
-                }
-                None => Root::new(id),
+            let snapshot = pin!(self.load_snapshot(category, id));
+            let mut events = pin!(self.replay_one(category, id, Version::ZERO));
+            let (snapshot, first) = match select(snapshot, events.next()).await {
+                Either::Left((snapshot, _)) => (snapshot?, None),
+                Either::Right((first, snapshot)) => (snapshot.await?, Some(first)),
             };
-            self.refresh(root).await
+            let Some(snapshot) = snapshot else {
+                let mut root = Root::<A>::new(id);
+                match first {
+                    Some(None) => return Ok(root),
+                    Some(Some(envelope)) => root.apply_stored(&envelope?)?,
+                    None => {}
+                }
+                while let Some(envelope) = events.next().await {
+                    root.apply_stored(&envelope?)?;
+                }
+                return Ok(root);
+            };
+            let state =
+                A::decode(snapshot.schema_version, &snapshot.payload).map_err(|source| {
+                    Error::Format {
+                        category: category.to_owned(),
+                        position: snapshot.position,
+                        schema_version: snapshot.schema_version,
+                        source,
+                    }
+                })?;
+            self.refresh(Root::from_parts(
+                id,
+                snapshot.version,
+                snapshot.position,
+                state,
+            ))
+            .await
         }
     }
 

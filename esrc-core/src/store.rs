@@ -75,6 +75,26 @@ pub trait ReplayOne: Send + Sync {
         id: Uuid,
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, Self>;
+
+    /// [`ReplayOne::replay_one`] for a caller that also knows `at`, the position of the
+    /// stream's event at version `after` (a root's or a snapshot's, as this store gave
+    /// it), so that a store whose reads of one stream would otherwise start at the
+    /// stream's first event can start just after it. [`ReadExt`](crate::ReadExt) reads
+    /// through it.
+    ///
+    /// The result must be the same as `replay_one`'s: a position that is not that
+    /// event's (another store's, or [`Position::ZERO`] for "unknown") may cost time, never
+    /// events. The default ignores `at`.
+    fn replay_one_from(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+        at: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, Self> {
+        let _ = at;
+        self.replay_one(category, id, after)
+    }
 }
 
 /// Reads several categories across all their streams.
@@ -250,6 +270,16 @@ macro_rules! delegate {
                 after: Version,
             ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, $($lifetime,)? S> {
                 (**self).replay_one(category, id, after)
+            }
+
+            fn replay_one_from(
+                &self,
+                category: &str,
+                id: Uuid,
+                after: Version,
+                at: Position,
+            ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, $($lifetime,)? S> {
+                (**self).replay_one_from(category, id, after, at)
             }
         }
 

@@ -407,6 +407,33 @@ impl ReplayOne for NatsStore {
         id: Uuid,
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
+        self.read_one(category, id, after, Position::ZERO)
+    }
+
+    /// Starts just after `at` (a root's or a snapshot's position): a read after a
+    /// snapshot fetches only the messages after it. A position that is not the event's at
+    /// `after` is caught (the first message read is not the next version, or the position
+    /// is past the subject's last message) and the subject is read from its first message
+    /// instead.
+    fn replay_one_from(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+        at: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
+        self.read_one(category, id, after, at)
+    }
+}
+
+impl NatsStore {
+    fn read_one(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+        at: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<> {
         let subject = self.subject(category, id);
         let valid = validate_name(category);
         let store = self.clone();
@@ -419,9 +446,13 @@ impl ReplayOne for NatsStore {
             // lookup at the stream's leader says so. The read then goes on to that last
             // message, so it sees the caller's writes even if a replica that is behind
             // answers first.
-            let (start, until) = match store.tail(&subject).await {
+            let (mut start, until) = match store.tail(&subject).await {
                 Ok(Some(tail)) if tail.version > after => {
-                    (store.start_after(&subject, after), tail.sequence)
+                    let start = match store.start_after(&subject, after) {
+                        0 if at.get() < tail.sequence => at.get(),
+                        remembered => remembered,
+                    };
+                    (start, tail.sequence)
                 }
                 Ok(_) => return,
                 Err(error) if error.is_retryable() => {
@@ -432,20 +463,31 @@ impl ReplayOne for NatsStore {
                 // reports each bad message as it comes, and loses nothing.
                 Err(_) => (0, 0),
             };
-            let mut events = store.envelopes(store.read_subject(&subject, start + 1, until));
             let mut last = None;
-            while let Some(item) = events.next().await {
-                match item {
-                    Ok(envelope) if envelope.version <= after => {}
-                    Ok(envelope) => {
-                        last = Some((envelope.version, envelope.position));
-                        yield Ok(envelope);
-                    }
-                    Err(error) => {
-                        yield Err(error);
-                        return;
+            'read: loop {
+                let mut events = store.envelopes(store.read_subject(&subject, start + 1, until));
+                while let Some(item) = events.next().await {
+                    match item {
+                        Ok(envelope) if envelope.version <= after => {}
+                        // Started after a position that was not the event's at `after`:
+                        // read the subject from its first message.
+                        Ok(envelope)
+                            if last.is_none() && start > 0 && envelope.version != after.next() =>
+                        {
+                            start = 0;
+                            continue 'read;
+                        }
+                        Ok(envelope) => {
+                            last = Some((envelope.version, envelope.position));
+                            yield Ok(envelope);
+                        }
+                        Err(error) => {
+                            yield Err(error);
+                            return;
+                        }
                     }
                 }
+                break;
             }
             if let Some((version, position)) = last {
                 store.remember(&subject, version, position.get());

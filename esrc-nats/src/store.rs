@@ -435,17 +435,43 @@ impl NatsStore {
 
     /// If the append's event ids are stored: `Ok(Some(outcome))` when they are exactly one
     /// earlier append of this subject (a retry), `Err(DuplicateEvent)` for any other reuse.
+    ///
+    /// It never reads the subject from its first message. With `first` (the version the
+    /// append would have stored its first event at, known from its expectation) it reads
+    /// the append's own messages there; without, the server said the ids were seen within
+    /// its duplicate window, so it reads the subject's messages of twice that window (room
+    /// for clocks). Both start points are found by bisecting the sequences.
     pub(crate) async fn retried(
         &self,
         subject: &str,
         events: &[NewEvent],
+        first: Option<Version>,
     ) -> Result<Option<Appended>, Error> {
+        let Some(last) = Box::pin(self.last_message(subject)).await? else {
+            return Ok(None);
+        };
+        let until = last.sequence;
+        let (start, limit) = match first {
+            Some(version) => (
+                Box::pin(self.sequence_of(subject, version, until)).await?,
+                events.len(),
+            ),
+            None => {
+                // An id is a duplicate while its message is younger than the window, and
+                // the subject's last message is no younger than the server's clock. The
+                // window again on top: room for the clocks of two leaders in turn.
+                let since = last.time - 2 * self.inner.config.duplicate_window;
+                let start =
+                    self.first_message_where(subject, until, |message| message.time >= since);
+                (Box::pin(start).await?, usize::MAX)
+            }
+        };
+        let Some(start) = start else {
+            return Ok(None);
+        };
         let wanted: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
         let mut found = Vec::new();
-        let until = Box::pin(self.tail(subject))
-            .await?
-            .map_or(0, |t| t.sequence);
-        let mut stored = self.read_subject(subject, 1, until);
+        let mut stored = self.read_subject(subject, start, until).take(limit);
         while let Some(message) = stored.next().await {
             let message = message?;
             let Some(headers) = message.headers.as_ref() else {
@@ -472,26 +498,82 @@ impl NatsStore {
         retry_outcome(&ids, &found)
     }
 
-    /// The sequence of the first message of `subject` at `version` or later.
+    /// The sequence of the first message of `subject` at `version` or later, up to
+    /// `until`.
     pub(crate) async fn sequence_of(
         &self,
         subject: &str,
         version: Version,
         until: u64,
     ) -> Result<Option<u64>, Error> {
-        let mut stored = self.read_subject(subject, 1, until);
-        while let Some(message) = stored.next().await {
-            let message = message?;
-            let stored_version = message
-                .headers
-                .as_ref()
-                .and_then(|h| header::<u64>(h, codec::VERSION))
-                .unwrap_or_default();
-            if stored_version >= version.get() {
-                return Ok(Some(message.sequence));
+        // A message esrc did not write has no version: it counts as before.
+        let at_or_after = |message: &jetstream::message::StreamMessage| {
+            header::<u64>(&message.headers, codec::VERSION).unwrap_or_default() >= version.get()
+        };
+        Box::pin(self.first_message_where(subject, until, at_or_after)).await
+    }
+
+    /// The sequence of the first message of `subject`, up to `until`, for which `wanted`
+    /// holds, where it holds for every message after one it holds for (a version, a
+    /// time). The sequences are bisected: about log2(`until`) lookups, however long the
+    /// subject.
+    async fn first_message_where(
+        &self,
+        subject: &str,
+        until: u64,
+        wanted: impl Fn(&jetstream::message::StreamMessage) -> bool,
+    ) -> Result<Option<u64>, Error> {
+        let (mut low, mut high) = (1, until);
+        let mut found = None;
+        while low <= high {
+            let middle = low + (high - low) / 2;
+            match Box::pin(self.next_message(subject, middle)).await? {
+                Some(message) if message.sequence > high => high = middle - 1,
+                Some(message) if wanted(&message) => {
+                    found = Some(message.sequence);
+                    high = middle - 1;
+                }
+                Some(message) => low = message.sequence + 1,
+                None => high = middle - 1,
             }
         }
-        Ok(None)
+        Ok(found)
+    }
+
+    /// The first message of `subject` at sequence `from` or later, as the leader knows
+    /// it (see `last_message`).
+    async fn next_message(
+        &self,
+        subject: &str,
+        from: u64,
+    ) -> Result<Option<jetstream::message::StreamMessage>, Error> {
+        use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind};
+        if !self.inner.replicated {
+            let get = self
+                .inner
+                .stream
+                .direct_get_next_for_subject(subject, Some(from));
+            return match Box::pin(get).await {
+                Ok(message) => Ok(Some(message)),
+                Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
+                Err(error) => Err(error::client(error)),
+            };
+        }
+        let get = self
+            .inner
+            .stream
+            .raw_message_builder()
+            .sequence(from)
+            .next_by_subject(subject)
+            .send();
+        match Box::pin(get).await {
+            Ok(message) => Ok(Some(message)),
+            Err(error) => match error.kind() {
+                RawMessageErrorKind::NoMessageFound => Ok(None),
+                RawMessageErrorKind::JetStream(refused) => Err(error::jetstream(&refused)),
+                _ => Err(error::client(error)),
+            },
+        }
     }
 }
 
@@ -538,7 +620,11 @@ impl Publish for NatsStore {
                         version: Version::ZERO,
                     });
                     if !expected.matches(found.version) {
-                        if let Some(original) = Box::pin(self.retried(&subject, &events)).await? {
+                        // Stored by an earlier try with this expectation, it would start
+                        // just after the expected version.
+                        let first = expected.version().map(Version::next);
+                        let retried = Box::pin(self.retried(&subject, &events, first));
+                        if let Some(original) = retried.await? {
                             return Ok(original);
                         }
                         return Err(conflict(found.version));
@@ -557,7 +643,7 @@ impl Publish for NatsStore {
                     });
                 }
                 Sent::Duplicate => {
-                    return match Box::pin(self.retried(&subject, &events)).await? {
+                    return match Box::pin(self.retried(&subject, &events, None)).await? {
                         Some(original) => Ok(original),
                         None => Err(Error::DuplicateEvent {
                             event_id: events[0].event_id,

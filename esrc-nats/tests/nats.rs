@@ -693,3 +693,191 @@ async fn a_server_without_jetstream_is_refused_with_the_fix() {
     );
     assert!(!error.is_retryable());
 }
+
+/// A read after a snapshot fetches the messages after the snapshot's position, not the
+/// whole subject; and a position that is not the event's at `after` loses nothing.
+#[esrc_conformance::requires(nats)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_a_snapshot_fetches_only_the_messages_after_it() {
+    use esrc_conformance::fixtures::{Tally, counted_batch};
+    use esrc_core::{ReadExt, Root};
+
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let writer = nats.store().await;
+    let id = Uuid::now_v7();
+    for start in [0, 100, 200] {
+        let batch = counted_batch(start + 1, if start == 200 { 90 } else { 100 });
+        writer
+            .publish("Thing", id, Expected::Any, batch)
+            .await
+            .unwrap();
+    }
+    let at_290: Root<Tally> = writer.load(id).await.unwrap();
+    assert_eq!(at_290.version(), Version(290));
+    writer.save_root_snapshot(&at_290).await.unwrap();
+    writer
+        .publish("Thing", id, Expected::Any, counted_batch(291, 10))
+        .await
+        .unwrap();
+
+    // A store of its own, with a client of its own: it has remembered nothing of the
+    // subject, and the client counts what it receives.
+    let client = nats.client().await;
+    let reader = NatsStore::builder()
+        .stream(writer.stream_name())
+        .prefix(writer.prefix())
+        .replicas(nats.replicas)
+        .build(client.clone())
+        .await
+        .unwrap();
+    let received = || {
+        client
+            .statistics()
+            .in_messages
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = received();
+    let read: Root<Tally> = reader.read(id).await.unwrap();
+    let fetched = received() - before;
+    assert_eq!(read.version(), Version(300));
+    assert_eq!(read.aggregate().total, (1..=300).sum::<u64>());
+    // The 10 events after the snapshot, the snapshot, and a few API replies; reading the
+    // subject from its start would be over 300.
+    assert!(fetched <= 40, "{fetched} messages received for the read");
+
+    let all: Vec<_> = writer
+        .replay_one("Thing", id, Version::ZERO)
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    let position_of = |version: u64| all[version as usize - 1].position;
+    for (at, what) in [
+        (position_of(200), "the event's own"),
+        (position_of(100), "an earlier event's"),
+        (position_of(250), "a later event's"),
+        (Position(u64::MAX), "past the subject's end"),
+        (Position::ZERO, "unknown"),
+    ] {
+        let versions: Vec<u64> = reader
+            .replay_one_from("Thing", id, Version(200), at)
+            .map(|envelope| envelope.unwrap().version.get())
+            .collect()
+            .await;
+        assert_eq!(
+            versions,
+            (201..=300).collect::<Vec<_>>(),
+            "from {what} position"
+        );
+    }
+}
+
+/// Truncating a long subject finds where to cut by bisecting its sequences, not by
+/// reading it from its first message.
+#[esrc_conformance::requires(nats)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncating_a_long_stream_reads_a_few_messages_not_all() {
+    use esrc_conformance::fixtures::counted_batch;
+    use esrc_core::Truncate;
+
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let writer = nats.store().await;
+    let id = Uuid::now_v7();
+    for start in (0..2_000).step_by(100) {
+        writer
+            .publish("Thing", id, Expected::Any, counted_batch(start + 1, 100))
+            .await
+            .unwrap();
+    }
+    let client = nats.client().await;
+    let cutter = NatsStore::builder()
+        .stream(writer.stream_name())
+        .prefix(writer.prefix())
+        .replicas(nats.replicas)
+        .build(client.clone())
+        .await
+        .unwrap();
+    let before = client
+        .statistics()
+        .in_messages
+        .load(std::sync::atomic::Ordering::Relaxed);
+    cutter.truncate("Thing", id, Version(1_500)).await.unwrap();
+    let received = client
+        .statistics()
+        .in_messages
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - before;
+    assert!(received <= 60, "{received} messages received to truncate");
+    let versions: Vec<u64> = writer
+        .replay_one("Thing", id, Version::ZERO)
+        .map(|envelope| envelope.unwrap().version.get())
+        .collect()
+        .await;
+    assert_eq!(versions, (1_500..=2_000).collect::<Vec<_>>());
+}
+
+/// Recognising a retried append on a long subject reads the append's own messages (an
+/// expectation says where they are) or those of the duplicate window (the server says the
+/// ids are recent), not the subject from its first message.
+#[esrc_conformance::requires(nats)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_on_a_long_stream_reads_a_few_messages_not_all() {
+    use esrc_conformance::fixtures::counted_batch;
+
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let name = Uuid::new_v4().simple();
+    let store = |client| {
+        NatsStore::builder()
+            .stream(format!("T{name}"))
+            .prefix(format!("t{name}"))
+            .replicas(nats.replicas)
+            .duplicate_window(Duration::from_secs(1))
+            .build(client)
+    };
+    let writer = store(nats.client().await).await.unwrap();
+    let id = Uuid::now_v7();
+    for start in (0..2_000).step_by(100) {
+        writer
+            .publish("Thing", id, Expected::Any, counted_batch(start + 1, 100))
+            .await
+            .unwrap();
+    }
+    // The 2,000 events leave the duplicate window (and twice it).
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let batch = counted_batch(2_001, 3);
+    let appended = writer
+        .publish("Thing", id, Expected::Exact(Version(2_000)), batch.clone())
+        .await
+        .unwrap();
+
+    let client = nats.client().await;
+    let retrier = store(client.clone()).await.unwrap();
+    let received = || {
+        client
+            .statistics()
+            .in_messages
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    for expected in [Expected::Exact(Version(2_000)), Expected::Any] {
+        let before = received();
+        let retried = retrier
+            .publish("Thing", id, expected, batch.clone())
+            .await
+            .unwrap();
+        let received = received() - before;
+        assert_eq!(
+            retried, appended,
+            "the retry with {expected:?} reports the original"
+        );
+        assert!(
+            received <= 60,
+            "{received} messages received to recognise the retry with {expected:?}"
+        );
+    }
+    writer.destroy().await.unwrap();
+}
