@@ -35,6 +35,10 @@ pub struct Sizes {
     pub replay: u64,
     /// W7: events whose latency is measured.
     pub latency: u64,
+    /// W8: how many other events the store holds at each step.
+    pub crowd: [u64; 3],
+    /// W8: reads timed at each step.
+    pub crowd_reads: u64,
 }
 
 impl Sizes {
@@ -48,6 +52,8 @@ impl Sizes {
         batches: 100,
         replay: 100_000,
         latency: 500,
+        crowd: [10_000, 100_000, 1_000_000],
+        crowd_reads: 500,
     };
 
     /// `--quick`: under a minute per store.
@@ -60,6 +66,8 @@ impl Sizes {
         batches: 20,
         replay: 20_000,
         latency: 100,
+        crowd: [1_000, 10_000, 100_000],
+        crowd_reads: 200,
     };
 
     /// For the smoke test.
@@ -72,6 +80,8 @@ impl Sizes {
         batches: 2,
         replay: 300,
         latency: 5,
+        crowd: [100, 200, 300],
+        crowd_reads: 5,
     };
 }
 
@@ -120,6 +130,24 @@ async fn create<S: Store>(store: &S, count: u64) -> Result<Duration, BoxError> {
         store.try_write(&mut root, command(n)).await?;
     }
     Ok(started.elapsed())
+}
+
+/// W1 through `read` (snapshot lookup and replay) instead of `load`.
+async fn create_via_read<S: Store>(store: &S, count: u64) -> Result<Duration, BoxError> {
+    let started = Instant::now();
+    for n in 0..count {
+        let mut root = store.read::<Counter>(Uuid::now_v7()).await?;
+        store.try_write(&mut root, command(n)).await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// A line comparing two ways of doing the same with esrc (`unit` per second).
+fn one_way_vs_other(workload: &str, unit: &str, one: f64, other: f64, target: &str) -> Line {
+    Line {
+        target: format!("{target} >= 0.95"),
+        ..compare(workload, unit, one, other, 0.95)
+    }
 }
 
 /// W4 on esrc: [`TASKS`] spawned tasks, each appending `count` times to its own aggregate.
@@ -206,10 +234,11 @@ where
     // W1 create: read a new aggregate, process, append; sequential.
     let per_round = (sizes.create / ROUNDS).max(1);
     let (mut esrc, mut other, mut baseline) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let mut through_dynamic = Duration::ZERO;
+    let (mut through_dynamic, mut through_read) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..ROUNDS {
         esrc += create(&store, per_round).await?;
         through_dynamic += create(&dynamic, per_round).await?;
+        through_read += create_via_read(&store, per_round).await?;
         if let Some((variant, _)) = &variant {
             other += create(variant, per_round).await?;
         }
@@ -227,6 +256,13 @@ where
         "commands/s",
         rate(total, through_dynamic),
         esrc,
+    ));
+    lines.push(one_way_vs_other(
+        "W1 create: read/load",
+        "commands/s",
+        rate(total, through_read),
+        esrc,
+        "read/load",
     ));
     if let Some((_, label)) = &variant {
         lines.push(informative(
@@ -290,6 +326,30 @@ where
         ratio: Some(reread_last / reread_first),
         target: "informative".into(),
         met: true,
+    });
+    // The same commands through `read`, with a snapshot every 100 events: each read
+    // starts at the latest snapshot, so the cost must not grow with the stream.
+    let snapshotted = Uuid::now_v7();
+    let mut times = Vec::new();
+    for n in 0..sizes.grow {
+        let started = Instant::now();
+        let mut root = store.read::<Counter>(snapshotted).await?;
+        store.try_write(&mut root, command(n)).await?;
+        if root.version().get() % 100 == 0 {
+            store.save_root_snapshot(&root).await?;
+        }
+        times.push(started.elapsed());
+    }
+    let first = rate(window as u64, times[..window].iter().sum());
+    let last = rate(window as u64, times[times.len() - window..].iter().sum());
+    lines.push(Line {
+        workload: "W2 read + snapshot every 100: last 10%".into(),
+        unit: "commands/s".into(),
+        esrc: last,
+        raw: None,
+        ratio: Some(last / first),
+        target: "last/first >= 0.9".into(),
+        met: last / first >= 0.9,
     });
 
     // W3 load: an aggregate of `load` events, without and with a snapshot.
@@ -469,10 +529,90 @@ where
     // W7 subscribe latency: from the start of an append to a live subscriber's receipt.
     lines.extend(latency(&store, sizes.latency, w7_target_ms).await?);
 
+    // W8 crowd: one aggregate of 10 events, read while the store fills up with others.
+    lines.extend(crowd(&store, sizes).await?);
+
     if let Ok(raw) = Arc::try_unwrap(raw) {
         raw.cleanup().await?;
     }
     Ok(lines)
+}
+
+/// W8: reads one aggregate of 10 events (`read`, as a command would) while the store
+/// holds `sizes.crowd` other events, seeded untimed in appends of 100 events to
+/// aggregates of their own; the read at the largest size must take at most 1.5 times the
+/// read at the smallest. Also the process's resident memory per seeded event, which is
+/// the memory store's cost per event (the servers keep theirs elsewhere).
+async fn crowd<S: Store + Clone + 'static>(store: &S, sizes: Sizes) -> Result<Vec<Line>, BoxError> {
+    let target = Uuid::now_v7();
+    let mut root = Root::<Counter>::new(target);
+    store
+        .try_write(&mut root, CounterCommand::AddMany(10))
+        .await?;
+    let resident_before = resident_bytes();
+    let mut seeded = 0;
+    let mut per_read = Vec::new();
+    for level in sizes.crowd {
+        while seeded < level {
+            let mut other = Root::<Counter>::new(Uuid::now_v7());
+            store
+                .try_write(&mut other, CounterCommand::AddMany(100))
+                .await?;
+            seeded += 100;
+        }
+        let started = Instant::now();
+        for _ in 0..sizes.crowd_reads {
+            let read = store.read::<Counter>(target).await?;
+            assert_eq!(read.events, 10);
+        }
+        per_read.push(started.elapsed().as_secs_f64() / sizes.crowd_reads as f64);
+    }
+    let mut lines: Vec<Line> = sizes
+        .crowd
+        .iter()
+        .zip(&per_read)
+        .map(|(level, seconds)| Line {
+            workload: format!("W8 read among {level} events"),
+            unit: "reads/s".into(),
+            esrc: 1.0 / seconds,
+            raw: None,
+            ratio: None,
+            target: "-".into(),
+            met: true,
+        })
+        .collect();
+    let growth = per_read[2] / per_read[0];
+    lines.push(Line {
+        workload: format!(
+            "W8 read time, {} vs {} events",
+            sizes.crowd[2], sizes.crowd[0]
+        ),
+        unit: "ratio".into(),
+        esrc: growth,
+        raw: None,
+        ratio: Some(growth),
+        target: "<= 1.5".into(),
+        met: growth <= 1.5,
+    });
+    if let (Some(before), Some(after)) = (resident_before, resident_bytes()) {
+        lines.push(Line {
+            workload: format!("W8 memory of this process per event, at {seeded}"),
+            unit: "bytes".into(),
+            esrc: after.saturating_sub(before) as f64 / seeded as f64,
+            raw: None,
+            ratio: None,
+            target: "informative".into(),
+            met: true,
+        });
+    }
+    Ok(lines)
+}
+
+/// The process's resident memory, from `/proc/self/statm` (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 async fn latency<S: Store + Clone + 'static>(
