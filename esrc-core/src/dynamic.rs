@@ -46,7 +46,8 @@ use uuid::Uuid;
 
 use crate::{
     Appended, CategoryStats, CheckpointStore, Envelope, Error, Expected, NewEvent, Position,
-    Publish, Replay, ReplayOne, Snapshot, SnapshotStore, Store, Subscribe, Truncate, Version,
+    Publish, Replay, ReplayOne, Snapshot, SnapshotOrEvent, SnapshotStore, Store, Subscribe,
+    Truncate, Version,
 };
 
 /// A store chosen at run time, shared between tasks: what `esrc::connect` returns.
@@ -137,6 +138,13 @@ pub trait DynStore: Send + Sync {
         category: &'a str,
         id: Uuid,
     ) -> BoxFuture<'a, Result<Option<Snapshot>, Error>>;
+
+    /// [`SnapshotStore::snapshot_then_events`], boxed.
+    fn snapshot_then_events_boxed<'a>(
+        &'a self,
+        category: &str,
+        id: Uuid,
+    ) -> Option<BoxStream<'a, Result<SnapshotOrEvent, Error>>>;
 
     /// [`CheckpointStore::save_checkpoint`], boxed.
     fn save_checkpoint_boxed<'a>(
@@ -259,6 +267,15 @@ impl<S: Store + 'static> DynStore for S {
         id: Uuid,
     ) -> BoxFuture<'a, Result<Option<Snapshot>, Error>> {
         Box::pin(self.load_snapshot(category, id))
+    }
+
+    fn snapshot_then_events_boxed<'a>(
+        &'a self,
+        category: &str,
+        id: Uuid,
+    ) -> Option<BoxStream<'a, Result<SnapshotOrEvent, Error>>> {
+        self.snapshot_then_events(category, id)
+            .map(|stream| Box::pin(stream) as BoxStream<'a, _>)
     }
 
     fn save_checkpoint_boxed<'a>(
@@ -398,6 +415,14 @@ impl SnapshotStore for dyn DynStore {
 
     async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
         self.load_snapshot_boxed(category, id).await
+    }
+
+    fn snapshot_then_events(
+        &self,
+        category: &str,
+        id: Uuid,
+    ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_>> {
+        self.snapshot_then_events_boxed(category, id)
     }
 }
 

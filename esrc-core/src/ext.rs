@@ -5,15 +5,14 @@ use std::future::Future;
 use std::pin::pin;
 
 use futures::StreamExt;
-use futures::future::{Either, select};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::{
     Aggregate, Appended, Context, Error, Event, EventGroup, Expected, Metadata, NewEvent, Position,
-    Project, Publish, Replay, ReplayOne, Root, Snapshot, SnapshotStore, Subscribe, Version,
-    Versioned,
+    Project, Publish, Replay, ReplayOne, Root, Snapshot, SnapshotOrEvent, SnapshotStore, Subscribe,
+    Version, Versioned,
 };
 
 /// Why a command did not produce an updated root.
@@ -268,9 +267,10 @@ pub trait ReadExt: ReplayOne {
 
     /// Reads the aggregate `id`: its latest snapshot, if any, then the events after it.
     ///
-    /// The snapshot lookup and the stream's first events are asked for at once, so that
-    /// a stream without a snapshot (most of them) costs one round trip, not two; when
-    /// there is a snapshot, the read of the stream starts over just after its position
+    /// Where the store can answer both at once
+    /// ([`SnapshotStore::snapshot_then_events`]: PostgreSQL in one statement, NATS with
+    /// its lookups side by side), a read costs one round trip; elsewhere the snapshot is
+    /// loaded first and the stream read after its position
     /// ([`ReplayOne::replay_one_from`]).
     fn read<A>(&self, id: Uuid) -> impl Future<Output = Result<Root<A>, Error>> + Send
     where
@@ -279,40 +279,27 @@ pub trait ReadExt: ReplayOne {
     {
         async move {
             let category = A::Event::NAME;
-            let snapshot = pin!(self.load_snapshot(category, id));
-            let mut events = pin!(self.replay_one(category, id, Version::ZERO));
-            let (snapshot, first) = match select(snapshot, events.next()).await {
-                Either::Left((snapshot, _)) => (snapshot?, None),
-                Either::Right((first, snapshot)) => (snapshot.await?, Some(first)),
+            let Some(items) = self.snapshot_then_events(category, id) else {
+                let root = match self.load_snapshot(category, id).await? {
+                    Some(snapshot) => from_snapshot(id, snapshot)?,
+                    None => Root::new(id),
+                };
+                return self.refresh(root).await;
             };
-            let Some(snapshot) = snapshot else {
-                let mut root = Root::<A>::new(id);
-                match first {
-                    Some(None) => return Ok(root),
-                    Some(Some(envelope)) => root.apply_stored(&envelope?)?,
-                    None => {}
-                }
-                while let Some(envelope) = events.next().await {
-                    root.apply_stored(&envelope?)?;
-                }
-                return Ok(root);
-            };
-            let state =
-                A::decode(snapshot.schema_version, &snapshot.payload).map_err(|source| {
-                    Error::Format {
-                        category: category.to_owned(),
-                        position: snapshot.position,
-                        schema_version: snapshot.schema_version,
-                        source,
+            let mut items = pin!(items);
+            let mut root = Root::<A>::new(id);
+            while let Some(item) = items.next().await {
+                match item? {
+                    // A snapshot comes first; one that came later would still hold the
+                    // state up to its version, and the events go on from there.
+                    SnapshotOrEvent::Snapshot(snapshot) if snapshot.version >= root.version() => {
+                        root = from_snapshot(id, snapshot)?;
                     }
-                })?;
-            self.refresh(Root::from_parts(
-                id,
-                snapshot.version,
-                snapshot.position,
-                state,
-            ))
-            .await
+                    SnapshotOrEvent::Snapshot(_) => {}
+                    SnapshotOrEvent::Event(envelope) => root.apply_stored(&envelope)?,
+                }
+            }
+            Ok(root)
         }
     }
 
@@ -340,6 +327,26 @@ pub trait ReadExt: ReplayOne {
         let id = root.id();
         async move { self.save_snapshot(category, id, snapshot?).await }
     }
+}
+
+/// The root a snapshot holds; a state that does not decode is [`Error::Format`].
+fn from_snapshot<A>(id: Uuid, snapshot: Snapshot) -> Result<Root<A>, Error>
+where
+    A: Aggregate + Versioned + DeserializeOwned,
+{
+    let state =
+        A::decode(snapshot.schema_version, &snapshot.payload).map_err(|source| Error::Format {
+            category: A::Event::NAME.to_owned(),
+            position: snapshot.position,
+            schema_version: snapshot.schema_version,
+            source,
+        })?;
+    Ok(Root::from_parts(
+        id,
+        snapshot.version,
+        snapshot.position,
+        state,
+    ))
 }
 
 impl<S: ReplayOne + ?Sized> ReadExt for S {}

@@ -23,7 +23,8 @@ pub use event::{DecodeGroup, Event, EventGroup, Versioned, decode_exact, upcast}
 pub use ext::{CommandError, ProjectError, ProjectExt, PublishExt, ReadExt};
 pub use project::{Context, Project};
 pub use store::{
-    CheckpointStore, Publish, Replay, ReplayOne, SnapshotStore, Store, Subscribe, Truncate,
+    CheckpointStore, Publish, Replay, ReplayOne, SnapshotOrEvent, SnapshotStore, Store, Subscribe,
+    Truncate,
 };
 pub use types::{Appended, CategoryStats, Expected, Metadata, Position, Timestamp, Version};
 

@@ -191,6 +191,31 @@ pub trait SnapshotStore: Send + Sync {
         category: &str,
         id: Uuid,
     ) -> impl Future<Output = Result<Option<Snapshot>, Error>> + Send;
+
+    /// The latest snapshot of `(category, id)` (first, if there is one), then the events
+    /// after it — what [`ReadExt::read`](crate::ReadExt::read) needs — for a store that
+    /// can answer both at once: in one statement, or with the lookups made side by side.
+    ///
+    /// `None` (the default) says the store cannot: `read` then loads the snapshot and
+    /// reads the events after it ([`ReplayOne::replay_one_from`]) in turn, which costs
+    /// nothing more on a store in memory.
+    fn snapshot_then_events(
+        &self,
+        category: &str,
+        id: Uuid,
+    ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_, Self>> {
+        let _ = (category, id);
+        None::<futures::stream::Empty<_>>
+    }
+}
+
+/// What [`SnapshotStore::snapshot_then_events`] yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotOrEvent {
+    /// The stream's latest snapshot: the first item, when the stream has one.
+    Snapshot(Snapshot),
+    /// An event after the snapshot (or after the stream's start, without one).
+    Event(Envelope),
 }
 
 /// Stores the last processed position of named projections.
@@ -349,6 +374,14 @@ macro_rules! delegate {
                 id: Uuid,
             ) -> impl Future<Output = Result<Option<Snapshot>, Error>> + Send {
                 (**self).load_snapshot(category, id)
+            }
+
+            fn snapshot_then_events(
+                &self,
+                category: &str,
+                id: Uuid,
+            ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_, $($lifetime,)? S>> {
+                (**self).snapshot_then_events(category, id)
             }
         }
 

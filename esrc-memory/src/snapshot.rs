@@ -15,7 +15,14 @@ impl SnapshotStore for MemoryStore {
     ) -> Result<(), Error> {
         validate_name(category)?;
         let mut state = self.write();
-        let slot = state.snapshots.entry((category.to_owned(), id));
+        let slot = match state.snapshots.get_mut(category) {
+            Some(streams) => streams.entry(id),
+            None => state
+                .snapshots
+                .entry(category.to_owned())
+                .or_default()
+                .entry(id),
+        };
         match slot {
             std::collections::hash_map::Entry::Occupied(mut stored) => {
                 if stored.get().version <= snapshot.version {
@@ -31,10 +38,12 @@ impl SnapshotStore for MemoryStore {
 
     async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
         validate_name(category)?;
+        // Looked up by `&str`: a read pays no allocation for the key.
         Ok(self
             .read()
             .snapshots
-            .get(&(category.to_owned(), id))
+            .get(category)
+            .and_then(|streams| streams.get(&id))
             .cloned())
     }
 }

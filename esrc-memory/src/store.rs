@@ -43,7 +43,7 @@ pub(crate) struct State {
     pub(crate) streams: Vec<StreamState>,
     /// Every event id ever stored, for idempotent retries.
     event_ids: HashMap<Uuid, IdRecord>,
-    pub(crate) snapshots: HashMap<(String, Uuid), Snapshot>,
+    pub(crate) snapshots: HashMap<String, HashMap<Uuid, Snapshot>>,
     pub(crate) checkpoints: HashMap<String, Position>,
 }
 

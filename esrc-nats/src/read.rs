@@ -41,6 +41,7 @@ use uuid::Uuid;
 
 use crate::NatsStore;
 use crate::error::{NatsError, client, transient};
+use crate::store::Tail;
 
 /// The longest a read waits between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -434,6 +435,19 @@ impl NatsStore {
         after: Version,
         at: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<> {
+        self.read_one_with(category, id, after, at, None)
+    }
+
+    /// [`NatsStore::read_one`], with the subject's last message already looked up
+    /// (`tail`), or not (`None`).
+    pub(crate) fn read_one_with(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+        at: Position,
+        tail: Option<Result<Option<Tail>, Error>>,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<> {
         let subject = self.subject(category, id);
         let valid = validate_name(category);
         let store = self.clone();
@@ -446,7 +460,11 @@ impl NatsStore {
             // lookup at the stream's leader says so. The read then goes on to that last
             // message, so it sees the caller's writes even if a replica that is behind
             // answers first.
-            let (mut start, until) = match store.tail(&subject).await {
+            let tail = match tail {
+                Some(tail) => tail,
+                None => store.tail(&subject).await,
+            };
+            let (mut start, until) = match tail {
                 Ok(Some(tail)) if tail.version > after => {
                     let start = match store.start_after(&subject, after) {
                         0 if at.get() < tail.sequence => at.get(),

@@ -4,8 +4,11 @@
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use bytes::{BufMut, Bytes, BytesMut};
 use esrc_core::backend::validate_name;
-use esrc_core::{CheckpointStore, DecodeError, Error, Position, Snapshot, SnapshotStore, Version};
-use futures::TryStreamExt;
+use esrc_core::{
+    CheckpointStore, DecodeError, Error, Position, Snapshot, SnapshotOrEvent, SnapshotStore,
+    Version,
+};
+use futures::{Stream, StreamExt, TryStreamExt};
 use uuid::Uuid;
 
 use crate::NatsStore;
@@ -115,6 +118,44 @@ impl SnapshotStore for NatsStore {
             .await?
             .map(|value| decode_snapshot(&key, &value))
             .transpose()
+    }
+
+    /// The snapshot (a key-value get) and the subject's last message are looked up side
+    /// by side; the events are then read after the snapshot's position.
+    fn snapshot_then_events(
+        &self,
+        category: &str,
+        id: Uuid,
+    ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_>> {
+        let category = category.to_owned();
+        Some(async_stream::stream! {
+            if let Err(error) = validate_name(&category) {
+                yield Err(error);
+                return;
+            }
+            let subject = self.subject(&category, id);
+            let (snapshot, tail) =
+                futures::join!(self.load_snapshot(&category, id), self.tail(&subject));
+            let snapshot = match snapshot {
+                Ok(snapshot) => snapshot,
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            let (after, at) = snapshot
+                .as_ref()
+                .map_or((Version::ZERO, Position::ZERO), |snapshot| {
+                    (snapshot.version, snapshot.position)
+                });
+            if let Some(snapshot) = snapshot {
+                yield Ok(SnapshotOrEvent::Snapshot(snapshot));
+            }
+            let mut events = std::pin::pin!(self.read_one_with(&category, id, after, at, Some(tail)));
+            while let Some(event) = events.next().await {
+                yield event.map(SnapshotOrEvent::Event);
+            }
+        })
     }
 }
 

@@ -88,6 +88,7 @@ pub(crate) struct Sql {
     pub(crate) truncate: Arc<str>,
     pub(crate) save_snapshot: Arc<str>,
     pub(crate) load_snapshot: Arc<str>,
+    pub(crate) snapshot_then_events: Arc<str>,
     pub(crate) save_checkpoint: Arc<str>,
     pub(crate) load_checkpoint: Arc<str>,
     pub(crate) checkpoints: Arc<str>,
@@ -229,6 +230,23 @@ impl Sql {
             load_snapshot: format!(
                 "SELECT version, position, schema_version, payload FROM {s}.snapshots
                  WHERE category = $1 AND aggregate_id = $2"
+            )
+            .into(),
+            // The snapshot's row has the events' columns (those it lacks are null) and is
+            // flagged in a twelfth; its version sorts it before the events after it.
+            snapshot_then_events: format!(
+                "WITH snapshot AS (
+                     SELECT version, position, schema_version, payload FROM {s}.snapshots
+                     WHERE category = $1 AND aggregate_id = $2
+                 )
+                 SELECT $1::text, $2::uuid, version, position, NULL::uuid, NULL::timestamptz,
+                        schema_version, NULL::uuid, NULL::uuid, NULL::jsonb, payload, true
+                 FROM snapshot
+                 UNION ALL
+                 SELECT {COLUMNS}, false FROM {s}.events
+                 WHERE category = $1 AND aggregate_id = $2
+                   AND version > coalesce((SELECT version FROM snapshot), 0)
+                 ORDER BY 3"
             )
             .into(),
             save_checkpoint: format!(

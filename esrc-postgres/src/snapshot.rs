@@ -4,12 +4,17 @@
 use std::sync::Arc;
 
 use esrc_core::backend::validate_name;
-use esrc_core::{CheckpointStore, DecodeError, Error, Position, Snapshot, SnapshotStore, Version};
+use esrc_core::{
+    CheckpointStore, DecodeError, Error, Position, Snapshot, SnapshotOrEvent, SnapshotStore,
+    Version,
+};
+use futures::{Stream, StreamExt};
+use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::PgStore;
-use crate::codec::{to_i64, to_u64};
+use crate::codec::{envelope, to_i64, to_u64};
 use crate::error::{BACKEND, backend};
 
 impl SnapshotStore for PgStore {
@@ -48,33 +53,82 @@ impl SnapshotStore for PgStore {
             .fetch_optional(&self.inner.pool)
             .await
             .map_err(backend)?;
-        let Some(row) = row else { return Ok(None) };
-        let version: i64 = row.try_get(0).map_err(backend)?;
-        let position: i64 = row.try_get(1).map_err(backend)?;
-        let schema_version: i32 = row.try_get(2).map_err(backend)?;
-        let payload: Vec<u8> = row.try_get(3).map_err(backend)?;
-        // A stored snapshot esrc cannot read: an error naming it, not a panic.
-        let bad = |field: &'static str, found: String| Error::Format {
-            category: category.to_owned(),
-            position: Position(u64::try_from(position).unwrap_or_default()),
-            schema_version: 0,
-            source: DecodeError::Field {
-                field,
-                found: Some(found),
-            },
-        };
-        Ok(Some(Snapshot {
-            version: Version(
-                u64::try_from(version).map_err(|_| bad("version", version.to_string()))?,
-            ),
-            position: Position(
-                u64::try_from(position).map_err(|_| bad("position", position.to_string()))?,
-            ),
-            schema_version: u32::try_from(schema_version)
-                .map_err(|_| bad("schema_version", schema_version.to_string()))?,
-            payload: payload.into(),
-        }))
+        row.map(|row| snapshot(&row, category, [0, 1, 2, 3]))
+            .transpose()
     }
+
+    /// One statement: the snapshot's row (if any), then the rows of the events after it,
+    /// in version order.
+    fn snapshot_then_events(
+        &self,
+        category: &str,
+        id: Uuid,
+    ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_>> {
+        let category = category.to_owned();
+        Some(async_stream::stream! {
+            if let Err(error) = validate_name(&category) {
+                yield Err(error);
+                return;
+            }
+            let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(
+                &self.inner.sql.snapshot_then_events,
+            )))
+            .bind(&category)
+            .bind(id)
+            .fetch(&self.inner.pool);
+            while let Some(row) = rows.next().await {
+                let row = match row {
+                    Ok(row) => row,
+                    Err(error) => {
+                        yield Err(backend(error));
+                        return;
+                    }
+                };
+                let is_snapshot: bool = match row.try_get(SNAPSHOT_FLAG) {
+                    Ok(flag) => flag,
+                    Err(error) => {
+                        yield Err(backend(error));
+                        return;
+                    }
+                };
+                yield if is_snapshot {
+                    snapshot(&row, &category, [2, 3, 6, 10]).map(SnapshotOrEvent::Snapshot)
+                } else {
+                    envelope(&row).map(SnapshotOrEvent::Event)
+                };
+            }
+        })
+    }
+}
+
+/// The column of `snapshot_then_events`'s rows that tells a snapshot from an event.
+const SNAPSHOT_FLAG: usize = 11;
+
+/// The snapshot in `row`, whose version, position, schema version and payload are the
+/// columns `at`. A stored value esrc cannot read is an error naming it, not a panic.
+fn snapshot(row: &PgRow, category: &str, at: [usize; 4]) -> Result<Snapshot, Error> {
+    let version: i64 = row.try_get(at[0]).map_err(backend)?;
+    let position: i64 = row.try_get(at[1]).map_err(backend)?;
+    let schema_version: i32 = row.try_get(at[2]).map_err(backend)?;
+    let payload: Vec<u8> = row.try_get(at[3]).map_err(backend)?;
+    let bad = |field: &'static str, found: String| Error::Format {
+        category: category.to_owned(),
+        position: Position(u64::try_from(position).unwrap_or_default()),
+        schema_version: 0,
+        source: DecodeError::Field {
+            field,
+            found: Some(found),
+        },
+    };
+    Ok(Snapshot {
+        version: Version(u64::try_from(version).map_err(|_| bad("version", version.to_string()))?),
+        position: Position(
+            u64::try_from(position).map_err(|_| bad("position", position.to_string()))?,
+        ),
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| bad("schema_version", schema_version.to_string()))?,
+        payload: payload.into(),
+    })
 }
 
 impl PgStore {

@@ -775,3 +775,65 @@ async fn a_store_without_its_tables_says_to_migrate() {
     assert!(!error.is_retryable());
     pg.drop_schemas().await;
 }
+
+/// `read` is one statement: the snapshot's row, then the rows of the events after it; a
+/// snapshot row esrc cannot read is a typed error naming it.
+#[esrc_conformance::requires(postgres)]
+#[tokio::test]
+async fn snapshot_then_events_is_one_statement_in_version_order() {
+    use esrc_conformance::fixtures::{Tally, counted_batch};
+    use esrc_core::{DecodeError, ReadExt, Root, SnapshotOrEvent, SnapshotStore};
+
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = pg.store().await;
+    let id = Uuid::now_v7();
+    let items = || {
+        store
+            .snapshot_then_events("Thing", id)
+            .expect("PostgreSQL answers both at once")
+            .collect::<Vec<_>>()
+    };
+    let version = |item: &Result<SnapshotOrEvent, Error>| match item {
+        Ok(SnapshotOrEvent::Snapshot(snapshot)) => format!("snapshot {}", snapshot.version),
+        Ok(SnapshotOrEvent::Event(envelope)) => format!("event {}", envelope.version),
+        Err(error) => format!("error {error}"),
+    };
+
+    store
+        .publish("Thing", id, Expected::NoStream, counted_batch(1, 3))
+        .await
+        .unwrap();
+    let listed: Vec<String> = items().await.iter().map(version).collect();
+    assert_eq!(listed, ["event 1", "event 2", "event 3"], "no snapshot yet");
+
+    let at_3: Root<Tally> = store.load(id).await.unwrap();
+    store.save_root_snapshot(&at_3).await.unwrap();
+    store
+        .publish("Thing", id, Expected::Exact(Version(3)), counted_batch(4, 2))
+        .await
+        .unwrap();
+    let listed: Vec<String> = items().await.iter().map(version).collect();
+    assert_eq!(listed, ["snapshot 3", "event 4", "event 5"]);
+    let read: Root<Tally> = store.read(id).await.unwrap();
+    assert_eq!((read.version(), read.aggregate().total), (Version(5), 15));
+
+    let corrupt = format!(
+        "UPDATE \"{}\".snapshots SET version = -1 WHERE aggregate_id = '{id}'",
+        store.schema()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(corrupt))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    match store.read::<Tally>(id).await {
+        Err(Error::Format {
+            category,
+            source: DecodeError::Field { field, .. },
+            ..
+        }) => assert_eq!((category.as_str(), field), ("Thing", "version")),
+        other => panic!("expected a format error naming the version, got {other:?}"),
+    }
+    assert!(store.load_snapshot("Thing", id).await.is_err());
+}
