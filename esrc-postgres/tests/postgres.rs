@@ -811,7 +811,12 @@ async fn snapshot_then_events_is_one_statement_in_version_order() {
     let at_3: Root<Tally> = store.load(id).await.unwrap();
     store.save_root_snapshot(&at_3).await.unwrap();
     store
-        .publish("Thing", id, Expected::Exact(Version(3)), counted_batch(4, 2))
+        .publish(
+            "Thing",
+            id,
+            Expected::Exact(Version(3)),
+            counted_batch(4, 2),
+        )
         .await
         .unwrap();
     let listed: Vec<String> = items().await.iter().map(version).collect();
