@@ -694,6 +694,33 @@ async fn a_server_without_jetstream_is_refused_with_the_fix() {
     assert!(!error.is_retryable());
 }
 
+/// `n` `Thing` events on `id`, in appends of up to 100.
+async fn seed(store: &NatsStore, id: Uuid, n: u32) {
+    for start in (0..n).step_by(100) {
+        let batch = esrc_conformance::fixtures::counted_batch(start + 1, 100.min(n - start));
+        store
+            .publish("Thing", id, Expected::Any, batch)
+            .await
+            .unwrap();
+    }
+}
+
+/// A builder for another store on `store`'s stream and prefix.
+fn twin(store: &NatsStore, nats: &common::Nats) -> esrc_nats::NatsStoreBuilder {
+    NatsStore::builder()
+        .stream(store.stream_name())
+        .prefix(store.prefix())
+        .replicas(nats.replicas)
+}
+
+/// How many messages `client` has received so far.
+fn received(client: &async_nats::Client) -> u64 {
+    client
+        .statistics()
+        .in_messages
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A read after a snapshot fetches the messages after the snapshot's position, not the
 /// whole subject; and a position that is not the event's at `after` loses nothing.
 #[esrc_conformance::requires(nats)]
@@ -707,13 +734,7 @@ async fn a_read_after_a_snapshot_fetches_only_the_messages_after_it() {
     };
     let writer = nats.store().await;
     let id = Uuid::now_v7();
-    for start in [0, 100, 200] {
-        let batch = counted_batch(start + 1, if start == 200 { 90 } else { 100 });
-        writer
-            .publish("Thing", id, Expected::Any, batch)
-            .await
-            .unwrap();
-    }
+    seed(&writer, id, 290).await;
     let at_290: Root<Tally> = writer.load(id).await.unwrap();
     assert_eq!(at_290.version(), Version(290));
     writer.save_root_snapshot(&at_290).await.unwrap();
@@ -725,22 +746,10 @@ async fn a_read_after_a_snapshot_fetches_only_the_messages_after_it() {
     // A store of its own, with a client of its own: it has remembered nothing of the
     // subject, and the client counts what it receives.
     let client = nats.client().await;
-    let reader = NatsStore::builder()
-        .stream(writer.stream_name())
-        .prefix(writer.prefix())
-        .replicas(nats.replicas)
-        .build(client.clone())
-        .await
-        .unwrap();
-    let received = || {
-        client
-            .statistics()
-            .in_messages
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    let before = received();
+    let reader = twin(&writer, &nats).build(client.clone()).await.unwrap();
+    let before = received(&client);
     let read: Root<Tally> = reader.read(id).await.unwrap();
-    let fetched = received() - before;
+    let fetched = received(&client) - before;
     assert_eq!(read.version(), Version(300));
     assert_eq!(read.aggregate().total, (1..=300).sum::<u64>());
     // The 10 events after the snapshot, the snapshot, and a few API replies; reading the
@@ -778,7 +787,6 @@ async fn a_read_after_a_snapshot_fetches_only_the_messages_after_it() {
 #[esrc_conformance::requires(nats)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncating_a_long_stream_reads_a_few_messages_not_all() {
-    use esrc_conformance::fixtures::counted_batch;
     use esrc_core::Truncate;
 
     let Some(nats) = common::nats().await else {
@@ -786,30 +794,12 @@ async fn truncating_a_long_stream_reads_a_few_messages_not_all() {
     };
     let writer = nats.store().await;
     let id = Uuid::now_v7();
-    for start in (0..2_000).step_by(100) {
-        writer
-            .publish("Thing", id, Expected::Any, counted_batch(start + 1, 100))
-            .await
-            .unwrap();
-    }
+    seed(&writer, id, 2_000).await;
     let client = nats.client().await;
-    let cutter = NatsStore::builder()
-        .stream(writer.stream_name())
-        .prefix(writer.prefix())
-        .replicas(nats.replicas)
-        .build(client.clone())
-        .await
-        .unwrap();
-    let before = client
-        .statistics()
-        .in_messages
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let cutter = twin(&writer, &nats).build(client.clone()).await.unwrap();
+    let before = received(&client);
     cutter.truncate("Thing", id, Version(1_500)).await.unwrap();
-    let received = client
-        .statistics()
-        .in_messages
-        .load(std::sync::atomic::Ordering::Relaxed)
-        - before;
+    let received = received(&client) - before;
     assert!(received <= 60, "{received} messages received to truncate");
     let versions: Vec<u64> = writer
         .replay_one("Thing", id, Version::ZERO)
@@ -841,12 +831,7 @@ async fn a_retry_on_a_long_stream_reads_a_few_messages_not_all() {
     };
     let writer = store(nats.client().await).await.unwrap();
     let id = Uuid::now_v7();
-    for start in (0..2_000).step_by(100) {
-        writer
-            .publish("Thing", id, Expected::Any, counted_batch(start + 1, 100))
-            .await
-            .unwrap();
-    }
+    seed(&writer, id, 2_000).await;
     // The 2,000 events leave the duplicate window (and twice it).
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     let batch = counted_batch(2_001, 3);
@@ -857,19 +842,13 @@ async fn a_retry_on_a_long_stream_reads_a_few_messages_not_all() {
 
     let client = nats.client().await;
     let retrier = store(client.clone()).await.unwrap();
-    let received = || {
-        client
-            .statistics()
-            .in_messages
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
     for expected in [Expected::Exact(Version(2_000)), Expected::Any] {
-        let before = received();
+        let before = received(&client);
         let retried = retrier
             .publish("Thing", id, expected, batch.clone())
             .await
             .unwrap();
-        let received = received() - before;
+        let received = received(&client) - before;
         assert_eq!(
             retried, appended,
             "the retry with {expected:?} reports the original"
