@@ -343,6 +343,41 @@ pub async fn replay_one_of_unknown_stream_is_empty<F: StoreFactory>(factory: &F)
     assert!(replay_thing(&store, Uuid::now_v7(), 0).await.is_empty());
 }
 
+/// `replay_one_from` yields what `replay_one` yields, whatever position it is given:
+/// the event's own at `after`, an earlier or a later event's, one past the stream's end,
+/// or none.
+pub async fn replay_one_from_any_position_loses_nothing<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    let id = Uuid::now_v7();
+    for n in 0..6 {
+        store
+            .publish(THING, id, Expected::Any, vec![counted(n + 1)])
+            .await
+            .unwrap();
+        // Another stream between each two, so that positions have gaps.
+        store
+            .publish(THING, Uuid::now_v7(), Expected::Any, vec![counted(9)])
+            .await
+            .unwrap();
+    }
+    let all = replay_thing(&store, id, 0).await;
+    assert_eq!(versions(&all), [1, 2, 3, 4, 5, 6]);
+    for (at, what) in [
+        (all[2].position, "the event's own"),
+        (all[0].position, "an earlier event's"),
+        (all[4].position, "a later event's"),
+        (Position(all[5].position.get() + 1_000), "past the end"),
+        (Position::ZERO, "none"),
+    ] {
+        let events = collect(
+            "replay_one_from",
+            store.replay_one_from(THING, id, Version(3), at),
+        )
+        .await;
+        assert_eq!(versions(&events), [4, 5, 6], "from {what} position");
+    }
+}
+
 /// A stream longer than any page or batch a store uses reads whole and in order.
 pub async fn long_stream_reads_in_order<F: StoreFactory>(factory: &F) {
     const EVENTS: u32 = 1_500;

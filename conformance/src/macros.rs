@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             retried_batch_is_stored_once,
             replay_one_returns_later_versions_in_order,
             replay_one_of_unknown_stream_is_empty,
+            replay_one_from_any_position_loses_nothing,
             long_stream_reads_in_order,
             replay_reads_group_in_position_order,
             subscribe_catches_up_then_goes_live,

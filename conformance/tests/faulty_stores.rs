@@ -42,6 +42,9 @@ enum Fault {
     CountsPositions,
     /// `reset_checkpoint` cannot move a checkpoint backwards.
     ResetOnlyForwards,
+    /// `replay_one_from` trusts the position it is given: it skips every event at or
+    /// below it.
+    TrustsPosition,
 }
 
 #[derive(Clone)]
@@ -106,6 +109,22 @@ impl ReplayOne for Faulty {
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         self.inner.replay_one(category, id, after)
+    }
+
+    fn replay_one_from(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+        at: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
+        let trusted = self.fault == Fault::TrustsPosition;
+        self.inner
+            .replay_one(category, id, after)
+            .filter(move |event| {
+                let skipped = trusted && event.as_ref().is_ok_and(|event| event.position <= at);
+                std::future::ready(!skipped)
+            })
     }
 }
 
@@ -350,3 +369,7 @@ check_fault!(counting_positions_is_caught, Fault::CountsPositions,
 check_fault!(a_reset_that_cannot_go_back_is_caught, Fault::ResetOnlyForwards,
     fails: [catalog_lists_categories_and_resets_checkpoints],
     passes: [checkpoints_are_per_name_and_never_move_backwards, count_after_counts_events_not_positions]);
+
+check_fault!(trusting_the_position_is_caught, Fault::TrustsPosition,
+    fails: [replay_one_from_any_position_loses_nothing],
+    passes: [replay_one_returns_later_versions_in_order, read_is_snapshot_then_later_events]);
