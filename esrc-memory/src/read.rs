@@ -2,6 +2,9 @@
 //! copied out in chunks so that writers are never held up for long.
 
 use esrc_core::backend::{validate_name, validate_names};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use esrc_core::{CategoryStats, Envelope, Error, Position, Replay, ReplayOne, Version};
 use futures::Stream;
 use uuid::Uuid;
@@ -17,34 +20,30 @@ impl ReplayOne for MemoryStore {
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let category = category.to_owned();
-        async_stream::stream! {
-            if let Err(error) = validate_name(&category) {
-                yield Err(error);
-                return;
-            }
-            let mut cursor = after;
-            loop {
-                let chunk: Vec<Envelope> = {
-                    let state = self.read();
-                    let Some(stream) = state.stream_of(&category, id) else { break };
-                    let stream = &state.streams[stream];
-                    let skip = cursor.next().get().saturating_sub(stream.first.get()) as usize;
-                    stream
-                        .positions
-                        .get(skip..)
-                        .unwrap_or_default()
-                        .iter()
-                        .take(CHUNK)
-                        .filter_map(|position| state.entry(*position).cloned())
-                        .collect()
-                };
-                let Some(last) = chunk.last() else { break };
+        let invalid = validate_name(&category).err();
+        let mut cursor = after;
+        Chunks::new(invalid, move || {
+            let state = self.read();
+            let Some(stream) = state.stream_of(&category, id) else {
+                return (Vec::new(), false);
+            };
+            let stream = &state.streams[stream];
+            let skip = cursor.next().get().saturating_sub(stream.first.get()) as usize;
+            let chunk: Vec<Envelope> = stream
+                .positions
+                .get(skip..)
+                .unwrap_or_default()
+                .iter()
+                .take(CHUNK)
+                .filter_map(|position| state.entry(*position).cloned())
+                .collect();
+            if let Some(last) = chunk.last() {
                 cursor = last.version;
-                for envelope in chunk {
-                    yield Ok(envelope);
-                }
             }
-        }
+            // Until a chunk comes back empty: events appended meanwhile are read too.
+            let more = !chunk.is_empty();
+            (chunk, more)
+        })
     }
 }
 
@@ -54,33 +53,21 @@ impl Replay for MemoryStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let categories = validate_names(categories);
+        let (categories, invalid) = match validate_names(categories) {
+            Ok(categories) => (categories, None),
+            Err(error) => (Vec::new(), Some(error)),
+        };
         let until = self.last_position();
-        async_stream::stream! {
-            let categories = match categories {
-                Ok(categories) => categories,
-                Err(error) => {
-                    yield Err(error);
-                    return;
-                }
-            };
-            let mut cursor = after;
-            loop {
-                let chunk = self.chunk(&categories, cursor, until);
-                if chunk.len() < CHUNK {
-                    for envelope in chunk {
-                        yield Ok(envelope);
-                    }
-                    break;
-                }
-                if let Some(last) = chunk.last() {
-                    cursor = last.position;
-                }
-                for envelope in chunk {
-                    yield Ok(envelope);
-                }
+        let mut cursor = after;
+        Chunks::new(invalid, move || {
+            let chunk = self.chunk(&categories, cursor, until);
+            if let Some(last) = chunk.last() {
+                cursor = last.position;
             }
-        }
+            // Up to the head when the replay began: a short chunk is the last.
+            let more = chunk.len() == CHUNK;
+            (chunk, more)
+        })
     }
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {
@@ -112,5 +99,56 @@ impl MemoryStore {
             .flatten()
             .find(|envelope| categories.contains(&envelope.category))
             .map_or(Position::ZERO, |envelope| envelope.position)
+    }
+}
+
+/// A stream of events copied out chunk by chunk: `next_chunk` copies the next chunk
+/// under the lock, and says whether another may follow. Written by hand rather than as a
+/// generator: an envelope is 184 bytes, and a generator moves each one twice more on its
+/// way out (a third of the time of a replay went to those copies).
+struct Chunks<F> {
+    next_chunk: F,
+    current: std::vec::IntoIter<Envelope>,
+    invalid: Option<Error>,
+    more: bool,
+}
+
+impl<F> Chunks<F>
+where
+    F: FnMut() -> (Vec<Envelope>, bool),
+{
+    /// The events `next_chunk` hands out, or only `invalid` if the arguments were.
+    fn new(invalid: Option<Error>, next_chunk: F) -> Self {
+        Self {
+            next_chunk,
+            current: Vec::new().into_iter(),
+            more: invalid.is_none(),
+            invalid,
+        }
+    }
+}
+
+impl<F> Stream for Chunks<F>
+where
+    F: FnMut() -> (Vec<Envelope>, bool) + Unpin,
+{
+    type Item = Result<Envelope, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(error) = this.invalid.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        loop {
+            if let Some(envelope) = this.current.next() {
+                return Poll::Ready(Some(Ok(envelope)));
+            }
+            if !this.more {
+                return Poll::Ready(None);
+            }
+            let (chunk, more) = (this.next_chunk)();
+            this.more = more;
+            this.current = chunk.into_iter();
+        }
     }
 }
