@@ -66,29 +66,27 @@ impl Requirement {
 
 impl Parse for Requirements {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let items = Punctuated::<Argument, Token![,]>::parse_terminated(input)?;
+        let items = Punctuated::<Requirement, Token![,]>::parse_terminated(input)?;
         if items.is_empty() {
             return Err(syn::Error::new(
                 Span::call_site(),
                 "name what the test needs: postgres, nats, nats_server, nats_cluster or env = \"VAR\"",
             ));
         }
-        Ok(Self(items.into_iter().map(|argument| argument.0).collect()))
+        Ok(Self(items.into_iter().collect()))
     }
 }
 
-struct Argument(Requirement);
-
-impl Parse for Argument {
+impl Parse for Requirement {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let name: Ident = input.parse()?;
         if name == "env" {
             input.parse::<Token![=]>()?;
             let variable: LitStr = input.parse()?;
-            return Ok(Self(Requirement {
+            return Ok(Self {
                 variable: variable.value(),
                 docker: false,
-            }));
+            });
         }
         let (variable, docker) = match name.to_string().as_str() {
             "postgres" => ("ESRC_POSTGRES_URL", true),
@@ -102,10 +100,10 @@ impl Parse for Argument {
                 ));
             }
         };
-        Ok(Self(Requirement {
+        Ok(Self {
             variable: variable.to_owned(),
             docker,
-        }))
+        })
     }
 }
 
