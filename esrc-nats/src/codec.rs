@@ -1,12 +1,23 @@
 //! How an event travels in NATS headers, and back.
 //!
-//! Subject: `<prefix>.<category>.<aggregate id>`. The payload is the event's JSON; the
-//! rest is in headers: `Nats-Msg-Id` (the event id, so JetStream deduplicates retries),
-//! `Esrc-Version`, `Esrc-Schema`, `Esrc-Time` (microseconds since the epoch),
-//! `Esrc-Correlation-Id`, `Esrc-Causation-Id`, `Esrc-Meta` (the key/values as JSON) and
-//! `Esrc-Batch` / `Esrc-Batch-Size` (the append an event belongs to, for idempotent
-//! retries). A truncation that removed every event leaves a marker message
-//! (`Esrc-Marker`) holding the stream's version; readers skip it.
+//! Subject: `<prefix>.<category>.<aggregate id>`. The payload is the event's JSON. The
+//! headers are in format 2 (the crate README documents it for other NATS tools):
+//!
+//! - `Nats-Msg-Id: <event id>` — JetStream deduplicates retries by it;
+//! - `Esrc: 2 <version> <schema version> <timestamp in µs since the epoch>`;
+//! - `Esrc-Correlation-Id`, `Esrc-Causation-Id` and `Esrc-Meta` (the key/values as JSON),
+//!   each only when the event has one.
+//!
+//! The server keeps what the append sent to it: `Nats-Expected-Last-Subject-Sequence` on
+//! an append's first message, and on the events of a multi-event append
+//! `Nats-Batch-Id` / `Nats-Batch-Sequence` / `Nats-Batch-Commit`, which tell an idempotent
+//! retry which append an event belongs to. A truncation that removed every event leaves
+//! a marker message (`Esrc-Marker: truncated`, `Esrc: 2 <version>`); readers skip it.
+//!
+//! Format 1, the one written before formats had numbers, is still read: `Esrc-Version`,
+//! `Esrc-Schema`, `Esrc-Time` in headers of their own, and `Esrc-Batch` /
+//! `Esrc-Batch-Size` on every event. (The `esrc import-0.1` command of esrc-cli reads the
+//! unrelated format of the original esrc 0.1.)
 
 use std::str::FromStr;
 
@@ -20,28 +31,31 @@ pub(crate) const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subj
 pub(crate) const BATCH_ID: &str = "Nats-Batch-Id";
 pub(crate) const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";
 pub(crate) const BATCH_COMMIT: &str = "Nats-Batch-Commit";
-pub(crate) const VERSION: &str = "Esrc-Version";
-const SCHEMA: &str = "Esrc-Schema";
-const TIME: &str = "Esrc-Time";
+/// Format 2's one header: the format, then the version, schema version and time.
+pub(crate) const ESRC: &str = "Esrc";
+/// The format this crate writes.
+pub(crate) const FORMAT: &str = "2";
 const CORRELATION: &str = "Esrc-Correlation-Id";
 const CAUSATION: &str = "Esrc-Causation-Id";
 const META: &str = "Esrc-Meta";
-pub(crate) const BATCH: &str = "Esrc-Batch";
-pub(crate) const BATCH_SIZE: &str = "Esrc-Batch-Size";
 pub(crate) const MARKER: &str = "Esrc-Marker";
+// Format 1.
+pub(crate) const VERSION: &str = "Esrc-Version";
+const SCHEMA: &str = "Esrc-Schema";
+const TIME: &str = "Esrc-Time";
+const BATCH: &str = "Esrc-Batch";
+const BATCH_SIZE: &str = "Esrc-Batch-Size";
 
-/// The headers of one event of an append.
-pub(crate) fn event_headers(
-    event: &NewEvent,
-    version: Version,
-    batch: Uuid,
-    batch_size: usize,
-) -> Result<HeaderMap, Error> {
+/// The headers of one event stored at `version`.
+pub(crate) fn event_headers(event: &NewEvent, version: Version) -> Result<HeaderMap, Error> {
     let mut headers = HeaderMap::new();
     headers.insert(MSG_ID, event.event_id.to_string().as_str());
-    headers.insert(VERSION, version.to_string().as_str());
-    headers.insert(SCHEMA, event.schema_version.to_string().as_str());
-    headers.insert(TIME, event.timestamp.as_micros().to_string().as_str());
+    let stamp = format!(
+        "{FORMAT} {version} {} {}",
+        event.schema_version,
+        event.timestamp.as_micros()
+    );
+    headers.insert(ESRC, stamp.as_str());
     if let Some(id) = event.metadata.correlation_id {
         headers.insert(CORRELATION, id.to_string().as_str());
     }
@@ -52,9 +66,16 @@ pub(crate) fn event_headers(
     if let Some(values) = event.metadata.values_json()? {
         headers.insert(META, values.as_str());
     }
-    headers.insert(BATCH, batch.to_string().as_str());
-    headers.insert(BATCH_SIZE, batch_size.to_string().as_str());
     Ok(headers)
+}
+
+/// The headers of a truncation marker holding the stream's `version`.
+pub(crate) fn marker_headers(version: Version) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(MARKER, "truncated");
+    headers.insert(ESRC, format!("{FORMAT} {version}").as_str());
+    headers.insert(MSG_ID, Uuid::now_v7().to_string().as_str());
+    headers
 }
 
 /// The size of `headers` on the wire.
@@ -77,14 +98,22 @@ pub(crate) fn malformed(
     field: &'static str,
     found: Option<&str>,
 ) -> Error {
+    format_error(
+        subject,
+        sequence,
+        DecodeError::Field {
+            field,
+            found: found.map(str::to_owned),
+        },
+    )
+}
+
+fn format_error(subject: &str, sequence: u64, source: DecodeError) -> Error {
     Error::Format {
         category: subject.split('.').nth(1).unwrap_or(subject).to_owned(),
         position: Position(sequence),
         schema_version: 0,
-        source: DecodeError::Field {
-            field,
-            found: found.map(str::to_owned),
-        },
+        source,
     }
 }
 
@@ -96,7 +125,7 @@ pub(crate) fn header<T: FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
 }
 
 /// A required header parsed as `T`.
-pub(crate) fn required<T: FromStr>(
+fn required<T: FromStr>(
     headers: &HeaderMap,
     name: &'static str,
     subject: &str,
@@ -111,6 +140,131 @@ pub(crate) fn required<T: FromStr>(
 /// Whether a stored message is a truncation marker rather than an event.
 pub(crate) fn is_marker(headers: Option<&HeaderMap>) -> bool {
     headers.is_some_and(|headers| headers.get(MARKER).is_some())
+}
+
+/// What esrc records of every event: its version, schema version and time.
+struct Stamp {
+    version: u64,
+    schema: u32,
+    time: i64,
+}
+
+/// The fields of format 2's `Esrc` header after the format, or `None` for a format-1
+/// message. A later format is an error that says so, rather than a misread; a message
+/// with neither format's headers is an error naming `Esrc`.
+fn esrc_fields<'a>(
+    headers: &'a HeaderMap,
+    subject: &str,
+    sequence: u64,
+) -> Result<Option<std::str::Split<'a, char>>, Error> {
+    let Some(value) = headers.get(ESRC) else {
+        if headers.get(VERSION).is_some() {
+            return Ok(None);
+        }
+        return Err(malformed(subject, sequence, ESRC, None));
+    };
+    let mut fields = value.as_str().split(' ');
+    match fields.next() {
+        Some(FORMAT) => Ok(Some(fields)),
+        Some(format) if !format.is_empty() && format.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format_error(
+                subject,
+                sequence,
+                DecodeError::Envelope(format!(
+                    "stored in format {format}, newer than the format {FORMAT} this \
+                     esrc-nats reads; upgrade esrc-nats"
+                )),
+            ))
+        }
+        _ => Err(malformed(subject, sequence, ESRC, Some(value.as_str()))),
+    }
+}
+
+/// The version of a stored event or marker, checking the whole `Esrc` header.
+pub(crate) fn version(headers: &HeaderMap, subject: &str, sequence: u64) -> Result<u64, Error> {
+    if !is_marker(Some(headers)) {
+        return stamp(headers, subject, sequence).map(|stamp| stamp.version);
+    }
+    match esrc_fields(headers, subject, sequence)? {
+        Some(mut fields) => match (fields.next().map(str::parse), fields.next()) {
+            (Some(Ok(version)), None) => Ok(version),
+            _ => Err(malformed(subject, sequence, ESRC, esrc_value(headers))),
+        },
+        None => required(headers, VERSION, subject, sequence),
+    }
+}
+
+fn esrc_value(headers: &HeaderMap) -> Option<&str> {
+    headers.get(ESRC).map(|value| value.as_str())
+}
+
+fn stamp(headers: &HeaderMap, subject: &str, sequence: u64) -> Result<Stamp, Error> {
+    let Some(mut fields) = esrc_fields(headers, subject, sequence)? else {
+        return Ok(Stamp {
+            version: required(headers, VERSION, subject, sequence)?,
+            schema: required(headers, SCHEMA, subject, sequence)?,
+            time: required(headers, TIME, subject, sequence)?,
+        });
+    };
+    let mut next = || fields.next().unwrap_or_default();
+    let (version, schema, time) = (next(), next(), next());
+    let stamp = (|| {
+        Some(Stamp {
+            version: version.parse().ok()?,
+            schema: schema.parse().ok()?,
+            time: time.parse().ok()?,
+        })
+    })();
+    match stamp {
+        Some(stamp) if fields.next().is_none() => Ok(stamp),
+        _ => Err(malformed(subject, sequence, ESRC, esrc_value(headers))),
+    }
+}
+
+/// Which append stored an event, as far as its own headers tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AppendTag {
+    /// A one-event append (format 2: no batch headers).
+    Alone,
+    /// Part of an atomic batch, with its place in it and, on the batch's last message,
+    /// the batch's size.
+    Batch {
+        id: u128,
+        place: usize,
+        commit: bool,
+    },
+    /// Format 1: the append's tag and size on every event.
+    Tagged { id: u128, len: usize },
+    /// Not written by esrc: it matches no append.
+    Foreign,
+}
+
+/// The append a stored message came from.
+pub(crate) fn append_tag(headers: &HeaderMap) -> AppendTag {
+    if headers.get(ESRC).is_some() {
+        return match header::<Uuid>(headers, BATCH_ID) {
+            None if headers.get(BATCH_ID).is_none() => AppendTag::Alone,
+            None => AppendTag::Foreign,
+            Some(id) => match header::<usize>(headers, BATCH_SEQUENCE) {
+                Some(place) => AppendTag::Batch {
+                    id: id.as_u128(),
+                    place,
+                    commit: headers.get(BATCH_COMMIT).is_some(),
+                },
+                None => AppendTag::Foreign,
+            },
+        };
+    }
+    match (
+        header::<Uuid>(headers, BATCH),
+        header::<usize>(headers, BATCH_SIZE),
+    ) {
+        (Some(id), Some(len)) => AppendTag::Tagged {
+            id: id.as_u128(),
+            len,
+        },
+        _ => AppendTag::Foreign,
+    }
 }
 
 /// Rebuilds an envelope from a stored message.
@@ -129,6 +283,7 @@ pub(crate) fn envelope(
         .ok_or_else(|| malformed(subject, sequence, "subject", Some(subject)))?;
     let aggregate_id =
         Uuid::parse_str(id).map_err(|_| malformed(subject, sequence, "aggregate id", Some(id)))?;
+    let stamp = stamp(headers, subject, sequence)?;
     let values = match headers.get(META) {
         None => Default::default(),
         Some(value) => serde_json::from_str(value.as_str())
@@ -137,11 +292,11 @@ pub(crate) fn envelope(
     Ok(Envelope {
         category: category.to_owned(),
         aggregate_id,
-        version: Version(required(headers, VERSION, subject, sequence)?),
+        version: Version(stamp.version),
         position: Position(sequence),
         event_id: required(headers, MSG_ID, subject, sequence)?,
-        timestamp: Timestamp::from_micros(required(headers, TIME, subject, sequence)?),
-        schema_version: required(headers, SCHEMA, subject, sequence)?,
+        timestamp: Timestamp::from_micros(stamp.time),
+        schema_version: stamp.schema,
         metadata: Metadata {
             correlation_id: header(headers, CORRELATION),
             causation_id: header(headers, CAUSATION),

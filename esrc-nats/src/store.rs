@@ -20,7 +20,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::codec::is_marker;
-use crate::codec::{self, header};
+use crate::codec::{self, AppendTag, header};
 use crate::config::NatsStoreBuilder;
 use crate::error::{self, ApiError, NatsError, Refusal, fatal, transient};
 use crate::read::{self, Messages, Span};
@@ -308,7 +308,7 @@ impl NatsStore {
         let Some(message) = self.last_message(subject).await? else {
             return Ok(None);
         };
-        let version = codec::required(&message.headers, codec::VERSION, subject, message.sequence)?;
+        let version = codec::version(&message.headers, subject, message.sequence)?;
         Ok(Some(Tail {
             sequence: message.sequence,
             version: Version(version),
@@ -376,14 +376,13 @@ impl NatsStore {
         last_sequence: u64,
     ) -> Result<Sent, Error> {
         let count = events.len();
-        let tag = events[0].event_id;
         let batch_id = Uuid::new_v4().to_string();
         let max = self.max_payload();
         // Every message is checked before the first is sent: a batch is never cut short
         // by one that is too large, and the error is permanent (a retry cannot fix it).
         let mut messages = Vec::with_capacity(count);
         for (event, version) in events.iter().zip(first.get()..) {
-            let headers = codec::event_headers(event, Version(version), tag, count)?;
+            let headers = codec::event_headers(event, Version(version))?;
             // Room for the batch and expectation headers added below.
             let size = codec::size(&headers) + event.payload.len() + 200;
             if max > 0 && size > max {
@@ -471,29 +470,54 @@ impl NatsStore {
         };
         let wanted: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
         let mut found = Vec::new();
+        // The size of each batch whose last (commit) message was read.
+        let mut batch_sizes = HashMap::new();
         let mut stored = self.read_subject(subject, start, until).take(limit);
         while let Some(message) = stored.next().await {
             let message = message?;
             let Some(headers) = message.headers.as_ref() else {
                 continue;
             };
+            let tag = codec::append_tag(headers);
+            if let AppendTag::Batch {
+                id,
+                place,
+                commit: true,
+            } = tag
+            {
+                batch_sizes.insert(id, place);
+            }
             let Some(event_id) = header::<Uuid>(headers, codec::MSG_ID) else {
                 continue;
             };
             if wanted.contains(&event_id) {
-                // A message without esrc's batch headers is no append esrc made: its
-                // unknown size never matches, so reusing its id is a duplicate.
-                let batch = header::<Uuid>(headers, codec::BATCH);
-                found.push(StoredId {
-                    event_id,
-                    in_stream: true,
-                    version: Version(header::<u64>(headers, codec::VERSION).unwrap_or_default()),
-                    position: Position(message.sequence),
-                    append: batch.map_or(0, |batch| batch.as_u128()),
-                    append_len: Some(header::<usize>(headers, codec::BATCH_SIZE).unwrap_or(0)),
-                });
+                let version = codec::version(headers, subject, message.sequence).unwrap_or(0);
+                found.push((event_id, Version(version), message.sequence, tag));
             }
         }
+        // A message esrc did not write belongs to no append: its size never matches, so
+        // reusing its id is a duplicate. So is part of a batch whose end was not read.
+        let found: Vec<StoredId> = found
+            .into_iter()
+            .map(|(event_id, version, sequence, tag)| {
+                let (append, append_len) = match tag {
+                    AppendTag::Alone => (event_id.as_u128(), 1),
+                    AppendTag::Batch { id, .. } => {
+                        (id, batch_sizes.get(&id).copied().unwrap_or(usize::MAX))
+                    }
+                    AppendTag::Tagged { id, len } => (id, len),
+                    AppendTag::Foreign => (0, 0),
+                };
+                StoredId {
+                    event_id,
+                    in_stream: true,
+                    version,
+                    position: Position(sequence),
+                    append,
+                    append_len: Some(append_len),
+                }
+            })
+            .collect();
         let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
         retry_outcome(&ids, &found)
     }
@@ -508,7 +532,8 @@ impl NatsStore {
     ) -> Result<Option<u64>, Error> {
         // A message esrc did not write has no version: it counts as before.
         let at_or_after = |message: &jetstream::message::StreamMessage| {
-            header::<u64>(&message.headers, codec::VERSION).unwrap_or_default() >= version.get()
+            codec::version(&message.headers, subject, message.sequence).unwrap_or_default()
+                >= version.get()
         };
         Box::pin(self.first_message_where(subject, until, at_or_after)).await
     }
@@ -682,10 +707,7 @@ impl Truncate for NatsStore {
             let keep_from = if before > tail.version {
                 // Removing every event: purging a whole subject would reset its last
                 // sequence and reopen it to `NoStream`. Leave a marker holding the version.
-                let mut marker = HeaderMap::new();
-                marker.insert(codec::MARKER, "truncated");
-                marker.insert(codec::VERSION, tail.version.to_string().as_str());
-                marker.insert(codec::MSG_ID, Uuid::now_v7().to_string().as_str());
+                let mut marker = codec::marker_headers(tail.version);
                 marker.insert(
                     codec::EXPECTED_LAST_SUBJECT_SEQUENCE,
                     tail.sequence.to_string().as_str(),

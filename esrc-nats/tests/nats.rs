@@ -143,7 +143,7 @@ async fn a_foreign_message_on_a_stream_subject_is_a_typed_error() {
             Err(Error::Format {
                 category,
                 position,
-                source: DecodeError::Field { field: "Esrc-Version", found: None },
+                source: DecodeError::Field { field: "Esrc", found: None },
                 ..
             }) if category == "Thing" && *position > Position::ZERO
         ),

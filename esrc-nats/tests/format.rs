@@ -1,0 +1,275 @@
+//! The stored format, as other NATS tools see it: what each message carries (and does
+//! not), the events of the earlier format still read and appended to, and a later format
+//! refused by name. The crate README documents the format these tests pin down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, message::StreamMessage};
+use esrc_core::{
+    DecodeError, Error, Expected, Metadata, NewEvent, Position, Publish, ReplayOne, Timestamp,
+    Truncate, Version,
+};
+use esrc_nats::NatsStore;
+use futures::StreamExt;
+use uuid::Uuid;
+
+fn event(n: u64) -> NewEvent {
+    NewEvent::from_payload(1, format!(r#"{{"n":{n}}}"#))
+}
+
+/// The stored message at `sequence`, headers and all.
+async fn stored(store: &NatsStore, sequence: u64) -> StreamMessage {
+    let context = jetstream::new(store.client().clone());
+    let stream = context.get_stream(store.stream_name()).await.unwrap();
+    stream.get_raw_message(sequence).await.unwrap()
+}
+
+/// The names of `headers`, sorted.
+fn names(headers: &HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = headers
+        .iter()
+        .map(|(name, _)| AsRef::<str>::as_ref(name).to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn value<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers.get(name).map(|value| value.as_str()).unwrap_or("")
+}
+
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn an_event_carries_its_id_one_esrc_header_and_nothing_it_does_not_need() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let id = Uuid::now_v7();
+    let plain = NewEvent {
+        timestamp: Timestamp::from_micros(1_700_000_000_123_457),
+        ..event(1)
+    };
+    let one = store
+        .publish("Thing", id, Expected::NoStream, vec![plain.clone()])
+        .await
+        .unwrap();
+    let correlation = Uuid::now_v7();
+    let rich = NewEvent::from_payload(3, r#"{"n":2}"#).with_metadata(
+        Metadata::new()
+            .with_correlation_id(correlation)
+            .with("user", "alice"),
+    );
+    let two = store
+        .publish(
+            "Thing",
+            id,
+            Expected::Exact(Version(1)),
+            vec![rich, event(3)],
+        )
+        .await
+        .unwrap();
+    let first = stored(&store, one.position.get()).await;
+    let last = stored(&store, two.position.get()).await;
+    let middle = stored(&store, two.position.get() - 1).await;
+    store.destroy().await.unwrap();
+
+    assert_eq!(
+        first.subject.as_str(),
+        format!("{}.Thing.{id}", store.prefix())
+    );
+    assert_eq!(
+        first.payload.as_ref(),
+        br#"{"n":1}"#,
+        "the payload is the JSON"
+    );
+    assert_eq!(
+        names(&first.headers),
+        ["Esrc", "Nats-Expected-Last-Subject-Sequence", "Nats-Msg-Id"],
+        "a one-event append: no batch, time or metadata headers of its own"
+    );
+    assert_eq!(
+        value(&first.headers, "Nats-Msg-Id"),
+        plain.event_id.to_string()
+    );
+    assert_eq!(value(&first.headers, "Esrc"), "2 1 1 1700000000123457");
+
+    assert_eq!(
+        names(&middle.headers),
+        [
+            "Esrc",
+            "Esrc-Correlation-Id",
+            "Esrc-Meta",
+            "Nats-Batch-Id",
+            "Nats-Batch-Sequence",
+            "Nats-Expected-Last-Subject-Sequence",
+            "Nats-Msg-Id",
+        ],
+        "metadata headers only where there is metadata"
+    );
+    assert!(value(&middle.headers, "Esrc").starts_with("2 2 3 "));
+    assert_eq!(
+        value(&middle.headers, "Esrc-Correlation-Id"),
+        correlation.to_string()
+    );
+    assert_eq!(value(&middle.headers, "Esrc-Meta"), r#"{"user":"alice"}"#);
+    assert_eq!(
+        names(&last.headers),
+        [
+            "Esrc",
+            "Nats-Batch-Commit",
+            "Nats-Batch-Id",
+            "Nats-Batch-Sequence",
+            "Nats-Msg-Id"
+        ],
+        "the server's batch headers tell which append an event came from"
+    );
+    assert_eq!(value(&last.headers, "Nats-Batch-Sequence"), "2");
+}
+
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn a_truncation_marker_holds_the_version_in_the_esrc_header() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let id = Uuid::now_v7();
+    store
+        .publish("Thing", id, Expected::NoStream, vec![event(1), event(2)])
+        .await
+        .unwrap();
+    store.truncate("Thing", id, Version(3)).await.unwrap();
+    let appended = store
+        .publish("Thing", id, Expected::Exact(Version(2)), vec![event(3)])
+        .await
+        .unwrap();
+    let marker = stored(&store, appended.position.get() - 1).await;
+    store.destroy().await.unwrap();
+    assert_eq!(value(&marker.headers, "Esrc-Marker"), "truncated");
+    assert_eq!(value(&marker.headers, "Esrc"), "2 2");
+    assert_eq!(appended.version, Version(3));
+}
+
+/// Headers of format 1, written before formats had numbers.
+fn format_1(event_id: Uuid, version: u64, batch: Uuid, size: usize) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", event_id.to_string().as_str());
+    headers.insert("Esrc-Version", version.to_string().as_str());
+    headers.insert("Esrc-Schema", "2");
+    headers.insert("Esrc-Time", "1700000000000001");
+    headers.insert("Esrc-Correlation-Id", batch.to_string().as_str());
+    headers.insert("Esrc-Meta", r#"{"k":"v"}"#);
+    headers.insert("Esrc-Batch", batch.to_string().as_str());
+    headers.insert("Esrc-Batch-Size", size.to_string().as_str());
+    headers
+}
+
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn events_of_format_1_are_read_appended_to_and_recognised_on_retry() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let context = jetstream::new(store.client().clone());
+    let id = Uuid::now_v7();
+    let subject = format!("{}.Thing.{id}", store.prefix());
+    let (ids, batch) = ([Uuid::new_v4(), Uuid::new_v4()], Uuid::new_v4());
+    for (version, event_id) in (1..).zip(ids) {
+        context
+            .publish_with_headers(
+                subject.clone(),
+                format_1(event_id, version, batch, 2),
+                format!(r#"{{"n":{version}}}"#).into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // The old append again, as a client that lost its acknowledgement would send it.
+    let old = ids.map(|id| event(0).with_event_id(id)).to_vec();
+    let retried = store.publish("Thing", id, Expected::NoStream, old).await;
+    let appended = store
+        .publish("Thing", id, Expected::Exact(Version(2)), vec![event(3)])
+        .await
+        .unwrap();
+    let read: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+    store.destroy().await.unwrap();
+
+    assert_eq!(retried.unwrap().version, Version(2), "the original outcome");
+    assert_eq!(appended.version, Version(3));
+    let read: Vec<_> = read.into_iter().map(Result::unwrap).collect();
+    assert_eq!(read.len(), 3);
+    let first = &read[0];
+    assert_eq!(
+        (first.event_id, first.version, first.schema_version),
+        (ids[0], Version(1), 2)
+    );
+    assert_eq!(
+        first.timestamp,
+        Timestamp::from_micros(1_700_000_000_000_001)
+    );
+    assert_eq!(first.metadata.correlation_id, Some(batch));
+    assert_eq!(first.metadata.values["k"], "v");
+    assert_eq!(first.payload.as_ref(), br#"{"n":1}"#);
+    assert_eq!(read[2].version, Version(3));
+}
+
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn a_later_format_or_a_broken_esrc_header_is_a_typed_error_naming_it() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let context = jetstream::new(store.client().clone());
+    let cases = [
+        ("3 1 1 1700000000000000", "format 3"),
+        ("2 1 1", "`Esrc` is invalid: `2 1 1`"),
+        ("2 one 1 1700000000000000", "`Esrc` is invalid"),
+        ("2 1 1 1700000000000000 extra", "`Esrc` is invalid"),
+        ("", "`Esrc` is invalid"),
+    ];
+    for (stamp, message) in cases {
+        let id = Uuid::now_v7();
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
+        headers.insert("Esrc", stamp);
+        context
+            .publish_with_headers(
+                format!("{}.Thing.{id}", store.prefix()),
+                headers,
+                "{}".into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let read: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+        assert_eq!(read.len(), 1, "{stamp:?}");
+        let error = read[0].as_ref().expect_err(stamp);
+        assert!(
+            matches!(
+                error,
+                Error::Format { category, position, source: DecodeError::Envelope(_) | DecodeError::Field { .. }, .. }
+                    if category == "Thing" && *position > Position::ZERO
+            ),
+            "{stamp:?}: {error:?}"
+        );
+        assert!(error.to_string().contains(message), "{stamp:?}: {error}");
+        // An append after it fails the same way, and stores nothing.
+        let append = store
+            .publish("Thing", id, Expected::Exact(Version(1)), vec![event(2)])
+            .await;
+        assert!(
+            matches!(append, Err(Error::Format { .. })),
+            "{stamp:?}: {append:?}"
+        );
+    }
+    store.destroy().await.unwrap();
+}
