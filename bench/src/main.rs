@@ -71,7 +71,15 @@ async fn main() -> Result<(), BoxError> {
     let namespace = format!("bench_{}", Uuid::new_v4().simple());
     let lines: Vec<Line> = match args.store.as_str() {
         "memory" => {
-            workloads::run(MemoryStore::new(), RawMemory::default(), sizes, 10.0, None).await?
+            workloads::run(
+                MemoryStore::new(),
+                RawMemory::default(),
+                sizes,
+                10.0,
+                None,
+                None,
+            )
+            .await?
         }
         "postgres" => {
             let url = url(&args, "ESRC_POSTGRES_URL")?;
@@ -89,7 +97,7 @@ async fn main() -> Result<(), BoxError> {
                 .notify(false)
                 .build(store.pool().clone())?;
             let variant = Some((silent, "without NOTIFY"));
-            let lines = workloads::run(store.clone(), raw, sizes, 10.0, variant).await;
+            let lines = workloads::run(store.clone(), raw, sizes, 10.0, variant, None).await;
             let drop = format!("DROP SCHEMA \"{namespace}\" CASCADE");
             sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
                 .execute(store.pool())
@@ -104,10 +112,14 @@ async fn main() -> Result<(), BoxError> {
                 .prefix(namespace.clone())
                 .build(client.clone())
                 .await?;
-            let raw = RawNats::new(client).await?;
-            let lines = workloads::run(store.clone(), raw, sizes, 2.0, None).await;
+            let raw = RawNats::new(client.clone()).await?;
+            let plain = RawNats::plain(client).await?;
+            let bytes = workloads::nats_stored_bytes(&store, 1_000).await;
+            let lines = workloads::run(store.clone(), raw, sizes, 2.0, None, Some(plain)).await;
             store.destroy().await?;
-            lines?
+            let mut lines = lines?;
+            lines.extend(bytes?);
+            lines
         }
         other => return Err(format!("unknown store `{other}`\n\n{USAGE}").into()),
     };

@@ -216,8 +216,8 @@ impl Raw for RawPostgres {
     }
 }
 
-/// async-nats JetStream: publishes with the same headers as esrc, awaiting the ack; reads
-/// with an ordered consumer.
+/// async-nats JetStream: publishes with the same headers as esrc (or, [`RawNats::plain`],
+/// with none), awaiting the ack; reads with an ordered consumer.
 #[derive(Debug)]
 pub struct RawNats {
     context: jetstream::Context,
@@ -225,11 +225,26 @@ pub struct RawNats {
     name: String,
     prefix: String,
     last: Mutex<HashMap<Uuid, u64>>,
+    /// Whether messages carry esrc's headers (and the expectation), or none at all.
+    esrc_headers: bool,
 }
 
 impl RawNats {
-    /// Creates the baseline's stream.
+    /// Creates the baseline's stream; its messages carry the headers esrc writes.
     pub async fn new(client: async_nats::Client) -> Result<Self, BoxError> {
+        Self::with_headers(client, true).await
+    }
+
+    /// The plain baseline: messages are published with no header at all (no id, no
+    /// expectation), as an application that needs none of esrc's guarantees would.
+    pub async fn plain(client: async_nats::Client) -> Result<Self, BoxError> {
+        Self::with_headers(client, false).await
+    }
+
+    async fn with_headers(
+        client: async_nats::Client,
+        esrc_headers: bool,
+    ) -> Result<Self, BoxError> {
         let id = Uuid::new_v4().simple().to_string();
         let (name, prefix) = (format!("RAW{id}"), format!("raw{id}"));
         let context = jetstream::new(client);
@@ -248,6 +263,7 @@ impl RawNats {
             name,
             prefix,
             last: Mutex::default(),
+            esrc_headers,
         })
     }
 
@@ -272,21 +288,18 @@ impl RawNats {
         format!("{}.Counter.{id}", self.prefix)
     }
 
+    /// The headers esrc writes (its stored format 2), as a raw client would set them.
     fn headers(version: u64, expected: Option<u64>) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        let event_id = Uuid::now_v7().to_string();
-        headers.insert("Nats-Msg-Id", event_id.as_str());
+        headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
         if let Some(expected) = expected {
             headers.insert(
                 "Nats-Expected-Last-Subject-Sequence",
                 expected.to_string().as_str(),
             );
         }
-        headers.insert("Esrc-Version", version.to_string().as_str());
-        headers.insert("Esrc-Schema", "1");
-        headers.insert("Esrc-Time", "1700000000000000");
-        headers.insert("Esrc-Batch", event_id.as_str());
-        headers.insert("Esrc-Batch-Size", "1");
+        let stamp = format!("2 {version} 1 {}", 1_700_000_000_000_000_u64 + version);
+        headers.insert("Esrc", stamp.as_str());
         headers
     }
 }
@@ -310,11 +323,15 @@ impl Raw for RawNats {
         let expected = self.last_sequence(id);
         let mut acks = Vec::with_capacity(n as usize);
         for i in 0..n {
-            let headers = Self::headers(version + 1 + i, (i == 0).then_some(expected));
-            let ack = self
-                .context
-                .publish_with_headers(subject.clone(), headers, payload(i)?.into())
-                .await?;
+            let payload = payload(i)?.into();
+            let ack = if self.esrc_headers {
+                let headers = Self::headers(version + 1 + i, (i == 0).then_some(expected));
+                self.context
+                    .publish_with_headers(subject.clone(), headers, payload)
+                    .await?
+            } else {
+                self.context.publish(subject.clone(), payload).await?
+            };
             acks.push(ack);
         }
         let mut sequence = expected;
@@ -328,6 +345,9 @@ impl Raw for RawNats {
     async fn append_atomic(&self, id: Uuid, version: u64, n: u64) -> Result<Option<u64>, BoxError> {
         // ADR-50 by hand, as esrc sends it: the first message and the commit as requests,
         // the others as plain publishes; the expectation on the first.
+        if !self.esrc_headers {
+            return Ok(None);
+        }
         let subject = self.subject(id);
         let expected = self.last_sequence(id);
         let client = self.context.client();

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use esrc_core::{
-    AnyStore, Expected, Metadata, NewEvent, Position, PublishExt, ReadExt, Root, Store,
+    AnyStore, Expected, Metadata, NewEvent, Position, PublishExt, ReadExt, ReplayOne, Root, Store,
 };
 use futures::StreamExt;
 use uuid::Uuid;
@@ -209,13 +209,15 @@ fn informative(workload: String, unit: &str, esrc: f64, raw: f64) -> Line {
 /// Runs every workload on `store` and `raw`; returns the report lines.
 ///
 /// `variant` is the same store with one option changed, and its label: W1 and W4 also run
-/// on it, as informative lines.
+/// on it, as informative lines. `plain` is a second baseline whose messages carry none of
+/// esrc's metadata (NATS): W3 and W6 also compare with it.
 pub async fn run<S, R>(
     store: S,
     raw: R,
     sizes: Sizes,
     w7_target_ms: f64,
     variant: Option<(S, &str)>,
+    plain: Option<R>,
 ) -> Result<Vec<Line>, BoxError>
 where
     S: Store + Clone + 'static,
@@ -366,11 +368,14 @@ where
             .try_write(&mut root, CounterCommand::AddMany(n))
             .await?;
         raw.append(raw_id, seeded, n).await?;
+        if let Some(plain) = &plain {
+            plain.append(raw_id, seeded, n).await?;
+        }
         seeded += n;
     }
     // Alternately, so that drift falls on both alike.
     let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
-    let mut through_dynamic = Duration::ZERO;
+    let (mut through_dynamic, mut plainly) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..sizes.loads {
         let started = Instant::now();
         let loaded = store.load::<Counter>(id).await?;
@@ -384,6 +389,12 @@ where
         let loaded = raw.load(raw_id).await?;
         baseline += started.elapsed();
         assert_eq!(loaded.events, sizes.load);
+        if let Some(plain) = &plain {
+            let started = Instant::now();
+            let loaded = plain.load(raw_id).await?;
+            plainly += started.elapsed();
+            assert_eq!(loaded.events, sizes.load);
+        }
     }
     let esrc = rate(sizes.loads * sizes.load, esrc);
     let baseline = rate(sizes.loads * sizes.load, baseline);
@@ -394,6 +405,15 @@ where
         baseline,
         1.0,
     ));
+    if plain.is_some() {
+        lines.push(compare(
+            "W3 load vs plain messages",
+            "events/s",
+            esrc,
+            rate(sizes.loads * sizes.load, plainly),
+            0.9,
+        ));
+    }
     lines.push(dynamic_vs_static(
         "W3 load: AnyStore/static",
         "events/s",
@@ -499,6 +519,9 @@ where
             store
                 .try_write(&mut root, CounterCommand::AddMany(n))
                 .await?;
+            if let Some(plain) = &plain {
+                plain.append(*id, raw_version, n).await?;
+            }
             raw_version = raw.append(*id, raw_version, n).await?;
             written += n;
         }
@@ -506,6 +529,7 @@ where
     // Three times each, alternately, so that drift falls on both alike.
     let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
     let (mut replayed, mut raw_replayed) = (0, 0);
+    let (mut plainly, mut plain_replayed) = (Duration::ZERO, 0);
     for _ in 0..3 {
         let started = Instant::now();
         let mut events = pin!(store.replay(&["Counter"], Position::ZERO));
@@ -517,6 +541,11 @@ where
         let started = Instant::now();
         raw_replayed += raw.replay().await?;
         baseline += started.elapsed();
+        if let Some(plain) = &plain {
+            let started = Instant::now();
+            plain_replayed += plain.replay().await?;
+            plainly += started.elapsed();
+        }
     }
     assert!(replayed >= 3 * written && raw_replayed >= 3 * written);
     let esrc = rate(replayed, esrc);
@@ -528,6 +557,17 @@ where
         baseline,
         1.0,
     ));
+    if let Some(plain) = &plain {
+        assert!(plain_replayed >= 3 * written);
+        lines.push(compare(
+            "W6 replay vs plain messages",
+            "events/s",
+            esrc,
+            rate(plain_replayed, plainly),
+            0.9,
+        ));
+        plain.cleanup().await?;
+    }
 
     // W7 subscribe latency: from the start of an append to a live subscriber's receipt.
     lines.extend(latency(&store, sizes.latency, w7_target_ms).await?);
@@ -696,7 +736,7 @@ async fn latency<S: Store + Clone + 'static>(
 }
 
 /// Every workload at a tiny size on `store` beside the memory baseline, with the store
-/// itself as the variant: the smoke test.
+/// itself as the variant and a second memory baseline as the plain one: the smoke test.
 pub async fn smoke<S: Store + Clone + 'static>(store: S) -> Result<Vec<Line>, BoxError> {
     let variant = Some((store.clone(), "again"));
     run(
@@ -705,6 +745,99 @@ pub async fn smoke<S: Store + Clone + 'static>(store: S) -> Result<Vec<Line>, Bo
         Sizes::TINY,
         1_000.0,
         variant,
+        Some(crate::raw::RawMemory::default()),
     )
     .await
+}
+
+/// Stored bytes per event on NATS (the stream's bytes, as the server counts them): `events`
+/// one-event commands through esrc, beside the same payloads published plainly on a
+/// subject of the same length, and published with only what the store's contract asks of
+/// the server (an event id to deduplicate by, the expectation that checks concurrency).
+pub async fn nats_stored_bytes(
+    store: &esrc_nats::NatsStore,
+    events: u64,
+) -> Result<Vec<Line>, BoxError> {
+    use async_nats::jetstream;
+
+    let context = jetstream::new(store.client().clone());
+    let bytes = |name: String| {
+        let context = context.clone();
+        async move {
+            let mut stream = context.get_stream(name).await?;
+            Ok::<u64, BoxError>(stream.info().await?.state.bytes)
+        }
+    };
+    let id = Uuid::now_v7();
+    let before = bytes(store.stream_name().to_owned()).await?;
+    let mut root = Root::<Counter>::new(id);
+    for n in 0..events {
+        store.try_write(&mut root, command(n)).await?;
+    }
+    let esrc = bytes(store.stream_name().to_owned()).await? - before;
+    let payloads: Vec<_> = store
+        .replay_one("Counter", id, esrc_core::Version::ZERO)
+        .map(|envelope| envelope.map(|envelope| envelope.payload))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+
+    // A prefix as long as the store's, so that the subjects are as long.
+    let prefix = format!("p{}", &store.prefix()[1..]);
+    let name = format!("P{}", Uuid::new_v4().simple());
+    context
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{prefix}.>")],
+            ..Default::default()
+        })
+        .await?;
+    let mut measured = Vec::new();
+    for contract in [false, true] {
+        let subject = format!("{prefix}.Counter.{}", Uuid::now_v7());
+        let before = bytes(name.clone()).await?;
+        let mut last = 0;
+        for payload in &payloads {
+            let ack = if contract {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
+                headers.insert(
+                    "Nats-Expected-Last-Subject-Sequence",
+                    last.to_string().as_str(),
+                );
+                context
+                    .publish_with_headers(subject.clone(), headers, payload.clone())
+                    .await?
+            } else {
+                context.publish(subject.clone(), payload.clone()).await?
+            };
+            last = ack.await?.sequence;
+        }
+        measured.push(bytes(name.clone()).await? - before);
+    }
+    context.delete_stream(&name).await?;
+    let per_event = |total: u64| total as f64 / events as f64;
+    let (plain, contract) = (per_event(measured[0]), per_event(measured[1]));
+    let esrc = per_event(esrc);
+    Ok(vec![
+        Line {
+            workload: "stored bytes per event".into(),
+            unit: "bytes".into(),
+            esrc,
+            raw: Some(plain),
+            ratio: Some(esrc / plain),
+            target: "esrc/plain <= 1.3".into(),
+            met: esrc / plain <= 1.3,
+        },
+        Line {
+            workload: "stored bytes: id + expectation only".into(),
+            unit: "bytes".into(),
+            esrc: contract,
+            raw: Some(plain),
+            ratio: Some(contract / plain),
+            target: "informative".into(),
+            met: true,
+        },
+    ])
 }

@@ -21,6 +21,8 @@ async fn every_workload_runs() {
         "W2 read + snapshot every 100",
         "W1 create, again",
         "W4 concurrent (16 tasks), again",
+        "W3 load vs plain messages",
+        "W6 replay vs plain messages",
     ] {
         assert!(
             names.iter().any(|name| name.starts_with(expected)),
@@ -34,4 +36,34 @@ async fn every_workload_runs() {
             .all(|line| line.esrc.is_finite() && (line.esrc > 0.0 || line.unit == "bytes")),
         "{lines:?}"
     );
+}
+
+/// On NATS, the stored-bytes lines measure what they say: esrc stores at least what its
+/// contract asks of the server, which is more than a plain publish.
+#[esrc_conformance::requires(env = "ESRC_NATS_URL")]
+#[tokio::test]
+async fn stored_bytes_are_measured_on_nats() {
+    let url = std::env::var("ESRC_NATS_URL").unwrap();
+    let name = uuid::Uuid::new_v4().simple();
+    let store = esrc_nats::NatsStore::builder()
+        .stream(format!("B{name}"))
+        .prefix(format!("b{name}"))
+        .build(async_nats::connect(url).await.unwrap())
+        .await
+        .unwrap();
+    let lines = esrc_bench::workloads::nats_stored_bytes(&store, 20).await;
+    store.destroy().await.unwrap();
+    let lines = lines.unwrap();
+    let [esrc, contract] = [&lines[0], &lines[1]];
+    let plain = esrc.raw.unwrap();
+    assert_eq!(contract.raw, Some(plain), "{lines:?}");
+    assert!(
+        plain > 76.0,
+        "a message holds at least its payload: {lines:?}"
+    );
+    assert!(
+        contract.esrc > plain + 36.0,
+        "an id and an expectation: {lines:?}"
+    );
+    assert!(esrc.esrc >= contract.esrc, "{lines:?}");
 }

@@ -149,21 +149,23 @@ struct Stamp {
     time: i64,
 }
 
-/// The fields of format 2's `Esrc` header after the format, or `None` for a format-1
-/// message. A later format is an error that says so, rather than a misread; a message
-/// with neither format's headers is an error naming `Esrc`.
+/// The fields of format 2's `Esrc` header (`esrc`, looked up by the caller) after the
+/// format, or `None` for a format-1 message. A later format is an error that says so,
+/// rather than a misread; a message with neither format's headers is an error naming
+/// `Esrc`.
 fn esrc_fields<'a>(
-    headers: &'a HeaderMap,
+    esrc: Option<&'a str>,
+    headers: &HeaderMap,
     subject: &str,
     sequence: u64,
 ) -> Result<Option<std::str::Split<'a, char>>, Error> {
-    let Some(value) = headers.get(ESRC) else {
+    let Some(value) = esrc else {
         if headers.get(VERSION).is_some() {
             return Ok(None);
         }
         return Err(malformed(subject, sequence, ESRC, None));
     };
-    let mut fields = value.as_str().split(' ');
+    let mut fields = value.split(' ');
     match fields.next() {
         Some(FORMAT) => Ok(Some(fields)),
         Some(format) if !format.is_empty() && format.bytes().all(|b| b.is_ascii_digit()) => {
@@ -176,30 +178,34 @@ fn esrc_fields<'a>(
                 )),
             ))
         }
-        _ => Err(malformed(subject, sequence, ESRC, Some(value.as_str()))),
+        _ => Err(malformed(subject, sequence, ESRC, Some(value))),
     }
 }
 
 /// The version of a stored event or marker, checking the whole `Esrc` header.
 pub(crate) fn version(headers: &HeaderMap, subject: &str, sequence: u64) -> Result<u64, Error> {
+    let esrc = headers.get(ESRC).map(|value| value.as_str());
     if !is_marker(Some(headers)) {
-        return stamp(headers, subject, sequence).map(|stamp| stamp.version);
+        return stamp(esrc, headers, subject, sequence).map(|stamp| stamp.version);
     }
-    match esrc_fields(headers, subject, sequence)? {
+    match esrc_fields(esrc, headers, subject, sequence)? {
         Some(mut fields) => match (fields.next().map(str::parse), fields.next()) {
             (Some(Ok(version)), None) => Ok(version),
-            _ => Err(malformed(subject, sequence, ESRC, esrc_value(headers))),
+            _ => Err(malformed(subject, sequence, ESRC, esrc)),
         },
         None => required(headers, VERSION, subject, sequence),
     }
 }
 
-fn esrc_value(headers: &HeaderMap) -> Option<&str> {
-    headers.get(ESRC).map(|value| value.as_str())
-}
-
-fn stamp(headers: &HeaderMap, subject: &str, sequence: u64) -> Result<Stamp, Error> {
-    let Some(mut fields) = esrc_fields(headers, subject, sequence)? else {
+/// The version, schema version and time of an event, from its `Esrc` header (`esrc`) or
+/// format 1's headers.
+fn stamp(
+    esrc: Option<&str>,
+    headers: &HeaderMap,
+    subject: &str,
+    sequence: u64,
+) -> Result<Stamp, Error> {
+    let Some(mut fields) = esrc_fields(esrc, headers, subject, sequence)? else {
         return Ok(Stamp {
             version: required(headers, VERSION, subject, sequence)?,
             schema: required(headers, SCHEMA, subject, sequence)?,
@@ -217,7 +223,7 @@ fn stamp(headers: &HeaderMap, subject: &str, sequence: u64) -> Result<Stamp, Err
     })();
     match stamp {
         Some(stamp) if fields.next().is_none() => Ok(stamp),
-        _ => Err(malformed(subject, sequence, ESRC, esrc_value(headers))),
+        _ => Err(malformed(subject, sequence, ESRC, esrc)),
     }
 }
 
@@ -267,41 +273,72 @@ pub(crate) fn append_tag(headers: &HeaderMap) -> AppendTag {
     }
 }
 
-/// Rebuilds an envelope from a stored message.
+/// Rebuilds an envelope from a stored message; `None` for a truncation marker.
+///
+/// The headers are walked once (a format-1 message falls back to lookups by name).
 pub(crate) fn envelope(
     prefix_len: usize,
     subject: &str,
     sequence: u64,
     headers: Option<&HeaderMap>,
     payload: Bytes,
-) -> Result<Envelope, Error> {
+) -> Result<Option<Envelope>, Error> {
     let empty = HeaderMap::new();
     let headers = headers.unwrap_or(&empty);
+    let mut found = Found::default();
+    for (name, values) in headers.iter() {
+        let Some(value) = values.first().map(|value| value.as_str()) else {
+            continue;
+        };
+        match AsRef::<str>::as_ref(name) {
+            MSG_ID => found.event_id = Some(value),
+            ESRC => found.esrc = Some(value),
+            META => found.meta = Some(value),
+            CORRELATION => found.correlation = Some(value),
+            CAUSATION => found.causation = Some(value),
+            MARKER => return Ok(None),
+            _ => {}
+        }
+    }
     let rest = subject.get(prefix_len + 1..).unwrap_or_default();
     let (category, id) = rest
         .split_once('.')
         .ok_or_else(|| malformed(subject, sequence, "subject", Some(subject)))?;
     let aggregate_id =
         Uuid::parse_str(id).map_err(|_| malformed(subject, sequence, "aggregate id", Some(id)))?;
-    let stamp = stamp(headers, subject, sequence)?;
-    let values = match headers.get(META) {
+    let stamp = stamp(found.esrc, headers, subject, sequence)?;
+    let values = match found.meta {
         None => Default::default(),
-        Some(value) => serde_json::from_str(value.as_str())
-            .map_err(|_| malformed(subject, sequence, META, Some(value.as_str())))?,
+        Some(value) => serde_json::from_str(value)
+            .map_err(|_| malformed(subject, sequence, META, Some(value)))?,
     };
-    Ok(Envelope {
+    let event_id = found
+        .event_id
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| malformed(subject, sequence, MSG_ID, found.event_id))?;
+    Ok(Some(Envelope {
         category: category.to_owned(),
         aggregate_id,
         version: Version(stamp.version),
         position: Position(sequence),
-        event_id: required(headers, MSG_ID, subject, sequence)?,
+        event_id,
         timestamp: Timestamp::from_micros(stamp.time),
         schema_version: stamp.schema,
         metadata: Metadata {
-            correlation_id: header(headers, CORRELATION),
-            causation_id: header(headers, CAUSATION),
+            correlation_id: found.correlation.and_then(|value| value.parse().ok()),
+            causation_id: found.causation.and_then(|value| value.parse().ok()),
             values,
         },
         payload,
-    })
+    }))
+}
+
+/// What [`envelope`] picks out of the headers in its one pass.
+#[derive(Default)]
+struct Found<'a> {
+    event_id: Option<&'a str>,
+    esrc: Option<&'a str>,
+    meta: Option<&'a str>,
+    correlation: Option<&'a str>,
+    causation: Option<&'a str>,
 }

@@ -345,9 +345,8 @@ pub(crate) fn pending(
                         Ok(message) => message,
                         Err(error) => break 'batches error.to_string(),
                     };
-                    let left = message.info().map(|info| info.pending).unwrap_or(0);
                     match check(&message, &mut delivered) {
-                        Ok(sequence) => {
+                        Ok((sequence, left)) => {
                             received += 1;
                             pauses.reset();
                             stalled_since = Instant::now();
@@ -383,8 +382,9 @@ fn number(headers: Option<&HeaderMap>, name: &str) -> Option<u64> {
     headers?.get(name)?.as_str().parse().ok()
 }
 
-/// The message's stream sequence, if it is the consumer's next delivery; otherwise why not.
-pub(crate) fn check(message: &Message, delivered: &mut u64) -> Result<u64, String> {
+/// The message's stream sequence and how many messages are left after it, if it is the
+/// consumer's next delivery; otherwise why not.
+pub(crate) fn check(message: &Message, delivered: &mut u64) -> Result<(u64, u64), String> {
     let info = message.info().map_err(|error| error.to_string())?;
     if info.consumer_sequence != *delivered + 1 {
         return Err(format!(
@@ -393,7 +393,7 @@ pub(crate) fn check(message: &Message, delivered: &mut u64) -> Result<u64, Strin
         ));
     }
     *delivered = info.consumer_sequence;
-    Ok(info.stream_sequence)
+    Ok((info.stream_sequence, info.pending))
 }
 
 /// The pauses between a read's retries: doubling from 25 ms up to [`MAX_BACKOFF`].

@@ -19,7 +19,6 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::codec::is_marker;
 use crate::codec::{self, AppendTag, header};
 use crate::config::NatsStoreBuilder;
 use crate::error::{self, ApiError, NatsError, Refusal, fatal, transient};
@@ -288,14 +287,14 @@ impl NatsStore {
         let prefix_len = self.inner.config.prefix.len();
         messages.filter_map(move |message| {
             let envelope = match message {
-                Ok(message) if is_marker(message.headers.as_ref()) => None,
-                Ok(message) => Some(codec::envelope(
+                Ok(message) => codec::envelope(
                     prefix_len,
                     &message.subject,
                     message.sequence,
                     message.headers.as_ref(),
                     message.payload,
-                )),
+                )
+                .transpose(),
                 Err(error) => Some(Err(error)),
             };
             std::future::ready(envelope)

@@ -43,7 +43,7 @@ pub(crate) fn live(
                         None => break "the consumer's messages ended".to_owned(),
                     };
                     match check(&message, &mut delivered) {
-                        Ok(sequence) => {
+                        Ok((sequence, _)) => {
                             pauses.reset();
                             next = sequence + 1;
                             yield Ok(stored(message, sequence));
