@@ -134,8 +134,17 @@ impl SnapshotStore for NatsStore {
                 return;
             }
             let subject = self.subject(&category, id);
-            let (snapshot, tail) =
-                futures::join!(self.load_snapshot(&category, id), self.tail(&subject));
+            let (snapshot, tail) = if self.remembered(&subject).is_some() {
+                futures::join!(self.load_snapshot(&category, id), self.tail(&subject))
+            } else {
+                // A stream this store has not seen: its tail first. One that does not
+                // exist (a new aggregate: the usual first command) has no events a
+                // snapshot could spare, so none is asked for.
+                match self.tail(&subject).await {
+                    Ok(None) => (Ok(None), Ok(None)),
+                    tail => (self.load_snapshot(&category, id).await, tail),
+                }
+            };
             let snapshot = match snapshot {
                 Ok(snapshot) => snapshot,
                 Err(error) => {

@@ -782,6 +782,40 @@ async fn a_read_after_a_snapshot_fetches_only_the_messages_after_it() {
     }
 }
 
+/// `read` of an aggregate that does not exist yet (a command's usual first step) asks
+/// the server what `load` asks, and no more: no snapshot is looked up for it.
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn a_read_of_a_new_aggregate_costs_what_a_load_costs() {
+    use esrc_conformance::fixtures::Tally;
+    use esrc_core::{ReadExt, Root};
+
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let client = nats.client().await;
+    let writer = nats.store().await;
+    let store = twin(&writer, &nats).build(client.clone()).await.unwrap();
+    let sent = || {
+        client
+            .statistics()
+            .out_messages
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = sent();
+    let loaded: Root<Tally> = store.load(Uuid::now_v7()).await.unwrap();
+    let by_load = sent() - before;
+    let before = sent();
+    let read: Root<Tally> = store.read(Uuid::now_v7()).await.unwrap();
+    let by_read = sent() - before;
+    writer.destroy().await.unwrap();
+    assert_eq!(
+        (loaded.version(), read.version()),
+        (Version::ZERO, Version::ZERO)
+    );
+    assert_eq!(by_read, by_load, "requests sent by read and by load");
+}
+
 /// Truncating a long subject finds where to cut by bisecting its sequences, not by
 /// reading it from its first message.
 #[esrc_conformance::requires(nats)]
