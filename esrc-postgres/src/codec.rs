@@ -55,6 +55,31 @@ impl<'a> Batch<'a> {
 }
 
 impl Batch<'_> {
+    /// The first of `forms` (one event's values) with that event bound when the batch
+    /// holds one event, else the second (arrays) through [`Batch::bind`].
+    pub(crate) fn bind_either<'q>(
+        &'q self,
+        forms: &[Arc<str>; 2],
+        category: &'q str,
+        id: Uuid,
+        expected: Option<i64>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        if self.event_ids.len() != 1 {
+            return self.bind(&forms[1], category, id, expected);
+        }
+        sqlx::query(AssertSqlSafe(Arc::clone(&forms[0])))
+            .bind(category)
+            .bind(id)
+            .bind(expected)
+            .bind(self.event_ids[0])
+            .bind(self.micros[0])
+            .bind(self.schema_versions[0])
+            .bind(self.correlation_ids[0])
+            .bind(self.causation_ids[0])
+            .bind(self.metadata[0].as_deref())
+            .bind(self.payloads[0])
+    }
+
     /// An append statement with the stream, the expectation and the batch's arrays bound.
     pub(crate) fn bind<'q>(
         &'q self,

@@ -178,8 +178,13 @@ impl PgStore {
         expected: i64,
         batch: &Batch<'_>,
     ) -> Result<Outcome, Failure> {
+        let forms = if expected == 0 {
+            &self.inner.sql.append_new
+        } else {
+            &self.inner.sql.append_checked
+        };
         let rows = batch
-            .bind(&self.inner.sql.append_checked, category, id, Some(expected))
+            .bind_either(forms, category, id, Some(expected))
             .fetch_all(&mut *connection)
             .await?;
         let Some(last) = rows.last() else {

@@ -842,3 +842,64 @@ async fn snapshot_then_events_is_one_statement_in_version_order() {
     }
     assert!(store.load_snapshot("Thing", id).await.is_err());
 }
+
+/// The appends' statements keep one generic plan per connection rather than being
+/// planned again on every call (which cost 50 µs an append): after the server's first
+/// five custom plans, every further call of each form uses the generic plan.
+#[esrc_conformance::requires(postgres)]
+#[tokio::test]
+async fn appends_are_not_planned_again_on_every_call() {
+    use esrc_conformance::fixtures::{counted, counted_batch};
+    use sqlx::postgres::PgPoolOptions;
+
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let schema = pg.fresh_schema();
+    // One connection: every statement below is prepared, and counted, on it.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg.url)
+        .await
+        .unwrap();
+    let store = PgStore::builder()
+        .schema(schema)
+        .build(pool.clone())
+        .unwrap();
+    store.migrate().await.unwrap();
+    // Each kind of append a dozen times in a row, as a workload would send it: the
+    // first calls are what the server compares the generic plan with.
+    let (singles, batches): (Vec<Uuid>, Vec<Uuid>) =
+        (0..12).map(|_| (Uuid::now_v7(), Uuid::now_v7())).unzip();
+    let kinds: [(&[Uuid], Expected, fn() -> Vec<NewEvent>); 4] = [
+        (&singles, Expected::NoStream, || vec![counted(1)]),
+        (&singles, Expected::Exact(Version(1)), || vec![counted(2)]),
+        (&batches, Expected::NoStream, || counted_batch(1, 2)),
+        (&batches, Expected::Exact(Version(2)), || {
+            counted_batch(3, 2)
+        }),
+    ];
+    for (ids, expected, events) in kinds {
+        for id in ids {
+            store
+                .publish("Thing", *id, expected, events())
+                .await
+                .unwrap();
+        }
+    }
+    let plans: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements
+         WHERE statement LIKE 'INSERT INTO%events%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pg.drop_schemas().await;
+    assert!(!plans.is_empty(), "the appends' statements are prepared");
+    for (statement, generic, custom) in &plans {
+        assert!(
+            *custom <= 5 && *generic >= 7,
+            "{custom} custom and {generic} generic plans for {statement}"
+        );
+    }
+}
