@@ -871,7 +871,8 @@ async fn appends_are_not_planned_again_on_every_call() {
     // first calls are what the server compares the generic plan with.
     let (singles, batches): (Vec<Uuid>, Vec<Uuid>) =
         (0..12).map(|_| (Uuid::now_v7(), Uuid::now_v7())).unzip();
-    let kinds: [(&[Uuid], Expected, fn() -> Vec<NewEvent>); 4] = [
+    type Events = fn() -> Vec<NewEvent>;
+    let kinds: [(&[Uuid], Expected, Events); 4] = [
         (&singles, Expected::NoStream, || vec![counted(1)]),
         (&singles, Expected::Exact(Version(1)), || vec![counted(2)]),
         (&batches, Expected::NoStream, || counted_batch(1, 2)),
