@@ -138,8 +138,8 @@ fn required<T: FromStr>(
 }
 
 /// Whether a stored message is a truncation marker rather than an event.
-pub(crate) fn is_marker(headers: Option<&HeaderMap>) -> bool {
-    headers.is_some_and(|headers| headers.get(MARKER).is_some())
+fn is_marker(headers: &HeaderMap) -> bool {
+    headers.get(MARKER).is_some()
 }
 
 /// What esrc records of every event: its version, schema version and time.
@@ -185,7 +185,7 @@ fn esrc_fields<'a>(
 /// The version of a stored event or marker, checking the whole `Esrc` header.
 pub(crate) fn version(headers: &HeaderMap, subject: &str, sequence: u64) -> Result<u64, Error> {
     let esrc = headers.get(ESRC).map(|value| value.as_str());
-    if !is_marker(Some(headers)) {
+    if !is_marker(headers) {
         return stamp(esrc, headers, subject, sequence).map(|stamp| stamp.version);
     }
     match esrc_fields(esrc, headers, subject, sequence)? {
