@@ -29,14 +29,14 @@ impl ReplayOne for MemoryStore {
             };
             let stream = &state.streams[stream];
             let skip = cursor.next().get().saturating_sub(stream.first.get()) as usize;
-            let chunk: Vec<Envelope> = stream
-                .positions
-                .get(skip..)
-                .unwrap_or_default()
-                .iter()
-                .take(CHUNK)
-                .filter_map(|position| state.entry(*position).cloned())
-                .collect();
+            let positions = stream.positions.get(skip..).unwrap_or_default();
+            // Pushed one by one into room made beforehand (see `chunk`).
+            let mut chunk = Vec::with_capacity(positions.len().min(CHUNK));
+            for position in positions.iter().take(CHUNK) {
+                if let Some(envelope) = state.entry(*position) {
+                    chunk.push(envelope.clone());
+                }
+            }
             if let Some(last) = chunk.last() {
                 cursor = last.version;
             }
