@@ -784,7 +784,7 @@ pub async fn nats_stored_bytes(
         .collect::<Result<_, _>>()?;
 
     // A prefix as long as the store's, so that the subjects are as long.
-    let prefix = format!("p{}", &store.prefix()[1..]);
+    let prefix = format!("p{}", store.prefix().get(1..).unwrap_or_default());
     let name = format!("P{}", Uuid::new_v4().simple());
     context
         .create_stream(jetstream::stream::Config {
