@@ -78,6 +78,8 @@ pub(crate) struct Sql {
     pub(crate) append_new: [Arc<str>; 2],
     /// The append after an expected version, in the same two forms.
     pub(crate) append_checked: [Arc<str>; 2],
+    /// The append after a version the store has seen stored, unguarded, in the same forms.
+    pub(crate) append_seen: [Arc<str>; 2],
     pub(crate) stream_version: Arc<str>,
     pub(crate) find_ids: Arc<str>,
     pub(crate) count_in_tx: Arc<str>,
@@ -138,8 +140,11 @@ impl Sql {
         // that moved past the expectation; the guard rejects one that is not there yet.
         // A new stream and a stream at a version have a statement each: one statement
         // with a `CASE` on the version was planned anew on every call (the plan for known
-        // parameters always looked cheaper than the generic one), 50 µs an append. Each
-        // comes in two forms: the events' columns as arrays, or one event's as values.
+        // parameters always looked cheaper than the generic one), 50 µs an append. A
+        // third has no guard, for a version this store has seen stored: versions never
+        // go back (truncation records the version it removed), so the guard would hold.
+        // Each comes in two forms: the events' columns as arrays, or one event's as
+        // values.
         let insert = |rows: &str| {
             format!(
                 "INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
@@ -157,7 +162,7 @@ impl Sql {
             "unnest($4::uuid[], $5::bigint[], $6::int[], $7::uuid[], $8::uuid[], $9::text[],
                 $10::bytea[]) WITH ORDINALITY",
         ];
-        let [append_new, append_checked] = [
+        let [append_new, append_checked, append_seen] = [
             format!(
                 "WHERE $3::bigint = 0 AND NOT EXISTS (
                     SELECT 1 FROM {s}.truncations t WHERE t.category = $1 AND t.aggregate_id = $2)"
@@ -170,6 +175,8 @@ impl Sql {
                     SELECT 1 FROM {s}.truncations t
                     WHERE t.category = $1 AND t.aggregate_id = $2 AND t.version = $3)"
             ),
+            // No guard: the store has seen the expected version stored (see `seen`).
+            String::new(),
         ]
         .map(|guard| {
             forms.map(|rows| {
@@ -185,6 +192,7 @@ impl Sql {
             append: append.into(),
             append_new,
             append_checked,
+            append_seen,
             stream_version: format!("SELECT {current_version}").into(),
             find_ids: format!(
                 "SELECT event_id, category, aggregate_id, version, position

@@ -2,8 +2,9 @@
 //! `read.rs`, subscriptions in `subscribe.rs`, snapshots and checkpoints in
 //! `snapshot.rs`, the row encoding in `codec.rs`.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use esrc_core::backend::{Doubling, StoredId, check_append, retry_outcome, validate_name};
@@ -34,6 +35,9 @@ pub(crate) struct Inner {
     pub(crate) sql: Arc<Sql>,
     pub(crate) config: PgStoreBuilder,
     pub(crate) signals: Signals,
+    /// The (version, position) of the last event this store appended to recently used
+    /// streams: an append expecting that very event needs no guard (see `append_checked`).
+    seen: Mutex<HashMap<Uuid, (String, u64, u64)>>,
 }
 
 impl fmt::Debug for PgStore {
@@ -77,8 +81,45 @@ impl PgStore {
                 sql,
                 config,
                 signals: Signals::default(),
+                seen: Mutex::default(),
             }),
         }
+    }
+
+    /// Remembers the last event of an append this store committed.
+    fn saw(&self, category: &str, id: Uuid, appended: Appended) {
+        const MAX_SEEN: usize = 65_536;
+        let mut seen = self
+            .inner
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= MAX_SEEN {
+            seen.clear();
+        }
+        seen.insert(
+            id,
+            (
+                category.to_owned(),
+                appended.version.get(),
+                appended.position.get(),
+            ),
+        );
+    }
+
+    /// Whether this store committed the event at (`version`, `position`) of the stream.
+    fn has_seen(&self, category: &str, id: Uuid, version: Version, position: Position) -> bool {
+        let seen = self
+            .inner
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.get(&id)
+            .is_some_and(|(seen_category, seen_version, seen_position)| {
+                seen_category == category
+                    && *seen_version == version.get()
+                    && *seen_position == position.get()
+            })
     }
 
     /// Creates the schema and its tables, or upgrades them. Idempotent, and safe when
@@ -147,10 +188,20 @@ impl PgStore {
         batch: &Batch<'_>,
         alone: bool,
     ) -> Result<Outcome, Failure> {
+        let sql = &self.inner.sql;
+        let forms = match expected {
+            Expected::Last { version, position }
+                if self.has_seen(category, id, version, position) =>
+            {
+                &sql.append_seen
+            }
+            _ if expected.version() == Some(Version::ZERO) => &sql.append_new,
+            _ => &sql.append_checked,
+        };
         let expected = expected.version().map(|version| to_i64(version.get()));
         if let (Some(version), true) = (expected, alone) {
             return self
-                .append_checked(connection, category, id, version, batch)
+                .append_checked(connection, category, id, version, forms, batch)
                 .await;
         }
         let row = batch
@@ -169,26 +220,24 @@ impl PgStore {
         }
     }
 
-    /// An append alone in its transaction, with an expected version: the fast path.
+    /// An append alone in its transaction, with an expected version: the fast path, with
+    /// one of the statements `append` chose.
     async fn append_checked(
         &self,
         connection: &mut PgConnection,
         category: &str,
         id: Uuid,
         expected: i64,
+        forms: &[Arc<str>; 2],
         batch: &Batch<'_>,
     ) -> Result<Outcome, Failure> {
-        let forms = if expected == 0 {
-            &self.inner.sql.append_new
-        } else {
-            &self.inner.sql.append_checked
-        };
         let rows = batch
             .bind_either(forms, category, id, Some(expected))
             .fetch_all(&mut *connection)
             .await?;
         let Some(last) = rows.last() else {
-            return Ok(Outcome::Mismatch(self.stream_version(category, id).await?));
+            let actual = self.stream_version(&mut *connection, category, id).await?;
+            return Ok(Outcome::Mismatch(actual));
         };
         let version: i64 = last.try_get(0).map_err(backend)?;
         let position: i64 = last.try_get(1).map_err(backend)?;
@@ -198,12 +247,19 @@ impl PgStore {
         }))
     }
 
-    async fn stream_version(&self, category: &str, id: Uuid) -> Result<Version, Error> {
+    /// The stream's version, read through `executor` (the connection an append holds, so
+    /// that a pool of one connection never waits on itself).
+    async fn stream_version<'e>(
+        &self,
+        executor: impl sqlx::PgExecutor<'e>,
+        category: &str,
+        id: Uuid,
+    ) -> Result<Version, Error> {
         let version: i64 =
             sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.stream_version)))
                 .bind(category)
                 .bind(id)
-                .fetch_one(&self.inner.pool)
+                .fetch_one(executor)
                 .await
                 .map_err(backend)?;
         Ok(Version(to_u64("version", version)?))
@@ -324,6 +380,7 @@ impl Publish for PgStore {
             drop(connection);
             let actual = match outcome {
                 Ok(Outcome::Stored(appended)) => {
+                    self.saw(category, id, appended);
                     self.inner.signals.appended(self);
                     return Ok(appended);
                 }
@@ -340,7 +397,7 @@ impl Publish for PgStore {
                     if expected == Expected::Any && attempt < ANY_ATTEMPTS {
                         continue;
                     }
-                    self.stream_version(category, id).await?
+                    self.stream_version(&self.inner.pool, category, id).await?
                 }
                 Err(Failure::Unique(constraint)) => {
                     return Err(Error::backend(

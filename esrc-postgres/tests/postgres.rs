@@ -904,3 +904,95 @@ async fn appends_are_not_planned_again_on_every_call() {
         );
     }
 }
+
+/// A command on a root this store wrote last skips the guard that the expected version
+/// exists (it has seen that event stored); a root it has not seen, or one that pairs a
+/// version with another event's position, still goes through the guard, so a writer that
+/// is ahead of the stream is a conflict.
+#[esrc_conformance::requires(postgres)]
+#[tokio::test]
+async fn an_append_after_the_stores_own_skips_the_guard_and_no_other_does() {
+    use esrc_conformance::fixtures::counted;
+    use sqlx::postgres::PgPoolOptions;
+
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let schema = pg.fresh_schema();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg.url)
+        .await
+        .unwrap();
+    let store = PgStore::builder()
+        .schema(schema.clone())
+        .build(pool.clone())
+        .unwrap();
+    store.migrate().await.unwrap();
+    // Another store on the same tables has seen none of this store's appends.
+    let other = PgStore::builder()
+        .schema(schema)
+        .build(pool.clone())
+        .unwrap();
+    let id = Uuid::now_v7();
+    let mut last = store
+        .publish("Thing", id, Expected::NoStream, vec![counted(1)])
+        .await
+        .unwrap();
+    for n in 2..=4 {
+        let expected = Expected::Last {
+            version: last.version,
+            position: last.position,
+        };
+        last = store
+            .publish("Thing", id, expected, vec![counted(n)])
+            .await
+            .unwrap();
+    }
+    let by_other = other
+        .publish(
+            "Thing",
+            id,
+            Expected::Last {
+                version: last.version,
+                position: last.position,
+            },
+            vec![counted(5)],
+        )
+        .await
+        .unwrap();
+    let ahead = store
+        .publish(
+            "Thing",
+            id,
+            Expected::Last {
+                version: Version(7),
+                position: by_other.position,
+            },
+            vec![counted(8)],
+        )
+        .await;
+    let executions: Vec<(bool, i64)> = sqlx::query_as(
+        "SELECT statement LIKE '%EXISTS%', generic_plans + custom_plans
+         FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO%events%'
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pg.drop_schemas().await;
+    assert!(
+        matches!(
+            ahead,
+            Err(Error::Conflict {
+                actual: Version(5),
+                ..
+            })
+        ),
+        "{ahead:?}"
+    );
+    // Unguarded: the three appends after the store's own. Guarded: the first append (a
+    // new stream: its own statement), then the other store's and the one ahead of the
+    // stream.
+    assert_eq!(executions, [(false, 3), (true, 1), (true, 2)]);
+}
