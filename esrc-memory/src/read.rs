@@ -10,7 +10,7 @@ use futures::Stream;
 use uuid::Uuid;
 
 use crate::MemoryStore;
-use crate::store::CHUNK;
+use crate::store::{CHUNK, copy_out};
 
 impl ReplayOne for MemoryStore {
     fn replay_one(
@@ -30,13 +30,10 @@ impl ReplayOne for MemoryStore {
             let stream = &state.streams[stream];
             let skip = cursor.next().get().saturating_sub(stream.first.get()) as usize;
             let positions = stream.positions.get(skip..).unwrap_or_default();
-            // Pushed one by one into room made beforehand (see `chunk`).
-            let mut chunk = Vec::with_capacity(positions.len().min(CHUNK));
-            for position in positions.iter().take(CHUNK) {
-                if let Some(envelope) = state.entry(*position) {
-                    chunk.push(envelope.clone());
-                }
-            }
+            let envelopes = positions
+                .iter()
+                .filter_map(|position| state.entry(*position));
+            let chunk = copy_out(envelopes, positions.len());
             if let Some(last) = chunk.last() {
                 cursor = last.version;
             }

@@ -114,23 +114,30 @@ impl MemoryStore {
         let state = self.read();
         let until = (until.get() as usize).min(state.log.len());
         let after = (after.get() as usize).min(until);
-        // Pushed one by one into room made beforehand: a collected iterator of clones
-        // copied each 184-byte envelope once more, and grew the vector by reallocating.
-        let mut chunk = Vec::with_capacity((until - after).min(CHUNK));
         let wanted = state.log[after..until]
             .iter()
             .flatten()
-            .filter(|envelope| categories.contains(&envelope.category))
-            .take(CHUNK);
-        for envelope in wanted {
-            chunk.push(envelope.clone());
-        }
-        chunk
+            .filter(|envelope| categories.contains(&envelope.category));
+        copy_out(wanted, until - after)
     }
 
     pub(crate) fn last_position(&self) -> Position {
         *self.inner.head.borrow()
     }
+}
+
+/// Copies of the first [`CHUNK`] of `envelopes` (of which there are at most `at_most`),
+/// pushed one by one into room made beforehand: a collected iterator of clones copied
+/// each 184-byte envelope once more, and grew the vector by reallocating.
+pub(crate) fn copy_out<'a>(
+    envelopes: impl Iterator<Item = &'a Envelope>,
+    at_most: usize,
+) -> Vec<Envelope> {
+    let mut chunk = Vec::with_capacity(at_most.min(CHUNK));
+    for envelope in envelopes.take(CHUNK) {
+        chunk.push(envelope.clone());
+    }
+    chunk
 }
 
 impl Default for MemoryStore {

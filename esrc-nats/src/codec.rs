@@ -189,8 +189,8 @@ pub(crate) fn version(headers: &HeaderMap, subject: &str, sequence: u64) -> Resu
         return stamp(esrc, headers, subject, sequence).map(|stamp| stamp.version);
     }
     match esrc_fields(esrc, headers, subject, sequence)? {
-        Some(mut fields) => match (fields.next().map(str::parse), fields.next()) {
-            (Some(Ok(version)), None) => Ok(version),
+        Some(mut fields) => match (parsed(fields.next()), fields.next()) {
+            (Some(version), None) => Ok(version),
             _ => Err(malformed(subject, sequence, ESRC, esrc)),
         },
         None => required(headers, VERSION, subject, sequence),
@@ -212,19 +212,20 @@ fn stamp(
             time: required(headers, TIME, subject, sequence)?,
         });
     };
-    let mut next = || fields.next().unwrap_or_default();
-    let (version, schema, time) = (next(), next(), next());
-    let stamp = (|| {
-        Some(Stamp {
-            version: version.parse().ok()?,
-            schema: schema.parse().ok()?,
-            time: time.parse().ok()?,
-        })
-    })();
-    match stamp {
-        Some(stamp) if fields.next().is_none() => Ok(stamp),
+    let mut next = || fields.next();
+    let (version, schema, time, extra) = (next(), next(), next(), next());
+    match (parsed(version), parsed(schema), parsed(time), extra) {
+        (Some(version), Some(schema), Some(time), None) => Ok(Stamp {
+            version,
+            schema,
+            time,
+        }),
         _ => Err(malformed(subject, sequence, ESRC, esrc)),
     }
+}
+
+fn parsed<T: FromStr>(field: Option<&str>) -> Option<T> {
+    field?.parse().ok()
 }
 
 /// Which append stored an event, as far as its own headers tell.

@@ -120,8 +120,10 @@ impl SnapshotStore for NatsStore {
             .transpose()
     }
 
-    /// The snapshot (a key-value get) and the subject's last message are looked up side
-    /// by side; the events are then read after the snapshot's position.
+    /// For a stream this store has seen, the snapshot (a key-value get) and the subject's
+    /// last message are looked up side by side; for another, the last message first, and
+    /// the snapshot only if the stream exists. The events are then read after the
+    /// snapshot's position.
     fn snapshot_then_events(
         &self,
         category: &str,
@@ -140,8 +142,9 @@ impl SnapshotStore for NatsStore {
                 // A stream this store has not seen: its tail first. One that does not
                 // exist (a new aggregate: the usual first command) has no events a
                 // snapshot could spare, so none is asked for.
+                // A lookup that failed is the read's error: no snapshot is asked for.
                 match self.tail(&subject).await {
-                    Ok(None) => (Ok(None), Ok(None)),
+                    tail @ (Ok(None) | Err(_)) => (Ok(None), tail),
                     tail => (self.load_snapshot(&category, id).await, tail),
                 }
             };

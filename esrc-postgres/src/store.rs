@@ -188,22 +188,23 @@ impl PgStore {
         batch: &Batch<'_>,
         alone: bool,
     ) -> Result<Outcome, Failure> {
-        let sql = &self.inner.sql;
-        let forms = match expected {
-            Expected::Last { version, position }
-                if self.has_seen(category, id, version, position) =>
-            {
-                &sql.append_seen
-            }
-            _ if expected.version() == Some(Version::ZERO) => &sql.append_new,
-            _ => &sql.append_checked,
-        };
-        let expected = expected.version().map(|version| to_i64(version.get()));
-        if let (Some(version), true) = (expected, alone) {
+        if let (Some(version), true) = (expected.version(), alone) {
+            let sql = &self.inner.sql;
+            let forms = match expected {
+                Expected::Last { version, position }
+                    if self.has_seen(category, id, version, position) =>
+                {
+                    &sql.append_seen
+                }
+                _ if version == Version::ZERO => &sql.append_new,
+                _ => &sql.append_checked,
+            };
+            let version = to_i64(version.get());
             return self
                 .append_checked(connection, category, id, version, forms, batch)
                 .await;
         }
+        let expected = expected.version().map(|version| to_i64(version.get()));
         let row = batch
             .bind(&self.inner.sql.append, category, id, expected)
             .fetch_one(&mut *connection)
