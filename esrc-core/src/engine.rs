@@ -1,20 +1,27 @@
 //! The one projector engine: catch-up then live from the committed checkpoint, batches
 //! closed after a number of events or an interval, the error policy, store outages ridden
 //! out. A runner says only how a batch opens, takes an event and commits with its
-//! checkpoint ([`Batches`]): the core [`Projector`](crate::projector::Projector) saves the
+//! checkpoint ([`Batches`]): the core `Projector` saves the
 //! checkpoint after projecting directly, esrc-postgres's transactional projector writes the
 //! read model and the checkpoint in one transaction.
+//!
+//! The engine runs in named steps, each on one screen: `Run::start` loads the
+//! checkpoint, `Run::follow` catches up and follows live, `Run::take` opens a batch
+//! and projects an event into it under the policy, `Run::commit_due` commits a full or
+//! timed-out batch, `Run::finish` commits the last one, and `Run::wait_out` waits out
+//! a store outage. Every commit goes through `Run::commit`.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::backend::{STORE_OUTAGE, rides_out, validate_name, wait_out};
-use crate::projector::{Backoff, ErrorPolicy, Progress};
+use crate::backoff::Backoff;
+use crate::name::validate_name;
 use crate::{CheckpointStore, Envelope, Error, Position, ProjectError, Subscribe};
 
 /// How a projector runner projects a batch of events and makes it durable with its
@@ -50,7 +57,49 @@ pub trait Batches: Send {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
-/// When a projector commits, and what it does when its projection fails.
+/// What a projector does when its projection fails on an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorPolicy {
+    /// Save the checkpoint of the last projected event and stop with the error.
+    Stop,
+    /// Try the same event again after a delay that doubles from `initial` up to `max`;
+    /// after `attempts` tries in all, stop with the error.
+    Retry {
+        /// The first delay.
+        initial: Duration,
+        /// The longest delay.
+        max: Duration,
+        /// How many tries in all before giving up.
+        attempts: u32,
+    },
+}
+
+impl ErrorPolicy {
+    /// The pauses between the tries at one failing event, starting at its first try.
+    pub fn backoff(self) -> Backoff {
+        match self {
+            ErrorPolicy::Retry {
+                initial,
+                max,
+                attempts,
+            } => Backoff::new(initial, max).attempts(attempts),
+            ErrorPolicy::Stop => Backoff::new(Duration::ZERO, Duration::ZERO).attempts(1),
+        }
+    }
+
+    /// Retry with exponential backoff from 100 ms up to 10 s, 10 tries in all.
+    pub const fn retry() -> Self {
+        ErrorPolicy::Retry {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+            attempts: 10,
+        }
+    }
+}
+
+/// When a projector commits, and what it does when its projection fails. Every projector
+/// runner's builder keeps one and sets it through these methods.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     /// Commit after this many events (at least 1).
@@ -62,6 +111,7 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// Every 100 events or every second; stop on the first error.
     fn default() -> Self {
         Self {
             checkpoint_every: 100,
@@ -69,6 +119,70 @@ impl Default for Settings {
             policy: ErrorPolicy::Stop,
         }
     }
+}
+
+impl Settings {
+    /// Commits after this many events (at least 1).
+    #[must_use]
+    pub fn checkpoint_every(mut self, events: usize) -> Self {
+        self.checkpoint_every = events.max(1);
+        self
+    }
+
+    /// Commits at least this often while events are being projected.
+    #[must_use]
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// What to do when the projection fails.
+    #[must_use]
+    pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+/// What a running projector has done so far, readable while it runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    projected: AtomicU64,
+    checkpoint: AtomicU64,
+    /// Woken whenever `projected` moves.
+    moved: tokio::sync::Notify,
+}
+
+impl Progress {
+    /// The position of the last event projected.
+    pub fn projected(&self) -> Position {
+        Position(self.projected.load(Ordering::Acquire))
+    }
+
+    /// The position of the last checkpoint saved.
+    pub fn checkpoint(&self) -> Position {
+        Position(self.checkpoint.load(Ordering::Acquire))
+    }
+
+    /// Completes the next time `projected` moves (register before checking it).
+    pub(crate) fn moved(&self) -> tokio::sync::futures::Notified<'_> {
+        self.moved.notified()
+    }
+
+    fn set_projected(&self, position: Position) {
+        self.projected.store(position.get(), Ordering::Release);
+        self.moved.notify_waiters();
+    }
+
+    fn set_checkpoint(&self, position: Position) {
+        self.checkpoint.store(position.get(), Ordering::Release);
+    }
+}
+
+/// How projectors wait out retryable store errors: from 100 ms, doubling to 5 s, for as
+/// long as the outage lasts.
+fn store_outage() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
 }
 
 /// The events projected since the last commit.
@@ -79,129 +193,31 @@ struct Batch<O> {
     deadline: Instant,
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Commits `batch` with the checkpoint `last` and records it.
-async fn commit<B: Batches>(
-    batches: &mut B,
-    batch: Batch<B::Open>,
-    last: Position,
-    progress: &Progress,
-) -> Result<(), Error> {
-    batch.span.record("events", batch.events);
-    batch
-        .span
-        .record("checkpoint", tracing::field::display(last));
-    let span = batch.span;
-    batches
-        .commit(batch.open, last)
-        .instrument(span.clone())
-        .await?;
-    progress.set_checkpoint(last);
-    tracing::debug!(parent: &span, "esrc: checkpoint saved");
-    Ok(())
-}
-
-/// What the engine does after committing a batch while it runs.
-enum After {
-    /// Go on with the next event.
-    Go,
-    /// Start again from the committed checkpoint (an all-or-nothing batch was lost).
+/// How a subscription of the engine ended.
+enum Flow {
+    /// Start again from the committed checkpoint (an all-or-nothing batch was lost, or
+    /// the store failed while opening one).
     Restart,
-    /// A stop was requested while waiting for the store.
-    Stopped,
+    /// The projector is done: stopped on request, or its events ended.
+    Done,
 }
 
-/// Commits a full (or timed-out) batch; a retryable failure loses an all-or-nothing batch
-/// (the engine starts again once the store answers) or is left to the next commit.
-async fn commit_batch<B: Batches>(
-    batches: &mut B,
-    batch: Batch<B::Open>,
+/// One projector run: what every step reads and moves.
+struct Run<'a, S, B: Batches> {
+    store: &'a S,
+    name: &'a str,
+    categories: &'static [&'static str],
+    batches: &'a mut B,
+    settings: Settings,
+    progress: &'a Progress,
+    stop: Pin<&'a mut (dyn Future<Output = ()> + Send)>,
+    /// The pauses of the current store outage.
+    outage: Backoff,
+    /// All-or-nothing batches count their failures across restarts.
+    failures: Backoff,
+    /// The position of the last event projected.
     last: Position,
-    progress: &Progress,
-    name: &str,
-    outage: &mut Backoff,
-    stop: &mut (impl Future<Output = ()> + Unpin),
-) -> Result<After, Error> {
-    match commit(batches, batch, last, progress).await {
-        Ok(()) => Ok(After::Go),
-        Err(error) if rides_out(&error) && B::ATOMIC => {
-            if wait_out(name, &error, outage, stop).await {
-                Ok(After::Restart)
-            } else {
-                Ok(After::Stopped)
-            }
-        }
-        Err(error) if rides_out(&error) => {
-            tracing::warn!(projector = %name, %error, "esrc: checkpoint not saved; the next one covers it");
-            Ok(After::Go)
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// Commits the last batch before the engine ends, riding out retryable failures for a
-/// few seconds.
-async fn commit_last<B: Batches>(
-    batches: &mut B,
-    batch: Batch<B::Open>,
-    last: Position,
-    progress: &Progress,
-) -> Result<(), Error> {
-    if B::ATOMIC {
-        // The transaction cannot be tried twice: a failure loses the batch, which is
-        // projected again from the committed checkpoint next time.
-        return commit(batches, batch, last, progress).await;
-    }
-    let mut pauses = ErrorPolicy::Retry {
-        initial: Duration::from_millis(100),
-        max: Duration::from_secs(1),
-        attempts: 10,
-    }
-    .backoff();
-    let Batch {
-        span,
-        events,
-        deadline,
-        ..
-    } = batch;
-    loop {
-        let open = batches.open().await?;
-        let again = Batch {
-            open,
-            span: span.clone(),
-            events,
-            deadline,
-        };
-        match commit(batches, again, last, progress).await {
-            Err(error) if rides_out(&error) => match pauses.next_delay() {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => return Err(error),
-            },
-            outcome => return outcome,
-        }
-    }
-}
-
-/// Saves what was projected before an error (when the batch is not all or nothing); a
-/// failure to do so is logged, since the error being returned matters more.
-async fn flush<B: Batches>(
-    batches: &mut B,
     batch: Option<Batch<B::Open>>,
-    last: Position,
-    progress: &Progress,
-    name: &str,
-) {
-    if let (false, Some(batch)) = (B::ATOMIC, batch) {
-        if let Err(error) = commit(batches, batch, last, progress).await {
-            tracing::warn!(projector = %name, %error, "esrc: could not save the checkpoint");
-        }
-    }
 }
 
 /// Runs the projector `name` over `categories` until `stop` completes (then commits the
@@ -223,168 +239,307 @@ where
     B: Batches,
 {
     validate_name(name)?;
-    let mut stop = pin!(stop);
-    let mut outage = STORE_OUTAGE.backoff();
-    // All-or-nothing batches count their failures across restarts.
-    let mut failures = settings.policy.backoff();
-    'run: loop {
-        let start = loop {
-            match store.load_checkpoint(name).await {
-                Ok(start) => break start.unwrap_or_default(),
-                Err(error) if rides_out(&error) => {
-                    if !wait_out(name, &error, &mut outage, &mut stop).await {
-                        return Ok(());
+    let stop = std::pin::pin!(stop);
+    let mut run = Run {
+        store,
+        name,
+        categories,
+        batches,
+        settings,
+        progress,
+        stop,
+        outage: store_outage(),
+        failures: settings.policy.backoff(),
+        last: Position::ZERO,
+        batch: None,
+    };
+    loop {
+        let Some(start) = run.start().await? else {
+            return Ok(());
+        };
+        match run.follow(start).await? {
+            Flow::Restart => {}
+            Flow::Done => return Ok(()),
+        }
+    }
+}
+
+impl<S, B> Run<'_, S, B>
+where
+    S: Subscribe + CheckpointStore,
+    B: Batches,
+{
+    /// Loads the committed checkpoint, riding out an outage; `None` if a stop was
+    /// requested meanwhile.
+    async fn start(&mut self) -> Result<Option<Position>, ProjectError<B::Error>> {
+        loop {
+            match self.store.load_checkpoint(self.name).await {
+                Ok(start) => return Ok(Some(start.unwrap_or_default())),
+                Err(error) if error.is_retryable() => {
+                    if !self.wait_out(&error).await {
+                        return Ok(None);
                     }
                 }
                 Err(error) => return Err(error.into()),
             }
-        };
-        progress.set_projected(start);
-        progress.set_checkpoint(start);
-        tracing::info!(projector = %name, checkpoint = %start, "esrc: projector starting");
-        let mut events = Box::pin(store.subscribe(categories, start));
-        let mut last = start;
-        let mut batch: Option<Batch<B::Open>> = None;
+        }
+    }
+
+    /// Catches up from `start` and follows live, until a stop, the end of the events,
+    /// a restart or an error.
+    async fn follow(&mut self, start: Position) -> Result<Flow, ProjectError<B::Error>> {
+        self.progress.set_projected(start);
+        self.progress.set_checkpoint(start);
+        self.last = start;
+        self.batch = None;
+        tracing::info!(projector = %self.name, checkpoint = %start, "esrc: projector starting");
+        let store = self.store;
+        let mut events = Box::pin(store.subscribe(self.categories, start));
         loop {
-            let deadline = batch.as_ref().map(|b| b.deadline);
+            let deadline = self.batch.as_ref().map(|batch| batch.deadline);
             let next = tokio::select! {
                 biased;
-                () = &mut stop => {
-                    if let Some(done) = batch.take() {
-                        commit_last(batches, done, last, progress).await?;
-                    }
-                    tracing::info!(projector = %name, checkpoint = %last, "esrc: projector stopped");
-                    return Ok(());
+                () = &mut self.stop => {
+                    self.finish().await?;
+                    tracing::info!(projector = %self.name, checkpoint = %self.last, "esrc: projector stopped");
+                    return Ok(Flow::Done);
                 }
-                () = sleep_until(deadline) => {
-                    if let Some(done) = batch.take() {
-                        let after = commit_batch(batches, done, last, progress, name, &mut outage, &mut stop);
-                        match after.await? {
-                            After::Go => {}
-                            After::Restart => continue 'run,
-                            After::Stopped => return Ok(()),
-                        }
-                    }
-                    continue;
-                }
+                () = sleep_until(deadline) => match self.commit_due().await? {
+                    Some(flow) => return Ok(flow),
+                    None => continue,
+                },
                 next = events.next() => next,
             };
             let envelope = match next {
                 Some(Ok(envelope)) => {
-                    outage = STORE_OUTAGE.backoff();
+                    self.outage.reset();
                     envelope
                 }
                 // A failure a retry can fix (a lost connection, an election): subscribe
                 // again after the last projected event, once the store answers.
-                Some(Err(error)) if rides_out(&error) => {
-                    if !wait_out(name, &error, &mut outage, &mut stop).await {
-                        if let Some(done) = batch.take() {
-                            commit_last(batches, done, last, progress).await?;
-                        }
-                        return Ok(());
+                Some(Err(error)) if error.is_retryable() => {
+                    if !self.wait_out(&error).await {
+                        self.finish().await?;
+                        return Ok(Flow::Done);
                     }
-                    events = Box::pin(store.subscribe(categories, last));
+                    events = Box::pin(store.subscribe(self.categories, self.last));
                     continue;
                 }
                 Some(Err(error)) => {
-                    flush(batches, batch.take(), last, progress, name).await;
+                    self.flush().await;
                     return Err(error.into());
                 }
                 None => {
-                    if let Some(done) = batch.take() {
-                        commit_last(batches, done, last, progress).await?;
-                    }
-                    return Ok(());
+                    self.finish().await?;
+                    return Ok(Flow::Done);
                 }
             };
-            if batch.is_none() {
-                let open = match batches.open().await {
-                    Ok(open) => open,
-                    Err(error) if rides_out(&error) => {
-                        if !wait_out(name, &error, &mut outage, &mut stop).await {
-                            return Ok(());
-                        }
-                        continue 'run;
-                    }
-                    Err(error) => return Err(error.into()),
-                };
-                batch = Some(Batch {
-                    open,
-                    span: tracing::info_span!(
-                        "esrc.projector.batch",
-                        projector = %name,
-                        first = %envelope.position,
-                        events = tracing::field::Empty,
-                        checkpoint = tracing::field::Empty,
-                    ),
-                    events: 0,
-                    deadline: Instant::now() + settings.checkpoint_interval,
-                });
-            }
-            let mut retries = settings.policy.backoff();
-            loop {
-                let Some(current) = batch.as_mut() else {
-                    continue 'run;
-                };
-                let span = current.span.clone();
-                let outcome = batches
-                    .project(&mut current.open, &envelope)
-                    .instrument(span.clone())
-                    .await;
-                match outcome {
-                    Ok(()) => break,
-                    Err(ProjectError::Project { position, source }) => {
-                        let pauses = if B::ATOMIC {
-                            &mut failures
-                        } else {
-                            &mut retries
-                        };
-                        let attempt = pauses.attempt();
-                        let Some(delay) = pauses.next_delay() else {
-                            flush(batches, batch.take(), last, progress, name).await;
-                            return Err(ProjectError::Project { position, source });
-                        };
-                        if B::ATOMIC {
-                            // The whole batch rolls back with the failed event.
-                            batch = None;
-                        }
-                        tracing::warn!(parent: &span, %position, attempt, error = %source, ?delay,
-                            "esrc: projection failed; retrying");
-                        tokio::select! {
-                            biased;
-                            () = &mut stop => {
-                                flush(batches, batch.take(), last, progress, name).await;
-                                return Ok(());
-                            }
-                            () = tokio::time::sleep(delay) => {}
-                        }
-                        if B::ATOMIC {
-                            continue 'run;
-                        }
-                    }
-                    Err(error) => {
-                        flush(batches, batch.take(), last, progress, name).await;
-                        return Err(error);
-                    }
-                }
-            }
-            last = envelope.position;
-            progress.set_projected(last);
-            let full = batch.as_mut().is_some_and(|current| {
-                current.events += 1;
-                current.events >= settings.checkpoint_every.max(1)
-            });
-            if full {
-                if let Some(done) = batch.take() {
-                    let after =
-                        commit_batch(batches, done, last, progress, name, &mut outage, &mut stop);
-                    match after.await? {
-                        After::Go => {}
-                        After::Restart => continue 'run,
-                        After::Stopped => return Ok(()),
-                    }
-                }
+            if let Some(flow) = self.take(&envelope).await? {
+                return Ok(flow);
             }
         }
+    }
+
+    /// Projects `envelope` into the open batch (opening one first), then commits the
+    /// batch if it is full. `Some(flow)` ends the subscription.
+    async fn take(&mut self, envelope: &Envelope) -> Result<Option<Flow>, ProjectError<B::Error>> {
+        if self.batch.is_none() {
+            match self.batches.open().await {
+                Ok(open) => self.batch = Some(self.new_batch(open, envelope.position)),
+                Err(error) if error.is_retryable() => {
+                    let flow = match self.wait_out(&error).await {
+                        true => Flow::Restart,
+                        false => Flow::Done,
+                    };
+                    return Ok(Some(flow));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if let Some(flow) = self.project(envelope).await? {
+            return Ok(Some(flow));
+        }
+        self.last = envelope.position;
+        self.progress.set_projected(self.last);
+        let every = self.settings.checkpoint_every.max(1);
+        let full = self.batch.as_mut().is_some_and(|current| {
+            current.events += 1;
+            current.events >= every
+        });
+        if full {
+            return self.commit_due().await;
+        }
+        Ok(None)
+    }
+
+    fn new_batch(&self, open: B::Open, first: Position) -> Batch<B::Open> {
+        Batch {
+            open,
+            span: tracing::info_span!(
+                "esrc.projector.batch",
+                projector = %self.name,
+                first = %first,
+                events = tracing::field::Empty,
+                checkpoint = tracing::field::Empty,
+            ),
+            events: 0,
+            deadline: Instant::now() + self.settings.checkpoint_interval,
+        }
+    }
+
+    /// Projects one event into the open batch, trying again as the policy allows.
+    async fn project(
+        &mut self,
+        envelope: &Envelope,
+    ) -> Result<Option<Flow>, ProjectError<B::Error>> {
+        let mut retries = self.settings.policy.backoff();
+        loop {
+            let Some(current) = self.batch.as_mut() else {
+                return Ok(Some(Flow::Restart));
+            };
+            let span = current.span.clone();
+            let outcome = self
+                .batches
+                .project(&mut current.open, envelope)
+                .instrument(span.clone())
+                .await;
+            let (position, source) = match outcome {
+                Ok(()) => return Ok(None),
+                Err(ProjectError::Project { position, source }) => (position, source),
+                Err(error) => {
+                    self.flush().await;
+                    return Err(error);
+                }
+            };
+            let pauses = if B::ATOMIC {
+                &mut self.failures
+            } else {
+                &mut retries
+            };
+            let attempt = pauses.attempt();
+            let Some(delay) = pauses.next_delay() else {
+                self.flush().await;
+                return Err(ProjectError::Project { position, source });
+            };
+            if B::ATOMIC {
+                // The whole batch rolls back with the failed event.
+                self.batch = None;
+            }
+            tracing::warn!(parent: &span, %position, attempt, error = %source, ?delay,
+                "esrc: projection failed; retrying");
+            tokio::select! {
+                biased;
+                () = &mut self.stop => {
+                    self.flush().await;
+                    return Ok(Some(Flow::Done));
+                }
+                () = tokio::time::sleep(delay) => {}
+            }
+            if B::ATOMIC {
+                return Ok(Some(Flow::Restart));
+            }
+        }
+    }
+
+    /// Commits the open batch (full, or its interval is up). A retryable failure loses
+    /// an all-or-nothing batch (the engine starts again once the store answers) or is
+    /// left to the next commit. `Some(flow)` ends the subscription.
+    async fn commit_due(&mut self) -> Result<Option<Flow>, ProjectError<B::Error>> {
+        let Some(batch) = self.batch.take() else {
+            return Ok(None);
+        };
+        match self.commit(batch).await {
+            Ok(()) => Ok(None),
+            Err(error) if error.is_retryable() && B::ATOMIC => match self.wait_out(&error).await {
+                true => Ok(Some(Flow::Restart)),
+                false => Ok(Some(Flow::Done)),
+            },
+            Err(error) if error.is_retryable() => {
+                tracing::warn!(projector = %self.name, %error, "esrc: checkpoint not saved; the next one covers it");
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Commits the last batch before the engine ends, trying a batch that is not all or
+    /// nothing again for a few seconds. An all-or-nothing batch cannot be tried twice:
+    /// a failure loses it, and it is projected again from the committed checkpoint next
+    /// time.
+    async fn finish(&mut self) -> Result<(), Error> {
+        let Some(mut batch) = self.batch.take() else {
+            return Ok(());
+        };
+        let mut pauses =
+            Backoff::new(Duration::from_millis(100), Duration::from_secs(1)).attempts(10);
+        loop {
+            let (span, events, deadline) = (batch.span.clone(), batch.events, batch.deadline);
+            match self.commit(batch).await {
+                Err(error) if error.is_retryable() && !B::ATOMIC => match pauses.next_delay() {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(error),
+                },
+                outcome => return outcome,
+            }
+            let open = self.batches.open().await?;
+            batch = Batch {
+                open,
+                span,
+                events,
+                deadline,
+            };
+        }
+    }
+
+    /// Saves what was projected before an error (when the batch is not all or nothing);
+    /// a failure to do so is logged, since the error being returned matters more.
+    async fn flush(&mut self) {
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        if B::ATOMIC {
+            return;
+        }
+        if let Err(error) = self.commit(batch).await {
+            tracing::warn!(projector = %self.name, %error, "esrc: could not save the checkpoint");
+        }
+    }
+
+    /// Commits `batch` with the checkpoint of the last projected event and records it:
+    /// the one commit path.
+    async fn commit(&mut self, batch: Batch<B::Open>) -> Result<(), Error> {
+        let last = self.last;
+        batch.span.record("events", batch.events);
+        batch
+            .span
+            .record("checkpoint", tracing::field::display(last));
+        let span = batch.span;
+        self.batches
+            .commit(batch.open, last)
+            .instrument(span.clone())
+            .await?;
+        self.progress.set_checkpoint(last);
+        tracing::debug!(parent: &span, "esrc: checkpoint saved");
+        Ok(())
+    }
+
+    /// Waits before trying the store again after `error`; `false` if a stop was requested
+    /// meanwhile.
+    async fn wait_out(&mut self, error: &Error) -> bool {
+        let attempt = self.outage.attempt();
+        let delay = self.outage.pause();
+        tracing::warn!(projector = %self.name, %error, attempt, ?delay, "esrc: store unavailable; retrying");
+        tokio::select! {
+            biased;
+            () = &mut self.stop => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

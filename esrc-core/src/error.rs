@@ -71,7 +71,7 @@ pub enum Error {
         known: &'static [&'static str],
     },
 
-    /// A category, projection or namespace name is not valid (see [`validate_name`](crate::backend::validate_name)).
+    /// A category, projection or namespace name is not valid (see `esrc_core::backend::validate_name`).
     #[error("invalid name `{name}`: {reason}")]
     InvalidName {
         /// The rejected name.

@@ -97,7 +97,7 @@ fn unknown_version<T: Versioned>(found: u32) -> DecodeError {
 ///
 /// [`Event::NAME`] is the *category*: it names the streams of the aggregate type in the
 /// store, so it must stay stable. It must be a valid name (see
-/// [`validate_name`](crate::backend::validate_name)); stores reject others with
+/// `backend::validate_name`); stores reject others with
 /// [`Error::InvalidName`].
 pub trait Event: Versioned + Serialize {
     /// The category name, e.g. `Tab`.

@@ -9,10 +9,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::project::{ProjectError, project_one};
+
 use crate::{
-    Aggregate, Appended, Context, Error, Event, EventGroup, Expected, Metadata, NewEvent, Position,
-    Project, Publish, Replay, ReplayOne, Root, Snapshot, SnapshotOrEvent, SnapshotStore, Subscribe,
-    Version, Versioned,
+    Aggregate, Appended, Error, Event, EventGroup, Expected, Metadata, NewEvent, Position, Project,
+    Publish, Replay, ReplayOne, Root, Snapshot, SnapshotOrEvent, SnapshotStore, Subscribe, Version,
+    Versioned,
 };
 
 /// Why a command did not produce an updated root.
@@ -35,27 +37,6 @@ impl<E> CommandError<E> {
             CommandError::Store(_) => None,
         }
     }
-}
-
-/// Why a projection run stopped.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProjectError<E> {
-    /// The projection failed on the event at `position`.
-    #[error("projection failed at position {position}: {source}")]
-    Project {
-        /// The position of the event the projection failed on.
-        position: Position,
-        /// The projection's error.
-        #[source]
-        source: E,
-    },
-    /// The store failed, or an event could not be decoded.
-    #[error(transparent)]
-    Store(#[from] Error),
-    /// The projector's task was cancelled (aborted) before it ended by itself.
-    #[error("the projector was cancelled")]
-    Cancelled,
 }
 
 fn encode_all<E: Event>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEvent>, Error> {
@@ -181,7 +162,7 @@ pub trait PublishExt: Publish {
     {
         async move {
             let mut attempt = 1;
-            let mut pauses = crate::backend::Doubling::new(
+            let mut pauses = crate::backoff::Backoff::new(
                 std::time::Duration::from_millis(50),
                 std::time::Duration::from_secs(2),
             );
@@ -210,7 +191,7 @@ pub trait PublishExt: Publish {
                             continue 'command;
                         }
                         Err(error) if error.is_retryable() && attempt < attempts => {
-                            let pause = pauses.next_delay();
+                            let pause = pauses.pause();
                             tracing::debug!(%error, attempt, ?pause, "store unavailable, sending the same events again");
                             attempt += 1;
                             tokio::time::sleep(pause).await;
@@ -412,18 +393,3 @@ pub trait ProjectExt: Send + Sync {
 }
 
 impl<S: Send + Sync + ?Sized> ProjectExt for S {}
-
-/// Decodes one envelope for `projection` and projects it.
-pub async fn project_one<P: Project>(
-    projection: &mut P,
-    envelope: &crate::Envelope,
-) -> Result<(), ProjectError<P::Error>> {
-    let context = Context::decode(envelope)?;
-    projection
-        .project(context)
-        .await
-        .map_err(|source| ProjectError::Project {
-            position: envelope.position,
-            source,
-        })
-}

@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 mod aggregate;
+mod append;
 pub mod backend;
+mod backoff;
 mod dynamic;
 mod engine;
 mod envelope;
@@ -20,8 +22,8 @@ pub use dynamic::{AnyStore, DynStore};
 pub use envelope::{Envelope, NewEvent, Snapshot};
 pub use error::{BoxError, DecodeError, Error};
 pub use event::{DecodeGroup, Event, EventGroup, Versioned, decode_exact, upcast};
-pub use ext::{CommandError, ProjectError, ProjectExt, PublishExt, ReadExt};
-pub use project::{Context, Project};
+pub use ext::{CommandError, ProjectExt, PublishExt, ReadExt};
+pub use project::{Context, Project, ProjectError};
 pub use store::{
     CheckpointStore, Publish, Replay, ReplayOne, SnapshotOrEvent, SnapshotStore, Store, Subscribe,
     Truncate,

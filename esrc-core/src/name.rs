@@ -4,15 +4,6 @@ use crate::Error;
 
 pub use esrc_name::MAX_NAME_LEN;
 
-/// Checks a name without allocating; `Err` holds the reason. Usable in `const` context.
-/// The rule itself is `esrc_name::check`, which esrc-derive applies at compile time.
-pub const fn check_name(name: &str) -> Result<(), &'static str> {
-    match esrc_name::check(name) {
-        Ok(()) => Ok(()),
-        Err(invalid) => Err(invalid.reason()),
-    }
-}
-
 /// Validates a category, projection or namespace name: 1 to 128 ASCII letters, digits,
 /// `_` or `-`. Stores call this on every name they are given, because names become parts
 /// of NATS subjects, SQL identifiers or keys.
@@ -23,10 +14,13 @@ pub const fn check_name(name: &str) -> Result<(), &'static str> {
 /// assert!(esrc_core::backend::validate_name("tab.opened").is_err());
 /// assert!(esrc_core::backend::validate_name("").is_err());
 /// ```
+///
+/// The rule itself is `esrc_name::check`, which esrc-derive applies at compile time:
+/// this is its one run-time form.
 pub fn validate_name(name: &str) -> Result<(), Error> {
-    check_name(name).map_err(|reason| Error::InvalidName {
+    esrc_name::check(name).map_err(|invalid| Error::InvalidName {
         name: name.to_owned(),
-        reason,
+        reason: invalid.reason(),
     })
 }
 

@@ -157,3 +157,39 @@ impl<'de, G> Context<'de, G> {
         &self.envelope.metadata
     }
 }
+
+/// Why a projection run stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectError<E> {
+    /// The projection failed on the event at `position`.
+    #[error("projection failed at position {position}: {source}")]
+    Project {
+        /// The position of the event the projection failed on.
+        position: Position,
+        /// The projection's error.
+        #[source]
+        source: E,
+    },
+    /// The store failed, or an event could not be decoded.
+    #[error(transparent)]
+    Store(#[from] Error),
+    /// The projector's task was cancelled (aborted) before it ended by itself.
+    #[error("the projector was cancelled")]
+    Cancelled,
+}
+
+/// Decodes one envelope for `projection` and projects it.
+pub async fn project_one<P: Project>(
+    projection: &mut P,
+    envelope: &Envelope,
+) -> Result<(), ProjectError<P::Error>> {
+    let context = Context::decode(envelope)?;
+    projection
+        .project(context)
+        .await
+        .map_err(|source| ProjectError::Project {
+            position: envelope.position,
+            source,
+        })
+}

@@ -16,115 +16,19 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::backend::{Batches, Doubling, Settings, project_one, run_projector};
+pub use crate::backoff::Backoff;
+use crate::engine::{Batches, Settings, run_projector};
+pub use crate::engine::{ErrorPolicy, Progress};
+use crate::project::project_one;
 use crate::{
     CheckpointStore, Envelope, Error, EventGroup, Position, Project, ProjectError, Replay,
     Subscribe,
 };
-
-/// What a projector does when its projection fails on an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorPolicy {
-    /// Save the checkpoint of the last projected event and stop with the error.
-    Stop,
-    /// Try the same event again after a delay that doubles from `initial` up to `max`;
-    /// after `attempts` tries in all, stop with the error.
-    Retry {
-        /// The first delay.
-        initial: Duration,
-        /// The longest delay.
-        max: Duration,
-        /// How many tries in all before giving up.
-        attempts: u32,
-    },
-}
-
-/// The delays between the tries at one failing event, as the policy allows them.
-#[derive(Clone, Copy, Debug)]
-pub struct Backoff {
-    policy: ErrorPolicy,
-    attempt: u32,
-    delays: Doubling,
-}
-
-impl Backoff {
-    /// The number of the try that just failed (1 for the first).
-    pub fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    /// How long to wait before the next try, or `None` when the policy gives up.
-    pub fn next_delay(&mut self) -> Option<Duration> {
-        match self.policy {
-            ErrorPolicy::Retry { attempts, .. } if self.attempt < attempts => {
-                self.attempt += 1;
-                Some(self.delays.next_delay())
-            }
-            _ => None,
-        }
-    }
-}
-
-impl ErrorPolicy {
-    /// The backoff for one failing event, starting at its first try.
-    pub fn backoff(self) -> Backoff {
-        let delays = match self {
-            ErrorPolicy::Retry { initial, max, .. } => Doubling::new(initial, max),
-            ErrorPolicy::Stop => Doubling::new(Duration::ZERO, Duration::ZERO),
-        };
-        Backoff {
-            policy: self,
-            attempt: 1,
-            delays,
-        }
-    }
-
-    /// Retry with exponential backoff from 100 ms up to 10 s, 10 tries in all.
-    pub const fn retry() -> Self {
-        ErrorPolicy::Retry {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(10),
-            attempts: 10,
-        }
-    }
-}
-
-/// What a running projector has done so far, readable while it runs.
-#[derive(Debug, Default)]
-pub struct Progress {
-    projected: AtomicU64,
-    checkpoint: AtomicU64,
-    /// Woken whenever `projected` moves.
-    moved: tokio::sync::Notify,
-}
-
-impl Progress {
-    /// The position of the last event projected.
-    pub fn projected(&self) -> Position {
-        Position(self.projected.load(Ordering::Acquire))
-    }
-
-    /// The position of the last checkpoint saved.
-    pub fn checkpoint(&self) -> Position {
-        Position(self.checkpoint.load(Ordering::Acquire))
-    }
-
-    pub(crate) fn set_projected(&self, position: Position) {
-        self.projected.store(position.get(), Ordering::Release);
-        self.moved.notify_waiters();
-    }
-
-    pub(crate) fn set_checkpoint(&self, position: Position) {
-        self.checkpoint.store(position.get(), Ordering::Release);
-    }
-}
 
 /// Runs a named [`Project`] implementation over its event group. See the module docs.
 ///
@@ -162,9 +66,7 @@ pub struct Projector<S, P> {
     store: S,
     name: String,
     projection: P,
-    checkpoint_every: usize,
-    checkpoint_interval: Duration,
-    policy: ErrorPolicy,
+    settings: Settings,
     progress: Arc<Progress>,
 }
 
@@ -180,9 +82,7 @@ where
             store,
             name: name.into(),
             projection,
-            checkpoint_every: 100,
-            checkpoint_interval: Duration::from_secs(1),
-            policy: ErrorPolicy::Stop,
+            settings: Settings::default(),
             progress: Arc::default(),
         }
     }
@@ -190,21 +90,21 @@ where
     /// Saves a checkpoint after this many projected events (at least 1).
     #[must_use]
     pub fn checkpoint_every(mut self, events: usize) -> Self {
-        self.checkpoint_every = events.max(1);
+        self.settings = self.settings.checkpoint_every(events);
         self
     }
 
     /// Saves a checkpoint at least this often while events are being projected.
     #[must_use]
     pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
-        self.checkpoint_interval = interval;
+        self.settings = self.settings.checkpoint_interval(interval);
         self
     }
 
     /// What to do when the projection fails.
     #[must_use]
     pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
-        self.policy = policy;
+        self.settings = self.settings.on_error(policy);
         self
     }
 
@@ -226,16 +126,9 @@ where
             store,
             name,
             projection,
-            checkpoint_every,
-            checkpoint_interval,
-            policy,
+            settings,
             progress,
         } = self;
-        let settings = Settings {
-            checkpoint_every,
-            checkpoint_interval,
-            policy,
-        };
         let mut direct = Direct {
             store: &store,
             name: &name,
@@ -293,7 +186,7 @@ impl<S: CheckpointStore, P: Project> Batches for Direct<'_, S, P> {
 
 /// A running projector: [`Projector::spawn`] gives one, and so do projector runners
 /// built on this crate (such as `esrc_postgres::TransactionalProjector`), through
-/// [`backend::spawn_projector`](crate::backend::spawn_projector). `P` is what the
+/// `backend::spawn_projector`. `P` is what the
 /// projector returns when it stops, `E` the projection's error.
 #[derive(Debug)]
 pub struct ProjectorHandle<S, P, E> {
@@ -306,7 +199,7 @@ pub struct ProjectorHandle<S, P, E> {
 }
 
 /// The stop request a spawned projector waits on (see
-/// [`backend::spawn_projector`](crate::backend::spawn_projector)).
+/// `backend::spawn_projector`).
 #[derive(Debug)]
 pub struct StopSignal(watch::Receiver<bool>);
 
@@ -323,7 +216,7 @@ where
     P: Send + 'static,
     E: Send + 'static,
 {
-    /// Spawns the task `run` builds (see [`crate::backend::spawn_projector`]).
+    /// Spawns the task `run` builds (see `backend::spawn_projector`).
     pub(crate) fn spawn<F, Fut>(
         store: S,
         name: String,
@@ -407,7 +300,7 @@ where
     pub async fn caught_up(&self) -> Result<bool, Error> {
         let head = self.store.head(self.categories).await?;
         loop {
-            let moved = self.progress.moved.notified();
+            let moved = self.progress.moved();
             if self.progress.projected() >= head {
                 return Ok(true);
             }

@@ -39,28 +39,6 @@ pub trait Publish: Send + Sync {
     ) -> impl Future<Output = Result<Appended, Error>> + Send;
 }
 
-/// What every store checks before an append, whatever its backend: a valid category,
-/// at least one event, at most `max_events` events, and no event id twice.
-pub fn check_append(category: &str, events: &[NewEvent], max_events: usize) -> Result<(), Error> {
-    crate::name::validate_name(category)?;
-    if events.is_empty() {
-        return Err(Error::EmptyBatch);
-    }
-    if events.len() > max_events {
-        return Err(Error::TooManyEvents {
-            count: events.len(),
-            max: max_events,
-        });
-    }
-    let mut seen = std::collections::HashSet::with_capacity(events.len());
-    match events.iter().find(|event| !seen.insert(event.event_id)) {
-        Some(repeated) => Err(Error::DuplicateEvent {
-            event_id: repeated.event_id,
-        }),
-        None => Ok(()),
-    }
-}
-
 /// Reads one stream.
 pub trait ReplayOne: Send + Sync {
     /// The events of `(category, id)` with a version greater than `after`, ascending and

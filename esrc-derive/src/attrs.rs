@@ -35,10 +35,11 @@ impl TypeArgs {
                         return Err(duplicate("name"));
                     }
                     let name: LitStr = meta.value()?.parse()?;
-                    if let Err(reason) = check_name(&name.value()) {
+                    if let Err(invalid) = esrc_name::check(&name.value()) {
+                        let reason = invalid.reason();
                         return Err(syn::Error::new(
                             name.span(),
-                            format!("{reason}; for example write `#[esrc(name = \"Tab\")]`"),
+                            format!("invalid event name: {reason}; for example write `#[esrc(name = \"Tab\")]`"),
                         ));
                     }
                     args.name = Some(name);
@@ -165,16 +166,6 @@ pub(crate) fn variant_ignored(attrs: &[Attribute]) -> syn::Result<bool> {
         })?;
     }
     Ok(ignored)
-}
-
-/// The rule every esrc name follows (`esrc_name::check`, the one esrc-core applies at run
-/// time), worded for an event's name.
-pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
-    esrc_name::check(name).map_err(|invalid| match invalid {
-        esrc_name::Invalid::Empty => "an event name cannot be empty",
-        esrc_name::Invalid::TooLong => "an event name is at most 128 bytes long",
-        _ => "an event name may contain only ASCII letters, digits, `_` and `-`",
-    })
 }
 
 /// The error for esrc 0.1's `#[esrc(event(name = "...", keep_suffix))]`, with today's

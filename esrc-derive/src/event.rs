@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Data, DeriveInput, Fields};
 
-use crate::attrs::{TypeArgs, check_name};
+use crate::attrs::TypeArgs;
 
 pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStream> {
     let what = if event { "Event" } else { "Versioned" };
@@ -56,10 +56,11 @@ pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStrea
                     .unwrap_or(&type_name)
                     .to_owned(),
             };
-            if let Err(reason) = check_name(&name) {
+            if let Err(invalid) = esrc_name::check(&name) {
+                let reason = invalid.reason();
                 return Err(syn::Error::new(
                     ident.span(),
-                    format!("{reason}: set a valid name with #[esrc(name = \"...\")]"),
+                    format!("invalid event name: {reason}: set a valid name with #[esrc(name = \"...\")]"),
                 ));
             }
             name
