@@ -1,8 +1,7 @@
 //! Options of the memory store.
 
-use crate::MemoryStore;
-
-/// Builds a [`MemoryStore`] with options; [`MemoryStore::new`] takes the defaults.
+/// Builds a [`MemoryStore`](crate::MemoryStore) with options;
+/// [`MemoryStore::new`](crate::MemoryStore::new) takes the defaults.
 ///
 /// ```
 /// use esrc_core::{Error, Expected, NewEvent, Publish};
@@ -43,10 +42,5 @@ impl MemoryStoreBuilder {
     pub fn max_batch_events(mut self, events: usize) -> Self {
         self.max_batch_events = events.max(1);
         self
-    }
-
-    /// An empty store with these options.
-    pub fn build(self) -> MemoryStore {
-        MemoryStore::with_config(self)
     }
 }

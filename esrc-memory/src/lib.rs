@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod checkpoint;
 mod config;
+mod core;
 mod read;
 mod snapshot;
 mod store;
 mod subscribe;
 
 pub use config::MemoryStoreBuilder;
-pub use store::MemoryStore;
+pub use core::MemoryStore;

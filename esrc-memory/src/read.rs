@@ -9,8 +9,8 @@ use esrc_core::{CategoryStats, Envelope, Error, Position, Replay, ReplayOne, Ver
 use futures::Stream;
 use uuid::Uuid;
 
-use crate::MemoryStore;
-use crate::store::{CHUNK, copy_out};
+use crate::core::MemoryStore;
+use crate::core::{CHUNK, copy_out};
 
 impl ReplayOne for MemoryStore {
     fn replay_one(

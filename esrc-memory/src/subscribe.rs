@@ -4,7 +4,7 @@ use esrc_core::backend::validate_names;
 use esrc_core::{Envelope, Error, Position, Subscribe};
 use futures::Stream;
 
-use crate::MemoryStore;
+use crate::core::MemoryStore;
 
 impl Subscribe for MemoryStore {
     fn subscribe(

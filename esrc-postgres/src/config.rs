@@ -1,22 +1,19 @@
-//! Options of a [`PgStore`](crate::PgStore).
+//! Options of a [`PgStore`](crate::PgStore): the builder, its setters and its options by
+//! name. Connecting is on the ground floor (`core.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use esrc_core::Error;
-use esrc_core::backend::check_name;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection as _, PgConnection, PgPool};
+use esrc_core::backend::validate_name;
 
-use crate::error::{BACKEND, PgError, backend, backend_retryable, connect_hint};
 use crate::schema::Sql;
-use crate::store::PgStore;
 
 /// The longest schema name: the notification channel `esrc_<schema>` must fit
 /// PostgreSQL's 63-byte identifiers.
 const MAX_SCHEMA_LEN: usize = 58;
 
-/// Builds a [`PgStore`]: schema, pool and subscription settings.
+/// Builds a [`PgStore`](crate::PgStore): schema, pool and subscription settings.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), esrc_core::Error> {
@@ -125,82 +122,14 @@ impl PgStoreBuilder {
         self
     }
 
-    fn sql(&self) -> Result<Arc<Sql>, Error> {
-        let invalid = |reason| Error::InvalidName {
-            name: self.schema.clone(),
-            reason,
-        };
-        check_name(&self.schema).map_err(invalid)?;
+    pub(crate) fn sql(&self) -> Result<Arc<Sql>, Error> {
+        validate_name(&self.schema)?;
         if self.schema.len() > MAX_SCHEMA_LEN {
-            return Err(invalid("a PostgreSQL schema name is at most 58 bytes long"));
+            return Err(Error::InvalidName {
+                name: self.schema.clone(),
+                reason: "a PostgreSQL schema name is at most 58 bytes long",
+            });
         }
         Ok(Arc::new(Sql::new(&self.schema)))
-    }
-
-    /// Connects a new pool to `url` and builds the store. Call
-    /// [`PgStore::migrate`] once before using it (it creates the store's tables).
-    ///
-    /// A server that cannot be reached fails within the
-    /// [`connect_timeout`](Self::connect_timeout), with an error that names the host,
-    /// port and database tried and why (refused, unknown host, authentication…).
-    pub async fn connect(self, url: &str) -> Result<PgStore, Error> {
-        let options: PgConnectOptions = url.parse().map_err(backend)?;
-        let options = options.application_name("esrc");
-        let tried = || {
-            (
-                options.get_host().to_owned(),
-                options.get_port(),
-                options.get_database().unwrap_or("postgres").to_owned(),
-            )
-        };
-        // One connection first, so that its error (not a pool timeout) is what a failure
-        // says.
-        match tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&options)).await
-        {
-            Ok(Ok(probe)) => {
-                let _ = probe.close().await;
-            }
-            Ok(Err(source)) => {
-                let retryable = backend_retryable(&source);
-                let (host, port, database) = tried();
-                return Err(Error::backend(
-                    BACKEND,
-                    retryable,
-                    PgError::Connect {
-                        hint: connect_hint(&source),
-                        host,
-                        port,
-                        database,
-                        source,
-                    },
-                ));
-            }
-            Err(_) => {
-                let (host, port, database) = tried();
-                return Err(Error::backend(
-                    BACKEND,
-                    true,
-                    PgError::ConnectTimeout {
-                        host,
-                        port,
-                        database,
-                        timeout: self.connect_timeout,
-                    },
-                ));
-            }
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .acquire_timeout(self.connect_timeout)
-            .connect_with(options)
-            .await
-            .map_err(backend)?;
-        self.build(pool)
-    }
-
-    /// Builds the store on an existing pool.
-    pub fn build(self, pool: PgPool) -> Result<PgStore, Error> {
-        let sql = self.sql()?;
-        Ok(PgStore::from_parts(pool, sql, self))
     }
 }

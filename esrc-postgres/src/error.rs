@@ -4,6 +4,26 @@ use esrc_core::Error;
 
 pub(crate) const BACKEND: &str = "postgres";
 
+/// The SQLSTATE codes esrc tells apart, by their names in PostgreSQL's Appendix A.
+mod sqlstate {
+    /// `undefined_table`: the store's tables were never created.
+    pub(super) const UNDEFINED_TABLE: &str = "42P01";
+    /// Class 08, connection exceptions.
+    pub(super) const CONNECTION_EXCEPTION_CLASS: &str = "08";
+    /// Class 40, transaction rollbacks: serialization failures and deadlocks.
+    pub(super) const TRANSACTION_ROLLBACK_CLASS: &str = "40";
+    /// `admin_shutdown`: an administrator ended the session.
+    pub(super) const ADMIN_SHUTDOWN: &str = "57P01";
+    /// `crash_shutdown`: the server is restarting after a crash.
+    pub(super) const CRASH_SHUTDOWN: &str = "57P02";
+    /// `cannot_connect_now`: the server is starting or shutting down.
+    pub(super) const CANNOT_CONNECT_NOW: &str = "57P03";
+    /// `too_many_connections`.
+    pub(super) const TOO_MANY_CONNECTIONS: &str = "53300";
+    /// `lock_not_available`: a lock timeout.
+    pub(super) const LOCK_NOT_AVAILABLE: &str = "55P03";
+}
+
 /// The unique constraint on event ids: an append reused ids.
 pub(crate) const EVENT_ID_KEY: &str = "events_event_id_key";
 /// The unique constraint on (category, aggregate id, version): another writer won.
@@ -21,7 +41,8 @@ pub(crate) enum Failure {
 impl From<sqlx::Error> for Failure {
     fn from(error: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &error {
-            if db.code().as_deref() == Some("23505") {
+            // `unique_violation` (23505).
+            if db.is_unique_violation() {
                 return Failure::Unique(db.constraint().unwrap_or_default().to_owned());
             }
         }
@@ -38,8 +59,7 @@ impl From<Error> for Failure {
 /// Maps a sqlx error into the core error, marking what may succeed when retried.
 pub(crate) fn backend(error: sqlx::Error) -> Error {
     if let sqlx::Error::Database(db) = &error {
-        // Undefined table: the store's tables were never created.
-        if db.code().as_deref() == Some("42P01") {
+        if db.code().as_deref() == Some(sqlstate::UNDEFINED_TABLE) {
             return Error::backend(BACKEND, false, PgError::NotMigrated { source: error });
         }
     }
@@ -88,9 +108,17 @@ pub(crate) fn backend_retryable(error: &sqlx::Error) -> bool {
 /// an administrator ending the session or the server shutting down (57P01..57P03), too
 /// many connections (53300) and lock timeouts (55P03).
 fn is_retryable_sqlstate(code: &str) -> bool {
-    code.starts_with("08")
-        || code.starts_with("40")
-        || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "55P03")
+    use sqlstate::*;
+    code.starts_with(CONNECTION_EXCEPTION_CLASS)
+        || code.starts_with(TRANSACTION_ROLLBACK_CLASS)
+        || [
+            ADMIN_SHUTDOWN,
+            CRASH_SHUTDOWN,
+            CANNOT_CONNECT_NOW,
+            TOO_MANY_CONNECTIONS,
+            LOCK_NOT_AVAILABLE,
+        ]
+        .contains(&code)
 }
 
 /// A number read from the database that does not fit the core type.

@@ -1,8 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+mod checkpoint;
 mod codec;
 mod config;
+mod core;
 mod error;
+mod notify;
 mod project;
 mod read;
 mod schema;
@@ -11,9 +14,9 @@ mod store;
 mod subscribe;
 
 pub use config::PgStoreBuilder;
+pub use core::PgStore;
 pub use error::PgError;
 pub use project::{TransactionalProject, TransactionalProjector};
-pub use store::PgStore;
 
 /// Re-export of the sqlx types in this crate's API (documented by sqlx).
 #[doc(no_inline)]

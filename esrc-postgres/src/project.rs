@@ -9,7 +9,7 @@ use esrc_core::projector::{ErrorPolicy, Progress, ProjectorHandle};
 use esrc_core::{Context, DecodeGroup, Envelope, Error, EventGroup, Position, ProjectError};
 use sqlx::{PgConnection, Postgres, Transaction};
 
-use crate::PgStore;
+use crate::core::PgStore;
 use crate::error::backend;
 
 /// A projection whose read model lives in the store's database: each event is handed
@@ -36,8 +36,8 @@ pub trait TransactionalProject: Send {
 /// either the whole batch or none of it.
 ///
 /// A store error that a retry can fix (a lost connection, a server restarting) rolls the
-/// open batch back and does not stop the projector: it waits
-/// ([`STORE_OUTAGE`](esrc_core::backend::STORE_OUTAGE)) and starts again from its committed checkpoint. Only
+/// open batch back and does not stop the projector: it waits (from 100 ms, doubling to
+/// 5 s, for as long as the outage lasts) and starts again from its committed checkpoint. Only
 /// permanent store errors stop it; the projection's own errors follow
 /// [`TransactionalProjector::on_error`].
 ///
@@ -81,14 +81,14 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
     /// Commits after this many events (at least 1).
     #[must_use]
     pub fn checkpoint_every(mut self, events: usize) -> Self {
-        self.settings.checkpoint_every = events.max(1);
+        self.settings = self.settings.checkpoint_every(events);
         self
     }
 
     /// Commits at least this often while events are being projected.
     #[must_use]
     pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
-        self.settings.checkpoint_interval = interval;
+        self.settings = self.settings.checkpoint_interval(interval);
         self
     }
 
@@ -96,7 +96,7 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
     /// a retry policy the projector starts again from its checkpoint after the delay.
     #[must_use]
     pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
-        self.settings.policy = policy;
+        self.settings = self.settings.on_error(policy);
         self
     }
 

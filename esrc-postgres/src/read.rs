@@ -9,8 +9,8 @@ use futures::{Stream, StreamExt};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use crate::PgStore;
 use crate::codec::{envelope, to_i64, to_u64};
+use crate::core::PgStore;
 use crate::error::backend;
 
 impl ReplayOne for PgStore {

@@ -1,20 +1,16 @@
-//! Snapshots and checkpoints, in tables of the store's schema; a checkpoint can be saved
-//! inside the caller's transaction (exactly-once projections).
+//! Snapshots, in a table of the store's schema.
 
 use std::sync::Arc;
 
 use esrc_core::backend::validate_name;
-use esrc_core::{
-    CheckpointStore, DecodeError, Error, Position, Snapshot, SnapshotOrEvent, SnapshotStore,
-    Version,
-};
+use esrc_core::{DecodeError, Error, Position, Snapshot, SnapshotOrEvent, SnapshotStore, Version};
 use futures::{Stream, StreamExt};
 use sqlx::postgres::PgRow;
-use sqlx::{AssertSqlSafe, PgConnection, Row};
+use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use crate::PgStore;
-use crate::codec::{envelope, to_i64, to_u64};
+use crate::codec::{envelope, to_i64};
+use crate::core::PgStore;
 use crate::error::{BACKEND, backend};
 
 impl SnapshotStore for PgStore {
@@ -129,73 +125,4 @@ fn snapshot(row: &PgRow, category: &str, at: [usize; 4]) -> Result<Snapshot, Err
             .map_err(|_| bad("schema_version", schema_version.to_string()))?,
         payload: payload.into(),
     })
-}
-
-impl PgStore {
-    /// Saves a checkpoint inside the caller's transaction, so that a read model written
-    /// in the same transaction and the checkpoint commit together (exactly once). Like
-    /// [`CheckpointStore::save_checkpoint`], it never moves a checkpoint backwards.
-    pub async fn save_checkpoint_in(
-        &self,
-        connection: &mut PgConnection,
-        name: &str,
-        position: Position,
-    ) -> Result<(), Error> {
-        validate_name(name)?;
-        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_checkpoint)))
-            .bind(name)
-            .bind(to_i64(position.get()))
-            .execute(connection)
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-}
-
-impl CheckpointStore for PgStore {
-    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
-        let mut connection = self.inner.pool.acquire().await.map_err(backend)?;
-        self.save_checkpoint_in(&mut connection, name, position)
-            .await
-    }
-
-    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
-        validate_name(name)?;
-        let position: Option<i64> =
-            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.load_checkpoint)))
-                .bind(name)
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(backend)?;
-        position
-            .map(|p| to_u64("position", p).map(Position))
-            .transpose()
-    }
-
-    async fn checkpoints(&self) -> Result<Vec<(String, Position)>, Error> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.checkpoints)))
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(backend)?;
-        rows.into_iter()
-            .map(|(name, position)| Ok((name, Position(to_u64("position", position)?))))
-            .collect()
-    }
-
-    async fn reset_checkpoint(&self, name: &str, to: Option<Position>) -> Result<(), Error> {
-        validate_name(name)?;
-        let query = match to {
-            Some(position) => {
-                sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.set_checkpoint)))
-                    .bind(name)
-                    .bind(to_i64(position.get()))
-            }
-            None => {
-                sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.delete_checkpoint))).bind(name)
-            }
-        };
-        query.execute(&self.inner.pool).await.map_err(backend)?;
-        Ok(())
-    }
 }

@@ -1,53 +1,22 @@
-//! The store and its appends (checked in one statement), and truncation. Reads are in
-//! `read.rs`, subscriptions in `subscribe.rs`, snapshots and checkpoints in
-//! `snapshot.rs`, the row encoding in `codec.rs`.
+//! Appends (checked in one statement) and truncation. The store itself and its round
+//! trips are in `core.rs`, reads in `read.rs`, subscriptions in `subscribe.rs`, snapshots
+//! in `snapshot.rs`, checkpoints in `checkpoint.rs`, the row encoding in `codec.rs`.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
-use esrc_core::backend::{Doubling, StoredId, check_append, retry_outcome, validate_name};
-use esrc_core::{
-    Appended, Envelope, Error, Expected, NewEvent, Position, Publish, Truncate, Version,
-};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use esrc_core::backend::{StoredId, check_append, retry_outcome, validate_name};
+use esrc_core::{Appended, Error, Expected, NewEvent, Position, Publish, Truncate, Version};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
-use crate::codec::{Batch, envelope, to_i64, to_u64};
-use crate::config::PgStoreBuilder;
+use crate::codec::{Batch, to_i64, to_u64};
+use crate::core::PgStore;
 use crate::error::{BACKEND, EVENT_ID_KEY, Failure, STREAM_VERSION_KEY, backend};
-use crate::schema::{Sql, TX_SHIFT};
-use crate::subscribe::Signals;
+use crate::schema::TX_SHIFT;
 
 /// How many times an `Expected::Any` append is retried after losing a race for the next
 /// version to another writer.
 const ANY_ATTEMPTS: usize = 100;
-
-/// A PostgreSQL event store. Cheap to clone: clones share the pool.
-#[derive(Clone)]
-pub struct PgStore {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) pool: PgPool,
-    pub(crate) sql: Arc<Sql>,
-    pub(crate) config: PgStoreBuilder,
-    pub(crate) signals: Signals,
-    /// The (version, position) of the last event this store appended to recently used
-    /// streams: an append expecting that very event needs no guard (see `append_checked`).
-    seen: Mutex<HashMap<Uuid, (String, u64, u64)>>,
-}
-
-impl fmt::Debug for PgStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgStore")
-            .field("schema", &self.inner.sql.schema)
-            .field("pool", &self.inner.pool)
-            .finish_non_exhaustive()
-    }
-}
 
 /// What the append statement found.
 enum Outcome {
@@ -57,87 +26,6 @@ enum Outcome {
 }
 
 impl PgStore {
-    /// A builder for the schema, pool and subscription options.
-    pub fn builder() -> PgStoreBuilder {
-        PgStoreBuilder::default()
-    }
-
-    /// Connects to `url` with the default options (schema `esrc`). Run
-    /// [`PgStore::migrate`] once before the first use: it creates the store's tables (and
-    /// is harmless when they exist); `esrc::connect` does it with `?migrate=true`.
-    pub async fn connect(url: &str) -> Result<Self, Error> {
-        Self::builder().connect(url).await
-    }
-
-    /// A store on an existing pool with the default options (schema `esrc`).
-    pub fn new(pool: PgPool) -> Result<Self, Error> {
-        Self::builder().build(pool)
-    }
-
-    pub(crate) fn from_parts(pool: PgPool, sql: Arc<Sql>, config: PgStoreBuilder) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                pool,
-                sql,
-                config,
-                signals: Signals::default(),
-                seen: Mutex::default(),
-            }),
-        }
-    }
-
-    /// Remembers the last event of an append this store committed.
-    fn saw(&self, category: &str, id: Uuid, appended: Appended) {
-        const MAX_SEEN: usize = 65_536;
-        let mut seen = self
-            .inner
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if seen.len() >= MAX_SEEN {
-            seen.clear();
-        }
-        seen.insert(
-            id,
-            (
-                category.to_owned(),
-                appended.version.get(),
-                appended.position.get(),
-            ),
-        );
-    }
-
-    /// Whether this store committed the event at (`version`, `position`) of the stream.
-    fn has_seen(&self, category: &str, id: Uuid, version: Version, position: Position) -> bool {
-        let seen = self
-            .inner
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        seen.get(&id)
-            .is_some_and(|(seen_category, seen_version, seen_position)| {
-                seen_category == category
-                    && *seen_version == version.get()
-                    && *seen_position == position.get()
-            })
-    }
-
-    /// Creates the schema and its tables, or upgrades them. Idempotent, and safe when
-    /// several processes run it at once (it takes an advisory lock).
-    pub async fn migrate(&self) -> Result<(), Error> {
-        self.inner.sql.migrate(&self.inner.pool).await
-    }
-
-    /// The pool the store uses.
-    pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
-    }
-
-    /// The schema holding the store's tables.
-    pub fn schema(&self) -> &str {
-        &self.inner.sql.schema
-    }
-
     /// Appends events inside the caller's transaction (or on a connection), so that the
     /// events commit together with the caller's other writes.
     ///
@@ -192,7 +80,7 @@ impl PgStore {
             let sql = &self.inner.sql;
             let forms = match expected {
                 Expected::Last { version, position }
-                    if self.has_seen(category, id, version, position) =>
+                    if self.inner.tails.is_last(category, id, version, position) =>
                 {
                     &sql.append_seen
                 }
@@ -246,24 +134,6 @@ impl PgStore {
             version: Version(to_u64("version", version)?),
             position: Position(to_u64("position", position)?),
         }))
-    }
-
-    /// The stream's version, read through `executor` (the connection an append holds, so
-    /// that a pool of one connection never waits on itself).
-    async fn stream_version<'e>(
-        &self,
-        executor: impl sqlx::PgExecutor<'e>,
-        category: &str,
-        id: Uuid,
-    ) -> Result<Version, Error> {
-        let version: i64 =
-            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.stream_version)))
-                .bind(category)
-                .bind(id)
-                .fetch_one(executor)
-                .await
-                .map_err(backend)?;
-        Ok(Version(to_u64("version", version)?))
     }
 
     /// If the batch's ids are stored: `Ok(Some(outcome))` when they are exactly one earlier
@@ -320,45 +190,6 @@ impl PgStore {
         }
         Ok(Some(original))
     }
-
-    /// Fetches one page of envelopes with a prepared read statement.
-    pub(crate) async fn page(
-        &self,
-        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Vec<Envelope>, Error> {
-        let rows = query.fetch_all(&self.inner.pool).await.map_err(backend)?;
-        rows.iter().map(envelope).collect()
-    }
-
-    /// The exclusive upper bound of a replay: above every event committed when it was
-    /// called, and below the horizon, so that no event can still appear beneath it.
-    ///
-    /// When an older transaction still holds the horizon below committed events, the
-    /// replay waits for it to finish (polling, with backoff up to the poll interval):
-    /// returning those events now could let a later commit land behind them.
-    pub(crate) async fn replay_limit(&self) -> Result<i64, Error> {
-        let mut waits = Doubling::new(Duration::from_millis(2), self.inner.config.poll_interval);
-        loop {
-            let (horizon, head): (i64, Option<i64>) =
-                sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.horizon)))
-                    .fetch_one(&self.inner.pool)
-                    .await
-                    .map_err(backend)?;
-            match head {
-                None => return Ok(horizon),
-                Some(head) if head < horizon => return Ok(head + 1),
-                Some(_) => {
-                    let wait = waits.next_delay();
-                    tracing::debug!(?wait, "esrc: an open transaction holds the horizon back");
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
-    }
-
-    pub(crate) fn page_size(&self) -> i64 {
-        i64::from(self.inner.config.page_size)
-    }
 }
 
 impl Publish for PgStore {
@@ -381,8 +212,14 @@ impl Publish for PgStore {
             drop(connection);
             let actual = match outcome {
                 Ok(Outcome::Stored(appended)) => {
-                    self.saw(category, id, appended);
-                    self.inner.signals.appended(self);
+                    let inner = &self.inner;
+                    inner
+                        .tails
+                        .remember(category, id, appended.version, appended.position);
+                    let interval = inner.config.notify_interval;
+                    inner
+                        .signals
+                        .appended(&inner.pool, &inner.sql.channel, interval);
                     return Ok(appended);
                 }
                 Ok(Outcome::Mismatch(actual)) => actual,
