@@ -1,4 +1,5 @@
-//! Options of a [`NatsStore`](crate::NatsStore), and the stream they require.
+//! Options of a [`NatsStore`](crate::NatsStore), and the stream they require. Connecting
+//! is on the ground floor (`core.rs`).
 
 use std::time::Duration;
 
@@ -6,10 +7,8 @@ use async_nats::jetstream::context::CreateStreamErrorKind;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, kv};
 use esrc_core::Error;
-use esrc_core::backend::validate_name;
 
-use crate::error::{self, NatsError, check_server_version, fatal, transient};
-use crate::store::NatsStore;
+use crate::error::{self, NatsError, fatal, transient};
 
 /// Builds a [`NatsStore`]: stream, subject prefix, storage settings and timeouts.
 ///
@@ -141,61 +140,12 @@ impl NatsStoreBuilder {
         self
     }
 
-    /// Connects to `url` and builds the store. `url` may list several servers of a
-    /// cluster, comma-separated (`nats://a:4222,nats://b:4222`): the client connects to
-    /// one and fails over to the others.
-    pub async fn connect(self, url: &str) -> Result<NatsStore, Error> {
-        let servers = url
-            .split(',')
-            .map(|server| server.trim().parse::<async_nats::ServerAddr>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(fatal)?;
-        let tried = servers
-            .iter()
-            .map(|server| format!("{}:{}", server.host(), server.port()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(self.connect_timeout)
-            .request_timeout(Some(self.request_timeout))
-            .connect(servers)
-            .await
-            .map_err(|error| error::connect(error, tried))?;
-        self.build(client).await
-    }
-
-    /// Builds the store on a connected client: checks the server version, creates the
-    /// stream and buckets if missing, and refuses an existing stream whose configuration
-    /// conflicts with what the store needs.
-    pub async fn build(self, client: async_nats::Client) -> Result<NatsStore, Error> {
-        validate_name(&self.stream)?;
-        validate_name(&self.prefix)?;
-        check_server_version(&self.server_version(&client).await?)?;
-        let info = client.server_info();
-        if !info.jetstream {
-            return Err(fatal(NatsError::NoJetStream {
-                server: format!("{}:{}", info.host, info.port),
-            }));
-        }
-        let context = jetstream::ContextBuilder::new()
-            .timeout(self.request_timeout)
-            .build(client.clone());
-        let stream = self.ensure_stream(&context).await?;
-        let snapshots = self.ensure_bucket(&context, "snapshots").await?;
-        let checkpoints = self.ensure_bucket(&context, "checkpoints").await?;
-        Ok(NatsStore::from_parts(
-            client,
-            context,
-            stream,
-            snapshots,
-            checkpoints,
-            self,
-        ))
-    }
-
     /// The server's version, once the client has heard from a server: a client built with
     /// `retry_on_initial_connect` may still be connecting.
-    async fn server_version(&self, client: &async_nats::Client) -> Result<String, Error> {
+    pub(crate) async fn server_version(
+        &self,
+        client: &async_nats::Client,
+    ) -> Result<String, Error> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         loop {
             let version = client.server_info().version;
@@ -234,7 +184,10 @@ impl NatsStoreBuilder {
         }
     }
 
-    async fn ensure_stream(&self, context: &jetstream::Context) -> Result<stream::Stream, Error> {
+    pub(crate) async fn ensure_stream(
+        &self,
+        context: &jetstream::Context,
+    ) -> Result<stream::Stream, Error> {
         match context.get_stream(&self.stream).await {
             Ok(mut stream) => {
                 let info = stream.info().await.map_err(error::client)?;
@@ -316,7 +269,7 @@ impl NatsStoreBuilder {
         problems
     }
 
-    async fn ensure_bucket(
+    pub(crate) async fn ensure_bucket(
         &self,
         context: &jetstream::Context,
         what: &str,

@@ -1,16 +1,20 @@
 #![doc = include_str!("../README.md")]
 
+mod bucket;
+mod checkpoint;
 mod codec;
 mod config;
+mod core;
 mod error;
+mod messages;
 mod read;
 mod snapshot;
 mod store;
 mod subscribe;
 
 pub use config::NatsStoreBuilder;
+pub use core::NatsStore;
 pub use error::NatsError;
-pub use store::NatsStore;
 
 /// Re-export of the client this store is built on (documented by async-nats).
 #[doc(no_inline)]

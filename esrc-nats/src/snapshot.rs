@@ -1,18 +1,14 @@
-//! Snapshots and checkpoints in JetStream key-value buckets, updated with
-//! compare-and-set so that neither ever moves backwards.
+//! Snapshots in a JetStream key-value bucket, updated with compare-and-set so that a
+//! snapshot never moves backwards.
 
-use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use bytes::{BufMut, Bytes, BytesMut};
 use esrc_core::backend::validate_name;
-use esrc_core::{
-    CheckpointStore, DecodeError, Error, Position, Snapshot, SnapshotOrEvent, SnapshotStore,
-    Version,
-};
-use futures::{Stream, StreamExt, TryStreamExt};
+use esrc_core::{DecodeError, Error, Position, Snapshot, SnapshotOrEvent, SnapshotStore, Version};
+use futures::{Stream, StreamExt};
 use uuid::Uuid;
 
-use crate::NatsStore;
-use crate::error::{self, NatsError, fatal};
+use crate::bucket::{get, put_unless};
+use crate::core::NatsStore;
 
 /// Encodes a snapshot: version, position (8 bytes each), schema version (4 bytes), then
 /// the payload.
@@ -46,48 +42,6 @@ pub(crate) fn decode_snapshot(key: &str, value: &Bytes) -> Result<Snapshot, Erro
         schema_version: u32::try_from(number(16..20)?).map_err(|_| malformed())?,
         payload: value.slice(20..),
     })
-}
-
-/// Writes `value` under `key` unless `keep(current)` says the stored value must stay.
-pub(crate) async fn put_unless(
-    bucket: &kv::Store,
-    key: &str,
-    value: Bytes,
-    keep: impl Fn(&Bytes) -> Result<bool, Error>,
-) -> Result<(), Error> {
-    loop {
-        let entry = bucket.entry(key).await.map_err(error::client)?;
-        match entry {
-            Some(entry) if entry.operation == Operation::Put => {
-                if keep(&entry.value)? {
-                    return Ok(());
-                }
-                match bucket.update(key, value.clone(), entry.revision).await {
-                    Ok(_) => return Ok(()),
-                    Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                    Err(error) => return Err(error::client(error)),
-                }
-            }
-            Some(entry) => match bucket.update(key, value.clone(), entry.revision).await {
-                Ok(_) => return Ok(()),
-                Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                Err(error) => return Err(error::client(error)),
-            },
-            None => match bucket.create(key, value.clone()).await {
-                Ok(_) => return Ok(()),
-                Err(error) if error.kind() == CreateErrorKind::AlreadyExists => continue,
-                Err(error) => return Err(error::client(error)),
-            },
-        }
-    }
-}
-
-/// The current value under `key`, if any.
-pub(crate) async fn get(bucket: &kv::Store, key: &str) -> Result<Option<Bytes>, Error> {
-    let entry = bucket.entry(key).await.map_err(error::client)?;
-    Ok(entry
-        .filter(|entry| entry.operation == Operation::Put)
-        .map(|entry| entry.value))
 }
 
 fn snapshot_key(category: &str, id: Uuid) -> String {
@@ -136,7 +90,7 @@ impl SnapshotStore for NatsStore {
                 return;
             }
             let subject = self.subject(&category, id);
-            let (snapshot, tail) = if self.remembered(&subject).is_some() {
+            let (snapshot, tail) = if self.remembered(&category, id).is_some() {
                 futures::join!(self.load_snapshot(&category, id), self.tail(&subject))
             } else {
                 // A stream this store has not seen: its tail first. One that does not
@@ -168,78 +122,6 @@ impl SnapshotStore for NatsStore {
                 yield event.map(SnapshotOrEvent::Event);
             }
         })
-    }
-}
-
-fn parse_position(name: &str, value: &Bytes) -> Result<Position, Error> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .map(Position)
-        .ok_or_else(|| {
-            fatal(NatsError::BadCheckpoint {
-                name: name.to_owned(),
-            })
-        })
-}
-
-impl CheckpointStore for NatsStore {
-    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), Error> {
-        validate_name(name)?;
-        let value = Bytes::from(position.get().to_string());
-        put_unless(&self.inner.checkpoints, name, value, |stored| {
-            Ok(parse_position(name, stored)? >= position)
-        })
-        .await
-    }
-
-    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
-        validate_name(name)?;
-        get(&self.inner.checkpoints, name)
-            .await?
-            .map(|value| parse_position(name, &value))
-            .transpose()
-    }
-
-    async fn checkpoints(&self) -> Result<Vec<(String, Position)>, Error> {
-        let mut names: Vec<String> = self
-            .inner
-            .checkpoints
-            .keys()
-            .await
-            .map_err(error::client)?
-            .try_collect()
-            .await
-            .map_err(error::client)?;
-        names.sort();
-        let mut checkpoints = Vec::with_capacity(names.len());
-        for name in names {
-            if let Some(value) = get(&self.inner.checkpoints, &name).await? {
-                checkpoints.push((name.clone(), parse_position(&name, &value)?));
-            }
-        }
-        Ok(checkpoints)
-    }
-
-    async fn reset_checkpoint(&self, name: &str, to: Option<Position>) -> Result<(), Error> {
-        validate_name(name)?;
-        match to {
-            Some(position) => {
-                self.inner
-                    .checkpoints
-                    .put(name, Bytes::from(position.get().to_string()))
-                    .await
-                    .map_err(error::client)?;
-            }
-            None => {
-                self.inner
-                    .checkpoints
-                    .delete(name)
-                    .await
-                    .map_err(error::client)?;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,14 +1,14 @@
 //! Catch-up, then live: one short-lived consumer per subscription, made again after the
-//! last delivered event whenever it fails or a delivery is missing (see `read.rs` on why
-//! deliveries are checked).
+//! last delivered event whenever it fails or a delivery is missing (see `messages.rs` on
+//! why deliveries are checked).
 
 use std::time::Duration;
 
 use esrc_core::{Envelope, Error, Position, Subscribe};
 use futures::{Stream, StreamExt};
 
-use crate::NatsStore;
-use crate::read::{Consumers, Messages, Stored, check, filters, pauses, stored};
+use crate::core::{NatsStore, filters};
+use crate::messages::{Consumers, Messages, Stored, check, pauses, stored};
 
 /// Every message on `filters` from `start` on, then each new one, forever, through a
 /// consumer that is made again (after the last message yielded) whenever it fails.
@@ -54,7 +54,7 @@ pub(crate) fn live(
                 Err(error) => error.to_string(),
             };
             tracing::warn!(%why, next, "esrc: live read consumer lost; recreating it after the last delivered message");
-            tokio::time::sleep(pauses.next_delay()).await;
+            tokio::time::sleep(pauses.pause()).await;
         }
     }
 }
