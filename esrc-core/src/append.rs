@@ -123,7 +123,16 @@ pub fn retry_outcome(event_ids: &[Uuid], stored: &[StoredId]) -> Result<Option<A
 #[derive(Debug)]
 pub struct TailCache {
     capacity: usize,
-    tails: Mutex<HashMap<Uuid, (Box<str>, Version, Position)>>,
+    tails: Mutex<HashMap<Uuid, Tail>>,
+}
+
+/// A stream's last event: the stream is keyed by its id, so its category is kept to
+/// tell streams of two categories with one id apart.
+#[derive(Debug)]
+struct Tail {
+    category: Box<str>,
+    version: Version,
+    position: Position,
 }
 
 impl Default for TailCache {
@@ -148,16 +157,24 @@ impl TailCache {
         if tails.len() >= self.capacity && !tails.contains_key(&id) {
             tails.clear();
         }
-        tails.insert(id, (category.into(), version, position));
+        let category = category.into();
+        tails.insert(
+            id,
+            Tail {
+                category,
+                version,
+                position,
+            },
+        );
     }
 
     /// The remembered last event of `(category, id)`: its version and position.
     pub fn get(&self, category: &str, id: Uuid) -> Option<(Version, Position)> {
         let tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
-        match tails.get(&id) {
-            Some((known, version, position)) if **known == *category => Some((*version, *position)),
-            _ => None,
-        }
+        tails
+            .get(&id)
+            .filter(|tail| *tail.category == *category)
+            .map(|tail| (tail.version, tail.position))
     }
 
     /// Whether the remembered last event of `(category, id)` is the one at `version` and

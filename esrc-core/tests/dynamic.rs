@@ -268,7 +268,7 @@ async fn any_store_hands_back_the_concrete_store_and_names_it() {
     assert!(store.downcast_ref::<Counting>().is_none());
     assert_eq!(
         format!("{store:?}"),
-        "dyn DynStore(esrc_memory::store::MemoryStore)"
+        "dyn DynStore(esrc_memory::core::MemoryStore)"
     );
 }
 
