@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use esrc::{AnyStore, Position, Uuid, Version};
 
 const EXAMPLES: &str = "\
-Stores are named by URL, with esrc::connect's options in the query string:
+Stores are named by URL, with the store's options in the query string (`esrc options`):
   postgres://user@host/db?schema=billing      nats://host:4222?stream=BILLING&prefix=billing
 
 Examples:
@@ -121,6 +121,11 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionCommand,
     },
+    /// The options each store takes in its URL's query string, with their defaults.
+    Options {
+        /// Only this store's: `memory`, `postgres` or `nats`.
+        store: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +207,7 @@ impl Cli {
             Command::Projection {
                 command: ProjectionCommand::Reset { url, name, to, yes },
             } => crate::projection::reset(&open(&url).await?, &name, to.map(Position), yes).await,
+            Command::Options { store } => crate::options::print(store.as_deref()),
         }
     }
 }

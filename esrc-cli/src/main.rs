@@ -12,6 +12,7 @@ macro_rules! out {
 mod cli;
 mod copy;
 mod legacy;
+mod options;
 mod projection;
 mod read;
 mod record;

@@ -226,6 +226,28 @@ fn help_shows_examples_and_bad_arguments_exit_2() {
     );
 }
 
+#[test]
+fn options_lists_each_stores_table() {
+    let all = ok(&["options"]);
+    for expected in [
+        "memory",
+        "max_batch_events",
+        "postgres",
+        "sslmode",
+        "nats",
+        "duplicate_window",
+    ] {
+        assert!(all.contains(expected), "{expected} in {all}");
+    }
+    let nats = ok(&["options", "nats"]);
+    assert!(
+        nats.contains("append_deadline") && !nats.contains("sslmode"),
+        "{nats}"
+    );
+    let output = run(&["options", "mongodb"], "");
+    assert_eq!(output.status.code(), Some(1));
+}
+
 #[esrc_conformance::requires(env = "ESRC_POSTGRES_URL", env = "ESRC_NATS_URL")]
 #[tokio::test(flavor = "multi_thread")]
 async fn status_stream_and_projection_reset_on_both_servers() {

@@ -1,7 +1,16 @@
-//! Options of the memory store.
+//! Options of the memory store, also by name.
+
+use esrc_core::Error;
+use esrc_core::backend::{StoreOption, StoreOptions, parse_option, unknown_option};
 
 /// Builds a [`MemoryStore`](crate::MemoryStore) with options;
 /// [`MemoryStore::new`](crate::MemoryStore::new) takes the defaults.
+///
+/// Its options by name ([`StoreOptions`], what `esrc::connect("memory:?…")` reads):
+///
+/// | option | meaning | default |
+/// | --- | --- | --- |
+/// | `max_batch_events` | the most events one append may hold ([`max_batch_events`](Self::max_batch_events)) | no limit |
 ///
 /// ```
 /// use esrc_core::{Error, Expected, NewEvent, Publish};
@@ -42,5 +51,38 @@ impl MemoryStoreBuilder {
     pub fn max_batch_events(mut self, events: usize) -> Self {
         self.max_batch_events = events.max(1);
         self
+    }
+}
+
+impl StoreOptions for MemoryStoreBuilder {
+    const STORE: &'static str = "memory";
+    const OPTIONS: &'static [StoreOption] = &[StoreOption {
+        name: "max_batch_events",
+        meaning: "the most events one append may hold",
+        default: "no limit",
+        example: "1000",
+    }];
+
+    fn with_option(self, key: &str, value: &str) -> Result<Self, Error> {
+        match key {
+            "max_batch_events" => {
+                Ok(self.max_batch_events(parse_option(key, value, "a number of events")?))
+            }
+            _ => Err(unknown_option::<Self>(key)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_option_table_matches_the_parser() {
+        esrc_core::backend::check_option_table(MemoryStoreBuilder::default).unwrap();
+        let set = MemoryStoreBuilder::default()
+            .with_option("max_batch_events", "7")
+            .unwrap();
+        assert_eq!(set.max_batch_events, 7);
     }
 }

@@ -7,10 +7,13 @@ use async_nats::jetstream::context::CreateStreamErrorKind;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, kv};
 use esrc_core::Error;
+use esrc_core::backend::{
+    StoreOption, StoreOptions, invalid_config, parse_duration, parse_option, unknown_option,
+};
 
 use crate::error::{self, NatsError, fatal, transient};
 
-/// Builds a [`NatsStore`]: stream, subject prefix, storage settings and timeouts.
+/// Builds a [`NatsStore`](crate::NatsStore): stream, subject prefix, storage settings and timeouts.
 ///
 /// Defaults: stream `ESRC`, prefix `esrc`, file storage, one replica, a duplicate window
 /// of 2 minutes, events kept forever, a request timeout of 5 s, a read timeout of 10 s, a
@@ -28,6 +31,24 @@ use crate::error::{self, NatsError, fatal, transient};
 ///     .await?;
 /// # Ok(()) }
 /// ```
+///
+/// Its options by name ([`StoreOptions`]: what `esrc::connect` reads from a `nats://`
+/// URL's query string, and the `esrc` command too):
+///
+/// | option | meaning (the builder's method) | default |
+/// | --- | --- | --- |
+/// | `stream` | the JetStream stream ([`stream`](Self::stream)) | `ESRC` |
+/// | `prefix` | the subject prefix ([`prefix`](Self::prefix)) | `esrc` |
+/// | `replicas` | the stream's replicas ([`replicas`](Self::replicas)) | 1 |
+/// | `storage` | `file` or `memory` ([`storage`](Self::storage)) | `file` |
+/// | `duplicate_window` | how long retries are recognised ([`duplicate_window`](Self::duplicate_window)) | `2m` |
+/// | `max_age` | how long events are kept, `0s` for ever ([`max_age`](Self::max_age)) | for ever |
+/// | `request_timeout` | ([`request_timeout`](Self::request_timeout)) | `5s` |
+/// | `read_timeout` | ([`read_timeout`](Self::read_timeout)) | `10s` |
+/// | `connect_timeout` | ([`connect_timeout`](Self::connect_timeout)) | `10s` |
+/// | `append_deadline` | ([`append_deadline`](Self::append_deadline)) | `30s` |
+///
+/// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`.
 #[derive(Clone, Debug)]
 pub struct NatsStoreBuilder {
     pub(crate) stream: String,
@@ -294,4 +315,116 @@ impl NatsStoreBuilder {
 fn is_not_found(error: &jetstream::context::GetStreamError) -> bool {
     matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(e)
         if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
+impl StoreOptions for NatsStoreBuilder {
+    const STORE: &'static str = "nats";
+    const OPTIONS: &'static [StoreOption] = &[
+        StoreOption {
+            name: "stream",
+            meaning: "the JetStream stream",
+            default: "ESRC",
+            example: "ORDERS",
+        },
+        StoreOption {
+            name: "prefix",
+            meaning: "the subject prefix",
+            default: "esrc",
+            example: "orders",
+        },
+        StoreOption {
+            name: "replicas",
+            meaning: "the stream's replicas",
+            default: "1",
+            example: "3",
+        },
+        StoreOption {
+            name: "storage",
+            meaning: "`file` or `memory`",
+            default: "file",
+            example: "memory",
+        },
+        StoreOption {
+            name: "duplicate_window",
+            meaning: "how long retries are recognised",
+            default: "2m",
+            example: "10m",
+        },
+        StoreOption {
+            name: "max_age",
+            meaning: "how long events are kept (`0s`: for ever)",
+            default: "0s",
+            example: "720h",
+        },
+        StoreOption {
+            name: "request_timeout",
+            meaning: "how long a request may take",
+            default: "5s",
+            example: "2s",
+        },
+        StoreOption {
+            name: "read_timeout",
+            meaning: "how long a read may make no progress",
+            default: "10s",
+            example: "30s",
+        },
+        StoreOption {
+            name: "connect_timeout",
+            meaning: "how long connecting may take",
+            default: "10s",
+            example: "3s",
+        },
+        StoreOption {
+            name: "append_deadline",
+            meaning: "how long a contended append may keep trying",
+            default: "30s",
+            example: "1m",
+        },
+    ];
+
+    fn with_option(self, key: &str, value: &str) -> Result<Self, Error> {
+        Ok(match key {
+            "stream" => self.stream(value),
+            "prefix" => self.prefix(value),
+            "replicas" => self.replicas(parse_option(key, value, "a number of replicas")?),
+            "storage" => self.storage(match value {
+                "file" => StorageType::File,
+                "memory" => StorageType::Memory,
+                _ => {
+                    return Err(invalid_config(format!(
+                        "option `storage={value}`: expected `file` or `memory`"
+                    )));
+                }
+            }),
+            "duplicate_window" => self.duplicate_window(parse_duration(key, value)?),
+            "max_age" => self.max_age(parse_duration(key, value)?),
+            "request_timeout" => self.request_timeout(parse_duration(key, value)?),
+            "read_timeout" => self.read_timeout(parse_duration(key, value)?),
+            "connect_timeout" => self.connect_timeout(parse_duration(key, value)?),
+            "append_deadline" => self.append_deadline(parse_duration(key, value)?),
+            _ => return Err(unknown_option::<Self>(key)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_option_table_matches_the_parser() {
+        esrc_core::backend::check_option_table(NatsStoreBuilder::default).unwrap();
+        let set = NatsStoreBuilder::default()
+            .with_options([("storage", "memory"), ("replicas", "3"), ("max_age", "1h")])
+            .unwrap();
+        assert_eq!(set.storage, StorageType::Memory);
+        assert_eq!((set.replicas, set.max_age), (3, Duration::from_secs(3600)));
+        let error = NatsStoreBuilder::default()
+            .with_option("storage", "disk")
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("expected `file` or `memory`"),
+            "{error}"
+        );
+    }
 }

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use esrc_core::Error;
-use esrc_core::backend::validate_name;
+use esrc_core::backend::{
+    StoreOption, StoreOptions, parse_duration, parse_flag, parse_option, unknown_option,
+    validate_name,
+};
 
 use crate::schema::Sql;
 
@@ -27,6 +30,23 @@ const MAX_SCHEMA_LEN: usize = 58;
 /// store.migrate().await?;
 /// # Ok(()) }
 /// ```
+///
+/// Its options by name ([`StoreOptions`]: what `esrc::connect` reads from a
+/// `postgres://` URL's query string, and the `esrc` command too):
+///
+/// | option | meaning (the builder's method) | default |
+/// | --- | --- | --- |
+/// | `schema` | the schema holding esrc's tables ([`schema`](Self::schema)) | `esrc` |
+/// | `migrate` | `true`: create or upgrade the tables on connect ([`migrate`](Self::migrate)) | `false` |
+/// | `max_connections` | the pool's size ([`max_connections`](Self::max_connections)) | 10 |
+/// | `page_size` | rows per subscription read ([`page_size`](Self::page_size)) | 1000 |
+/// | `poll_interval` | how often subscribers poll ([`poll_interval`](Self::poll_interval)) | `250ms` |
+/// | `notify` | `false`: no `NOTIFY` after appends ([`notify`](Self::notify)) | `true` |
+/// | `notify_interval` | the shortest time between two `NOTIFY`s ([`notify_interval`](Self::notify_interval)) | `2ms` |
+/// | `connect_timeout` | how long connecting may take ([`connect_timeout`](Self::connect_timeout)) | `5s` |
+/// | `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `statement-cache-capacity`, `host`, `hostaddr`, `port`, `dbname`, `user`, `password`, `application_name`, `options` | connection parameters, passed on to the server's URL as sqlx reads them | — |
+///
+/// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`.
 #[derive(Clone, Debug)]
 pub struct PgStoreBuilder {
     pub(crate) schema: String,
@@ -36,7 +56,29 @@ pub struct PgStoreBuilder {
     pub(crate) connect_timeout: Duration,
     /// `None`: no `NOTIFY` at all.
     pub(crate) notify_interval: Option<Duration>,
+    /// Whether `connect` runs `migrate`.
+    pub(crate) migrate: bool,
+    /// Connection parameters given by name, added to the URL `connect` is given.
+    pub(crate) parameters: Vec<(String, String)>,
 }
+
+/// The connection parameters of a PostgreSQL URL that sqlx reads: taken by name and
+/// passed on.
+const CONNECTION_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
 
 /// The shortest time between two `NOTIFY`s, unless set otherwise.
 const DEFAULT_NOTIFY_INTERVAL: Duration = Duration::from_millis(2);
@@ -50,6 +92,8 @@ impl Default for PgStoreBuilder {
             max_connections: 10,
             connect_timeout: Duration::from_secs(5),
             notify_interval: Some(DEFAULT_NOTIFY_INTERVAL),
+            migrate: false,
+            parameters: Vec::new(),
         }
     }
 }
@@ -122,6 +166,26 @@ impl PgStoreBuilder {
         self
     }
 
+    /// Whether [`connect`](Self::connect) creates or upgrades the store's tables (runs
+    /// [`PgStore::migrate`](crate::PgStore::migrate)) once connected (default `false`).
+    #[must_use]
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// `url` with the connection parameters given by name added to its query string.
+    pub(crate) fn url_with_parameters(&self, url: &str) -> String {
+        if self.parameters.is_empty() {
+            return url.to_owned();
+        }
+        let added = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&self.parameters)
+            .finish();
+        let joint = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{joint}{added}")
+    }
+
     pub(crate) fn sql(&self) -> Result<Arc<Sql>, Error> {
         validate_name(&self.schema)?;
         if self.schema.len() > MAX_SCHEMA_LEN {
@@ -131,5 +195,189 @@ impl PgStoreBuilder {
             });
         }
         Ok(Arc::new(Sql::new(&self.schema)))
+    }
+}
+
+/// The options in the table of [`PgStoreBuilder`]'s docs, then the connection parameters
+/// ([`CONNECTION_PARAMETERS`]).
+const OPTIONS: &[StoreOption] = &[
+    StoreOption {
+        name: "schema",
+        meaning: "the schema holding esrc's tables",
+        default: "esrc",
+        example: "orders",
+    },
+    StoreOption {
+        name: "migrate",
+        meaning: "create or upgrade the tables on connect",
+        default: "false",
+        example: "true",
+    },
+    StoreOption {
+        name: "max_connections",
+        meaning: "the pool's size",
+        default: "10",
+        example: "20",
+    },
+    StoreOption {
+        name: "page_size",
+        meaning: "rows per subscription read",
+        default: "1000",
+        example: "500",
+    },
+    StoreOption {
+        name: "poll_interval",
+        meaning: "how often subscribers poll",
+        default: "250ms",
+        example: "100ms",
+    },
+    StoreOption {
+        name: "notify",
+        meaning: "whether appends send NOTIFY",
+        default: "true",
+        example: "false",
+    },
+    StoreOption {
+        name: "notify_interval",
+        meaning: "the shortest time between two NOTIFYs",
+        default: "2ms",
+        example: "20ms",
+    },
+    StoreOption {
+        name: "connect_timeout",
+        meaning: "how long connecting may take",
+        default: "5s",
+        example: "10s",
+    },
+    StoreOption {
+        name: "sslmode",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "require",
+    },
+    StoreOption {
+        name: "sslrootcert",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "ca.pem",
+    },
+    StoreOption {
+        name: "sslcert",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "client.pem",
+    },
+    StoreOption {
+        name: "sslkey",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "client.key",
+    },
+    StoreOption {
+        name: "statement-cache-capacity",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "100",
+    },
+    StoreOption {
+        name: "host",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "localhost",
+    },
+    StoreOption {
+        name: "hostaddr",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "127.0.0.1",
+    },
+    StoreOption {
+        name: "port",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "5432",
+    },
+    StoreOption {
+        name: "dbname",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "app",
+    },
+    StoreOption {
+        name: "user",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "esrc",
+    },
+    StoreOption {
+        name: "password",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "secret",
+    },
+    StoreOption {
+        name: "application_name",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "esrc",
+    },
+    StoreOption {
+        name: "options",
+        meaning: "a connection parameter, passed on to the server's URL",
+        default: "",
+        example: "-c statement_timeout=5s",
+    },
+];
+
+impl StoreOptions for PgStoreBuilder {
+    const STORE: &'static str = "postgres";
+    const OPTIONS: &'static [StoreOption] = OPTIONS;
+
+    fn with_option(self, key: &str, value: &str) -> Result<Self, Error> {
+        Ok(match key {
+            "schema" => self.schema(value),
+            "migrate" => self.migrate(parse_flag(key, value)?),
+            "max_connections" => {
+                self.max_connections(parse_option(key, value, "a number of connections")?)
+            }
+            "page_size" => self.page_size(parse_option(key, value, "a number of rows")?),
+            "poll_interval" => self.poll_interval(parse_duration(key, value)?),
+            "notify" => self.notify(parse_flag(key, value)?),
+            "notify_interval" => self.notify_interval(parse_duration(key, value)?),
+            "connect_timeout" => self.connect_timeout(parse_duration(key, value)?),
+            _ if CONNECTION_PARAMETERS.contains(&key) => {
+                let mut builder = self;
+                builder.parameters.retain(|(given, _)| given != key);
+                builder.parameters.push((key.to_owned(), value.to_owned()));
+                builder
+            }
+            _ => return Err(unknown_option::<Self>(key)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_option_table_matches_the_parser() {
+        esrc_core::backend::check_option_table(PgStoreBuilder::default).unwrap();
+        let set = PgStoreBuilder::default()
+            .with_options([
+                ("schema", "billing"),
+                ("sslmode", "require"),
+                ("page_size", "7"),
+            ])
+            .unwrap();
+        assert_eq!((set.schema.as_str(), set.page_size), ("billing", 7));
+        assert_eq!(
+            set.url_with_parameters("postgres://h/db?user=u"),
+            "postgres://h/db?user=u&sslmode=require"
+        );
+        let error = PgStoreBuilder::default()
+            .with_option("poll_interval", "5")
+            .unwrap_err();
+        assert!(error.to_string().contains("expected a duration"), "{error}");
     }
 }

@@ -155,6 +155,7 @@ impl PgStoreBuilder {
     /// [`connect_timeout`](Self::connect_timeout), with an error that names the host,
     /// port and database tried and why (refused, unknown host, authentication…).
     pub async fn connect(self, url: &str) -> Result<PgStore, Error> {
+        let url = self.url_with_parameters(url);
         let options: PgConnectOptions = url.parse().map_err(backend)?;
         let options = options.application_name("esrc");
         let tried = || {
@@ -206,7 +207,12 @@ impl PgStoreBuilder {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        self.build(pool)
+        let migrate = self.migrate;
+        let store = self.build(pool)?;
+        if migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
     }
 
     /// Builds the store on an existing pool.
