@@ -22,12 +22,14 @@ impl PgStore {
         position: Position,
     ) -> Result<(), Error> {
         validate_name(name)?;
-        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_checkpoint)))
-            .bind(name)
-            .bind(to_i64(position.get()))
-            .execute(connection)
-            .await
-            .map_err(backend)?;
+        sqlx::query(AssertSqlSafe(Arc::clone(
+            &self.inner.sql.checkpoint.save_checkpoint,
+        )))
+        .bind(name)
+        .bind(to_i64(position.get()))
+        .execute(connection)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 }
@@ -41,23 +43,25 @@ impl CheckpointStore for PgStore {
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
         validate_name(name)?;
-        let position: Option<i64> =
-            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.load_checkpoint)))
-                .bind(name)
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(backend)?;
+        let position: Option<i64> = sqlx::query_scalar(AssertSqlSafe(Arc::clone(
+            &self.inner.sql.checkpoint.load_checkpoint,
+        )))
+        .bind(name)
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(backend)?;
         position
             .map(|p| to_u64("position", p).map(Position))
             .transpose()
     }
 
     async fn checkpoints(&self) -> Result<Vec<(String, Position)>, Error> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.checkpoints)))
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(backend)?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(Arc::clone(
+            &self.inner.sql.checkpoint.checkpoints,
+        )))
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(backend)?;
         rows.into_iter()
             .map(|(name, position)| Ok((name, Position(to_u64("position", position)?))))
             .collect()
@@ -66,14 +70,15 @@ impl CheckpointStore for PgStore {
     async fn reset_checkpoint(&self, name: &str, to: Option<Position>) -> Result<(), Error> {
         validate_name(name)?;
         let query = match to {
-            Some(position) => {
-                sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.set_checkpoint)))
-                    .bind(name)
-                    .bind(to_i64(position.get()))
-            }
-            None => {
-                sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.delete_checkpoint))).bind(name)
-            }
+            Some(position) => sqlx::query(AssertSqlSafe(Arc::clone(
+                &self.inner.sql.checkpoint.set_checkpoint,
+            )))
+            .bind(name)
+            .bind(to_i64(position.get())),
+            None => sqlx::query(AssertSqlSafe(Arc::clone(
+                &self.inner.sql.checkpoint.delete_checkpoint,
+            )))
+            .bind(name),
         };
         query.execute(&self.inner.pool).await.map_err(backend)?;
         Ok(())

@@ -91,9 +91,60 @@ pub(crate) struct Sql {
     pub(crate) count_after: Arc<str>,
     pub(crate) categories: Arc<str>,
     pub(crate) truncate: Arc<str>,
+    pub(crate) snapshot: SnapshotSql,
+    pub(crate) checkpoint: CheckpointSql,
+}
+
+/// The statements of snapshots.
+#[derive(Debug)]
+pub(crate) struct SnapshotSql {
     pub(crate) save_snapshot: Arc<str>,
     pub(crate) load_snapshot: Arc<str>,
     pub(crate) snapshot_then_events: Arc<str>,
+}
+
+impl SnapshotSql {
+    fn new(s: &str) -> Self {
+        Self {
+            save_snapshot: format!(
+                "INSERT INTO {s}.snapshots
+                (category, aggregate_id, version, position, schema_version, payload)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (category, aggregate_id) DO UPDATE SET
+                version = EXCLUDED.version, position = EXCLUDED.position,
+                schema_version = EXCLUDED.schema_version, payload = EXCLUDED.payload
+             WHERE {s}.snapshots.version <= EXCLUDED.version"
+            )
+            .into(),
+            load_snapshot: format!(
+                "SELECT version, position, schema_version, payload FROM {s}.snapshots
+             WHERE category = $1 AND aggregate_id = $2"
+            )
+            .into(),
+            // The snapshot's row has the events' columns (those it lacks are null) and is
+            // flagged in a twelfth; its version sorts it before the events after it.
+            snapshot_then_events: format!(
+                "WITH snapshot AS (
+                 SELECT version, position, schema_version, payload FROM {s}.snapshots
+                 WHERE category = $1 AND aggregate_id = $2
+             )
+             SELECT $1::text, $2::uuid, version, position, NULL::uuid, NULL::timestamptz,
+                    schema_version, NULL::uuid, NULL::uuid, NULL::jsonb, payload, true
+             FROM snapshot
+             UNION ALL
+             SELECT {COLUMNS}, false FROM {s}.events
+             WHERE category = $1 AND aggregate_id = $2
+               AND version > coalesce((SELECT version FROM snapshot), 0)
+             ORDER BY 3"
+            )
+            .into(),
+        }
+    }
+}
+
+/// The statements of checkpoints.
+#[derive(Debug)]
+pub(crate) struct CheckpointSql {
     pub(crate) save_checkpoint: Arc<str>,
     pub(crate) load_checkpoint: Arc<str>,
     pub(crate) checkpoints: Arc<str>,
@@ -101,95 +152,151 @@ pub(crate) struct Sql {
     pub(crate) delete_checkpoint: Arc<str>,
 }
 
+impl CheckpointSql {
+    fn new(s: &str) -> Self {
+        Self {
+            save_checkpoint: format!(
+                "INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE
+             SET position = greatest({s}.checkpoints.position, EXCLUDED.position)"
+            )
+            .into(),
+            load_checkpoint: format!("SELECT position FROM {s}.checkpoints WHERE name = $1").into(),
+            checkpoints: format!("SELECT name, position FROM {s}.checkpoints ORDER BY name").into(),
+            set_checkpoint: format!(
+                "INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position"
+            )
+            .into(),
+            delete_checkpoint: format!("DELETE FROM {s}.checkpoints WHERE name = $1").into(),
+        }
+    }
+}
+
+/// The version of the stream `($1, $2)`: its last event's, or the one its truncation
+/// kept.
+fn current_version(s: &str) -> String {
+    format!(
+        "coalesce(
+            (SELECT max(version) FROM {s}.events WHERE category = $1 AND aggregate_id = $2),
+            (SELECT version FROM {s}.truncations WHERE category = $1 AND aggregate_id = $2),
+            0)"
+    )
+}
+
+/// The append of any expectation, in any transaction: the version checked in the same
+/// statement, positions taken from the transaction id.
+fn append(s: &str, current_version: &str) -> String {
+    format!(
+        "WITH cur AS (SELECT {current_version} AS version),
+        tx AS (SELECT pg_current_xact_id()::text::bigint << {TX_SHIFT} AS low),
+        start AS (
+            SELECT coalesce(max(e.position) + 1, tx.low) AS position
+            FROM tx LEFT JOIN {s}.events e
+                ON e.position >= tx.low AND e.position < tx.low + (1::bigint << {TX_SHIFT})
+            GROUP BY tx.low
+        ),
+        ins AS (
+            INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
+                created_at, schema_version, correlation_id, causation_id, metadata, payload)
+            SELECT start.position + b.n - 1, $1, $2, cur.version + b.n, b.event_id,
+                timestamptz 'epoch' + b.micros * interval '1 microsecond', b.schema_version,
+                b.correlation_id, b.causation_id, b.metadata::jsonb, b.payload
+            FROM unnest($4::uuid[], $5::bigint[], $6::int[], $7::uuid[], $8::uuid[],
+                    $9::text[], $10::bytea[])
+                WITH ORDINALITY AS b(event_id, micros, schema_version, correlation_id,
+                    causation_id, metadata, payload, n),
+                cur, start
+            WHERE $3::bigint IS NULL OR cur.version = $3
+            RETURNING version, position
+        )
+        SELECT (SELECT version FROM cur), max(version), max(position) FROM ins"
+    )
+}
+
+/// The appends alone in their transaction with an expected version: of a new stream, of
+/// a stream at a version, and after a version this store has seen stored.
+fn append_forms(s: &str) -> [[Arc<str>; 2]; 3] {
+    // The common append, alone in its transaction with an expected version: one plain
+    // INSERT. The unique (category, aggregate id, version) constraint rejects a stream
+    // that moved past the expectation; the guard rejects one that is not there yet.
+    // A new stream and a stream at a version have a statement each: one statement
+    // with a `CASE` on the version was planned anew on every call (the plan for known
+    // parameters always looked cheaper than the generic one), 50 µs an append. A
+    // third has no guard, for a version this store has seen stored: versions never
+    // go back (truncation records the version it removed), so the guard would hold.
+    // Each comes in two forms: the events' columns as arrays, or one event's as
+    // values.
+    let insert = |rows: &str| {
+        format!(
+            "INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
+                created_at, schema_version, correlation_id, causation_id, metadata, payload)
+            SELECT (pg_current_xact_id()::text::bigint << {TX_SHIFT}) + b.n - 1, $1, $2,
+                $3 + b.n, b.event_id, timestamptz 'epoch' + b.micros * interval '1 microsecond',
+                b.schema_version, b.correlation_id, b.causation_id, b.metadata::jsonb, b.payload
+            FROM {rows} AS b(event_id, micros, schema_version, correlation_id, causation_id,
+                metadata, payload, n)"
+        )
+    };
+    let forms = [
+        "(VALUES ($4::uuid, $5::bigint, $6::int, $7::uuid, $8::uuid, $9::text, $10::bytea,
+            1::bigint))",
+        "unnest($4::uuid[], $5::bigint[], $6::int[], $7::uuid[], $8::uuid[], $9::text[],
+            $10::bytea[]) WITH ORDINALITY",
+    ];
+    [
+        format!(
+            "WHERE $3::bigint = 0 AND NOT EXISTS (
+                SELECT 1 FROM {s}.truncations t WHERE t.category = $1 AND t.aggregate_id = $2)"
+        ),
+        format!(
+            "WHERE EXISTS (
+                SELECT 1 FROM {s}.events e
+                WHERE e.category = $1 AND e.aggregate_id = $2 AND e.version = $3)
+            OR EXISTS (
+                SELECT 1 FROM {s}.truncations t
+                WHERE t.category = $1 AND t.aggregate_id = $2 AND t.version = $3)"
+        ),
+        // No guard: the store has seen the expected version stored (see `seen`).
+        String::new(),
+    ]
+    .map(|guard| {
+        forms.map(|rows| {
+            Arc::from(format!(
+                "{}\n{guard}\nRETURNING version, position",
+                insert(rows)
+            ))
+        })
+    })
+}
+
+/// Drops the events of a stream before a version, recording the stream's version.
+fn truncate(s: &str) -> String {
+    format!(
+        "WITH cur AS (
+        SELECT coalesce(max(version), 0) AS version FROM {s}.events
+        WHERE category = $1 AND aggregate_id = $2
+    ),
+    gone AS (
+        DELETE FROM {s}.events
+        WHERE category = $1 AND aggregate_id = $2 AND version < $3
+    )
+    INSERT INTO {s}.truncations (category, aggregate_id, version)
+    SELECT $1, $2, version FROM cur WHERE version > 0
+    ON CONFLICT (category, aggregate_id)
+    DO UPDATE SET version = greatest({s}.truncations.version, EXCLUDED.version)"
+    )
+}
+
 impl Sql {
     pub(crate) fn new(schema: &str) -> Self {
         let s = format!("\"{schema}\"");
-        let current_version = format!(
-            "coalesce(
-                (SELECT max(version) FROM {s}.events WHERE category = $1 AND aggregate_id = $2),
-                (SELECT version FROM {s}.truncations WHERE category = $1 AND aggregate_id = $2),
-                0)"
-        );
-        let append = format!(
-            "WITH cur AS (SELECT {current_version} AS version),
-            tx AS (SELECT pg_current_xact_id()::text::bigint << {TX_SHIFT} AS low),
-            start AS (
-                SELECT coalesce(max(e.position) + 1, tx.low) AS position
-                FROM tx LEFT JOIN {s}.events e
-                    ON e.position >= tx.low AND e.position < tx.low + (1::bigint << {TX_SHIFT})
-                GROUP BY tx.low
-            ),
-            ins AS (
-                INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
-                    created_at, schema_version, correlation_id, causation_id, metadata, payload)
-                SELECT start.position + b.n - 1, $1, $2, cur.version + b.n, b.event_id,
-                    timestamptz 'epoch' + b.micros * interval '1 microsecond', b.schema_version,
-                    b.correlation_id, b.causation_id, b.metadata::jsonb, b.payload
-                FROM unnest($4::uuid[], $5::bigint[], $6::int[], $7::uuid[], $8::uuid[],
-                        $9::text[], $10::bytea[])
-                    WITH ORDINALITY AS b(event_id, micros, schema_version, correlation_id,
-                        causation_id, metadata, payload, n),
-                    cur, start
-                WHERE $3::bigint IS NULL OR cur.version = $3
-                RETURNING version, position
-            )
-            SELECT (SELECT version FROM cur), max(version), max(position) FROM ins"
-        );
-        // The common append, alone in its transaction with an expected version: one plain
-        // INSERT. The unique (category, aggregate id, version) constraint rejects a stream
-        // that moved past the expectation; the guard rejects one that is not there yet.
-        // A new stream and a stream at a version have a statement each: one statement
-        // with a `CASE` on the version was planned anew on every call (the plan for known
-        // parameters always looked cheaper than the generic one), 50 µs an append. A
-        // third has no guard, for a version this store has seen stored: versions never
-        // go back (truncation records the version it removed), so the guard would hold.
-        // Each comes in two forms: the events' columns as arrays, or one event's as
-        // values.
-        let insert = |rows: &str| {
-            format!(
-                "INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
-                    created_at, schema_version, correlation_id, causation_id, metadata, payload)
-                SELECT (pg_current_xact_id()::text::bigint << {TX_SHIFT}) + b.n - 1, $1, $2,
-                    $3 + b.n, b.event_id, timestamptz 'epoch' + b.micros * interval '1 microsecond',
-                    b.schema_version, b.correlation_id, b.causation_id, b.metadata::jsonb, b.payload
-                FROM {rows} AS b(event_id, micros, schema_version, correlation_id, causation_id,
-                    metadata, payload, n)"
-            )
-        };
-        let forms = [
-            "(VALUES ($4::uuid, $5::bigint, $6::int, $7::uuid, $8::uuid, $9::text, $10::bytea,
-                1::bigint))",
-            "unnest($4::uuid[], $5::bigint[], $6::int[], $7::uuid[], $8::uuid[], $9::text[],
-                $10::bytea[]) WITH ORDINALITY",
-        ];
-        let [append_new, append_checked, append_seen] = [
-            format!(
-                "WHERE $3::bigint = 0 AND NOT EXISTS (
-                    SELECT 1 FROM {s}.truncations t WHERE t.category = $1 AND t.aggregate_id = $2)"
-            ),
-            format!(
-                "WHERE EXISTS (
-                    SELECT 1 FROM {s}.events e
-                    WHERE e.category = $1 AND e.aggregate_id = $2 AND e.version = $3)
-                OR EXISTS (
-                    SELECT 1 FROM {s}.truncations t
-                    WHERE t.category = $1 AND t.aggregate_id = $2 AND t.version = $3)"
-            ),
-            // No guard: the store has seen the expected version stored (see `seen`).
-            String::new(),
-        ]
-        .map(|guard| {
-            forms.map(|rows| {
-                Arc::from(format!(
-                    "{}\n{guard}\nRETURNING version, position",
-                    insert(rows)
-                ))
-            })
-        });
+        let current_version = current_version(&s);
+        let [append_new, append_checked, append_seen] = append_forms(&s);
         Self {
             schema: schema.to_owned(),
             channel: format!("esrc_{schema}"),
-            append: append.into(),
+            append: append(&s, &current_version).into(),
             append_new,
             append_checked,
             append_seen,
@@ -236,67 +343,9 @@ impl Sql {
                  GROUP BY category ORDER BY category"
             )
             .into(),
-            truncate: format!(
-                "WITH cur AS (
-                    SELECT coalesce(max(version), 0) AS version FROM {s}.events
-                    WHERE category = $1 AND aggregate_id = $2
-                ),
-                gone AS (
-                    DELETE FROM {s}.events
-                    WHERE category = $1 AND aggregate_id = $2 AND version < $3
-                )
-                INSERT INTO {s}.truncations (category, aggregate_id, version)
-                SELECT $1, $2, version FROM cur WHERE version > 0
-                ON CONFLICT (category, aggregate_id)
-                DO UPDATE SET version = greatest({s}.truncations.version, EXCLUDED.version)"
-            )
-            .into(),
-            save_snapshot: format!(
-                "INSERT INTO {s}.snapshots
-                    (category, aggregate_id, version, position, schema_version, payload)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (category, aggregate_id) DO UPDATE SET
-                    version = EXCLUDED.version, position = EXCLUDED.position,
-                    schema_version = EXCLUDED.schema_version, payload = EXCLUDED.payload
-                 WHERE {s}.snapshots.version <= EXCLUDED.version"
-            )
-            .into(),
-            load_snapshot: format!(
-                "SELECT version, position, schema_version, payload FROM {s}.snapshots
-                 WHERE category = $1 AND aggregate_id = $2"
-            )
-            .into(),
-            // The snapshot's row has the events' columns (those it lacks are null) and is
-            // flagged in a twelfth; its version sorts it before the events after it.
-            snapshot_then_events: format!(
-                "WITH snapshot AS (
-                     SELECT version, position, schema_version, payload FROM {s}.snapshots
-                     WHERE category = $1 AND aggregate_id = $2
-                 )
-                 SELECT $1::text, $2::uuid, version, position, NULL::uuid, NULL::timestamptz,
-                        schema_version, NULL::uuid, NULL::uuid, NULL::jsonb, payload, true
-                 FROM snapshot
-                 UNION ALL
-                 SELECT {COLUMNS}, false FROM {s}.events
-                 WHERE category = $1 AND aggregate_id = $2
-                   AND version > coalesce((SELECT version FROM snapshot), 0)
-                 ORDER BY 3"
-            )
-            .into(),
-            save_checkpoint: format!(
-                "INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)
-                 ON CONFLICT (name) DO UPDATE
-                 SET position = greatest({s}.checkpoints.position, EXCLUDED.position)"
-            )
-            .into(),
-            load_checkpoint: format!("SELECT position FROM {s}.checkpoints WHERE name = $1").into(),
-            checkpoints: format!("SELECT name, position FROM {s}.checkpoints ORDER BY name").into(),
-            set_checkpoint: format!(
-                "INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)
-                 ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position"
-            )
-            .into(),
-            delete_checkpoint: format!("DELETE FROM {s}.checkpoints WHERE name = $1").into(),
+            truncate: truncate(&s).into(),
+            snapshot: SnapshotSql::new(&s),
+            checkpoint: CheckpointSql::new(&s),
             quoted: s,
         }
     }

@@ -28,27 +28,31 @@ impl SnapshotStore for PgStore {
                 "schema versions above 2^31 - 1 cannot be stored",
             )
         })?;
-        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.save_snapshot)))
-            .bind(category)
-            .bind(id)
-            .bind(to_i64(snapshot.version.get()))
-            .bind(to_i64(snapshot.position.get()))
-            .bind(schema_version)
-            .bind(snapshot.payload.as_ref())
-            .execute(&self.inner.pool)
-            .await
-            .map_err(backend)?;
+        sqlx::query(AssertSqlSafe(Arc::clone(
+            &self.inner.sql.snapshot.save_snapshot,
+        )))
+        .bind(category)
+        .bind(id)
+        .bind(to_i64(snapshot.version.get()))
+        .bind(to_i64(snapshot.position.get()))
+        .bind(schema_version)
+        .bind(snapshot.payload.as_ref())
+        .execute(&self.inner.pool)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 
     async fn load_snapshot(&self, category: &str, id: Uuid) -> Result<Option<Snapshot>, Error> {
         validate_name(category)?;
-        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.load_snapshot)))
-            .bind(category)
-            .bind(id)
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(backend)?;
+        let row = sqlx::query(AssertSqlSafe(Arc::clone(
+            &self.inner.sql.snapshot.load_snapshot,
+        )))
+        .bind(category)
+        .bind(id)
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(backend)?;
         row.map(|row| snapshot(&row, category, [0, 1, 2, 3]))
             .transpose()
     }
@@ -67,7 +71,7 @@ impl SnapshotStore for PgStore {
                 return;
             }
             let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(
-                &self.inner.sql.snapshot_then_events,
+                &self.inner.sql.snapshot.snapshot_then_events,
             )))
             .bind(&category)
             .bind(id)
