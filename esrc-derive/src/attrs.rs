@@ -3,6 +3,7 @@
 use proc_macro_crate::FoundCrate;
 use proc_macro2::{Ident, Span};
 use quote::quote;
+use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Attribute, LitInt, LitStr, Path, Type};
 
@@ -21,109 +22,91 @@ impl TypeArgs {
     pub(crate) fn parse(attrs: &[Attribute], allow_name: bool) -> syn::Result<Self> {
         let mut args = TypeArgs::default();
         for attr in attrs.iter().filter(|a| a.path().is_ident("esrc")) {
-            attr.parse_nested_meta(|meta| {
-                let duplicate = |what: &str| {
-                    meta.error(format!("`{what}` is given twice: keep one"))
-                };
-                if meta.path.is_ident("name") {
-                    if !allow_name {
-                        return Err(meta.error(
-                            "`name` applies to events; snapshot state is named by its aggregate's event",
-                        ));
-                    }
-                    if args.name.is_some() {
-                        return Err(duplicate("name"));
-                    }
-                    let name: LitStr = meta.value()?.parse()?;
-                    if let Err(invalid) = esrc_name::check(&name.value()) {
-                        let reason = invalid.reason();
-                        return Err(syn::Error::new(
-                            name.span(),
-                            format!("invalid event name: {reason}; for example write `#[esrc(name = \"Tab\")]`"),
-                        ));
-                    }
-                    args.name = Some(name);
-                } else if meta.path.is_ident("version") {
-                    if args.version.is_some() {
-                        return Err(duplicate("version"));
-                    }
-                    let version: LitInt = meta.value()?.parse()?;
-                    let number = version.base10_parse::<u32>()?;
-                    if number == 0 {
-                        return Err(syn::Error::new(
-                            version.span(),
-                            "schema versions start at 1: write `version = 1` or leave it out",
-                        ));
-                    }
-                    args.version = Some((number, version.span()));
-                } else if meta.path.is_ident("previous") {
-                    if args.previous.is_some() {
-                        return Err(duplicate("previous"));
-                    }
-                    args.previous = Some(meta.value()?.parse()?);
-                } else if meta.path.is_ident("crate") {
-                    if args.krate.is_some() {
-                        return Err(duplicate("crate"));
-                    }
-                    let path: LitStr = meta.value()?.parse()?;
-                    args.krate = Some(path.parse()?);
-                } else if meta.path.is_ident("keep_suffix") {
-                    if !allow_name {
-                        return Err(meta.error("`keep_suffix` applies to events"));
-                    }
-                    if args.keep_suffix.is_some() {
-                        return Err(duplicate("keep_suffix"));
-                    }
-                    args.keep_suffix = Some(meta.path.span());
-                } else if meta.path.is_ident("aggregate") {
-                    if !allow_name {
-                        return Err(meta.error("`aggregate` applies to events"));
-                    }
-                    if args.aggregate.is_some() {
-                        return Err(duplicate("aggregate"));
-                    }
-                    args.aggregate = Some(meta.value()?.parse()?);
-                } else if meta.path.is_ident("event") {
-                    return Err(meta.error(old_event_attribute(&meta)?));
-                } else if meta.path.is_ident("serde") {
-                    return Err(meta.error(old_serde_attribute(&meta)?));
-                } else if meta.path.is_ident("ignore") {
-                    return Err(meta.error("`ignore` goes on a variant of an EventGroup, not on a type"));
-                } else {
-                    let expected = if allow_name {
-                        "`name`, `keep_suffix`, `aggregate`, `version`, `previous` or `crate`"
-                    } else {
-                        "`version`, `previous` or `crate`"
-                    };
-                    return Err(meta.error(format!("unknown esrc attribute: expected {expected}")));
-                }
-                Ok(())
-            })?;
+            attr.parse_nested_meta(|meta| args.take(&meta, allow_name))?;
         }
-        if let (Some(span), Some(_)) = (args.keep_suffix, &args.name) {
+        args.check()?;
+        Ok(args)
+    }
+
+    /// Takes one `key` or `key = value` of `#[esrc(...)]`.
+    fn take(&mut self, meta: &ParseNestedMeta<'_>, allow_name: bool) -> syn::Result<()> {
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if !allow_name && matches!(key.as_str(), "name" | "keep_suffix" | "aggregate") {
+            return Err(meta.error(match key.as_str() {
+                "name" => {
+                    "`name` applies to events; snapshot state is named by its aggregate's event"
+                        .to_owned()
+                }
+                other => format!("`{other}` applies to events"),
+            }));
+        }
+        let given = match key.as_str() {
+            "name" => self.name.is_some(),
+            "version" => self.version.is_some(),
+            "previous" => self.previous.is_some(),
+            "crate" => self.krate.is_some(),
+            "keep_suffix" => self.keep_suffix.is_some(),
+            "aggregate" => self.aggregate.is_some(),
+            _ => false,
+        };
+        if given {
+            return Err(meta.error(format!("`{key}` is given twice: keep one")));
+        }
+        match key.as_str() {
+            "name" => self.name = Some(name_value(meta)?),
+            "version" => self.version = Some(version_value(meta)?),
+            "previous" => self.previous = Some(meta.value()?.parse()?),
+            "crate" => {
+                let path: LitStr = meta.value()?.parse()?;
+                self.krate = Some(path.parse()?);
+            }
+            "keep_suffix" => self.keep_suffix = Some(meta.path.span()),
+            "aggregate" => self.aggregate = Some(meta.value()?.parse()?),
+            "event" => return Err(meta.error(old_event_attribute(meta)?)),
+            "serde" => return Err(meta.error(old_serde_attribute(meta)?)),
+            "ignore" => {
+                return Err(
+                    meta.error("`ignore` goes on a variant of an EventGroup, not on a type")
+                );
+            }
+            _ => {
+                let expected = if allow_name {
+                    "`name`, `keep_suffix`, `aggregate`, `version`, `previous` or `crate`"
+                } else {
+                    "`version`, `previous` or `crate`"
+                };
+                return Err(meta.error(format!("unknown esrc attribute: expected {expected}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses attributes that contradict each other.
+    fn check(&self) -> syn::Result<()> {
+        if let (Some(span), Some(_)) = (self.keep_suffix, &self.name) {
             return Err(syn::Error::new(
                 span,
                 "`keep_suffix` keeps the type's own name whole; a given `name` is always used as written: remove one",
             ));
         }
-        if let Some(previous) = &args.previous {
-            match args.version {
-                None => {
-                    return Err(syn::Error::new(
-                        previous.span(),
-                        "`previous` needs this type's own version above the previous one's: add `version = 2` (or higher)",
-                    ));
-                }
-                Some((1, span)) => {
-                    return Err(syn::Error::new(
-                        span,
-                        "a type with a `previous` version cannot be version 1: use `version = 2` or higher",
-                    ));
-                }
-                Some(_) => {}
-            }
+        let Some(previous) = &self.previous else {
+            return Ok(());
+        };
+        match self.version {
+            None => Err(syn::Error::new(
+                previous.span(),
+                "`previous` needs this type's own version above the previous one's: add `version = 2` (or higher)",
+            )),
+            Some((1, span)) => Err(syn::Error::new(
+                span,
+                "a type with a `previous` version cannot be version 1: use `version = 2` or higher",
+            )),
+            Some(_) => Ok(()),
         }
-        Ok(args)
     }
 
     /// The path of the crate the generated code names: `#[esrc(crate = "...")]` if given,
@@ -224,4 +207,30 @@ fn old_serde_attribute(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Str
         "esrc 0.1's `#[esrc(serde(...))]` is now written without `serde(...)`, and `previous_version` is `previous`: write `#[esrc({})]`",
         parts.join(", ")
     ))
+}
+
+/// The value of `name = "..."`, checked against the rule every esrc name follows.
+fn name_value(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
+    let name: LitStr = meta.value()?.parse()?;
+    if let Err(invalid) = esrc_name::check(&name.value()) {
+        let reason = invalid.reason();
+        return Err(syn::Error::new(
+            name.span(),
+            format!("invalid event name: {reason}; for example write `#[esrc(name = \"Tab\")]`"),
+        ));
+    }
+    Ok(name)
+}
+
+/// The value of `version = N`: a schema version, from 1.
+fn version_value(meta: &ParseNestedMeta<'_>) -> syn::Result<(u32, Span)> {
+    let version: LitInt = meta.value()?.parse()?;
+    let number = version.base10_parse::<u32>()?;
+    if number == 0 {
+        return Err(syn::Error::new(
+            version.span(),
+            "schema versions start at 1: write `version = 1` or leave it out",
+        ));
+    }
+    Ok((number, version.span()))
 }

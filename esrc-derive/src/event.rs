@@ -44,13 +44,41 @@ pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStrea
         return Ok(versioned);
     }
 
-    let name = match args.name {
-        Some(name) => name.value(),
+    let name = event_name(args.name.as_ref(), args.keep_suffix.is_some(), ident)?;
+    let variant = variant_fn(input);
+    let aggregate = args.aggregate.as_ref().map(|aggregate| {
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics #krate::AggregateEvent for #ident #type_generics #where_clause {
+                type Aggregate = #aggregate;
+            }
+        }
+    });
+    Ok(quote! {
+        #versioned
+        #[automatically_derived]
+        impl #impl_generics #krate::Event for #ident #type_generics #where_clause {
+            const NAME: &'static str = #name;
+            #variant
+        }
+        #aggregate
+    })
+}
+
+/// The event's category: the name given, or the type's name without its `Event` suffix
+/// (unless `keep_suffix`), checked against the rule every esrc name follows.
+fn event_name(
+    name: Option<&syn::LitStr>,
+    keep_suffix: bool,
+    ident: &syn::Ident,
+) -> syn::Result<String> {
+    match name {
+        Some(name) => Ok(name.value()),
         None => {
             let type_name = ident.to_string();
-            let name = match args.keep_suffix {
-                Some(_) => type_name,
-                None => type_name
+            let name = match keep_suffix {
+                true => type_name,
+                false => type_name
                     .strip_suffix("Event")
                     .filter(|rest| !rest.is_empty())
                     .unwrap_or(&type_name)
@@ -60,13 +88,19 @@ pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStrea
                 let reason = invalid.reason();
                 return Err(syn::Error::new(
                     ident.span(),
-                    format!("invalid event name: {reason}: set a valid name with #[esrc(name = \"...\")]"),
+                    format!(
+                        "invalid event name: {reason}: set a valid name with #[esrc(name = \"...\")]"
+                    ),
                 ));
             }
-            name
+            Ok(name)
         }
-    };
-    let variant = match &input.data {
+    }
+}
+
+/// `Event::variant`: the enum variant's name, or the struct's.
+fn variant_fn(input: &DeriveInput) -> TokenStream {
+    match &input.data {
         Data::Enum(data) => {
             let arms = data.variants.iter().map(|variant| {
                 let v = &variant.ident;
@@ -87,29 +121,12 @@ pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStrea
             }
         }
         _ => {
-            let text = ident.to_string();
+            let text = input.ident.to_string();
             quote! {
                 fn variant(&self) -> &'static str {
                     #text
                 }
             }
         }
-    };
-    let aggregate = args.aggregate.as_ref().map(|aggregate| {
-        quote! {
-            #[automatically_derived]
-            impl #impl_generics #krate::AggregateEvent for #ident #type_generics #where_clause {
-                type Aggregate = #aggregate;
-            }
-        }
-    });
-    Ok(quote! {
-        #versioned
-        #[automatically_derived]
-        impl #impl_generics #krate::Event for #ident #type_generics #where_clause {
-            const NAME: &'static str = #name;
-            #variant
-        }
-        #aggregate
-    })
+    }
 }

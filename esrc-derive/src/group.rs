@@ -15,41 +15,11 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
              `enum Feed { Tab(TabEvent), Kitchen(KitchenEvent) }`",
         ));
     };
-    let args = TypeArgs::parse(&input.attrs, false)?;
-    if let Some(previous) = &args.previous {
-        return Err(syn::Error::new(
-            previous.span(),
-            "an EventGroup has no versions of its own: version its events",
-        ));
-    }
-    if let Some((_, span)) = args.version {
-        return Err(syn::Error::new(
-            span,
-            "an EventGroup has no version of its own: version its events",
-        ));
-    }
+    let args = group_args(input)?;
     let krate = args.krate();
     let ident = &input.ident;
 
-    let lifetimes: Vec<_> = input.generics.lifetimes().collect();
-    if lifetimes.len() > 1 {
-        return Err(syn::Error::new(
-            lifetimes[1].span(),
-            "an EventGroup may have one lifetime, the payload's it borrows from",
-        ));
-    }
-    if let Some(param) = input
-        .generics
-        .params
-        .iter()
-        .find(|p| !matches!(p, GenericParam::Lifetime(_)))
-    {
-        return Err(syn::Error::new(
-            param.span(),
-            "an EventGroup cannot be generic over types or constants: name its event types",
-        ));
-    }
-    let lifetime = lifetimes.first().map(|l| l.lifetime.clone());
+    let lifetime = group_lifetime(input)?;
 
     let mut names = Vec::new();
     let mut arms = Vec::new();
@@ -103,4 +73,46 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             }
         }
     })
+}
+
+/// The group's own attributes: a crate path, and no version (its events have theirs).
+fn group_args(input: &DeriveInput) -> syn::Result<TypeArgs> {
+    let args = TypeArgs::parse(&input.attrs, false)?;
+    if let Some(previous) = &args.previous {
+        return Err(syn::Error::new(
+            previous.span(),
+            "an EventGroup has no versions of its own: version its events",
+        ));
+    }
+    if let Some((_, span)) = args.version {
+        return Err(syn::Error::new(
+            span,
+            "an EventGroup has no version of its own: version its events",
+        ));
+    }
+    Ok(args)
+}
+
+/// The group's one lifetime (the payload's it borrows from), if any; no type or const
+/// parameters.
+fn group_lifetime(input: &DeriveInput) -> syn::Result<Option<syn::Lifetime>> {
+    let lifetimes: Vec<_> = input.generics.lifetimes().collect();
+    if lifetimes.len() > 1 {
+        return Err(syn::Error::new(
+            lifetimes[1].span(),
+            "an EventGroup may have one lifetime, the payload's it borrows from",
+        ));
+    }
+    if let Some(param) = input
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, GenericParam::Lifetime(_)))
+    {
+        return Err(syn::Error::new(
+            param.span(),
+            "an EventGroup cannot be generic over types or constants: name its event types",
+        ));
+    }
+    Ok(lifetimes.first().map(|l| l.lifetime.clone()))
 }
