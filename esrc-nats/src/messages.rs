@@ -97,21 +97,7 @@ pub(crate) fn direct(
                 }));
                 return;
             }
-            let request = serde_json::json!({
-                "seq": next,
-                "next_by_subj": span.filter,
-                "batch": DIRECT_BATCH,
-            });
-            let inbox = client.new_inbox();
-            let sent = match client.subscribe(inbox.clone()).await {
-                Ok(replies) => client
-                    .publish_with_reply(api.clone(), inbox, request.to_string().into())
-                    .await
-                    .map(|()| replies)
-                    .map_err(|error| error.to_string()),
-                Err(error) => Err(error.to_string()),
-            };
-            let mut replies = match sent {
+            let mut replies = match ask(&client, &api, &span.filter, next).await {
                 Ok(replies) => replies,
                 Err(error) => {
                     tracing::debug!(%error, "esrc: direct get failed; retrying");
@@ -127,42 +113,25 @@ pub(crate) fn direct(
                     Ok(Some(reply)) => reply,
                     Ok(None) | Err(_) => break,
                 };
-                match reply.status.map(|status| status.as_u16()) {
-                    // End of batch: the server says how many matching messages remain.
-                    Some(204) => {
+                match reply_kind(&reply) {
+                    Reply::End { pending } => {
                         answered = true;
-                        more = number(reply.headers.as_ref(), "Nats-Num-Pending")
-                            .is_some_and(|pending| pending > 0);
+                        more = pending;
                         break;
                     }
-                    // Nothing at or after `next`.
-                    Some(404) => {
+                    Reply::Nothing => {
                         answered = true;
                         break;
                     }
-                    Some(_) => break,
-                    None => {
-                        let Some(sequence) = number(reply.headers.as_ref(), "Nats-Sequence")
-                        else {
-                            break;
-                        };
+                    Reply::Failed => break,
+                    Reply::Message(sequence) => {
                         if span.until > 0 && sequence > span.until {
                             return;
                         }
-                        let subject = reply
-                            .headers
-                            .as_ref()
-                            .and_then(|headers| headers.get("Nats-Subject"))
-                            .map_or_else(|| span.filter.clone(), |value| value.as_str().to_owned());
                         next = sequence + 1;
                         pauses.reset();
                         stalled_since = Instant::now();
-                        yield Ok(Stored {
-                            subject: subject.into(),
-                            sequence,
-                            headers: reply.headers,
-                            payload: reply.payload,
-                        });
+                        yield Ok(stored_reply(reply, sequence, &span.filter));
                     }
                 }
             }
@@ -175,6 +144,74 @@ pub(crate) fn direct(
             // A replica behind the leader answered, or none did: ask again.
             tokio::time::sleep(pauses.pause()).await;
         }
+    }
+}
+
+/// Asks for a batch of the messages on `filter` from `next` on; the replies come on the
+/// subscription returned.
+async fn ask(
+    client: &async_nats::Client,
+    api: &str,
+    filter: &str,
+    next: u64,
+) -> Result<async_nats::Subscriber, String> {
+    let request = serde_json::json!({
+        "seq": next,
+        "next_by_subj": filter,
+        "batch": DIRECT_BATCH,
+    });
+    let inbox = client.new_inbox();
+    let replies = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|error| error.to_string())?;
+    client
+        .publish_with_reply(api.to_owned(), inbox, request.to_string().into())
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(replies)
+}
+
+/// What one reply to a batched direct get says.
+enum Reply {
+    /// A message, at this sequence.
+    Message(u64),
+    /// The end of the batch; whether matching messages remain after it.
+    End { pending: bool },
+    /// Nothing at or after the sequence asked for.
+    Nothing,
+    /// Anything else: the batch is given up and asked for again.
+    Failed,
+}
+
+fn reply_kind(reply: &async_nats::Message) -> Reply {
+    match reply.status.map(|status| status.as_u16()) {
+        // End of batch: the server says how many matching messages remain.
+        Some(204) => Reply::End {
+            pending: number(reply.headers.as_ref(), "Nats-Num-Pending")
+                .is_some_and(|pending| pending > 0),
+        },
+        Some(404) => Reply::Nothing,
+        Some(_) => Reply::Failed,
+        None => {
+            number(reply.headers.as_ref(), "Nats-Sequence").map_or(Reply::Failed, Reply::Message)
+        }
+    }
+}
+
+/// The stored message a direct get answered with (its subject from its header, or the
+/// filter's when it is a single subject).
+fn stored_reply(reply: async_nats::Message, sequence: u64, filter: &str) -> Stored {
+    let subject = reply
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get("Nats-Subject"))
+        .map_or_else(|| filter.to_owned(), |value| value.as_str().to_owned());
+    Stored {
+        subject: subject.into(),
+        sequence,
+        headers: reply.headers,
+        payload: reply.payload,
     }
 }
 

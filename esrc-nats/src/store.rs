@@ -118,6 +118,25 @@ impl NatsStore {
         events: &[NewEvent],
         first: Option<Version>,
     ) -> Result<Option<Appended>, Error> {
+        let Some((start, until, limit)) = self.retry_span(subject, events.len(), first).await?
+        else {
+            return Ok(None);
+        };
+        let messages = self.read_subject(subject, start, until).take(limit);
+        let found = stored_ids(messages, subject, events).await?;
+        let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
+        retry_outcome(&ids, &found)
+    }
+
+    /// Where an earlier append of `count` events would be in `subject`: the first
+    /// sequence to read, the subject's last sequence, and how many messages to read at
+    /// most; `None` when the subject holds nothing there.
+    async fn retry_span(
+        &self,
+        subject: &str,
+        count: usize,
+        first: Option<Version>,
+    ) -> Result<Option<(u64, u64, usize)>, Error> {
         let Some(last) = Box::pin(self.last_message(subject)).await? else {
             return Ok(None);
         };
@@ -125,7 +144,7 @@ impl NatsStore {
         let (start, limit) = match first {
             Some(version) => (
                 Box::pin(self.sequence_of(subject, version, until)).await?,
-                events.len(),
+                count,
             ),
             None => {
                 // An id is a duplicate while its message is younger than the window, and
@@ -137,61 +156,127 @@ impl NatsStore {
                 (Box::pin(start).await?, usize::MAX)
             }
         };
-        let Some(start) = start else {
-            return Ok(None);
+        Ok(start.map(|start| (start, until, limit)))
+    }
+}
+
+/// The messages among `messages` that hold one of `events`' ids, each with the append
+/// that stored it as far as its headers tell.
+async fn stored_ids(
+    mut messages: impl futures::Stream<Item = Result<crate::messages::Stored, Error>> + Unpin,
+    subject: &str,
+    events: &[NewEvent],
+) -> Result<Vec<StoredId>, Error> {
+    let wanted: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let mut found = Vec::new();
+    // The size of each batch whose last (commit) message was read.
+    let mut batch_sizes = HashMap::new();
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let Some(headers) = message.headers.as_ref() else {
+            continue;
         };
-        let wanted: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
-        let mut found = Vec::new();
-        // The size of each batch whose last (commit) message was read.
-        let mut batch_sizes = HashMap::new();
-        let mut stored = self.read_subject(subject, start, until).take(limit);
-        while let Some(message) = stored.next().await {
-            let message = message?;
-            let Some(headers) = message.headers.as_ref() else {
-                continue;
-            };
-            let tag = codec::append_tag(headers);
-            if let AppendTag::Batch {
-                id,
-                place,
-                commit: true,
-            } = tag
-            {
-                batch_sizes.insert(id, place);
-            }
-            let Some(event_id) = header::<Uuid>(headers, codec::MSG_ID) else {
-                continue;
-            };
-            if wanted.contains(&event_id) {
-                let version = codec::version(headers, subject, message.sequence).unwrap_or(0);
-                found.push((event_id, Version(version), message.sequence, tag));
-            }
+        let tag = codec::append_tag(headers);
+        if let AppendTag::Batch {
+            id,
+            place,
+            commit: true,
+        } = tag
+        {
+            batch_sizes.insert(id, place);
         }
-        // A message esrc did not write belongs to no append: its size never matches, so
-        // reusing its id is a duplicate. So is part of a batch whose end was not read.
-        let found: Vec<StoredId> = found
-            .into_iter()
-            .map(|(event_id, version, sequence, tag)| {
-                let (append, append_len) = match tag {
-                    AppendTag::Alone => (event_id.as_u128(), 1),
-                    AppendTag::Batch { id, .. } => {
-                        (id, batch_sizes.get(&id).copied().unwrap_or(usize::MAX))
-                    }
-                    AppendTag::Tagged { id, len } => (id, len),
-                    AppendTag::Foreign => (0, 0),
-                };
-                StoredId {
-                    event_id,
-                    in_stream: true,
-                    version,
-                    position: Position(sequence),
-                    append,
-                    append_len: Some(append_len),
+        let Some(event_id) = header::<Uuid>(headers, codec::MSG_ID) else {
+            continue;
+        };
+        if wanted.contains(&event_id) {
+            let version = codec::version(headers, subject, message.sequence).unwrap_or(0);
+            found.push((event_id, Version(version), message.sequence, tag));
+        }
+    }
+    // A message esrc did not write belongs to no append: its size never matches, so
+    // reusing its id is a duplicate. So is part of a batch whose end was not read.
+    let found = found
+        .into_iter()
+        .map(|(event_id, version, sequence, tag)| {
+            let (append, append_len) = match tag {
+                AppendTag::Alone => (event_id.as_u128(), 1),
+                AppendTag::Batch { id, .. } => {
+                    (id, batch_sizes.get(&id).copied().unwrap_or(usize::MAX))
                 }
-            })
-            .collect();
-        let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
-        retry_outcome(&ids, &found)
+                AppendTag::Tagged { id, len } => (id, len),
+                AppendTag::Foreign => (0, 0),
+            };
+            StoredId {
+                event_id,
+                in_stream: true,
+                version,
+                position: Position(sequence),
+                append,
+                append_len: Some(append_len),
+            }
+        })
+        .collect();
+    Ok(found)
+}
+
+/// What looking up a subject's tail before an append found.
+enum Lookup {
+    /// The expectation holds at this tail: append after it.
+    Append(Tail),
+    /// An earlier try of this very append was stored: its outcome.
+    Done(Appended),
+}
+
+impl NatsStore {
+    /// The subject's last sequence and version, as far as the caller knows them. A new
+    /// stream has none, and a root whose (version, position) this store saw together
+    /// needs no lookup; any other root is checked like `Exact`, so that a version and a
+    /// position of different events can never store a version twice.
+    fn known_tail(&self, category: &str, id: Uuid, expected: Expected) -> Option<Tail> {
+        match expected {
+            Expected::NoStream => Some(Tail {
+                sequence: 0,
+                version: Version::ZERO,
+            }),
+            Expected::Last { version, position } => self
+                .remembered(category, id)
+                .filter(|known| known.version == version && known.sequence == position.get()),
+            // `Any`, `Exact`, and any expectation added later: the subject's tail is looked
+            // up and `Expected::matches` decides.
+            _ => None,
+        }
+    }
+
+    /// Looks the subject's tail up and checks the expectation against it; when it does
+    /// not hold, the append is either an earlier try's retry (its original outcome) or a
+    /// conflict.
+    async fn look_up_tail(
+        &self,
+        subject: &str,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+        events: &[NewEvent],
+    ) -> Result<Lookup, Error> {
+        let found = self.tail(subject).await?.unwrap_or(Tail {
+            sequence: 0,
+            version: Version::ZERO,
+        });
+        if expected.matches(found.version) {
+            return Ok(Lookup::Append(found));
+        }
+        // Stored by an earlier try with this expectation, it would start just after the
+        // expected version.
+        let first = expected.version().map(Version::next);
+        match Box::pin(self.retried(subject, events, first)).await? {
+            Some(original) => Ok(Lookup::Done(original)),
+            None => Err(Error::Conflict {
+                category: category.to_owned(),
+                id,
+                expected,
+                actual: found.version,
+            }),
+        }
     }
 }
 
@@ -205,50 +290,19 @@ impl Publish for NatsStore {
     ) -> Result<Appended, Error> {
         check_append(category, &events, MAX_BATCH)?;
         let subject = self.subject(category, id);
-        let conflict = |actual| Error::Conflict {
-            category: category.to_owned(),
-            id,
-            expected,
-            actual,
-        };
-        // The subject's last sequence and version, as far as the caller knows them. A new
-        // stream has none, and a root whose (version, position) this store saw together
-        // needs no lookup; any other root is checked like `Exact`, so that a version and
-        // a position of different events can never store a version twice.
-        let mut tail = match expected {
-            Expected::NoStream => Some(Tail {
-                sequence: 0,
-                version: Version::ZERO,
-            }),
-            Expected::Last { version, position } => self
-                .remembered(category, id)
-                .filter(|known| known.version == version && known.sequence == position.get()),
-            // `Any`, `Exact`, and any expectation added later: the subject's tail is looked
-            // up and `Expected::matches` decides.
-            _ => None,
-        };
+        let mut tail = self.known_tail(category, id, expected);
         let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
         let mut losses = lost_races();
         loop {
             let known = match tail.take() {
                 Some(known) => known,
-                None => {
-                    let found = self.tail(&subject).await?.unwrap_or(Tail {
-                        sequence: 0,
-                        version: Version::ZERO,
-                    });
-                    if !expected.matches(found.version) {
-                        // Stored by an earlier try with this expectation, it would start
-                        // just after the expected version.
-                        let first = expected.version().map(Version::next);
-                        let retried = Box::pin(self.retried(&subject, &events, first));
-                        if let Some(original) = retried.await? {
-                            return Ok(original);
-                        }
-                        return Err(conflict(found.version));
-                    }
-                    found
-                }
+                None => match self
+                    .look_up_tail(&subject, category, id, expected, &events)
+                    .await?
+                {
+                    Lookup::Append(found) => found,
+                    Lookup::Done(original) => return Ok(original),
+                },
             };
             let sent = Box::pin(self.send(&subject, &events, known.version.next(), known.sequence));
             match sent.await? {
