@@ -20,9 +20,9 @@ fn cases() -> Vec<&'static str> {
     ]
     .into_iter()
     .flat_map(str::lines)
-        .filter_map(|line| line.strip_prefix("pub async fn "))
-        .filter_map(|rest| rest.split(['<', '(']).next())
-        .collect()
+    .filter_map(|line| line.strip_prefix("pub async fn "))
+    .filter_map(|rest| rest.split(['<', '(']).next())
+    .collect()
 }
 
 /// The identifiers listed in `conformance_tests!`, in order.

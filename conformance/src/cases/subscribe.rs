@@ -100,57 +100,10 @@ pub async fn subscribe_with_concurrent_writers_sees_each_event_once<F: StoreFact
         .unwrap();
     let sentinel = other(u64::MAX);
     let sentinel_id = sentinel.event_id;
-    let subscriber = {
-        let store = Arc::clone(&store);
-        let (ready, ready_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            let mut subscription = pin!(store.subscribe(&[THING, OTHER], Position::ZERO));
-            let _ = ready.send(());
-            let mut seen: Vec<Envelope> = Vec::new();
-            loop {
-                match tokio::time::timeout(PATIENCE, subscription.next()).await {
-                    Ok(Some(Ok(envelope))) if envelope.event_id == sentinel_id => break,
-                    Ok(Some(Ok(envelope))) => seen.push(envelope),
-                    Ok(Some(Err(error))) => panic!("subscription failed: {error}"),
-                    Ok(None) => panic!("subscription ended early"),
-                    Err(_) => panic!(
-                        "the subscriber saw {} events, then nothing for {PATIENCE:?}",
-                        seen.len()
-                    ),
-                }
-            }
-            seen
-        });
-        ready_rx.await.unwrap();
-        task
-    };
-    let mut writers = Vec::new();
-    for writer in 0..WRITERS {
-        let store = Arc::clone(&store);
-        writers.push(tokio::spawn(async move {
-            let mut ids = Vec::new();
-            let (thing, side) = (Uuid::now_v7(), Uuid::now_v7());
-            for n in 0..APPENDS {
-                let batch = counted_batch(n, 2);
-                ids.extend(batch.iter().map(|e| e.event_id));
-                store
-                    .publish(THING, thing, Expected::Any, batch)
-                    .await
-                    .unwrap();
-                store
-                    .publish("Ignored", side, Expected::Any, vec![counted(n)])
-                    .await
-                    .unwrap();
-                let single = other(u64::from(writer * 1000 + n));
-                ids.push(single.event_id);
-                store
-                    .publish(OTHER, side, Expected::Any, vec![single])
-                    .await
-                    .unwrap();
-            }
-            ids
-        }));
-    }
+    let subscriber = follow_until(Arc::clone(&store), sentinel_id).await;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| tokio::spawn(write_three_categories(Arc::clone(&store), writer, APPENDS)))
+        .collect();
     let mut written = BTreeSet::new();
     for writer in writers {
         for id in writer.await.expect("writer task") {
@@ -180,6 +133,61 @@ pub async fn subscribe_with_concurrent_writers_sees_each_event_once<F: StoreFact
         written.len() - delivered
     );
     assert_eq!(seen.len(), 3 + written.len(), "nothing else was delivered");
+}
+
+/// A subscriber of `Thing` and `Other` from the start, in a task that ends with what it
+/// saw before the event `sentinel`; returns once it is subscribed.
+async fn follow_until<S: Subscribe + Send + Sync + 'static>(
+    store: Arc<S>,
+    sentinel: Uuid,
+) -> tokio::task::JoinHandle<Vec<Envelope>> {
+    let (ready, ready_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut subscription = pin!(store.subscribe(&[THING, OTHER], Position::ZERO));
+        let _ = ready.send(());
+        let mut seen: Vec<Envelope> = Vec::new();
+        loop {
+            match tokio::time::timeout(PATIENCE, subscription.next()).await {
+                Ok(Some(Ok(envelope))) if envelope.event_id == sentinel => break,
+                Ok(Some(Ok(envelope))) => seen.push(envelope),
+                Ok(Some(Err(error))) => panic!("subscription failed: {error}"),
+                Ok(None) => panic!("subscription ended early"),
+                Err(_) => panic!(
+                    "the subscriber saw {} events, then nothing for {PATIENCE:?}",
+                    seen.len()
+                ),
+            }
+        }
+        seen
+    });
+    ready_rx.await.unwrap();
+    task
+}
+
+/// `appends` rounds of a two-event `Thing` batch, an `Ignored` event and an `Other`
+/// event, on two new streams; returns the ids of the `Thing` and `Other` events.
+async fn write_three_categories<S: Publish>(store: Arc<S>, writer: u32, appends: u32) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let (thing, side) = (Uuid::now_v7(), Uuid::now_v7());
+    for n in 0..appends {
+        let batch = counted_batch(n, 2);
+        ids.extend(batch.iter().map(|e| e.event_id));
+        store
+            .publish(THING, thing, Expected::Any, batch)
+            .await
+            .unwrap();
+        store
+            .publish("Ignored", side, Expected::Any, vec![counted(n)])
+            .await
+            .unwrap();
+        let single = other(u64::from(writer * 1000 + n));
+        ids.push(single.event_id);
+        store
+            .publish(OTHER, side, Expected::Any, vec![single])
+            .await
+            .unwrap();
+    }
+    ids
 }
 
 /// Commit order differs from position order: while an append is written but not
