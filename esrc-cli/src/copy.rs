@@ -275,6 +275,63 @@ fn event_of(envelope: &Envelope) -> NewEvent {
     }
 }
 
+/// The copy job's name, from the source's first event of `names` (so that a run against
+/// the same source resumes where the last one stopped); `None` if it holds none.
+async fn job_name(source: &AnyStore, names: &[&str]) -> anyhow::Result<Option<String>> {
+    let first = pin!(source.replay(names, Position::ZERO))
+        .next()
+        .await
+        .transpose()?;
+    Ok(first.map(|first| format!("esrc-copy-{}", first.event_id.simple())))
+}
+
+/// Reads the source's events of `categories` after `start` in a task that runs ahead of
+/// the writer, so that the two overlap; the task stops when the guard is dropped.
+fn read_ahead(
+    source: &AnyStore,
+    categories: &[String],
+    start: Position,
+) -> (
+    tokio::sync::mpsc::Receiver<Result<Envelope, esrc::Error>>,
+    AbortOnDrop,
+) {
+    let (sender, received) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let (source, categories) = (source.clone(), categories.to_vec());
+    let reader = tokio::spawn(async move {
+        let names: Vec<&str> = categories.iter().map(String::as_str).collect();
+        let mut events = pin!(source.replay(&names, start));
+        while let Some(envelope) = events.next().await {
+            if sender.send(envelope).await.is_err() {
+                return;
+            }
+        }
+    });
+    (received, AbortOnDrop(reader))
+}
+
+/// Reports what was copied, and fails if the target holds fewer events than the source.
+async fn compare_counts(
+    source: &AnyStore,
+    target: &AnyStore,
+    names: &[&str],
+    writer: &Writer<'_>,
+) -> anyhow::Result<()> {
+    let in_source = source.count_after(names, Position::ZERO).await?;
+    let in_target = target.count_after(names, Position::ZERO).await?;
+    out!("{}", writer.report().await);
+    out!(
+        "The source holds {in_source} events of {}, the target {in_target}.",
+        names.join(", ")
+    );
+    if in_target < in_source {
+        bail!("the target holds fewer events than the source: run the copy again");
+    }
+    out!(
+        "Snapshots and projections' checkpoints are not copied (positions differ between stores): projections rebuild on the target."
+    );
+    Ok(())
+}
+
 pub(crate) async fn copy(
     source: &AnyStore,
     target: &AnyStore,
@@ -287,20 +344,13 @@ pub(crate) async fn copy(
         out!("The source holds no events: nothing to copy.");
         return Ok(());
     }
-    // The job is named after the source's first event, so that a run against the same
-    // source resumes where the last one stopped.
-    let first = pin!(source.replay(&names, Position::ZERO))
-        .next()
-        .await
-        .transpose()?;
-    let Some(first) = first else {
+    let Some(job) = job_name(source, &names).await? else {
         out!(
             "The source holds no events of {}: nothing to copy.",
             names.join(", ")
         );
         return Ok(());
     };
-    let job = format!("esrc-copy-{}", first.event_id.simple());
     let mut writer = Writer::new(target, Some(job), batch).await;
     let start = writer.resume_after().await?;
     if start > Position::ZERO {
@@ -308,21 +358,7 @@ pub(crate) async fn copy(
     }
     let total = source.count_after(&names, start).await?;
     let bar = progress(total);
-    // Reading runs ahead of writing, so that the two overlap.
-    let (sender, mut received) = tokio::sync::mpsc::channel(READ_AHEAD);
-    let reader = {
-        let (source, categories) = (source.clone(), categories.clone());
-        tokio::spawn(async move {
-            let names: Vec<&str> = categories.iter().map(String::as_str).collect();
-            let mut events = pin!(source.replay(&names, start));
-            while let Some(envelope) = events.next().await {
-                if sender.send(envelope).await.is_err() {
-                    return;
-                }
-            }
-        })
-    };
-    let _stop_reading = AbortOnDrop(reader);
+    let (mut received, _stop_reading) = read_ahead(source, &categories, start);
     // One listener for the whole copy: a signal that came between two events would be
     // lost to a listener made for each.
     let mut interrupt = pin!(tokio::signal::ctrl_c());
@@ -353,20 +389,7 @@ pub(crate) async fn copy(
     writer.finish().await?;
     bar.finish_and_clear();
 
-    let in_source = source.count_after(&names, Position::ZERO).await?;
-    let in_target = target.count_after(&names, Position::ZERO).await?;
-    out!("{}", writer.report().await);
-    out!(
-        "The source holds {in_source} events of {}, the target {in_target}.",
-        names.join(", ")
-    );
-    if in_target < in_source {
-        bail!("the target holds fewer events than the source: run the copy again");
-    }
-    out!(
-        "Snapshots and projections' checkpoints are not copied (positions differ between stores): projections rebuild on the target."
-    );
-    Ok(())
+    compare_counts(source, target, &names, &writer).await
 }
 
 pub(crate) async fn export(store: &AnyStore, categories: Vec<String>) -> anyhow::Result<()> {

@@ -35,6 +35,20 @@ fn stream_of(subject: &str) -> Option<(&str, Uuid)> {
     Some((name, id.parse().ok()?))
 }
 
+/// The schema version a 0.1 message was stored at (1 when it has no header).
+fn schema_version(message: &jetstream::Message, sequence: u64) -> anyhow::Result<u32> {
+    let schema_version = match message.headers.as_ref().and_then(|h| h.get(VERSION_HEADER)) {
+        Some(value) => value.as_str().parse().with_context(|| {
+            format!(
+                "message {sequence}: `{VERSION_HEADER}: {}` is not a version",
+                value.as_str()
+            )
+        })?,
+        None => 1,
+    };
+    Ok(schema_version)
+}
+
 pub(crate) async fn import(
     nats_url: &str,
     stream_name: &str,
@@ -78,15 +92,7 @@ pub(crate) async fn import(
                 message.subject
             );
         };
-        let schema_version = match message.headers.as_ref().and_then(|h| h.get(VERSION_HEADER)) {
-            Some(value) => value.as_str().parse().with_context(|| {
-                format!(
-                    "message {sequence}: `{VERSION_HEADER}: {}` is not a version",
-                    value.as_str()
-                )
-            })?,
-            None => 1,
-        };
+        let schema_version = schema_version(&message, sequence)?;
         let version = versions.entry((category.to_owned(), id)).or_default();
         *version += 1;
         let event = NewEvent {
