@@ -43,9 +43,9 @@ impl<F: StoreFactory> StoreFactory for Dynamic<F> {
     ) -> Result<Box<dyn PendingAppend>, Error> {
         let store = store
             .downcast_ref::<F::Store>()
-            .ok_or(Error::NotSupported {
-                operation: "begin_append on a store of another factory",
-            })?;
+            .ok_or(Error::not_supported::<F::Store>(
+                "begin_append on a store of another factory",
+            ))?;
         self.0.begin_append(store, category, id, events).await
     }
 }

@@ -52,11 +52,7 @@ pub trait StoreFactory: Send + Sync {
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<Box<dyn PendingAppend>, Error>> + Send {
         let _ = (store, category, id, events);
-        async {
-            Err(Error::NotSupported {
-                operation: "begin_append",
-            })
-        }
+        async { Err(Error::not_supported::<Self::Store>("begin_append")) }
     }
 }
 

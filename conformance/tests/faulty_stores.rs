@@ -179,6 +179,7 @@ impl Subscribe for Faulty {
                     .map(|_| match &item {
                         Ok(envelope) => Ok(envelope.clone()),
                         Err(error) => Err(Error::NotSupported {
+                            store: "Faulty",
                             operation: if error.is_conflict() {
                                 "never"
                             } else {

@@ -142,8 +142,10 @@ pub enum Error {
     },
 
     /// The store does not implement this operation (it declares so in its capabilities).
-    #[error("{operation} is not supported by this store")]
+    #[error("{operation} is not supported by {store}")]
     NotSupported {
+        /// The store, by its type's name (`MemoryStore`, `PgStore`, or a third party's).
+        store: &'static str,
         /// The operation that was called.
         operation: &'static str,
     },
@@ -163,6 +165,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::NotSupported`] naming the store type `S` and `operation`.
+    ///
+    /// ```
+    /// struct MyStore;
+    /// let error = esrc_core::Error::not_supported::<MyStore>("listing categories");
+    /// assert_eq!(error.to_string(), "listing categories is not supported by MyStore");
+    /// ```
+    pub fn not_supported<S: ?Sized>(operation: &'static str) -> Self {
+        let full = std::any::type_name::<S>();
+        // `esrc_memory::core::MemoryStore` → `MemoryStore` (generics kept whole).
+        let path = full.split('<').next().unwrap_or(full);
+        let start = path.rfind("::").map_or(0, |at| at + 2);
+        Error::NotSupported {
+            store: &full[start..],
+            operation,
+        }
+    }
+
     /// Whether the operation may succeed when retried: a conflict (after re-reading) or a
     /// retryable backend failure.
     pub fn is_retryable(&self) -> bool {

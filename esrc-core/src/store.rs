@@ -114,11 +114,7 @@ pub trait Replay: Send + Sync {
     /// that look into a store show. A store that cannot list its categories answers
     /// [`Error::NotSupported`] (the default).
     fn categories(&self) -> impl Future<Output = Result<Vec<CategoryStats>, Error>> + Send {
-        async {
-            Err(Error::NotSupported {
-                operation: "listing categories",
-            })
-        }
+        async { Err(Error::not_supported::<Self>("listing categories")) }
     }
 }
 
@@ -215,11 +211,7 @@ pub trait CheckpointStore: Send + Sync {
     /// Every projection's checkpoint, by name. A store that cannot list them answers
     /// [`Error::NotSupported`] (the default).
     fn checkpoints(&self) -> impl Future<Output = Result<Vec<(String, Position)>, Error>> + Send {
-        async {
-            Err(Error::NotSupported {
-                operation: "listing checkpoints",
-            })
-        }
+        async { Err(Error::not_supported::<Self>("listing checkpoints")) }
     }
 
     /// Sets projection `name`'s checkpoint back to `to`, or removes it (`None`), so that
@@ -232,11 +224,7 @@ pub trait CheckpointStore: Send + Sync {
         to: Option<Position>,
     ) -> impl Future<Output = Result<(), Error>> + Send {
         let _ = (name, to);
-        async {
-            Err(Error::NotSupported {
-                operation: "resetting checkpoints",
-            })
-        }
+        async { Err(Error::not_supported::<Self>("resetting checkpoints")) }
     }
 }
 

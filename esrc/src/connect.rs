@@ -105,21 +105,24 @@ fn feature_off(scheme: &str, feature: &str) -> Error {
 }
 
 /// The options of one URL, and the program's defaults.
-#[cfg_attr(not(any(feature = "memory", feature = "postgres", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "memory", feature = "postgres", feature = "nats")),
+    allow(dead_code)
+)]
 struct Options {
     defaults: Vec<(String, String)>,
     given: Vec<(String, String)>,
 }
 
-#[cfg_attr(not(any(feature = "memory", feature = "postgres", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "memory", feature = "postgres", feature = "nats")),
+    allow(dead_code)
+)]
 impl Options {
     /// Sets the defaults the builder takes (a default for another store is ignored), then
     /// every option of the URL (one the builder does not take is refused).
     fn apply<B: StoreOptions>(self, builder: B) -> Result<B, Error> {
-        let defaults = self
-            .defaults
-            .into_iter()
-            .filter(|(key, _)| B::takes(key));
+        let defaults = self.defaults.into_iter().filter(|(key, _)| B::takes(key));
         builder.with_options(defaults)?.with_options(self.given)
     }
 }
