@@ -3,7 +3,7 @@
 //! An application uses the crate root: the traits, the types, the extension traits and
 //! the projector. A store built on esrc-core also checks appends and names the way every
 //! store does ([`check_append`], [`validate_name`], [`retry_outcome`], [`TailCache`]),
-//! spaces out its retries with [`Backoff`], takes its options by name
+//! opens its streams with [`opened`], spaces out its retries with [`Backoff`], takes its options by name
 //! ([`StoreOptions`]), and a projector runner (such as
 //! esrc-postgres's transactional projector) runs the core engine ([`run_projector`]) and
 //! shares the core projector's handle ([`spawn_projector`]). Those pieces live here,
@@ -19,6 +19,7 @@ pub use crate::append::{StoredId, TailCache, check_append, retry_outcome};
 pub use crate::backoff::Backoff;
 pub use crate::engine::{Batches, Settings, run_projector};
 pub use crate::name::{MAX_NAME_LEN, validate_name, validate_names};
+pub use crate::opening::{opened, opened_after};
 pub use crate::options::{
     StoreOption, StoreOptions, check_option_table, invalid_config, parse_duration, parse_flag,
     parse_option, unknown_option,

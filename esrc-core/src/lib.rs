@@ -11,6 +11,7 @@ pub mod error;
 mod event;
 mod ext;
 mod name;
+mod opening;
 mod options;
 mod project;
 pub mod projector;

@@ -1,7 +1,7 @@
 //! Replays: one stream through its index, a group of categories through the log, both
 //! copied out in chunks so that writers are never held up for long.
 
-use esrc_core::backend::{validate_name, validate_names};
+use esrc_core::backend::{opened, validate_name, validate_names};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -19,27 +19,28 @@ impl ReplayOne for MemoryStore {
         id: Uuid,
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let category = category.to_owned();
-        let invalid = validate_name(&category).err();
-        let mut cursor = after;
-        Chunks::new(invalid, move || {
-            let state = self.read();
-            let Some(stream) = state.stream_of(&category, id) else {
-                return (Vec::new(), false);
-            };
-            let stream = &state.streams[stream];
-            let skip = cursor.next().get().saturating_sub(stream.first.get()) as usize;
-            let positions = stream.positions.get(skip..).unwrap_or_default();
-            let envelopes = positions
-                .iter()
-                .filter_map(|position| state.entry(*position));
-            let chunk = copy_out(envelopes, positions.len());
-            if let Some(last) = chunk.last() {
-                cursor = last.version;
-            }
-            // Until a chunk comes back empty: events appended meanwhile are read too.
-            let more = !chunk.is_empty();
-            (chunk, more)
+        let category = validate_name(category).map(|()| category.to_owned());
+        opened(category, move |category| {
+            let mut cursor = after;
+            Chunks::new(move || {
+                let state = self.read();
+                let Some(stream) = state.stream_of(&category, id) else {
+                    return (Vec::new(), false);
+                };
+                let stream = &state.streams[stream];
+                let skip = cursor.next().get().saturating_sub(stream.first.get()) as usize;
+                let positions = stream.positions.get(skip..).unwrap_or_default();
+                let envelopes = positions
+                    .iter()
+                    .filter_map(|position| state.entry(*position));
+                let chunk = copy_out(envelopes, positions.len());
+                if let Some(last) = chunk.last() {
+                    cursor = last.version;
+                }
+                // Until a chunk comes back empty: events appended meanwhile are read too.
+                let more = !chunk.is_empty();
+                (chunk, more)
+            })
         })
     }
 }
@@ -50,20 +51,18 @@ impl Replay for MemoryStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let (categories, invalid) = match validate_names(categories) {
-            Ok(categories) => (categories, None),
-            Err(error) => (Vec::new(), Some(error)),
-        };
         let until = self.last_position();
-        let mut cursor = after;
-        Chunks::new(invalid, move || {
-            let chunk = self.chunk(&categories, cursor, until);
-            if let Some(last) = chunk.last() {
-                cursor = last.position;
-            }
-            // Up to the head when the replay began: a short chunk is the last.
-            let more = chunk.len() == CHUNK;
-            (chunk, more)
+        opened(validate_names(categories), move |categories| {
+            let mut cursor = after;
+            Chunks::new(move || {
+                let chunk = self.chunk(&categories, cursor, until);
+                if let Some(last) = chunk.last() {
+                    cursor = last.position;
+                }
+                // Up to the head when the replay began: a short chunk is the last.
+                let more = chunk.len() == CHUNK;
+                (chunk, more)
+            })
         })
     }
 
@@ -106,7 +105,6 @@ impl MemoryStore {
 struct Chunks<F> {
     next_chunk: F,
     current: std::vec::IntoIter<Envelope>,
-    invalid: Option<Error>,
     more: bool,
 }
 
@@ -114,13 +112,12 @@ impl<F> Chunks<F>
 where
     F: FnMut() -> (Vec<Envelope>, bool),
 {
-    /// The events `next_chunk` hands out, or only `invalid` if the arguments were.
-    fn new(invalid: Option<Error>, next_chunk: F) -> Self {
+    /// The events `next_chunk` hands out.
+    fn new(next_chunk: F) -> Self {
         Self {
             next_chunk,
             current: Vec::new().into_iter(),
-            more: invalid.is_none(),
-            invalid,
+            more: true,
         }
     }
 }
@@ -133,9 +130,6 @@ where
 
     fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(error) = this.invalid.take() {
-            return Poll::Ready(Some(Err(error)));
-        }
         loop {
             if let Some(envelope) = this.current.next() {
                 return Poll::Ready(Some(Ok(envelope)));

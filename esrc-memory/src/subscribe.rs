@@ -1,6 +1,6 @@
 //! Catch-up then live: read the log after a cursor, wait on the head when caught up.
 
-use esrc_core::backend::validate_names;
+use esrc_core::backend::{opened, validate_names};
 use esrc_core::{Envelope, Error, Position, Subscribe};
 use futures::Stream;
 
@@ -12,23 +12,18 @@ impl Subscribe for MemoryStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        crate::subscribe::subscribe(self, validate_names(categories), after)
+        opened(validate_names(categories), move |categories| {
+            subscribe(self, categories, after)
+        })
     }
 }
 
-pub(crate) fn subscribe(
+fn subscribe(
     store: &MemoryStore,
-    categories: Result<Vec<String>, Error>,
+    categories: Vec<String>,
     after: Position,
 ) -> impl Stream<Item = Result<Envelope, Error>> + Send + '_ {
     async_stream::stream! {
-        let categories = match categories {
-            Ok(categories) => categories,
-            Err(error) => {
-                yield Err(error);
-                return;
-            }
-        };
         let mut head = store.inner.head.subscribe();
         let mut cursor = after;
         loop {

@@ -1,7 +1,7 @@
 //! Finite reads: one stream from its last known message, and replays of categories
 //! merged by sequence (how messages are read without skipping is in `messages.rs`).
 
-use esrc_core::backend::validate_name;
+use esrc_core::backend::{opened_after, validate_name};
 use esrc_core::{CategoryStats, Envelope, Error, Position, Replay, ReplayOne, Version};
 use futures::{Stream, StreamExt};
 use uuid::Uuid;
@@ -60,67 +60,112 @@ impl NatsStore {
         let subject = self.subject(category, id);
         let category = category.to_owned();
         let valid = validate_name(&category);
-        let store = self.clone();
-        async_stream::stream! {
-            if let Err(error) = valid {
-                yield Err(error);
-                return;
+        let opening = {
+            let (store, subject, category) = (self.clone(), subject.clone(), category.clone());
+            async move {
+                valid?;
+                // A new stream, or a cached root with nothing newer, is the common case:
+                // one lookup at the stream's leader says so. The read then goes on to that
+                // last message, so it sees the caller's writes even if a replica that is
+                // behind answers first.
+                let tail = match tail {
+                    Some(tail) => tail,
+                    None => store.tail(&subject).await,
+                };
+                store.span_after(&category, id, after, at, tail)
             }
-            // A new stream, or a cached root with nothing newer, is the common case: one
-            // lookup at the stream's leader says so. The read then goes on to that last
-            // message, so it sees the caller's writes even if a replica that is behind
-            // answers first.
-            let tail = match tail {
-                Some(tail) => tail,
-                None => store.tail(&subject).await,
-            };
-            let (mut start, until) = match tail {
-                Ok(Some(tail)) if tail.version > after => {
-                    let start = match store.start_after(&category, id, after) {
-                        0 if at.get() < tail.sequence => at.get(),
-                        remembered => remembered,
-                    };
-                    (start, tail.sequence)
-                }
-                Ok(_) => return,
-                Err(error) if error.is_retryable() => {
-                    yield Err(error);
+        };
+        let store = self.clone();
+        opened_after(opening, move |span| {
+            async_stream::stream! {
+                let Some((mut start, until)) = span else {
                     return;
-                }
-                // A last message esrc did not write: read the whole subject, which
-                // reports each bad message as it comes, and loses nothing.
-                Err(_) => (0, 0),
-            };
-            let mut last = None;
-            'read: loop {
-                let mut events = store.envelopes(store.read_subject(&subject, start + 1, until));
-                while let Some(item) = events.next().await {
-                    match item {
-                        Ok(envelope) if envelope.version <= after => {}
-                        // Started after a position that was not the event's at `after`:
-                        // read the subject from its first message.
-                        Ok(envelope)
-                            if last.is_none() && start > 0 && envelope.version != after.next() =>
-                        {
-                            start = 0;
-                            continue 'read;
-                        }
-                        Ok(envelope) => {
-                            last = Some((envelope.version, envelope.position));
-                            yield Ok(envelope);
-                        }
-                        Err(error) => {
-                            yield Err(error);
-                            return;
+                };
+                let mut last = None;
+                'read: loop {
+                    let mut events = store.envelopes(store.read_subject(&subject, start + 1, until));
+                    while let Some(item) = events.next().await {
+                        match item {
+                            Ok(envelope) if envelope.version <= after => {}
+                            // Started after a position that was not the event's at `after`:
+                            // read the subject from its first message.
+                            Ok(envelope)
+                                if last.is_none() && start > 0 && envelope.version != after.next() =>
+                            {
+                                start = 0;
+                                continue 'read;
+                            }
+                            Ok(envelope) => {
+                                last = Some((envelope.version, envelope.position));
+                                yield Ok(envelope);
+                            }
+                            Err(error) => {
+                                yield Err(error);
+                                return;
+                            }
                         }
                     }
+                    break;
                 }
-                break;
+                if let Some((version, position)) = last {
+                    store.inner.tails.remember(&category, id, version, position);
+                }
             }
-            if let Some((version, position)) = last {
-                store.inner.tails.remember(&category, id, version, position);
+        })
+    }
+
+    /// Which messages of `(category, id)` hold its events after `after`, given its last
+    /// message (`tail`): from where to where, or `None` when there are none.
+    fn span_after(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+        at: Position,
+        tail: Result<Option<Tail>, Error>,
+    ) -> Result<Option<(u64, u64)>, Error> {
+        match tail {
+            Ok(Some(tail)) if tail.version > after => {
+                let start = match self.start_after(category, id, after) {
+                    0 if at.get() < tail.sequence => at.get(),
+                    remembered => remembered,
+                };
+                Ok(Some((start, tail.sequence)))
+            }
+            Ok(_) => Ok(None),
+            Err(error) if error.is_retryable() => Err(error),
+            // A last message esrc did not write: read the whole subject, which reports
+            // each bad message as it comes, and loses nothing.
+            Err(_) => Ok(Some((0, 0))),
+        }
+    }
+
+    /// The spans a replay of `filters` after `after` reads. On a replicated stream, each
+    /// category up to its last message as the leader knows it: the replay sees every
+    /// write acknowledged before it began, even if a replica that is behind answers.
+    /// With one replica, a consumer reads what was stored when it was made.
+    async fn spans(&self, filters: Vec<String>, after: Position) -> Result<Vec<Span>, Error> {
+        let start = after.get() + 1;
+        let mut spans = Vec::with_capacity(filters.len());
+        for filter in filters {
+            if !self.inner.replicated {
+                spans.push(Span {
+                    filter,
+                    start,
+                    until: 0,
+                });
+                continue;
+            }
+            match self.last_sequence(&filter).await? {
+                Some(until) if until > after.get() => spans.push(Span {
+                    filter,
+                    start,
+                    until,
+                }),
+                _ => {}
             }
         }
+        Ok(spans)
     }
 }
 
@@ -132,43 +177,9 @@ impl Replay for NatsStore {
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let filters = filters(self, categories);
         let store = self.clone();
-        async_stream::stream! {
-            let filters = match filters {
-                Ok(filters) => filters,
-                Err(error) => {
-                    yield Err(error);
-                    return;
-                }
-            };
-            // On a replicated stream, each category up to its last message as the leader
-            // knows it: the replay sees every write acknowledged before it began, even if
-            // a replica that is behind answers. With one replica, a consumer reads what
-            // was stored when it was made.
-            let start = after.get() + 1;
-            let mut spans = Vec::with_capacity(filters.len());
-            for filter in filters {
-                if !store.inner.replicated {
-                    spans.push(Span { filter, start, until: 0 });
-                    continue;
-                }
-                match store.last_sequence(&filter).await {
-                    Ok(Some(until)) if until > after.get() => spans.push(Span {
-                        filter,
-                        start,
-                        until,
-                    }),
-                    Ok(_) => {}
-                    Err(error) => {
-                        yield Err(error);
-                        return;
-                    }
-                }
-            }
-            let mut events = store.envelopes(store.read(spans));
-            while let Some(event) = events.next().await {
-                yield event;
-            }
-        }
+        let opening = async move { store.spans(filters?, after).await };
+        let store = self.clone();
+        opened_after(opening, move |spans| store.envelopes(store.read(spans)))
     }
 
     /// Counts with a consumer's pending count. A stream whose every event was truncated

@@ -2,7 +2,7 @@
 //! snapshot never moves backwards.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use esrc_core::backend::validate_name;
+use esrc_core::backend::{opened_after, validate_name};
 use esrc_core::{DecodeError, Error, Position, Snapshot, SnapshotOrEvent, SnapshotStore, Version};
 use futures::{Stream, StreamExt};
 use uuid::Uuid;
@@ -83,12 +83,9 @@ impl SnapshotStore for NatsStore {
         category: &str,
         id: Uuid,
     ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_>> {
-        let category = category.to_owned();
-        Some(async_stream::stream! {
-            if let Err(error) = validate_name(&category) {
-                yield Err(error);
-                return;
-            }
+        let valid = validate_name(category).map(|()| category.to_owned());
+        let opening = async move {
+            let category = valid?;
             let subject = self.subject(&category, id);
             let (snapshot, tail) = if self.remembered(&category, id).is_some() {
                 futures::join!(self.load_snapshot(&category, id), self.tail(&subject))
@@ -102,26 +99,19 @@ impl SnapshotStore for NatsStore {
                     tail => (self.load_snapshot(&category, id).await, tail),
                 }
             };
-            let snapshot = match snapshot {
-                Ok(snapshot) => snapshot,
-                Err(error) => {
-                    yield Err(error);
-                    return;
-                }
-            };
+            Ok((category, snapshot?, tail))
+        };
+        Some(opened_after(opening, move |(category, snapshot, tail)| {
             let (after, at) = snapshot
                 .as_ref()
                 .map_or((Version::ZERO, Position::ZERO), |snapshot| {
                     (snapshot.version, snapshot.position)
                 });
-            if let Some(snapshot) = snapshot {
-                yield Ok(SnapshotOrEvent::Snapshot(snapshot));
-            }
-            let mut events = std::pin::pin!(self.read_one_with(&category, id, after, at, Some(tail)));
-            while let Some(event) = events.next().await {
-                yield event.map(SnapshotOrEvent::Event);
-            }
-        })
+            let snapshot = snapshot.map(|snapshot| Ok(SnapshotOrEvent::Snapshot(snapshot)));
+            let events = self.read_one_with(&category, id, after, at, Some(tail));
+            futures::stream::iter(snapshot)
+                .chain(events.map(|event| event.map(SnapshotOrEvent::Event)))
+        }))
     }
 }
 

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use esrc_core::backend::opened;
 use esrc_core::{Envelope, Error, Position, Subscribe};
 use futures::{Stream, StreamExt};
 
 use crate::core::{NatsStore, filters};
-use crate::messages::{Consumers, Messages, Stored, check, pauses, stored};
+use crate::messages::{Consumers, Stored, check, pauses, stored};
 
 /// Every message on `filters` from `start` on, then each new one, forever, through a
 /// consumer that is made again (after the last message yielded) whenever it fails.
@@ -65,13 +66,9 @@ impl Subscribe for NatsStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let live = filters(self, categories).map(|filters| {
+        opened(filters(self, categories), move |filters| {
             let consumers = self.inner.consumers.clone();
-            Box::pin(live(consumers, filters, after.get() + 1)) as Messages
-        });
-        match live {
-            Ok(messages) => self.envelopes(messages).left_stream(),
-            Err(error) => futures::stream::once(std::future::ready(Err(error))).right_stream(),
-        }
+            self.envelopes(Box::pin(live(consumers, filters, after.get() + 1)))
+        })
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use esrc_core::backend::{Backoff, TailCache};
 use esrc_core::{Envelope, Error, Version};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use futures::{Stream, StreamExt};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection as _, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -219,5 +220,26 @@ impl PgStoreBuilder {
     pub fn build(self, pool: PgPool) -> Result<PgStore, Error> {
         let sql = self.sql()?;
         Ok(PgStore::from_parts(pool, sql, self))
+    }
+}
+
+/// What `decode` makes of each of `rows`: a row that does not decode is its error and
+/// the stream goes on (the data stays readable); a failed fetch is the stream's last
+/// item.
+pub(crate) fn decoded<'a, T: Send + 'a>(
+    rows: impl Stream<Item = Result<PgRow, sqlx::Error>> + Send + 'a,
+    decode: impl Fn(&PgRow) -> Result<T, Error> + Send + 'a,
+) -> impl Stream<Item = Result<T, Error>> + Send + 'a {
+    async_stream::stream! {
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.next().await {
+            match row {
+                Ok(row) => yield decode(&row),
+                Err(error) => {
+                    yield Err(backend(error));
+                    return;
+                }
+            }
+        }
     }
 }

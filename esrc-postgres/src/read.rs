@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use esrc_core::backend::{validate_name, validate_names};
+use esrc_core::backend::{opened, opened_after, validate_name, validate_names};
 use esrc_core::{CategoryStats, Envelope, Error, Position, Replay, ReplayOne, Version};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use crate::codec::{envelope, to_i64, to_u64};
-use crate::core::PgStore;
+use crate::core::{PgStore, decoded};
 use crate::error::backend;
 
 impl ReplayOne for PgStore {
@@ -20,28 +20,16 @@ impl ReplayOne for PgStore {
         id: Uuid,
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let category = category.to_owned();
-        async_stream::stream! {
-            if let Err(error) = validate_name(&category) {
-                yield Err(error);
-                return;
-            }
+        let category = validate_name(category).map(|()| category.to_owned());
+        opened(category, move |category| {
             // One query, streamed: rows come off the socket as the stream is polled.
-            let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay_one)))
-                .bind(&category)
+            let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay_one)))
+                .bind(category)
                 .bind(id)
                 .bind(to_i64(after.get()))
                 .fetch(&self.inner.pool);
-            while let Some(row) = rows.next().await {
-                match row {
-                    Ok(row) => yield envelope(&row),
-                    Err(error) => {
-                        yield Err(backend(error));
-                        return;
-                    }
-                }
-            }
-        }
+            decoded(rows, envelope)
+        })
     }
 }
 
@@ -52,36 +40,15 @@ impl Replay for PgStore {
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let categories = validate_names(categories);
-        async_stream::stream! {
-            let categories = match categories {
-                Ok(categories) => categories,
-                Err(error) => {
-                    yield Err(error);
-                    return;
-                }
-            };
-            let until = match self.replay_limit().await {
-                Ok(until) => until,
-                Err(error) => {
-                    yield Err(error);
-                    return;
-                }
-            };
-            let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay)))
+        let opening = async move { Ok((categories?, self.replay_limit().await?)) };
+        opened_after(opening, move |(categories, until)| {
+            let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay)))
                 .bind(to_i64(after.get()))
                 .bind(until)
-                .bind(&categories)
+                .bind(categories)
                 .fetch(&self.inner.pool);
-            while let Some(row) = rows.next().await {
-                match row {
-                    Ok(row) => yield envelope(&row),
-                    Err(error) => {
-                        yield Err(backend(error));
-                        return;
-                    }
-                }
-            }
-        }
+            decoded(rows, envelope)
+        })
     }
 
     async fn head(&self, categories: &[&str]) -> Result<Position, Error> {

@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
-use esrc_core::backend::validate_name;
+use esrc_core::backend::{opened, validate_name};
 use esrc_core::{DecodeError, Error, Position, Snapshot, SnapshotOrEvent, SnapshotStore, Version};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use crate::codec::{envelope, to_i64};
-use crate::core::PgStore;
+use crate::core::{PgStore, decoded};
 use crate::error::{BACKEND, backend};
 
 impl SnapshotStore for PgStore {
@@ -64,40 +64,23 @@ impl SnapshotStore for PgStore {
         category: &str,
         id: Uuid,
     ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_>> {
-        let category = category.to_owned();
-        Some(async_stream::stream! {
-            if let Err(error) = validate_name(&category) {
-                yield Err(error);
-                return;
-            }
-            let mut rows = sqlx::query(AssertSqlSafe(Arc::clone(
+        let category = validate_name(category).map(|()| category.to_owned());
+        Some(opened(category, move |category| {
+            let rows = sqlx::query(AssertSqlSafe(Arc::clone(
                 &self.inner.sql.snapshot.snapshot_then_events,
             )))
-            .bind(&category)
+            .bind(category.clone())
             .bind(id)
             .fetch(&self.inner.pool);
-            while let Some(row) = rows.next().await {
-                let row = match row {
-                    Ok(row) => row,
-                    Err(error) => {
-                        yield Err(backend(error));
-                        return;
-                    }
-                };
-                let is_snapshot: bool = match row.try_get(SNAPSHOT_FLAG) {
-                    Ok(flag) => flag,
-                    Err(error) => {
-                        yield Err(backend(error));
-                        return;
-                    }
-                };
-                yield if is_snapshot {
-                    snapshot(&row, &category, [2, 3, 6, 10]).map(SnapshotOrEvent::Snapshot)
+            decoded(rows, move |row| {
+                let is_snapshot: bool = row.try_get(SNAPSHOT_FLAG).map_err(backend)?;
+                if is_snapshot {
+                    snapshot(row, &category, [2, 3, 6, 10]).map(SnapshotOrEvent::Snapshot)
                 } else {
-                    envelope(&row).map(SnapshotOrEvent::Event)
-                };
-            }
-        })
+                    envelope(row).map(SnapshotOrEvent::Event)
+                }
+            })
+        }))
     }
 }
 

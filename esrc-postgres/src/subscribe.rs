@@ -5,7 +5,7 @@
 //! holding the horizon back only delays delivery; nothing is ever skipped, because every
 //! read takes only rows below the horizon, which are final.
 
-use esrc_core::backend::validate_names;
+use esrc_core::backend::{opened, validate_names};
 use esrc_core::{Envelope, Error, Position, Subscribe};
 use futures::Stream;
 use sqlx::AssertSqlSafe;
@@ -13,19 +13,12 @@ use sqlx::AssertSqlSafe;
 use crate::core::PgStore;
 use crate::notify::retry_pauses;
 
-pub(crate) fn subscribe(
+fn subscribe(
     store: &PgStore,
-    categories: Result<Vec<String>, Error>,
+    categories: Vec<String>,
     after: Position,
 ) -> impl Stream<Item = Result<Envelope, Error>> + Send + '_ {
     async_stream::stream! {
-        let categories = match categories {
-            Ok(categories) => categories,
-            Err(error) => {
-                yield Err(error);
-                return;
-            }
-        };
         let inner = &store.inner;
         let mut wake = inner.signals.wake();
         inner.signals.listen(&inner.pool, &inner.sql.channel);
@@ -78,6 +71,8 @@ impl Subscribe for PgStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        crate::subscribe::subscribe(self, validate_names(categories), after)
+        opened(validate_names(categories), move |categories| {
+            subscribe(self, categories, after)
+        })
     }
 }
