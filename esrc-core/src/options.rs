@@ -27,7 +27,7 @@ pub struct StoreOption {
 /// use esrc_core::backend::{StoreOption, StoreOptions};
 /// use esrc_core::Error;
 ///
-/// #[derive(Default)]
+/// #[derive(Debug, Default)]
 /// struct Builder { shards: u32 }
 ///
 /// impl StoreOptions for Builder {
