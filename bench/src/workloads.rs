@@ -223,371 +223,487 @@ where
     S: Store + Clone + 'static,
     R: Raw + Send + Sync + 'static,
 {
-    let mut lines = Vec::new();
-    let none = Metadata::new();
-    let raw = Arc::new(raw);
     // The same store in its dynamic form, as `esrc::connect` returns it: W1 and W3 also
     // run through it, against the static form.
     let dynamic: AnyStore = Arc::new(store.clone());
-
-    // W1 create: read a new aggregate, process, append; sequential.
-    let per_round = (sizes.create / ROUNDS).max(1);
-    let (mut esrc, mut other, mut baseline) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let (mut through_dynamic, mut through_read) = (Duration::ZERO, Duration::ZERO);
-    for round in 0..ROUNDS {
-        // The three ways take turns in each place of the round: on the memory store a
-        // round is a fraction of a millisecond, and the place alone moved a ratio by 0.2.
-        for way in 0..3 {
-            match (round + way) % 3 {
-                0 => esrc += create(&store, per_round).await?,
-                1 => through_dynamic += create(&dynamic, per_round).await?,
-                _ => through_read += create_via_read(&store, per_round).await?,
-            }
-        }
-        if let Some((variant, _)) = &variant {
-            other += create(variant, per_round).await?;
-        }
-        let started = Instant::now();
-        for _ in 0..per_round {
-            raw.create(Uuid::now_v7()).await?;
-        }
-        baseline += started.elapsed();
-    }
-    let total = per_round * ROUNDS;
-    let (esrc, baseline) = (rate(total, esrc), rate(total, baseline));
-    lines.push(compare("W1 create", "commands/s", esrc, baseline, 0.95));
-    lines.push(dynamic_vs_static(
-        "W1 create: AnyStore/static",
-        "commands/s",
-        rate(total, through_dynamic),
-        esrc,
-    ));
-    lines.push(one_way_vs_other(
-        "W1 create: read/load",
-        "commands/s",
-        rate(total, through_read),
-        esrc,
-        "read/load",
-    ));
-    if let Some((_, label)) = &variant {
-        lines.push(informative(
-            format!("W1 create, {label}"),
-            "commands/s",
-            rate(total, other),
-            baseline,
-        ));
-    }
-
-    // W2 grow: one aggregate, sequential commands on the normal path: keep the root,
-    // `try_write` (which re-reads only newer events if another writer got in first).
-    let id = Uuid::now_v7();
-    let mut root = Root::<Counter>::new(id);
-    let mut times = Vec::with_capacity(sizes.grow as usize);
-    for n in 0..sizes.grow {
-        let started = Instant::now();
-        store
-            .try_write_retry(&mut root, command(n), &none, 3)
-            .await?;
-        times.push(started.elapsed());
-    }
-    let window = (sizes.grow / 10).max(1) as usize;
-    let first = rate(window as u64, times[..window].iter().sum());
-    let last = rate(window as u64, times[times.len() - window..].iter().sum());
-    let ratio = last / first;
-    lines.push(Line {
-        workload: "W2 grow: last 10%".into(),
-        unit: "commands/s".into(),
-        esrc: last,
-        raw: None,
-        ratio: Some(ratio),
-        target: "last/first >= 0.9".into(),
-        met: ratio >= 0.9,
-    });
-    lines.push(Line {
-        workload: "W2 grow: first 10%".into(),
-        unit: "commands/s".into(),
-        esrc: first,
-        raw: None,
-        ratio: None,
-        target: "-".into(),
-        met: true,
-    });
-    // The same commands, read fresh each time (what the target forbids), for scale.
-    let reread = Uuid::now_v7();
-    let mut times = Vec::new();
-    for n in 0..sizes.grow {
-        let started = Instant::now();
-        let mut root = store.load::<Counter>(reread).await?;
-        store.try_write(&mut root, command(n)).await?;
-        times.push(started.elapsed());
-    }
-    let reread_last = rate(window as u64, times[times.len() - window..].iter().sum());
-    let reread_first = rate(window as u64, times[..window].iter().sum());
-    lines.push(Line {
-        workload: "W2 (reload every command)".into(),
-        unit: "commands/s".into(),
-        esrc: reread_last,
-        raw: None,
-        ratio: Some(reread_last / reread_first),
-        target: "informative".into(),
-        met: true,
-    });
-    // The same commands through `read`, with a snapshot every 100 events: each read
-    // starts at the latest snapshot, so the cost must not grow with the stream.
-    let snapshotted = Uuid::now_v7();
-    let mut times = Vec::new();
-    for n in 0..sizes.grow {
-        let started = Instant::now();
-        let mut root = store.read::<Counter>(snapshotted).await?;
-        store.try_write(&mut root, command(n)).await?;
-        if root.version().get() % 100 == 0 {
-            store.save_root_snapshot(&root).await?;
-        }
-        times.push(started.elapsed());
-    }
-    let first = rate(window as u64, times[..window].iter().sum());
-    let last = rate(window as u64, times[times.len() - window..].iter().sum());
-    lines.push(Line {
-        workload: "W2 read + snapshot every 100: last 10%".into(),
-        unit: "commands/s".into(),
-        esrc: last,
-        raw: None,
-        ratio: Some(last / first),
-        target: "last/first >= 0.9".into(),
-        met: last / first >= 0.9,
-    });
-
-    // W3 load: an aggregate of `load` events, without and with a snapshot.
-    let id = Uuid::now_v7();
-    let raw_id = Uuid::now_v7();
-    let mut seeded = 0;
-    let mut root = Root::<Counter>::new(id);
-    while seeded < sizes.load {
-        let n = (sizes.load - seeded).min(500);
-        store
-            .try_write(&mut root, CounterCommand::AddMany(n))
-            .await?;
-        raw.append(raw_id, seeded, n).await?;
-        if let Some(plain) = &plain {
-            plain.append(raw_id, seeded, n).await?;
-        }
-        seeded += n;
-    }
-    // Alternately, so that drift falls on both alike.
-    let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
-    let (mut through_dynamic, mut plainly) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..sizes.loads {
-        let started = Instant::now();
-        let loaded = store.load::<Counter>(id).await?;
-        esrc += started.elapsed();
-        assert_eq!(loaded.events, sizes.load);
-        let started = Instant::now();
-        let loaded = dynamic.load::<Counter>(id).await?;
-        through_dynamic += started.elapsed();
-        assert_eq!(loaded.events, sizes.load);
-        let started = Instant::now();
-        let loaded = raw.load(raw_id).await?;
-        baseline += started.elapsed();
-        assert_eq!(loaded.events, sizes.load);
-        if let Some(plain) = &plain {
-            let started = Instant::now();
-            let loaded = plain.load(raw_id).await?;
-            plainly += started.elapsed();
-            assert_eq!(loaded.events, sizes.load);
-        }
-    }
-    let esrc = rate(sizes.loads * sizes.load, esrc);
-    let baseline = rate(sizes.loads * sizes.load, baseline);
-    lines.push(compare(
-        "W3 load, no snapshot",
-        "events/s",
-        esrc,
-        baseline,
-        1.0,
-    ));
-    if plain.is_some() {
-        lines.push(compare(
-            "W3 load vs plain messages",
-            "events/s",
-            esrc,
-            rate(sizes.loads * sizes.load, plainly),
-            0.9,
-        ));
-    }
-    lines.push(dynamic_vs_static(
-        "W3 load: AnyStore/static",
-        "events/s",
-        rate(sizes.loads * sizes.load, through_dynamic),
-        esrc,
-    ));
-    store.save_root_snapshot(&root).await?;
-    let started = Instant::now();
-    for _ in 0..sizes.loads {
-        let read = store.read::<Counter>(id).await?;
-        assert_eq!(read.events, sizes.load);
-    }
-    let esrc = rate(sizes.loads * sizes.load, started.elapsed());
-    lines.push(compare(
-        "W3 load, snapshot",
-        "events/s",
-        esrc,
-        baseline,
-        1.0,
-    ));
-
-    // W4 concurrent: 16 tasks, each appending to its own aggregate.
-    let per_round = (sizes.concurrent / ROUNDS).max(1);
-    let (mut esrc, mut other, mut baseline) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    for round in 0..ROUNDS {
-        // The three take turns in each place of a round, as in W1: the place alone
-        // moved W4's ratio by up to 0.1 on PostgreSQL (esrc, always first, paid for
-        // what the round before left behind).
-        for way in 0..3 {
-            match (round + way) % 3 {
-                0 => esrc += concurrent(&store, per_round).await?,
-                1 => {
-                    if let Some((variant, _)) = &variant {
-                        other += concurrent(variant, per_round).await?;
-                    }
-                }
-                _ => baseline += raw_concurrent(&raw, per_round).await?,
-            }
-        }
-    }
-    let total = TASKS * per_round * ROUNDS;
-    let (esrc, baseline) = (rate(total, esrc), rate(total, baseline));
-    lines.push(compare(
-        "W4 concurrent (16 tasks)",
-        "appends/s",
-        esrc,
-        baseline,
-        0.95,
-    ));
-    if let Some((_, label)) = &variant {
-        lines.push(informative(
-            format!("W4 concurrent (16 tasks), {label}"),
-            "appends/s",
-            rate(total, other),
-            baseline,
-        ));
-    }
-
-    // W5 batch: commands producing 100 events each.
-    // Alternately, so that drift falls on both alike.
-    let mut root = Root::<Counter>::new(Uuid::now_v7());
-    let raw_id = Uuid::now_v7();
-    let mut version = 0;
-    let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..sizes.batches {
-        let started = Instant::now();
-        store
-            .try_write(&mut root, CounterCommand::AddMany(100))
-            .await?;
-        esrc += started.elapsed();
-        let started = Instant::now();
-        version = raw.append(raw_id, version, 100).await?;
-        baseline += started.elapsed();
-    }
-    let esrc = rate(sizes.batches * 100, esrc);
-    let baseline = rate(sizes.batches * 100, baseline);
-    lines.push(compare(
-        "W5 batch (100 events/command)",
-        "events/s",
-        esrc,
-        baseline,
-        0.95,
-    ));
-    // The same batches made atomic by hand with the raw client, where that takes work of
-    // its own (NATS): what atomicity costs the server, apart from esrc.
-    let atomic_id = Uuid::now_v7();
-    let started = Instant::now();
-    let mut version = Some(0);
-    for _ in 0..sizes.batches {
-        let Some(after) = version else { break };
-        version = raw.append_atomic(atomic_id, after, 100).await?;
-    }
-    if version.is_some() {
-        let atomic = rate(sizes.batches * 100, started.elapsed());
-        lines.push(informative(
-            "W5 vs raw atomic batch".into(),
-            "events/s",
-            esrc,
-            atomic,
-        ));
-    }
-
-    // W6 replay: a category of `replay` events (what the earlier workloads wrote counts).
-    let mut written = 0;
-    let streams: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
-    let per_stream = sizes.replay / 100;
-    for id in &streams {
-        let mut root = Root::<Counter>::new(*id);
-        let mut raw_version = 0;
-        while root.version().get() < per_stream {
-            let n = (per_stream - root.version().get()).min(1_000);
-            store
-                .try_write(&mut root, CounterCommand::AddMany(n))
-                .await?;
-            if let Some(plain) = &plain {
-                plain.append(*id, raw_version, n).await?;
-            }
-            raw_version = raw.append(*id, raw_version, n).await?;
-            written += n;
-        }
-    }
-    // Three times each, alternately, so that drift falls on both alike.
-    let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
-    let (mut replayed, mut raw_replayed) = (0, 0);
-    let (mut plainly, mut plain_replayed) = (Duration::ZERO, 0);
-    for _ in 0..3 {
-        let started = Instant::now();
-        let mut events = pin!(store.replay(&["Counter"], Position::ZERO));
-        while let Some(envelope) = events.next().await {
-            envelope?.deserialize::<CounterEvent>()?;
-            replayed += 1;
-        }
-        esrc += started.elapsed();
-        let started = Instant::now();
-        raw_replayed += raw.replay().await?;
-        baseline += started.elapsed();
-        if let Some(plain) = &plain {
-            let started = Instant::now();
-            plain_replayed += plain.replay().await?;
-            plainly += started.elapsed();
-        }
-    }
-    assert!(replayed >= 3 * written && raw_replayed >= 3 * written);
-    let esrc = rate(replayed, esrc);
-    let baseline = rate(raw_replayed, baseline);
-    lines.push(compare(
-        "W6 replay a category",
-        "events/s",
-        esrc,
-        baseline,
-        1.0,
-    ));
-    if let Some(plain) = &plain {
-        assert!(plain_replayed >= 3 * written);
-        lines.push(compare(
-            "W6 replay vs plain messages",
-            "events/s",
-            esrc,
-            rate(plain_replayed, plainly),
-            0.9,
-        ));
-        plain.cleanup().await?;
-    }
-
+    let bench = Bench {
+        store,
+        raw: Arc::new(raw),
+        dynamic,
+        sizes,
+        variant,
+        plain,
+        none: Metadata::new(),
+    };
+    let mut lines = bench.w1_create().await?;
+    lines.extend(bench.w2_grow().await?);
+    lines.extend(bench.w3_load().await?);
+    lines.extend(bench.w4_concurrent().await?);
+    lines.extend(bench.w5_batch().await?);
+    lines.extend(bench.w6_replay().await?);
     // W7 subscribe latency: from the start of an append to a live subscriber's receipt.
-    lines.extend(latency(&store, sizes.latency, w7_target_ms).await?);
-
+    lines.extend(latency(&bench.store, sizes.latency, w7_target_ms).await?);
     // W8 crowd: one aggregate of 10 events, read while the store fills up with others.
-    lines.extend(crowd(&store, sizes).await?);
-
-    if let Ok(raw) = Arc::try_unwrap(raw) {
+    lines.extend(crowd(&bench.store, sizes).await?);
+    if let Ok(raw) = Arc::try_unwrap(bench.raw) {
         raw.cleanup().await?;
     }
     Ok(lines)
+}
+
+/// What the workloads run on: the store, its dynamic form, the raw baselines, and the
+/// variant (the same store with one option changed, and its label).
+struct Bench<'a, S, R> {
+    store: S,
+    raw: Arc<R>,
+    dynamic: AnyStore,
+    sizes: Sizes,
+    variant: Option<(S, &'a str)>,
+    plain: Option<R>,
+    none: Metadata,
+}
+
+impl<S, R> Bench<'_, S, R>
+where
+    S: Store + Clone + 'static,
+    R: Raw + Send + Sync + 'static,
+{
+    /// W1: create new aggregates, on the static store, `AnyStore`, `read` and the variant.
+    async fn w1_create(&self) -> Result<Vec<Line>, BoxError> {
+        let Bench {
+            store,
+            raw,
+            dynamic,
+            sizes,
+            variant,
+            ..
+        } = self;
+        let mut lines = Vec::new();
+        // W1 create: read a new aggregate, process, append; sequential.
+        let per_round = (sizes.create / ROUNDS).max(1);
+        let (mut esrc, mut other, mut baseline) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let (mut through_dynamic, mut through_read) = (Duration::ZERO, Duration::ZERO);
+        for round in 0..ROUNDS {
+            // The three ways take turns in each place of the round: on the memory store a
+            // round is a fraction of a millisecond, and the place alone moved a ratio by 0.2.
+            for way in 0..3 {
+                match (round + way) % 3 {
+                    0 => esrc += create(store, per_round).await?,
+                    1 => through_dynamic += create(&dynamic, per_round).await?,
+                    _ => through_read += create_via_read(store, per_round).await?,
+                }
+            }
+            if let Some((variant, _)) = &variant {
+                other += create(variant, per_round).await?;
+            }
+            let started = Instant::now();
+            for _ in 0..per_round {
+                raw.create(Uuid::now_v7()).await?;
+            }
+            baseline += started.elapsed();
+        }
+        let total = per_round * ROUNDS;
+        let (esrc, baseline) = (rate(total, esrc), rate(total, baseline));
+        lines.push(compare("W1 create", "commands/s", esrc, baseline, 0.95));
+        lines.push(dynamic_vs_static(
+            "W1 create: AnyStore/static",
+            "commands/s",
+            rate(total, through_dynamic),
+            esrc,
+        ));
+        lines.push(one_way_vs_other(
+            "W1 create: read/load",
+            "commands/s",
+            rate(total, through_read),
+            esrc,
+            "read/load",
+        ));
+        if let Some((_, label)) = &variant {
+            lines.push(informative(
+                format!("W1 create, {label}"),
+                "commands/s",
+                rate(total, other),
+                baseline,
+            ));
+        }
+        Ok(lines)
+    }
+
+    /// W2: one aggregate growing, on the normal path, reloaded, and through `read` with snapshots.
+    async fn w2_grow(&self) -> Result<Vec<Line>, BoxError> {
+        let Bench {
+            store, sizes, none, ..
+        } = self;
+        let mut lines = Vec::new();
+        // W2 grow: one aggregate, sequential commands on the normal path: keep the root,
+        // `try_write` (which re-reads only newer events if another writer got in first).
+        let id = Uuid::now_v7();
+        let mut root = Root::<Counter>::new(id);
+        let mut times = Vec::with_capacity(sizes.grow as usize);
+        for n in 0..sizes.grow {
+            let started = Instant::now();
+            store
+                .try_write_retry(&mut root, command(n), none, 3)
+                .await?;
+            times.push(started.elapsed());
+        }
+        let window = (sizes.grow / 10).max(1) as usize;
+        let first = rate(window as u64, times[..window].iter().sum());
+        let last = rate(window as u64, times[times.len() - window..].iter().sum());
+        let ratio = last / first;
+        lines.push(Line {
+            workload: "W2 grow: last 10%".into(),
+            unit: "commands/s".into(),
+            esrc: last,
+            raw: None,
+            ratio: Some(ratio),
+            target: "last/first >= 0.9".into(),
+            met: ratio >= 0.9,
+        });
+        lines.push(Line {
+            workload: "W2 grow: first 10%".into(),
+            unit: "commands/s".into(),
+            esrc: first,
+            raw: None,
+            ratio: None,
+            target: "-".into(),
+            met: true,
+        });
+        lines.extend(self.w2_reads(window).await?);
+        Ok(lines)
+    }
+
+    /// W2 for scale: the same commands reloaded every time, and through `read` with a
+    /// snapshot every 100 events; `window` is 10% of the commands.
+    async fn w2_reads(&self, window: usize) -> Result<Vec<Line>, BoxError> {
+        let Bench { store, sizes, .. } = self;
+        let mut lines = Vec::new();
+        // The same commands, read fresh each time (what the target forbids), for scale.
+        let reread = Uuid::now_v7();
+        let mut times = Vec::new();
+        for n in 0..sizes.grow {
+            let started = Instant::now();
+            let mut root = store.load::<Counter>(reread).await?;
+            store.try_write(&mut root, command(n)).await?;
+            times.push(started.elapsed());
+        }
+        let reread_last = rate(window as u64, times[times.len() - window..].iter().sum());
+        let reread_first = rate(window as u64, times[..window].iter().sum());
+        lines.push(Line {
+            workload: "W2 (reload every command)".into(),
+            unit: "commands/s".into(),
+            esrc: reread_last,
+            raw: None,
+            ratio: Some(reread_last / reread_first),
+            target: "informative".into(),
+            met: true,
+        });
+        // The same commands through `read`, with a snapshot every 100 events: each read
+        // starts at the latest snapshot, so the cost must not grow with the stream.
+        let snapshotted = Uuid::now_v7();
+        let mut times = Vec::new();
+        for n in 0..sizes.grow {
+            let started = Instant::now();
+            let mut root = store.read::<Counter>(snapshotted).await?;
+            store.try_write(&mut root, command(n)).await?;
+            if root.version().get() % 100 == 0 {
+                store.save_root_snapshot(&root).await?;
+            }
+            times.push(started.elapsed());
+        }
+        let first = rate(window as u64, times[..window].iter().sum());
+        let last = rate(window as u64, times[times.len() - window..].iter().sum());
+        lines.push(Line {
+            workload: "W2 read + snapshot every 100: last 10%".into(),
+            unit: "commands/s".into(),
+            esrc: last,
+            raw: None,
+            ratio: Some(last / first),
+            target: "last/first >= 0.9".into(),
+            met: last / first >= 0.9,
+        });
+        Ok(lines)
+    }
+
+    /// W3: load a long aggregate, without and with a snapshot.
+    async fn w3_load(&self) -> Result<Vec<Line>, BoxError> {
+        let Bench {
+            store,
+            raw,
+            dynamic,
+            sizes,
+            plain,
+            ..
+        } = self;
+        let mut lines = Vec::new();
+        // W3 load: an aggregate of `load` events, without and with a snapshot.
+        let (id, raw_id, root) = self.w3_seed().await?;
+        // Alternately, so that drift falls on both alike.
+        let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
+        let (mut through_dynamic, mut plainly) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..sizes.loads {
+            let started = Instant::now();
+            let loaded = store.load::<Counter>(id).await?;
+            esrc += started.elapsed();
+            assert_eq!(loaded.events, sizes.load);
+            let started = Instant::now();
+            let loaded = dynamic.load::<Counter>(id).await?;
+            through_dynamic += started.elapsed();
+            assert_eq!(loaded.events, sizes.load);
+            let started = Instant::now();
+            let loaded = raw.load(raw_id).await?;
+            baseline += started.elapsed();
+            assert_eq!(loaded.events, sizes.load);
+            if let Some(plain) = &plain {
+                let started = Instant::now();
+                let loaded = plain.load(raw_id).await?;
+                plainly += started.elapsed();
+                assert_eq!(loaded.events, sizes.load);
+            }
+        }
+        let esrc = rate(sizes.loads * sizes.load, esrc);
+        let baseline = rate(sizes.loads * sizes.load, baseline);
+        lines.push(compare(
+            "W3 load, no snapshot",
+            "events/s",
+            esrc,
+            baseline,
+            1.0,
+        ));
+        if plain.is_some() {
+            lines.push(compare(
+                "W3 load vs plain messages",
+                "events/s",
+                esrc,
+                rate(sizes.loads * sizes.load, plainly),
+                0.9,
+            ));
+        }
+        lines.push(dynamic_vs_static(
+            "W3 load: AnyStore/static",
+            "events/s",
+            rate(sizes.loads * sizes.load, through_dynamic),
+            esrc,
+        ));
+        store.save_root_snapshot(&root).await?;
+        let started = Instant::now();
+        for _ in 0..sizes.loads {
+            let read = store.read::<Counter>(id).await?;
+            assert_eq!(read.events, sizes.load);
+        }
+        let esrc = rate(sizes.loads * sizes.load, started.elapsed());
+        lines.push(compare(
+            "W3 load, snapshot",
+            "events/s",
+            esrc,
+            baseline,
+            1.0,
+        ));
+        Ok(lines)
+    }
+
+    /// W3's aggregate of `sizes.load` events, in esrc and in the raw baselines: its id,
+    /// the raw one, and its root.
+    async fn w3_seed(&self) -> Result<(Uuid, Uuid, Root<Counter>), BoxError> {
+        let Bench {
+            store,
+            raw,
+            sizes,
+            plain,
+            ..
+        } = self;
+        let id = Uuid::now_v7();
+        let raw_id = Uuid::now_v7();
+        let mut seeded = 0;
+        let mut root = Root::<Counter>::new(id);
+        while seeded < sizes.load {
+            let n = (sizes.load - seeded).min(500);
+            store
+                .try_write(&mut root, CounterCommand::AddMany(n))
+                .await?;
+            raw.append(raw_id, seeded, n).await?;
+            if let Some(plain) = &plain {
+                plain.append(raw_id, seeded, n).await?;
+            }
+            seeded += n;
+        }
+        Ok((id, raw_id, root))
+    }
+
+    /// W4: 16 tasks appending to aggregates of their own.
+    async fn w4_concurrent(&self) -> Result<Vec<Line>, BoxError> {
+        let Bench {
+            store,
+            raw,
+            sizes,
+            variant,
+            ..
+        } = self;
+        let mut lines = Vec::new();
+        // W4 concurrent: 16 tasks, each appending to its own aggregate.
+        let per_round = (sizes.concurrent / ROUNDS).max(1);
+        let (mut esrc, mut other, mut baseline) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        for round in 0..ROUNDS {
+            // The three take turns in each place of a round, as in W1: the place alone
+            // moved W4's ratio by up to 0.1 on PostgreSQL (esrc, always first, paid for
+            // what the round before left behind).
+            for way in 0..3 {
+                match (round + way) % 3 {
+                    0 => esrc += concurrent(store, per_round).await?,
+                    1 => {
+                        if let Some((variant, _)) = &variant {
+                            other += concurrent(variant, per_round).await?;
+                        }
+                    }
+                    _ => baseline += raw_concurrent(raw, per_round).await?,
+                }
+            }
+        }
+        let total = TASKS * per_round * ROUNDS;
+        let (esrc, baseline) = (rate(total, esrc), rate(total, baseline));
+        lines.push(compare(
+            "W4 concurrent (16 tasks)",
+            "appends/s",
+            esrc,
+            baseline,
+            0.95,
+        ));
+        if let Some((_, label)) = &variant {
+            lines.push(informative(
+                format!("W4 concurrent (16 tasks), {label}"),
+                "appends/s",
+                rate(total, other),
+                baseline,
+            ));
+        }
+        Ok(lines)
+    }
+
+    /// W5: commands of 100 events each, and the raw atomic batch.
+    async fn w5_batch(&self) -> Result<Vec<Line>, BoxError> {
+        let Bench {
+            store, raw, sizes, ..
+        } = self;
+        let mut lines = Vec::new();
+        // W5 batch: commands producing 100 events each.
+        // Alternately, so that drift falls on both alike.
+        let mut root = Root::<Counter>::new(Uuid::now_v7());
+        let raw_id = Uuid::now_v7();
+        let mut version = 0;
+        let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..sizes.batches {
+            let started = Instant::now();
+            store
+                .try_write(&mut root, CounterCommand::AddMany(100))
+                .await?;
+            esrc += started.elapsed();
+            let started = Instant::now();
+            version = raw.append(raw_id, version, 100).await?;
+            baseline += started.elapsed();
+        }
+        let esrc = rate(sizes.batches * 100, esrc);
+        let baseline = rate(sizes.batches * 100, baseline);
+        lines.push(compare(
+            "W5 batch (100 events/command)",
+            "events/s",
+            esrc,
+            baseline,
+            0.95,
+        ));
+        // The same batches made atomic by hand with the raw client, where that takes work of
+        // its own (NATS): what atomicity costs the server, apart from esrc.
+        let atomic_id = Uuid::now_v7();
+        let started = Instant::now();
+        let mut version = Some(0);
+        for _ in 0..sizes.batches {
+            let Some(after) = version else { break };
+            version = raw.append_atomic(atomic_id, after, 100).await?;
+        }
+        if version.is_some() {
+            let atomic = rate(sizes.batches * 100, started.elapsed());
+            lines.push(informative(
+                "W5 vs raw atomic batch".into(),
+                "events/s",
+                esrc,
+                atomic,
+            ));
+        }
+        Ok(lines)
+    }
+
+    /// W6: replay a category, beside the raw and plain readers.
+    async fn w6_replay(&self) -> Result<Vec<Line>, BoxError> {
+        let Bench {
+            store,
+            raw,
+            sizes,
+            plain,
+            ..
+        } = self;
+        let mut lines = Vec::new();
+        // W6 replay: a category of `replay` events (what the earlier workloads wrote counts).
+        let mut written = 0;
+        let streams: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
+        let per_stream = sizes.replay / 100;
+        for id in &streams {
+            let mut root = Root::<Counter>::new(*id);
+            let mut raw_version = 0;
+            while root.version().get() < per_stream {
+                let n = (per_stream - root.version().get()).min(1_000);
+                store
+                    .try_write(&mut root, CounterCommand::AddMany(n))
+                    .await?;
+                if let Some(plain) = &plain {
+                    plain.append(*id, raw_version, n).await?;
+                }
+                raw_version = raw.append(*id, raw_version, n).await?;
+                written += n;
+            }
+        }
+        // Three times each, alternately, so that drift falls on both alike.
+        let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
+        let (mut replayed, mut raw_replayed) = (0, 0);
+        let (mut plainly, mut plain_replayed) = (Duration::ZERO, 0);
+        for _ in 0..3 {
+            let started = Instant::now();
+            let mut events = pin!(store.replay(&["Counter"], Position::ZERO));
+            while let Some(envelope) = events.next().await {
+                envelope?.deserialize::<CounterEvent>()?;
+                replayed += 1;
+            }
+            esrc += started.elapsed();
+            let started = Instant::now();
+            raw_replayed += raw.replay().await?;
+            baseline += started.elapsed();
+            if let Some(plain) = &plain {
+                let started = Instant::now();
+                plain_replayed += plain.replay().await?;
+                plainly += started.elapsed();
+            }
+        }
+        assert!(replayed >= 3 * written && raw_replayed >= 3 * written);
+        let esrc = rate(replayed, esrc);
+        let baseline = rate(raw_replayed, baseline);
+        lines.push(compare(
+            "W6 replay a category",
+            "events/s",
+            esrc,
+            baseline,
+            1.0,
+        ));
+        if let Some(plain) = &plain {
+            assert!(plain_replayed >= 3 * written);
+            lines.push(compare(
+                "W6 replay vs plain messages",
+                "events/s",
+                esrc,
+                rate(plain_replayed, plainly),
+                0.9,
+            ));
+            plain.cleanup().await?;
+        }
+        Ok(lines)
+    }
 }
 
 /// W8: reads one aggregate of 10 events (`read`, as a command would) while the store

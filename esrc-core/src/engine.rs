@@ -144,6 +144,47 @@ impl Settings {
     }
 }
 
+/// The builder methods every projector runner shares, written once: `checkpoint_every`,
+/// `checkpoint_interval`, `on_error` and `progress`, for a runner struct with the fields
+/// `settings: Settings` and `progress: Arc<Progress>`. Used by the core
+/// [`Projector`](crate::projector::Projector) and by esrc-postgres's transactional one;
+/// a third-party runner can use it too (as `esrc_core::backend::projector_settings!`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __projector_settings {
+    () => {
+        /// Commits (saves a checkpoint) after this many projected events (at least 1).
+        #[must_use]
+        pub fn checkpoint_every(mut self, events: usize) -> Self {
+            self.settings = self.settings.checkpoint_every(events);
+            self
+        }
+
+        /// Commits (saves a checkpoint) at least this often while events are being
+        /// projected.
+        #[must_use]
+        pub fn checkpoint_interval(mut self, interval: ::std::time::Duration) -> Self {
+            self.settings = self.settings.checkpoint_interval(interval);
+            self
+        }
+
+        /// What to do when the projection fails on an event (an `ErrorPolicy`: stop, or
+        /// retry with backoff). A runner whose batches are all or nothing rolls the open
+        /// batch back either way, and with a retry policy starts again from its
+        /// checkpoint after the delay.
+        #[must_use]
+        pub fn on_error(mut self, policy: $crate::projector::ErrorPolicy) -> Self {
+            self.settings = self.settings.on_error(policy);
+            self
+        }
+
+        /// What the projector has done so far, shared with the running projector.
+        pub fn progress(&self) -> ::std::sync::Arc<$crate::projector::Progress> {
+            ::std::sync::Arc::clone(&self.progress)
+        }
+    };
+}
+
 /// What a running projector has done so far, readable while it runs.
 #[derive(Debug, Default)]
 pub struct Progress {

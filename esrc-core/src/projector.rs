@@ -16,7 +16,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -87,31 +86,7 @@ where
         }
     }
 
-    /// Saves a checkpoint after this many projected events (at least 1).
-    #[must_use]
-    pub fn checkpoint_every(mut self, events: usize) -> Self {
-        self.settings = self.settings.checkpoint_every(events);
-        self
-    }
-
-    /// Saves a checkpoint at least this often while events are being projected.
-    #[must_use]
-    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
-        self.settings = self.settings.checkpoint_interval(interval);
-        self
-    }
-
-    /// What to do when the projection fails.
-    #[must_use]
-    pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
-        self.settings = self.settings.on_error(policy);
-        self
-    }
-
-    /// The projector's progress, shared with the running projector.
-    pub fn progress(&self) -> Arc<Progress> {
-        Arc::clone(&self.progress)
-    }
+    crate::__projector_settings!();
 
     /// Runs until `stop` completes (then saves the checkpoint and returns the projection)
     /// or until an error the policy does not absorb.

@@ -2,10 +2,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use esrc_core::backend::{Batches, Settings, run_projector, spawn_projector};
-use esrc_core::projector::{ErrorPolicy, Progress, ProjectorHandle};
+use esrc_core::projector::{Progress, ProjectorHandle};
 use esrc_core::{Context, DecodeGroup, Envelope, Error, EventGroup, Position, ProjectError};
 use sqlx::{PgConnection, Postgres, Transaction};
 
@@ -78,32 +77,7 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
         }
     }
 
-    /// Commits after this many events (at least 1).
-    #[must_use]
-    pub fn checkpoint_every(mut self, events: usize) -> Self {
-        self.settings = self.settings.checkpoint_every(events);
-        self
-    }
-
-    /// Commits at least this often while events are being projected.
-    #[must_use]
-    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
-        self.settings = self.settings.checkpoint_interval(interval);
-        self
-    }
-
-    /// What to do when the projection fails: the batch is rolled back either way; with
-    /// a retry policy the projector starts again from its checkpoint after the delay.
-    #[must_use]
-    pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
-        self.settings = self.settings.on_error(policy);
-        self
-    }
-
-    /// What the projector has committed so far, readable while it runs.
-    pub fn progress(&self) -> Arc<Progress> {
-        Arc::clone(&self.progress)
-    }
+    esrc_core::backend::projector_settings!();
 
     /// Runs the projector in a task. The handle stops it gracefully (committing the
     /// open batch with its checkpoint), and reports its progress and lag.
