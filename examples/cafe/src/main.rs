@@ -53,9 +53,31 @@ fn cake() -> MenuItem {
 struct Staff<'a> {
     store: &'a AnyStore,
     last: Position,
+    /// The day's tabs, in the order they were opened.
+    tabs: Vec<Root<Tab>>,
 }
 
 impl Staff<'_> {
+    /// [`Staff::tell`] on the day's tab number `tab`, opening it (a new aggregate) when
+    /// it is the next one.
+    async fn tell_tab(
+        &mut self,
+        tab: usize,
+        who: &str,
+        command: TabCommand,
+    ) -> Result<(), BoxError> {
+        if tab == self.tabs.len() {
+            self.tabs.push(Root::new(Uuid::now_v7()));
+        }
+        let Some(slot) = self.tabs.get_mut(tab) else {
+            return Err(format!("the script names tab {tab} before it is opened").into());
+        };
+        let root = std::mem::replace(slot, Root::new(Uuid::nil()));
+        let root = self.tell(root, who, command).await?;
+        self.tabs[tab] = root;
+        Ok(())
+    }
+
     /// Processes `command` on `root` (the aggregate decides), then appends the events
     /// (the store checks that nobody changed the tab meanwhile).
     async fn tell(
@@ -123,8 +145,6 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
         .values()
         .map(|tab| tab.table_number)
         .collect();
-    let mut free = (1..).filter(|table| !taken.contains(table));
-    let mut table = || free.next().unwrap_or_default();
     let open_tabs = Projector::new(store.clone(), OpenTabs::NAME, open_tabs)
         .checkpoint_every(10)
         .spawn();
@@ -135,139 +155,80 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
     let mut staff = Staff {
         store: &store,
         last: Position::ZERO,
+        tabs: Vec::new(),
     };
-    let (ann, ben) = ("Ann", "Ben");
-    let open = |table_number: u32, waiter: &str| TabCommand::OpenTab {
-        table_number,
-        waiter: waiter.to_owned(),
-    };
-
-    let first = staff
-        .tell(Root::new(Uuid::now_v7()), ann, open(table(), ann))
-        .await?;
-    let first = staff
-        .tell(
-            first,
-            ann,
-            TabCommand::PlaceOrder {
-                items: vec![coke(), coke(), burger()],
-            },
-        )
-        .await?;
-    let second = staff
-        .tell(Root::new(Uuid::now_v7()), ben, open(table(), ben))
-        .await?;
-    let second = staff
-        .tell(
-            second,
-            ben,
-            TabCommand::PlaceOrder {
-                items: vec![water(), soup(), soup()],
-            },
-        )
-        .await?;
-    let first = staff
-        .tell(
-            first,
-            ann,
-            TabCommand::MarkDrinksServed {
-                menu_numbers: vec![1, 1],
-            },
-        )
-        .await?;
-    let first = staff
-        .tell(
-            first,
-            "Chef",
-            TabCommand::MarkFoodPrepared {
-                menu_numbers: vec![10],
-            },
-        )
-        .await?;
-    let first = staff
-        .tell(
-            first,
-            ann,
-            TabCommand::MarkFoodServed {
-                menu_numbers: vec![10],
-            },
-        )
-        .await?;
-    let first = staff
-        .tell(first, ann, TabCommand::CloseTab { amount_paid: 1_500 })
-        .await?;
-    let first = staff
-        .tell(first, ann, TabCommand::CloseTab { amount_paid: 2_000 })
-        .await?;
-    let second = staff
-        .tell(
-            second,
-            ben,
-            TabCommand::MarkDrinksServed {
-                menu_numbers: vec![2],
-            },
-        )
-        .await?;
-    let second = staff
-        .tell(
-            second,
-            ben,
-            TabCommand::MarkFoodServed {
-                menu_numbers: vec![11],
-            },
-        )
-        .await?;
-    let second = staff
-        .tell(
-            second,
-            "Chef",
-            TabCommand::MarkFoodPrepared {
-                menu_numbers: vec![11],
-            },
-        )
-        .await?;
-    let second = staff
-        .tell(second, ben, TabCommand::CloseTab { amount_paid: 2_000 })
-        .await?;
-    let third = staff
-        .tell(Root::new(Uuid::now_v7()), ann, open(table(), ann))
-        .await?;
-    let third = staff
-        .tell(
-            third,
-            ann,
-            TabCommand::PlaceOrder {
-                items: vec![coffee(), cake()],
-            },
-        )
-        .await?;
-    staff
-        .tell(
-            first,
-            ann,
-            TabCommand::PlaceOrder {
-                items: vec![coke()],
-            },
-        )
-        .await?;
-    let _ = (second, third);
+    for (tab, who, command) in script(&taken) {
+        staff.tell_tab(tab, who, command).await?;
+    }
 
     caught_up(&open_tabs).await?;
     caught_up(&chef).await?;
     let lag = open_tabs.lag().await?;
     let open_tabs = open_tabs.stop().await?;
     let chef = chef.stop().await?;
+    print_open_tabs(&open_tabs);
+    print_chef(&chef);
+    println!(
+        "\nBoth projectors stopped and saved their checkpoints (lag before stopping: {lag} events). \
+         Events are in the `{}` category.",
+        cafe::TabEvent::NAME
+    );
+    Ok(())
+}
 
-    // The tutorial's queries on the open tabs.
-    let tabs = &open_tabs.kept().model;
-    let counted = |items: &[MenuItem]| {
-        let lines: Vec<String> = lines(items).iter().map(ToString::to_string).collect();
-        if lines.is_empty() {
-            "-".to_owned()
-        } else {
-            lines.join(", ")
-        }
+/// The day's commands, in order: which of the day's tabs (0 for the first opened, 1 for
+/// the second…), who gives the command, and the command. The tabs sit at free tables
+/// (tables taken by tabs still open from an earlier run are skipped).
+fn script(taken: &BTreeSet<u32>) -> Vec<(usize, &'static str, TabCommand)> {
+    let mut free = (1..).filter(|table| !taken.contains(table));
+    let mut open = |waiter: &str| TabCommand::OpenTab {
+        table_number: free.next().unwrap_or_default(),
+        waiter: waiter.to_owned(),
     };
+    let order = |items| TabCommand::PlaceOrder { items };
+    let drinks_served = |menu_numbers| TabCommand::MarkDrinksServed { menu_numbers };
+    let food_prepared = |menu_numbers| TabCommand::MarkFoodPrepared { menu_numbers };
+    let food_served = |menu_numbers| TabCommand::MarkFoodServed { menu_numbers };
+    let close = |amount_paid| TabCommand::CloseTab { amount_paid };
+    let (ann, ben) = (ANN, BEN);
+    vec![
+        (0, ann, open(ann)),
+        (0, ann, order(vec![coke(), coke(), burger()])),
+        (1, ben, open(ben)),
+        (1, ben, order(vec![water(), soup(), soup()])),
+        (0, ann, drinks_served(vec![1, 1])),
+        (0, "Chef", food_prepared(vec![10])),
+        (0, ann, food_served(vec![10])),
+        (0, ann, close(1_500)),
+        (0, ann, close(2_000)),
+        (1, ben, drinks_served(vec![2])),
+        (1, ben, food_served(vec![11])),
+        (1, "Chef", food_prepared(vec![11])),
+        (1, ben, close(2_000)),
+        (2, ann, open(ann)),
+        (2, ann, order(vec![coffee(), cake()])),
+        (0, ann, order(vec![coke()])),
+    ]
+}
+
+/// The waiters of the day.
+const ANN: &str = "Ann";
+const BEN: &str = "Ben";
+
+/// `items` as counted lines (`2 × Coke`), or `-`.
+fn counted(items: &[MenuItem]) -> String {
+    let lines: Vec<String> = lines(items).iter().map(ToString::to_string).collect();
+    if lines.is_empty() {
+        "-".to_owned()
+    } else {
+        lines.join(", ")
+    }
+}
+
+/// The tutorial's queries on the open tabs: the tabs, the invoices, the waiters' to-do
+/// lists.
+fn print_open_tabs(open_tabs: &ReadModelProjection<AnyStore, OpenTabs>) {
+    let tabs = &open_tabs.kept().model;
     let rows: Vec<Vec<String>> = tabs
         .active_table_numbers()
         .into_iter()
@@ -291,6 +252,27 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
         &["Table", "Waiter", "To serve", "In preparation", "Served"],
         &rows,
     );
+    print_invoices(tabs);
+    let rows: Vec<Vec<String>> = [ANN, BEN]
+        .into_iter()
+        .flat_map(|waiter| {
+            tabs.todo_list_for_waiter(waiter)
+                .into_iter()
+                .map(move |(table, lines)| {
+                    let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
+                    vec![waiter.to_owned(), table.to_string(), lines.join(", ")]
+                })
+        })
+        .collect();
+    print_table(
+        "The waiters' to-do lists (TodoListForWaiter)",
+        &["Waiter", "Table", "To bring"],
+        &rows,
+    );
+}
+
+/// The invoice of every open tab (InvoiceForTable).
+fn print_invoices(tabs: &OpenTabs) {
     let rows: Vec<Vec<String>> = tabs
         .active_table_numbers()
         .into_iter()
@@ -323,22 +305,10 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
         &["Table", "Served", "Total", "Unserved items"],
         &rows,
     );
-    let rows: Vec<Vec<String>> = [ann, ben]
-        .into_iter()
-        .flat_map(|waiter| {
-            tabs.todo_list_for_waiter(waiter)
-                .into_iter()
-                .map(move |(table, lines)| {
-                    let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
-                    vec![waiter.to_owned(), table.to_string(), lines.join(", ")]
-                })
-        })
-        .collect();
-    print_table(
-        "The waiters' to-do lists (TodoListForWaiter)",
-        &["Waiter", "Table", "To bring"],
-        &rows,
-    );
+}
+
+/// The chef's to-do list.
+fn print_chef(chef: &ReadModelProjection<AnyStore, ChefTodoList>) {
     let rows: Vec<Vec<String>> = chef
         .kept()
         .model
@@ -355,12 +325,6 @@ async fn day(store: AnyStore, kind: &str) -> Result<(), BoxError> {
         &["Table", "Dishes"],
         &rows,
     );
-    println!(
-        "\nBoth projectors stopped and saved their checkpoints (lag before stopping: {lag} events). \
-         Events are in the `{}` category.",
-        cafe::TabEvent::NAME
-    );
-    Ok(())
 }
 
 #[tokio::main]
