@@ -38,10 +38,10 @@ pub(crate) struct Inner {
     pub(crate) tails: TailCache,
     pub(crate) client: async_nats::Client,
     pub(crate) context: jetstream::Context,
-    /// Makes and deletes read consumers (see `read.rs`).
+    /// Makes and deletes read consumers (see `messages.rs`).
     pub(crate) consumers: Consumers,
     /// Whether the stream has more than one replica: then reads and lookups must not
-    /// trust a single replica, nor wait on a consumer's placement (see `read.rs`).
+    /// trust a single replica, nor wait on a consumer's placement (see `messages.rs`).
     pub(crate) replicated: bool,
     pub(crate) stream: jetstream::stream::Stream,
     pub(crate) snapshots: kv::Store,
