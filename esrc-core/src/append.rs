@@ -248,4 +248,30 @@ mod tests {
             "found in any order"
         );
     }
+
+    #[test]
+    fn the_tail_cache_tells_streams_apart_and_starts_afresh_when_full() {
+        let tails = TailCache::new(2);
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        tails.remember("Tab", a, Version(1), Position(10));
+        tails.remember("Tab", b, Version(2), Position(20));
+        assert!(tails.is_last("Tab", a, Version(1), Position(10)));
+        assert!(
+            !tails.is_last("Tab", a, Version(1), Position(11)),
+            "another position"
+        );
+        assert!(
+            !tails.is_last("Order", a, Version(1), Position(10)),
+            "another category"
+        );
+        tails.remember("Tab", b, Version(3), Position(30));
+        assert_eq!(
+            tails.get("Tab", b),
+            Some((Version(3), Position(30))),
+            "a newer tail"
+        );
+        tails.remember("Tab", c, Version(1), Position(40));
+        assert_eq!(tails.get("Tab", a), None, "full: started afresh");
+        assert_eq!(tails.get("Tab", c), Some((Version(1), Position(40))));
+    }
 }

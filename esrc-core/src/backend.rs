@@ -15,14 +15,14 @@
 use std::future::Future;
 use std::sync::Arc;
 
-pub use crate::append::{StoredId, TailCache, check_append, retry_outcome};
-pub use crate::backoff::Backoff;
-pub use crate::engine::{Batches, Settings, run_projector};
 /// The builder methods every projector runner shares (`checkpoint_every`,
 /// `checkpoint_interval`, `on_error`, `progress`), for a runner struct with the fields
 /// `settings: Settings` and `progress: Arc<Progress>`: put `projector_settings!();` in
 /// its `impl` block.
 pub use crate::__projector_settings as projector_settings;
+pub use crate::append::{StoredId, TailCache, check_append, retry_outcome};
+pub use crate::backoff::Backoff;
+pub use crate::engine::{Batches, Settings, run_projector};
 pub use crate::name::{MAX_NAME_LEN, validate_name, validate_names};
 pub use crate::opening::{opened, opened_after};
 pub use crate::options::{
