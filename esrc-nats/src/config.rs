@@ -1,6 +1,7 @@
 //! Options of a [`NatsStore`](crate::NatsStore), and the stream they require. Connecting
 //! is on the ground floor (`core.rs`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream::context::CreateStreamErrorKind;
@@ -8,7 +9,8 @@ use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, Storag
 use async_nats::jetstream::{self, kv};
 use esrc_core::Error;
 use esrc_core::backend::{
-    StoreOption, StoreOptions, invalid_config, parse_duration, parse_option, unknown_option,
+    StoreOption, StoreOptions, invalid_config, parse_duration, parse_flag, parse_option,
+    unknown_option,
 };
 
 use crate::error::{self, NatsError, fatal, transient};
@@ -47,6 +49,15 @@ use crate::error::{self, NatsError, fatal, transient};
 /// | `read_timeout` | ([`read_timeout`](Self::read_timeout)) | `10s` |
 /// | `connect_timeout` | ([`connect_timeout`](Self::connect_timeout)) | `10s` |
 /// | `append_deadline` | ([`append_deadline`](Self::append_deadline)) | `30s` |
+/// | `creds` | a credentials file: user JWT and nkey seed ([`credentials_file`](Self::credentials_file)) | — |
+/// | `nkey` | a user's nkey seed, never printed ([`nkey`](Self::nkey)) | — |
+/// | `token` | a token, never printed ([`token`](Self::token)) | — |
+/// | `tls_ca` | CA certificates (PEM) to trust; TLS required ([`tls_root_certificates`](Self::tls_root_certificates)) | the system's |
+/// | `tls_cert`, `tls_key` | a client certificate and its key, PEM ([`tls_client_certificate`](Self::tls_client_certificate)) | — |
+/// | `tls_first` | TLS before the server's `INFO` ([`tls_first`](Self::tls_first)) | `false` |
+///
+/// A user and password go in the URL (`nats://app:secret@host:4222`); a `tls://` URL
+/// requires TLS, trusting the system's CAs unless `tls_ca` says otherwise.
 ///
 /// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`.
 #[derive(Clone, Debug)]
@@ -61,6 +72,42 @@ pub struct NatsStoreBuilder {
     pub(crate) read_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) append_deadline: Duration,
+    pub(crate) auth: Auth,
+}
+
+/// How the client proves who it is and checks the server, beyond a user and password in
+/// the URL. Its `Debug` shows which are set, never a token, a seed or a file's content.
+#[derive(Clone, Default)]
+pub(crate) struct Auth {
+    /// A credentials file (a user JWT and its nkey seed), as `nsc` writes it.
+    pub(crate) creds: Option<PathBuf>,
+    /// A user's nkey seed (`SU…`).
+    pub(crate) nkey: Option<String>,
+    /// A token.
+    pub(crate) token: Option<String>,
+    /// CA certificates (PEM) to trust; TLS is then required.
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) …
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// … and its key (PEM).
+    pub(crate) tls_key: Option<PathBuf>,
+    /// TLS from the first byte, before the server's `INFO` (servers with `handshake_first`).
+    pub(crate) tls_first: bool,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |secret: &Option<String>| secret.as_ref().map(|_| "<set>");
+        f.debug_struct("Auth")
+            .field("creds", &self.creds)
+            .field("nkey", &set(&self.nkey))
+            .field("token", &set(&self.token))
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_first", &self.tls_first)
+            .finish()
+    }
 }
 
 impl Default for NatsStoreBuilder {
@@ -76,6 +123,7 @@ impl Default for NatsStoreBuilder {
             read_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             append_deadline: Duration::from_secs(30),
+            auth: Auth::default(),
         }
     }
 }
@@ -158,6 +206,58 @@ impl NatsStoreBuilder {
     #[must_use]
     pub fn append_deadline(mut self, deadline: Duration) -> Self {
         self.append_deadline = deadline;
+        self
+    }
+
+    /// Authenticates with a credentials file (a user JWT and its nkey seed, as `nsc`
+    /// writes it): what an account on a NATS operator's system (Synadia Cloud, NGS, a
+    /// self-run operator) gives its users. Read when connecting; errors name the file,
+    /// never its content.
+    #[must_use]
+    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.auth.creds = Some(path.into());
+        self
+    }
+
+    /// Authenticates with a user's nkey seed (`SU…`). Never printed.
+    #[must_use]
+    pub fn nkey(mut self, seed: impl Into<String>) -> Self {
+        self.auth.nkey = Some(seed.into());
+        self
+    }
+
+    /// Authenticates with a token. Never printed.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.auth.token = Some(token.into());
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file, and requires TLS.
+    #[must_use]
+    pub fn tls_root_certificates(mut self, path: impl Into<PathBuf>) -> Self {
+        self.auth.tls_ca = Some(path.into());
+        self
+    }
+
+    /// Presents a client certificate and its key (PEM files), for servers that verify
+    /// clients (`verify: true`).
+    #[must_use]
+    pub fn tls_client_certificate(
+        mut self,
+        certificate: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.auth.tls_cert = Some(certificate.into());
+        self.auth.tls_key = Some(key.into());
+        self
+    }
+
+    /// Starts TLS with the first byte, before the server's `INFO` (for servers configured
+    /// with `handshake_first`, and proxies that expect TLS at once).
+    #[must_use]
+    pub fn tls_first(mut self, first: bool) -> Self {
+        self.auth.tls_first = first;
         self
     }
 
@@ -380,6 +480,48 @@ impl StoreOptions for NatsStoreBuilder {
             default: "30s",
             example: "1m",
         },
+        StoreOption {
+            name: "creds",
+            meaning: "a credentials file (user JWT and nkey seed)",
+            default: "",
+            example: "/etc/nats/app.creds",
+        },
+        StoreOption {
+            name: "nkey",
+            meaning: "a user's nkey seed (never printed)",
+            default: "",
+            example: "SUAEXAMPLESEED",
+        },
+        StoreOption {
+            name: "token",
+            meaning: "a token (never printed)",
+            default: "",
+            example: "s3cr3t",
+        },
+        StoreOption {
+            name: "tls_ca",
+            meaning: "CA certificates (PEM) to trust; requires TLS",
+            default: "",
+            example: "/etc/nats/ca.pem",
+        },
+        StoreOption {
+            name: "tls_cert",
+            meaning: "a client certificate (PEM), with `tls_key`",
+            default: "",
+            example: "/etc/nats/client.pem",
+        },
+        StoreOption {
+            name: "tls_key",
+            meaning: "the client certificate's key (PEM)",
+            default: "",
+            example: "/etc/nats/client.key",
+        },
+        StoreOption {
+            name: "tls_first",
+            meaning: "TLS before the server's `INFO` (`handshake_first`)",
+            default: "false",
+            example: "true",
+        },
     ];
 
     fn with_option(self, key: &str, value: &str) -> Result<Self, Error> {
@@ -402,6 +544,21 @@ impl StoreOptions for NatsStoreBuilder {
             "read_timeout" => self.read_timeout(parse_duration(key, value)?),
             "connect_timeout" => self.connect_timeout(parse_duration(key, value)?),
             "append_deadline" => self.append_deadline(parse_duration(key, value)?),
+            "creds" => self.credentials_file(value),
+            "nkey" => self.nkey(value),
+            "token" => self.token(value),
+            "tls_ca" => self.tls_root_certificates(value),
+            "tls_cert" => {
+                let mut builder = self;
+                builder.auth.tls_cert = Some(value.into());
+                builder
+            }
+            "tls_key" => {
+                let mut builder = self;
+                builder.auth.tls_key = Some(value.into());
+                builder
+            }
+            "tls_first" => self.tls_first(parse_flag(key, value)?),
             _ => return Err(unknown_option::<Self>(key)),
         })
     }

@@ -11,7 +11,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use esrc_core::backend::{TailCache, validate_name};
+use esrc_core::backend::{TailCache, invalid_config, validate_name};
 use esrc_core::{Envelope, Error, Version};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
@@ -418,13 +418,56 @@ impl NatsStoreBuilder {
             .map(|server| format!("{}:{}", server.host(), server.port()))
             .collect::<Vec<_>>()
             .join(",");
-        let client = async_nats::ConnectOptions::new()
+        let options = async_nats::ConnectOptions::new()
             .connection_timeout(self.connect_timeout)
-            .request_timeout(Some(self.request_timeout))
+            .request_timeout(Some(self.request_timeout));
+        let client = self
+            .authenticated(options)
+            .await?
             .connect(servers)
             .await
             .map_err(|error| error::connect(error, tried))?;
         self.build(client).await
+    }
+
+    /// `options` with the builder's credentials and TLS settings.
+    async fn authenticated(
+        &self,
+        mut options: async_nats::ConnectOptions,
+    ) -> Result<async_nats::ConnectOptions, Error> {
+        let auth = &self.auth;
+        if let Some(path) = &auth.creds {
+            options = options.credentials_file(path).await.map_err(|source| {
+                fatal(NatsError::Credentials {
+                    path: path.clone(),
+                    reason: source.kind(),
+                })
+            })?;
+        }
+        if let Some(seed) = &auth.nkey {
+            options = options.nkey(seed.clone());
+        }
+        if let Some(token) = &auth.token {
+            options = options.token(token.clone());
+        }
+        if let Some(ca) = &auth.tls_ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match (&auth.tls_cert, &auth.tls_key) {
+            (Some(cert), Some(key)) => {
+                options = options.add_client_certificate(cert.clone(), key.clone());
+            }
+            (None, None) => {}
+            _ => {
+                return Err(invalid_config(
+                    "a NATS client certificate needs both `tls_cert` and `tls_key`",
+                ));
+            }
+        }
+        if auth.tls_first {
+            options = options.tls_first();
+        }
+        Ok(options)
     }
 
     /// Builds the store on a connected client: checks the server version, creates the

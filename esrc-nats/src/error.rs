@@ -55,6 +55,15 @@ pub enum NatsError {
         #[source]
         source: async_nats::ConnectError,
     },
+    /// The credentials file could not be read or parsed. Only the file's name and the
+    /// kind of failure are shown, never its content.
+    #[error("cannot use the NATS credentials file `{}`: {reason}", path.display())]
+    Credentials {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong (not found, permission denied, not a credentials file…).
+        reason: std::io::ErrorKind,
+    },
     /// The server is older than esrc needs (atomic batch publish came in 2.12).
     #[error("nats-server {found} is too old: esrc needs 2.12 or later for atomic batch publish")]
     ServerTooOld {
@@ -223,10 +232,18 @@ pub(crate) fn publish(error: async_nats::PublishError, max: usize) -> Error {
 pub(crate) fn connect(error: async_nats::ConnectError, servers: String) -> Error {
     use async_nats::ConnectErrorKind;
     let kind = error.kind();
+    const TLS_HINT: &str = " (TLS: check `tls_ca` (the CA that signed the server's certificate), `tls_cert` and `tls_key`, and whether the server wants `tls_first`)";
     let hint = match kind {
+        // rustls reports a certificate it refuses (or a handshake it cannot make) as
+        // invalid data on the connection.
+        ConnectErrorKind::Io if invalid_data(&error) => TLS_HINT,
         ConnectErrorKind::TimedOut => {
             " (no NATS server answered in time: is it the right host and port?)"
         }
+        ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
+            " (check the user and password in the URL, or the `creds`, `nkey` or `token` option)"
+        }
+        ConnectErrorKind::Tls => TLS_HINT,
         _ => "",
     };
     let failure = NatsError::Connect {
@@ -235,6 +252,7 @@ pub(crate) fn connect(error: async_nats::ConnectError, servers: String) -> Error
         source: error,
     };
     match kind {
+        ConnectErrorKind::Io if hint == TLS_HINT => fatal(failure),
         ConnectErrorKind::Io
         | ConnectErrorKind::TimedOut
         | ConnectErrorKind::Dns
@@ -244,6 +262,21 @@ pub(crate) fn connect(error: async_nats::ConnectError, servers: String) -> Error
         | ConnectErrorKind::AuthorizationViolation
         | ConnectErrorKind::Tls => fatal(failure),
     }
+}
+
+/// Whether a cause of `error` is an I/O error of kind `InvalidData`: how a TLS failure
+/// reaches the connection.
+fn invalid_data(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                return true;
+            }
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// Any other async-nats error, classified by what it carries: a JetStream API error by

@@ -83,6 +83,11 @@ pub(crate) fn describe(error: &sqlx::Error) -> String {
 pub(crate) fn connect_hint(error: &sqlx::Error) -> &'static str {
     use std::io::ErrorKind;
     match error {
+        sqlx::Error::Tls(_) => {
+            " (TLS: with `sslmode=verify-ca` or `verify-full` the server's certificate must be \
+             signed by the CA in `sslrootcert` (or one the system trusts), and with \
+             `verify-full` name the host)"
+        }
         sqlx::Error::Protocol(_) => {
             " (the server did not answer as PostgreSQL: is it the right port?)"
         }
