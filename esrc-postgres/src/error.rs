@@ -79,15 +79,28 @@ pub(crate) fn describe(error: &sqlx::Error) -> String {
     }
 }
 
+/// Whether TLS failed: sqlx's own TLS error, or a rustls error (a refused certificate)
+/// that reached the connection as an I/O error.
+fn refused_by_tls(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    }
+}
+
+/// What to check when TLS failed.
+const TLS_HINT: &str = " (TLS: with `sslmode=verify-ca` or `verify-full` the server's \
+    certificate must be signed by the CA in `sslrootcert` (or one the system trusts), and with \
+    `verify-full` name the host)";
+
 /// What to check after a failed connection, where the error tells.
 pub(crate) fn connect_hint(error: &sqlx::Error) -> &'static str {
     use std::io::ErrorKind;
     match error {
-        sqlx::Error::Tls(_) => {
-            " (TLS: with `sslmode=verify-ca` or `verify-full` the server's certificate must be \
-             signed by the CA in `sslrootcert` (or one the system trusts), and with \
-             `verify-full` name the host)"
-        }
+        _ if refused_by_tls(error) => TLS_HINT,
         sqlx::Error::Protocol(_) => {
             " (the server did not answer as PostgreSQL: is it the right port?)"
         }
@@ -103,6 +116,7 @@ pub(crate) fn connect_hint(error: &sqlx::Error) -> &'static str {
 /// Whether the same call may succeed when tried again.
 pub(crate) fn backend_retryable(error: &sqlx::Error) -> bool {
     match error {
+        _ if refused_by_tls(error) => false,
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| is_retryable_sqlstate(&code)),
         _ => false,
