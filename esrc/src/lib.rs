@@ -32,7 +32,7 @@ pub mod prelude {
     pub use esrc_core::{
         Aggregate, AggregateEvent, AnyStore, CommandError, Context, Envelope, Event, EventGroup,
         Expected, Metadata, Position, Project, ProjectError, ProjectExt, PublishExt, ReadExt, Root,
-        Uuid, Version, Versioned,
+        Report, Uuid, Version, Versioned,
     };
 }
 

@@ -14,18 +14,7 @@ pub fn report(result: Result<(), BoxError>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            let mut said = error.to_string();
-            eprintln!("error: {said}");
-            let mut cause = error.source();
-            while let Some(current) = cause {
-                // Many errors repeat their cause in their own message: say it once.
-                let text = current.to_string();
-                if !said.contains(&text) {
-                    eprintln!("  caused by: {text}");
-                    said = text;
-                }
-                cause = current.source();
-            }
+            eprintln!("error: {}", esrc::Report::from(BoxedError(error)));
             std::process::ExitCode::FAILURE
         }
     }
@@ -107,5 +96,21 @@ pub fn print_table(title: &str, header: &[&str], rows: &[Vec<String>]) {
     );
     for row in rows {
         line(&mut row.iter().map(String::as_str));
+    }
+}
+
+/// A boxed error as an error of its own, so that it converts into an [`esrc::Report`].
+#[derive(Debug)]
+struct BoxedError(BoxError);
+
+impl std::fmt::Display for BoxedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Error for BoxedError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0.source()
     }
 }
