@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use esrc_core::backend::{Backoff, TailCache};
+use esrc_core::backend::{Backoff, TailCache, invalid_config};
 use esrc_core::{Envelope, Error, Version};
 use futures::{Stream, StreamExt};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -157,7 +157,13 @@ impl PgStoreBuilder {
     /// port and database tried and why (refused, unknown host, authentication…).
     pub async fn connect(self, url: &str) -> Result<PgStore, Error> {
         let url = self.url_with_parameters(url);
-        let options: PgConnectOptions = url.parse().map_err(backend)?;
+        // sqlx's message says what is wrong without repeating the URL (which may hold a
+        // password).
+        let options: PgConnectOptions = url.parse().map_err(|error: sqlx::Error| {
+            invalid_config(format!(
+                "not a PostgreSQL URL (postgres://user:password@host:port/database): {error}"
+            ))
+        })?;
         let options = options.application_name("esrc");
         let tried = || {
             (

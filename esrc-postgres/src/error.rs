@@ -57,13 +57,21 @@ impl From<Error> for Failure {
 }
 
 /// Maps a sqlx error into the core error, marking what may succeed when retried.
+///
+/// A server's error becomes [`PgError::Server`] (its message and SQLSTATE, without the
+/// line of the server's source code that sqlx adds), or [`PgError::NotMigrated`] when the
+/// store's tables are missing.
 pub(crate) fn backend(error: sqlx::Error) -> Error {
-    if let sqlx::Error::Database(db) = &error {
-        if db.code().as_deref() == Some(sqlstate::UNDEFINED_TABLE) {
-            return Error::backend(BACKEND, false, PgError::NotMigrated { source: error });
-        }
+    let retryable = backend_retryable(&error);
+    let sqlx::Error::Database(db) = &error else {
+        return Error::backend(BACKEND, retryable, error);
+    };
+    let message = db.message().to_owned();
+    let code = db.code().map(|code| code.into_owned()).unwrap_or_default();
+    if code == sqlstate::UNDEFINED_TABLE {
+        return Error::backend(BACKEND, false, PgError::NotMigrated { message });
     }
-    Error::backend(BACKEND, backend_retryable(&error), error)
+    Error::backend(BACKEND, retryable, PgError::Server { message, code })
 }
 
 /// A sqlx error in a line for people: a server's error by its message and SQLSTATE
@@ -187,12 +195,20 @@ pub enum PgError {
 
     /// The store's tables do not exist in its schema.
     #[error(
-        "esrc's tables are missing ({source}): run `PgStore::migrate()` once (or connect with `?migrate=true`)"
+        "esrc's tables are missing ({message}): create them once with `PgStore::migrate()`, or by adding `?migrate=true` to the URL given to `esrc::connect` or to the `esrc` command (`esrc status 'postgres://…?migrate=true'`); check the `schema` option if they exist in another schema"
     )]
     NotMigrated {
-        /// The server's error.
-        #[source]
-        source: sqlx::Error,
+        /// The server's message.
+        message: String,
+    },
+
+    /// The server refused a statement: its message and SQLSTATE.
+    #[error("{message} (SQLSTATE {code})")]
+    Server {
+        /// The server's message.
+        message: String,
+        /// The SQLSTATE code.
+        code: String,
     },
 
     /// A number in esrc's tables is outside what esrc writes there.

@@ -771,7 +771,10 @@ async fn a_store_without_its_tables_says_to_migrate() {
         .await
         .expect_err("no tables");
     let text = error.to_string();
-    assert!(text.contains("run `PgStore::migrate()`"), "{text}");
+    assert!(text.contains("`PgStore::migrate()`"), "{text}");
+    assert!(text.contains("?migrate=true"), "the URL form too: {text}");
+    assert!(text.contains("`esrc status"), "and the command: {text}");
+    assert!(!text.contains(" at line "), "no server source line: {text}");
     assert!(!error.is_retryable());
     pg.drop_schemas().await;
 }

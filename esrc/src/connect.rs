@@ -73,6 +73,19 @@ where
         .split_once(':')
         .map_or(url, |(scheme, _)| scheme)
         .to_ascii_lowercase();
+    // A scheme is letters, digits, `+`, `-` and `.`, and is followed by `://` (but for
+    // `memory:`): anything else is not one, and is never repeated (a typo such as
+    // `postgres//user:password@…` or `user:password@host` holds a password).
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && (scheme == "memory" || url[scheme.len()..].starts_with("://"));
+    if !is_scheme {
+        return Err(invalid_config(
+            "not a store URL: it must start with `memory:`, `postgres://…` or `nats://…`",
+        ));
+    }
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let options = Options {
         defaults: defaults

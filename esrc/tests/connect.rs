@@ -78,6 +78,19 @@ async fn an_unknown_scheme_is_refused_without_repeating_the_url() {
     assert!(!text.contains("secret"));
 }
 
+#[tokio::test]
+async fn a_url_without_a_scheme_is_refused_without_repeating_it() {
+    for url in [
+        "postgres//admin:s3cret@localhost/db",
+        "//admin:s3cret@localhost",
+        "admin:s3cret@localhost",
+    ] {
+        let text = connect(url).await.unwrap_err().to_string();
+        assert!(!text.contains("s3cret") && !text.contains("admin"), "{url}: {text}");
+        assert!(text.contains("not a store URL") || text.contains("unknown store scheme"), "{text}");
+    }
+}
+
 /// Malformed values are refused before anything is contacted (the ports are closed).
 #[cfg(all(feature = "postgres", feature = "nats"))]
 #[tokio::test]
@@ -111,6 +124,7 @@ async fn malformed_options_are_refused_before_connecting() {
             "postgres://u:pw@127.0.0.1:1/db?poll_interval=1.5s",
             "option `poll_interval=1.5s`: expected a duration",
         ),
+        ("postgres://u:pw@127.0.0.1:port/db", "not a PostgreSQL URL"),
     ];
     for (url, expected) in cases {
         let error = reason(connect(url).await.unwrap_err());
