@@ -243,6 +243,7 @@ impl Drop for AbortOnDrop {
 /// The categories to read: those given, or every category of `store`.
 async fn categories_of(store: &AnyStore, given: Vec<String>) -> anyhow::Result<Vec<String>> {
     if !given.is_empty() {
+        crate::catalog::check_categories(store, &given).await?;
         return Ok(given);
     }
     Ok(store

@@ -9,6 +9,7 @@ macro_rules! out {
     };
 }
 
+mod catalog;
 mod cli;
 mod copy;
 mod legacy;

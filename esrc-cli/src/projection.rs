@@ -3,7 +3,7 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use anyhow::bail;
-use esrc::{AnyStore, CheckpointStore, Position};
+use esrc::{AnyStore, CheckpointStore, Position, Replay};
 
 pub(crate) async fn reset(
     store: &AnyStore,
@@ -16,6 +16,19 @@ pub(crate) async fn reset(
         out!("Projection `{name}` has no checkpoint: nothing to reset.");
         return Ok(());
     };
+    if let Some(position) = to {
+        let stored = crate::catalog::stored_categories(store)
+            .await?
+            .unwrap_or_default();
+        let names: Vec<&str> = stored.iter().map(String::as_str).collect();
+        let head = store.head(&names).await?;
+        if position > head {
+            bail!(
+                "position {position} is past the store's last event ({head}): a projection \
+                 reset to it would skip every event written until then"
+            );
+        }
+    }
     let what = match to {
         Some(position) => {
             format!("set projection `{name}`'s checkpoint from {current} back to {position}")

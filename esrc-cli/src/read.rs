@@ -77,8 +77,11 @@ pub(crate) async fn stream(
         }
         count += 1;
     }
-    if count == 0 && !json {
-        eprintln!("stream {category}/{id} has no events after version {after}");
+    if count == 0 {
+        crate::catalog::check_categories(store, &[category.to_owned()]).await?;
+        if !json {
+            eprintln!("stream {category}/{id} has no events after version {after}");
+        }
     }
     Ok(())
 }
@@ -89,18 +92,23 @@ pub(crate) async fn tail(
     from: Option<Position>,
     json: bool,
 ) -> anyhow::Result<()> {
+    let stored = crate::catalog::stored_categories(store).await?;
     let categories = if categories.is_empty() {
-        let stored: Vec<String> = store
-            .categories()
-            .await?
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
+        let stored = stored.unwrap_or_default();
         if stored.is_empty() {
             bail!("the store holds no events yet: name the categories to follow");
         }
         stored
     } else {
+        // A category may get its first event while this follows: a warning, not an error.
+        for name in &categories {
+            if let Some(why) = stored
+                .as_deref()
+                .and_then(|stored| crate::catalog::unknown(name, stored))
+            {
+                eprintln!("warning: {why}");
+            }
+        }
         categories
     };
     let names: Vec<&str> = categories.iter().map(String::as_str).collect();

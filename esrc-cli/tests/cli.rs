@@ -317,6 +317,29 @@ async fn status_stream_and_projection_reset_on_both_servers() {
             "{block}"
         );
 
+        // A category in the wrong case reads nothing: said so, with the near one.
+        let wrong = run(&["stream", &url, "tab", &tab.to_string()], "");
+        assert_eq!(wrong.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&wrong.stderr);
+        assert!(said.contains("did you mean `Tab`?"), "{said}");
+
+        // A reset past the store's last event would skip what comes next: refused.
+        let past = (head.get() + 1_000).to_string();
+        let refused = run(
+            &[
+                "projection",
+                "reset",
+                &url,
+                "caught-up",
+                "--to",
+                &past,
+                "--yes",
+            ],
+            "",
+        );
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("past the store's last event"));
+
         // Without a terminal and without --yes, nothing changes.
         let refused = run(&["projection", "reset", &url, "caught-up", "--to", "1"], "");
         assert_eq!(refused.status.code(), Some(1));
