@@ -48,7 +48,7 @@ pub fn spawn_projector<S, P, E, F, Fut>(
 where
     S: Replay,
     P: Send + 'static,
-    E: Send + 'static,
+    E: std::error::Error + Send + 'static,
     F: FnOnce(StopSignal) -> Fut,
     Fut: Future<Output = Result<P, ProjectError<E>>> + Send + 'static,
 {

@@ -141,6 +141,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A projector stopped with an error before it caught up (see
+    /// [`ProjectorHandle::caught_up`](crate::projector::ProjectorHandle::caught_up)); its
+    /// `join` gives the error itself.
+    #[error("projector `{projector}` stopped: {reason}")]
+    ProjectorFailed {
+        /// The projector's name.
+        projector: String,
+        /// Its error, as text.
+        reason: String,
+    },
+
     /// The store does not implement this operation (it declares so in its capabilities).
     #[error("{operation} is not supported by {store}")]
     NotSupported {

@@ -171,6 +171,8 @@ pub struct ProjectorHandle<S, P, E> {
     progress: Arc<Progress>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<P, ProjectError<E>>>,
+    /// Why the projector stopped with an error, once it has.
+    failure: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// The stop request a spawned projector waits on (see
@@ -200,11 +202,24 @@ where
         run: F,
     ) -> Self
     where
+        E: std::error::Error,
         F: FnOnce(StopSignal) -> Fut,
         Fut: Future<Output = Result<P, ProjectError<E>>> + Send + 'static,
     {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(StopSignal(stopped)));
+        let failure = Arc::new(std::sync::Mutex::new(None));
+        let run = run(StopSignal(stopped));
+        let failed = Arc::clone(&failure);
+        let task = tokio::spawn(async move {
+            let result = run.await;
+            if let Err(error) = &result {
+                let reason = crate::report::chain(error);
+                *failed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+            }
+            result
+        });
         Self {
             store,
             name,
@@ -212,6 +227,7 @@ where
             progress,
             stop,
             task,
+            failure,
         }
     }
 
@@ -261,8 +277,10 @@ where
     }
 
     /// Waits until the projector has projected every event of its categories that was
-    /// stored when this was called: `Ok(true)`; or until the projector ends before that
-    /// (an error, a stop): `Ok(false)`, and [`ProjectorHandle::join`] says why.
+    /// stored when this was called: `Ok(true)`. If the projector stopped with an error
+    /// before that, [`Error::ProjectorFailed`] says which and why (and
+    /// [`ProjectorHandle::join`] gives the error itself); if it ended without one (a
+    /// stop), `Ok(false)`.
     ///
     /// ```
     /// # use esrc_core::projector::ProjectorHandle;
@@ -280,7 +298,14 @@ where
                 return Ok(true);
             }
             if self.task.is_finished() {
-                return Ok(false);
+                let failure = self.failure.lock().map(|failure| failure.clone());
+                return match failure.unwrap_or_else(|poisoned| poisoned.into_inner().clone()) {
+                    Some(reason) => Err(Error::ProjectorFailed {
+                        projector: self.name.clone(),
+                        reason,
+                    }),
+                    None => Ok(false),
+                };
             }
             // The notification wakes it as events are projected; the pause notices an
             // ended task.

@@ -49,20 +49,27 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut said = self.0.to_string();
-        f.write_str(&said)?;
-        let mut cause = self.0.source();
-        while let Some(current) = cause {
-            // Many errors repeat their cause in their own message: say it once.
-            let text = current.to_string();
-            if !said.contains(&text) {
-                write!(f, "\n  caused by: {text}")?;
-                said = text;
-            }
-            cause = current.source();
-        }
-        Ok(())
+        f.write_str(&chain(&*self.0))
     }
+}
+
+/// `error`'s message, then each cause on a line of its own, leaving out a cause the line
+/// above already says: how a [`Report`] reads.
+pub(crate) fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut said = error.to_string();
+    let mut text = said.clone();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        // Many errors repeat their cause in their own message: say it once.
+        let line = current.to_string();
+        if !said.contains(&line) {
+            text.push_str("\n  caused by: ");
+            text.push_str(&line);
+            said = line;
+        }
+        cause = current.source();
+    }
+    text
 }
 
 /// The same as [`Display`](fmt::Display), so that `main` returning a `Report` prints the

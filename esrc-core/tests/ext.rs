@@ -611,7 +611,8 @@ async fn a_root_refuses_an_event_of_another_stream() {
 }
 
 /// `caught_up` waits until everything stored when it was called is projected, and says
-/// so; a projector that stops first makes it answer `false`.
+/// so; a projector that fails first makes it answer with the projector's error (not a
+/// `false` a caller would wait on again).
 #[tokio::test]
 async fn caught_up_waits_for_the_head_or_reports_an_ended_projector() {
     use esrc_core::projector::{ErrorPolicy, Projector};
@@ -640,9 +641,12 @@ async fn caught_up_waits_for_the_head_or_reports_an_ended_projector() {
     let running = Projector::new(store.clone(), "failing", failing)
         .on_error(ErrorPolicy::Stop)
         .spawn();
-    assert!(
-        !running.caught_up().await.unwrap(),
-        "it stopped at position 5"
-    );
+    match running.caught_up().await {
+        Err(esrc_core::Error::ProjectorFailed { projector, reason }) => {
+            assert_eq!(projector, "failing");
+            assert!(reason.contains("position 5"), "{reason}");
+        }
+        other => panic!("the projector failed at position 5, got {other:?}"),
+    }
     assert!(running.join().await.is_err());
 }

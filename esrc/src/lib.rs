@@ -31,8 +31,8 @@ pub use esrc_nats as nats;
 pub mod prelude {
     pub use esrc_core::{
         Aggregate, AggregateEvent, AnyStore, CommandError, Context, Envelope, Event, EventGroup,
-        Expected, Metadata, Position, Project, ProjectError, ProjectExt, PublishExt, ReadExt, Root,
-        Report, Uuid, Version, Versioned,
+        Expected, Metadata, Position, Project, ProjectError, ProjectExt, PublishExt, ReadExt,
+        Report, Root, Uuid, Version, Versioned,
     };
 }
 

@@ -86,8 +86,14 @@ async fn a_url_without_a_scheme_is_refused_without_repeating_it() {
         "admin:s3cret@localhost",
     ] {
         let text = connect(url).await.unwrap_err().to_string();
-        assert!(!text.contains("s3cret") && !text.contains("admin"), "{url}: {text}");
-        assert!(text.contains("not a store URL") || text.contains("unknown store scheme"), "{text}");
+        assert!(
+            !text.contains("s3cret") && !text.contains("admin"),
+            "{url}: {text}"
+        );
+        assert!(
+            text.contains("not a store URL") || text.contains("unknown store scheme"),
+            "{text}"
+        );
     }
 }
 
