@@ -418,6 +418,9 @@ impl NatsStoreBuilder {
             .map(|server| format!("{}:{}", server.host(), server.port()))
             .collect::<Vec<_>>()
             .join(",");
+        if !self.auth.tls_first {
+            greeted(&servers, self.connect_timeout.min(GREETING)).await?;
+        }
         let options = async_nats::ConnectOptions::new()
             .connection_timeout(self.connect_timeout)
             .request_timeout(Some(self.request_timeout));
@@ -498,4 +501,49 @@ impl NatsStoreBuilder {
             self,
         ))
     }
+}
+
+/// How long a reachable server may take to greet before it is taken for something else.
+const GREETING: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Refuses at once servers that answer but not as NATS (a NATS server greets every
+/// connection with an `INFO` line; PostgreSQL, say, waits for the client to speak), rather
+/// than waiting the whole connect timeout. When any server greets as NATS, or cannot be
+/// reached at all, the client decides (a server that is down is a retryable failure).
+async fn greeted(
+    servers: &[async_nats::ServerAddr],
+    patience: std::time::Duration,
+) -> Result<(), Error> {
+    use tokio::io::AsyncReadExt;
+    let probes = servers
+        .iter()
+        .filter(|server| !server.is_websocket())
+        .map(|server| async move {
+            let address = (server.host().to_owned(), server.port());
+            let Ok(Ok(mut stream)) =
+                tokio::time::timeout(patience, tokio::net::TcpStream::connect(address)).await
+            else {
+                return true;
+            };
+            let mut first = [0u8; 4];
+            match tokio::time::timeout(patience, stream.read_exact(&mut first)).await {
+                Ok(Ok(_)) => first.eq_ignore_ascii_case(b"INFO"),
+                // Closed at once: not a NATS greeting, but not ours to judge either.
+                Ok(Err(_)) => true,
+                Err(_) => false,
+            }
+        });
+    let answers = futures::future::join_all(probes).await;
+    if answers.is_empty() || answers.iter().any(|nats| *nats) {
+        return Ok(());
+    }
+    let tried = servers
+        .iter()
+        .map(|server| format!("{}:{}", server.host(), server.port()))
+        .collect::<Vec<_>>()
+        .join(",");
+    Err(fatal(NatsError::NotNats {
+        servers: tried,
+        waited: patience,
+    }))
 }

@@ -64,6 +64,17 @@ pub enum NatsError {
         /// What went wrong (not found, permission denied, not a credentials file…).
         reason: std::io::ErrorKind,
     },
+    /// The servers answered, but not as NATS: none sent the `INFO` line a NATS server
+    /// greets with.
+    #[error(
+        "the server at {servers} did not answer as NATS (no INFO within {waited:?}): is it the right port? (NATS listens on 4222 unless told otherwise)"
+    )]
+    NotNats {
+        /// The hosts and ports tried.
+        servers: String,
+        /// How long it waited for a greeting.
+        waited: Duration,
+    },
     /// The server is older than esrc needs (atomic batch publish came in 2.12).
     #[error("nats-server {found} is too old: esrc needs 2.12 or later for atomic batch publish")]
     ServerTooOld {
