@@ -105,19 +105,20 @@ pub fn parse_flag(key: &str, value: &str) -> Result<bool, Error> {
     parse_option(key, value, "`true` or `false`")
 }
 
-/// Parses a duration option written with a unit: `500ms`, `5s`, `2m`, `1h`.
+/// Parses a duration option written with a unit: `500ms`, `5s`, `2m`, `1h`, `7d`.
 ///
 /// ```
 /// use std::time::Duration;
 /// use esrc_core::backend::parse_duration;
 /// assert_eq!(parse_duration("poll", "500ms").unwrap(), Duration::from_millis(500));
 /// assert_eq!(parse_duration("poll", "2m").unwrap(), Duration::from_secs(120));
+/// assert_eq!(parse_duration("max_age", "30d").unwrap(), Duration::from_secs(30 * 86_400));
 /// assert!(parse_duration("poll", "5").is_err(), "a unit is needed");
 /// ```
 pub fn parse_duration(key: &str, value: &str) -> Result<Duration, Error> {
     duration(value).ok_or_else(|| {
         invalid_config(format!(
-            "option `{key}={value}`: expected a duration such as `500ms`, `5s`, `2m` or `1h`"
+            "option `{key}={value}`: expected a duration such as `500ms`, `5s`, `2m`, `1h` or `7d`"
         ))
     })
 }
@@ -131,6 +132,7 @@ fn duration(text: &str) -> Option<Duration> {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
+        "d" => 86_400,
         _ => return None,
     };
     number.checked_mul(seconds).map(Duration::from_secs)
@@ -160,7 +162,8 @@ mod tests {
         assert_eq!(duration("5s"), Some(Duration::from_secs(5)));
         assert_eq!(duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(duration("1h"), Some(Duration::from_secs(3600)));
-        for bad in ["5", "s", "", "5 s", "-1s", "1.5s", "5d"] {
+        assert_eq!(duration("7d"), Some(Duration::from_secs(7 * 86_400)));
+        for bad in ["5", "s", "", "5 s", "-1s", "1.5s", "5w"] {
             assert_eq!(duration(bad), None, "{bad}");
         }
     }

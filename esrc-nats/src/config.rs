@@ -59,7 +59,7 @@ use crate::error::{self, NatsError, fatal, transient};
 /// A user and password go in the URL (`nats://app:secret@host:4222`); a `tls://` URL
 /// requires TLS, trusting the system's CAs unless `tls_ca` says otherwise.
 ///
-/// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`.
+/// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`, `7d`.
 #[derive(Clone, Debug)]
 pub struct NatsStoreBuilder {
     pub(crate) stream: String,

@@ -46,7 +46,8 @@ const MAX_SCHEMA_LEN: usize = 58;
 /// | `connect_timeout` | how long connecting may take ([`connect_timeout`](Self::connect_timeout)) | `5s` |
 /// | `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `statement-cache-capacity`, `host`, `hostaddr`, `port`, `dbname`, `user`, `password`, `application_name`, `options` | connection parameters, passed on to the server's URL as sqlx reads them | — |
 ///
-/// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`.
+/// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`, `7d`; `connect_timeout` also
+/// takes libpq's whole seconds (`connect_timeout=5`).
 #[derive(Clone, Debug)]
 pub struct PgStoreBuilder {
     pub(crate) schema: String,
@@ -344,7 +345,11 @@ impl StoreOptions for PgStoreBuilder {
             "poll_interval" => self.poll_interval(parse_duration(key, value)?),
             "notify" => self.notify(parse_flag(key, value)?),
             "notify_interval" => self.notify_interval(parse_duration(key, value)?),
-            "connect_timeout" => self.connect_timeout(parse_duration(key, value)?),
+            // libpq writes it in whole seconds (`connect_timeout=5`): taken as written.
+            "connect_timeout" => match value.parse::<u64>() {
+                Ok(seconds) => self.connect_timeout(Duration::from_secs(seconds)),
+                Err(_) => self.connect_timeout(parse_duration(key, value)?),
+            },
             _ if CONNECTION_PARAMETERS.contains(&key) => {
                 let mut builder = self;
                 builder.parameters.retain(|(given, _)| given != key);
@@ -375,6 +380,11 @@ mod tests {
             set.url_with_parameters("postgres://h/db?user=u"),
             "postgres://h/db?user=u&sslmode=require"
         );
+        let libpq = PgStoreBuilder::default()
+            .with_options([("connect_timeout", "7"), ("poll_interval", "1d")])
+            .unwrap();
+        assert_eq!(libpq.connect_timeout, Duration::from_secs(7), "libpq's seconds");
+        assert_eq!(libpq.poll_interval, Duration::from_secs(86_400));
         let error = PgStoreBuilder::default()
             .with_option("poll_interval", "5")
             .unwrap_err();

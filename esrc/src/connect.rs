@@ -24,7 +24,7 @@ use esrc_core::{AnyStore, Error};
 /// | `nats://n1:4222,n2:4222,n3:4222?replicas=3&stream=ORDERS` | a three-node cluster, a stream of three replicas |
 /// | `memory:?max_batch_events=1000` | refuses what NATS would refuse |
 ///
-/// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`. A NATS URL may list
+/// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`, `7d`. A NATS URL may list
 /// several servers of a cluster, separated by commas.
 ///
 /// [`MemoryStoreBuilder`]: https://docs.rs/esrc-memory/latest/esrc_memory/struct.MemoryStoreBuilder.html
