@@ -10,6 +10,7 @@ Stores are named by URL, with the store's options in the query string (`esrc opt
 
 Examples:
   esrc status 'postgres://postgres@localhost/app?schema=cafe'
+  esrc streams 'postgres://postgres@localhost/app?schema=cafe' Tab
   esrc stream 'nats://localhost:4222?stream=CAFE&prefix=cafe' Tab 0190f5c4-…
   esrc tail 'nats://localhost:4222?stream=CAFE&prefix=cafe' Tab --json
   esrc copy 'postgres://postgres@localhost/app?schema=cafe' 'nats://n1:4222,n2:4222,n3:4222?stream=CAFE&prefix=cafe&replicas=3'
@@ -36,6 +37,17 @@ enum Command {
         /// The store.
         url: String,
         /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The streams of a category: each aggregate id with its event count, last version
+    /// and the time of its last event.
+    Streams {
+        /// The store.
+        url: String,
+        /// The category.
+        category: String,
+        /// One JSON object a line.
         #[arg(long)]
         json: bool,
     },
@@ -160,6 +172,11 @@ impl Cli {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Status { url, json } => crate::status::status(&open(&url).await?, json).await,
+            Command::Streams {
+                url,
+                category,
+                json,
+            } => crate::read::streams(&open(&url).await?, &category, json).await,
             Command::Stream {
                 url,
                 category,

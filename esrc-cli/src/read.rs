@@ -56,6 +56,52 @@ fn print_json(envelope: &Envelope) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One stream of a category, as `esrc streams` lists it.
+#[derive(serde::Serialize)]
+struct StreamLine {
+    id: Uuid,
+    events: u64,
+    version: u64,
+    last: String,
+}
+
+/// Lists the streams of `category`: a replay of the category, counted by aggregate.
+pub(crate) async fn streams(store: &AnyStore, category: &str, json: bool) -> anyhow::Result<()> {
+    crate::catalog::check_categories(store, &[category.to_owned()]).await?;
+    let mut streams: std::collections::BTreeMap<Uuid, StreamLine> = Default::default();
+    let mut events = pin!(store.replay(&[category], Position::ZERO));
+    while let Some(envelope) = events.next().await {
+        let envelope = envelope?;
+        let line = streams.entry(envelope.aggregate_id).or_insert(StreamLine {
+            id: envelope.aggregate_id,
+            events: 0,
+            version: 0,
+            last: String::new(),
+        });
+        line.events += 1;
+        line.version = envelope.version.get();
+        line.last = format_time(envelope.timestamp);
+    }
+    if json {
+        for line in streams.values() {
+            out!("{}", serde_json::to_string(line)?);
+        }
+        return Ok(());
+    }
+    let mut table = crate::status::new_table(&["Aggregate id", "Events", "Version", "Last event"]);
+    for line in streams.values() {
+        table.add_row(vec![
+            line.id.to_string(),
+            line.events.to_string(),
+            line.version.to_string(),
+            line.last.clone(),
+        ]);
+    }
+    out!("{table}");
+    out!("{} streams of category `{category}`.", streams.len());
+    Ok(())
+}
+
 pub(crate) async fn stream(
     store: &AnyStore,
     category: &str,

@@ -9,6 +9,21 @@ struct Status {
     categories: Vec<esrc::CategoryStats>,
     head: u64,
     projections: Vec<Projection>,
+    /// The checkpoints of `esrc copy` and `esrc import` runs that wrote to this store:
+    /// positions of their source, so no lag here.
+    jobs: Vec<Job>,
+}
+
+#[derive(Serialize)]
+struct Job {
+    name: String,
+    /// The source position the job had copied up to.
+    source_position: u64,
+}
+
+/// Whether a checkpoint is a copy's or an import's (see `copy.rs`), not a projection's.
+fn is_job(name: &str) -> bool {
+    name.starts_with("esrc-copy-") || name.starts_with("esrc-import-")
 }
 
 #[derive(Serialize)]
@@ -37,7 +52,15 @@ pub(crate) async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
         store.head(&names).await?
     };
     let mut projections = Vec::new();
+    let mut jobs = Vec::new();
     for (name, checkpoint) in store.checkpoints().await? {
+        if is_job(&name) {
+            jobs.push(Job {
+                name,
+                source_position: checkpoint.get(),
+            });
+            continue;
+        }
         let lag = if names.is_empty() {
             0
         } else {
@@ -53,6 +76,7 @@ pub(crate) async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
         categories,
         head: head.get(),
         projections,
+        jobs,
     };
     if json {
         out!("{}", serde_json::to_string_pretty(&status)?);
@@ -70,17 +94,24 @@ pub(crate) async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
     out!("Head position: {}", status.head);
     if status.projections.is_empty() {
         out!("No projection has saved a checkpoint.");
-        return Ok(());
+    } else {
+        let mut table = new_table(&["Projection", "Checkpoint", "Lag (events)"]);
+        for projection in &status.projections {
+            table.add_row(vec![
+                projection.name.clone(),
+                projection.checkpoint.to_string(),
+                projection.lag.to_string(),
+            ]);
+        }
+        out!("{table}");
+        out!("Lag counts the events of every category after a checkpoint.");
     }
-    let mut table = new_table(&["Projection", "Checkpoint", "Lag (events)"]);
-    for projection in &status.projections {
-        table.add_row(vec![
-            projection.name.clone(),
-            projection.checkpoint.to_string(),
-            projection.lag.to_string(),
-        ]);
+    if !status.jobs.is_empty() {
+        let mut table = new_table(&["Copy or import into this store", "Source position reached"]);
+        for job in &status.jobs {
+            table.add_row(vec![job.name.clone(), job.source_position.to_string()]);
+        }
+        out!("{table}");
     }
-    out!("{table}");
-    out!("Lag counts the events of every category after a checkpoint.");
     Ok(())
 }

@@ -291,6 +291,21 @@ async fn status_stream_and_projection_reset_on_both_servers() {
         let text = ok(&["status", &url]);
         assert!(text.contains("Tab") && text.contains("behind"), "{text}");
 
+        let listed = ok(&["streams", &url, "Tab", "--json"]);
+        let listed: Vec<serde_json::Value> = listed
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(listed.len(), 2, "two streams of Tab");
+        assert!(
+            listed
+                .iter()
+                .all(|stream| stream["events"] == 3 && stream["version"] == 3),
+            "{listed:?}"
+        );
+        assert!(listed.iter().any(|stream| stream["id"] == tab.to_string()));
+        assert!(ok(&["streams", &url, "Tab"]).contains("2 streams of category `Tab`"));
+
         let lines = ok(&["stream", &url, "Tab", &tab.to_string(), "--json"]);
         let versions: Vec<u64> = lines
             .lines()
@@ -379,6 +394,16 @@ async fn copy_round_trips_postgres_nats_postgres_keeping_every_field() {
 
     let said = ok(&["copy", &first, &nats, "--batch", "7"]);
     assert!(said.contains("Stored 66 new events"), "{said}");
+    // The copy's checkpoint is a job's, not a projection with a lag.
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&["status", &nats, "--json"])).unwrap();
+    assert_eq!(status["projections"], serde_json::json!([]), "{status}");
+    let jobs = status["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{status}");
+    assert!(
+        jobs[0]["name"].as_str().unwrap().starts_with("esrc-copy-"),
+        "{status}"
+    );
     let said = ok(&["copy", &nats, &second]);
     assert!(said.contains("Stored 66 new events"), "{said}");
     for url in [&nats, &second] {

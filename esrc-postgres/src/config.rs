@@ -383,7 +383,11 @@ mod tests {
         let libpq = PgStoreBuilder::default()
             .with_options([("connect_timeout", "7"), ("poll_interval", "1d")])
             .unwrap();
-        assert_eq!(libpq.connect_timeout, Duration::from_secs(7), "libpq's seconds");
+        assert_eq!(
+            libpq.connect_timeout,
+            Duration::from_secs(7),
+            "libpq's seconds"
+        );
         assert_eq!(libpq.poll_interval, Duration::from_secs(86_400));
         let error = PgStoreBuilder::default()
             .with_option("poll_interval", "5")
