@@ -16,7 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// The builder methods every projector runner shares (`checkpoint_every`,
-/// `checkpoint_interval`, `on_error`, `progress`), for a runner struct with the fields
+/// `checkpoint_interval`, `on_error`, `from_start`, `progress`), for a runner struct with the fields
 /// `settings: Settings` and `progress: Arc<Progress>`: put `projector_settings!();` in
 /// its `impl` block.
 pub use crate::__projector_settings as projector_settings;

@@ -108,6 +108,9 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// What a failing projection gets.
     pub policy: ErrorPolicy,
+    /// Whether the projector starts from the first event, whatever checkpoint the store
+    /// holds (for a read model kept in memory, empty at every start).
+    pub from_start: bool,
 }
 
 impl Default for Settings {
@@ -117,6 +120,7 @@ impl Default for Settings {
             checkpoint_every: 100,
             checkpoint_interval: Duration::from_secs(1),
             policy: ErrorPolicy::Stop,
+            from_start: false,
         }
     }
 }
@@ -142,10 +146,17 @@ impl Settings {
         self.policy = policy;
         self
     }
+
+    /// Whether to start from the first event, ignoring the stored checkpoint.
+    #[must_use]
+    pub fn from_start(mut self, from_start: bool) -> Self {
+        self.from_start = from_start;
+        self
+    }
 }
 
 /// The builder methods every projector runner shares, written once: `checkpoint_every`,
-/// `checkpoint_interval`, `on_error` and `progress`, for a runner struct with the fields
+/// `checkpoint_interval`, `on_error`, `from_start` and `progress`, for a runner struct with the fields
 /// `settings: Settings` and `progress: Arc<Progress>`. Used by the core
 /// [`Projector`](crate::projector::Projector) and by esrc-postgres's transactional one;
 /// a third-party runner can use it too (as `esrc_core::backend::projector_settings!`).
@@ -175,6 +186,17 @@ macro_rules! __projector_settings {
         #[must_use]
         pub fn on_error(mut self, policy: $crate::projector::ErrorPolicy) -> Self {
             self.settings = self.settings.on_error(policy);
+            self
+        }
+
+        /// Starts from the first event, whatever checkpoint the store holds (default
+        /// `false`: resume after it). For a read model kept in memory, which is empty at
+        /// every start: resuming after the stored checkpoint would leave it without
+        /// everything before. Checkpoints are still saved (they show the projector's
+        /// lag); within a run, the projector goes on from what it committed.
+        #[must_use]
+        pub fn from_start(mut self, from_start: bool) -> Self {
+            self.settings = self.settings.from_start(from_start);
             self
         }
 
@@ -313,6 +335,11 @@ where
     /// Loads the committed checkpoint, riding out an outage; `None` if a stop was
     /// requested meanwhile.
     async fn start(&mut self) -> Result<Option<Position>, ProjectError<B::Error>> {
+        if self.settings.from_start {
+            // What this run committed (nothing, at first): the stored checkpoint may be
+            // ahead of a read model that started empty.
+            return Ok(Some(self.progress.checkpoint()));
+        }
         loop {
             match self.store.load_checkpoint(self.name).await {
                 Ok(start) => return Ok(Some(start.unwrap_or_default())),

@@ -57,9 +57,11 @@ use crate::{DecodeGroup, Envelope, Error, Metadata, Position, Timestamp, Version
 /// let store = esrc_memory::MemoryStore::new();
 /// store.try_write(&mut Root::<Tab>::new(Uuid::now_v7()), 4).await?;
 ///
-/// // Named, so that it resumes after its checkpoint when started again.
+/// // Named, so that its checkpoint (and lag) can be seen. `OpenTabs` lives in memory and
+/// // is empty at every start: it is rebuilt from the first event (see below).
 /// let running = Projector::new(store.clone(), "open-tabs", OpenTabs::default())
 ///     .checkpoint_every(100)
+///     .from_start(true)
 ///     .spawn();
 /// assert!(running.caught_up().await?);
 /// assert_eq!(running.lag().await?, 1, "projected, not yet checkpointed");
@@ -67,6 +69,17 @@ use crate::{DecodeGroup, Envelope, Error, Metadata, Position, Timestamp, Version
 /// assert_eq!(open_tabs.tables.values().collect::<Vec<_>>(), [&4]);
 /// # Ok(()) }
 /// ```
+///
+/// **A read model kept in memory loses its history at a restart**, while the projector's
+/// checkpoint stays in the store: a projector started again resumes after that checkpoint,
+/// and the empty model never sees what came before. Pick one of the safe shapes:
+///
+/// - rebuild it at every start: `.from_start(true)` (as above), which projects every
+///   event again and ignores the stored checkpoint;
+/// - keep the model with its position, in the same store or beside it, and load both at
+///   start (the cafe example's read models do this);
+/// - keep the model in the database the store writes to, and commit it with the
+///   checkpoint (`esrc_postgres::TransactionalProjector`: exactly once).
 pub trait Project: Send {
     /// The events this projection reads, decoded for the lifetime of one envelope.
     type EventGroup<'de>: DecodeGroup<'de> + Send;

@@ -650,3 +650,44 @@ async fn caught_up_waits_for_the_head_or_reports_an_ended_projector() {
     }
     assert!(running.join().await.is_err());
 }
+
+/// A read model kept in memory is empty at every start: started again after its
+/// checkpoint was saved, a projector resumes after it and the model misses what came
+/// before, unless it starts from the first event.
+#[tokio::test]
+async fn from_start_rebuilds_an_in_memory_model_whatever_the_checkpoint() {
+    use esrc_core::projector::Projector;
+    let store = MemoryStore::new();
+    for owner in ["a", "b", "c"] {
+        open_account(&store, Uuid::now_v7(), owner).await;
+    }
+    let first = Projector::new(store.clone(), "owners", Owners::default())
+        .checkpoint_every(1)
+        .spawn();
+    assert!(first.caught_up().await.unwrap());
+    assert_eq!(first.stop().await.unwrap().seen.lock().unwrap().len(), 3);
+    open_account(&store, Uuid::now_v7(), "d").await;
+
+    let resumed = Projector::new(store.clone(), "owners", Owners::default()).spawn();
+    assert!(resumed.caught_up().await.unwrap());
+    let missed = resumed.stop().await.unwrap();
+    assert_eq!(
+        *missed.seen.lock().unwrap(),
+        ["d"],
+        "resumed after the checkpoint"
+    );
+
+    let rebuilt = Projector::new(store.clone(), "owners", Owners::default())
+        .from_start(true)
+        .spawn();
+    assert!(rebuilt.caught_up().await.unwrap());
+    let rebuilt = rebuilt.stop().await.unwrap();
+    assert_eq!(*rebuilt.seen.lock().unwrap(), ["a", "b", "c", "d"]);
+    assert_eq!(
+        esrc_core::CheckpointStore::load_checkpoint(&store, "owners")
+            .await
+            .unwrap(),
+        Some(esrc_core::Replay::head(&store, &["Account"]).await.unwrap()),
+        "checkpoints are still saved"
+    );
+}
