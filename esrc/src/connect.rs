@@ -8,9 +8,9 @@ use esrc_core::{AnyStore, Error};
 ///
 /// | URL | store | feature |
 /// | --- | --- | --- |
-/// | `memory:` | a new, empty [`MemoryStore`](crate::memory::MemoryStore) | `memory` (default) |
-/// | `postgres://…`, `postgresql://…` | [`PgStore`](crate::postgres::PgStore) | `postgres` |
-/// | `nats://…` (`tls://…`, `ws://…`, `wss://…`) | [`NatsStore`](crate::nats::NatsStore) | `nats` |
+/// | `memory:` | a new, empty [`MemoryStore`] | `memory` (default) |
+/// | `postgres://…`, `postgresql://…` | [`PgStore`] | `postgres` |
+/// | `nats://…` (`tls://…`, `ws://…`, `wss://…`) | [`NatsStore`] | `nats` |
 ///
 /// The query string carries the store's options, by the names its builder takes them
 /// (each builder's documentation has the table: [`MemoryStoreBuilder`],
@@ -27,6 +27,9 @@ use esrc_core::{AnyStore, Error};
 /// Durations are written with a unit: `500ms`, `5s`, `2m`, `1h`, `7d`. A NATS URL may list
 /// several servers of a cluster, separated by commas.
 ///
+/// [`MemoryStore`]: https://docs.rs/esrc-memory/latest/esrc_memory/struct.MemoryStore.html
+/// [`PgStore`]: https://docs.rs/esrc-postgres/latest/esrc_postgres/struct.PgStore.html
+/// [`NatsStore`]: https://docs.rs/esrc-nats/latest/esrc_nats/struct.NatsStore.html
 /// [`MemoryStoreBuilder`]: https://docs.rs/esrc-memory/latest/esrc_memory/struct.MemoryStoreBuilder.html
 /// [`PgStoreBuilder`]: https://docs.rs/esrc-postgres/latest/esrc_postgres/struct.PgStoreBuilder.html
 /// [`NatsStoreBuilder`]: https://docs.rs/esrc-nats/latest/esrc_nats/struct.NatsStoreBuilder.html

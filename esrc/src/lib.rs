@@ -10,16 +10,19 @@ pub use esrc_core::*;
 /// The in-memory store: the reference implementation, for unit tests and prototypes
 /// (the crate `esrc-memory`).
 #[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 #[doc(no_inline)]
 pub use esrc_memory as memory;
 
 /// The PostgreSQL store (the crate `esrc-postgres`).
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 #[doc(no_inline)]
 pub use esrc_postgres as postgres;
 
 /// The NATS JetStream store (the crate `esrc-nats`).
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 #[doc(no_inline)]
 pub use esrc_nats as nats;
 
