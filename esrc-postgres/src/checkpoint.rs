@@ -43,13 +43,14 @@ impl CheckpointStore for PgStore {
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, Error> {
         validate_name(name)?;
-        let position: Option<i64> = sqlx::query_scalar(AssertSqlSafe(Arc::clone(
+        let position = sqlx::query_scalar(AssertSqlSafe(Arc::clone(
             &self.inner.sql.checkpoint.load_checkpoint,
         )))
         .bind(name)
         .fetch_optional(&self.inner.pool)
         .await
-        .map_err(backend)?;
+        .map_err(backend);
+        let position: Option<i64> = self.explain(position).await?;
         position
             .map(|p| to_u64("position", p).map(Position))
             .transpose()

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::codec::{envelope, to_u64};
 use crate::config::PgStoreBuilder;
-use crate::error::{BACKEND, PgError, backend, backend_retryable, connect_hint};
+use crate::error::{BACKEND, PgError, backend, backend_retryable, connect_hint, is_not_migrated};
 use crate::notify::Signals;
 use crate::schema::Sql;
 
@@ -109,12 +109,50 @@ impl PgStore {
     }
 
     /// Fetches one page of envelopes with a prepared read statement.
+    /// `result`, its [`PgError::NotMigrated`] completed with the other schemas of the
+    /// database that hold esrc's tables (a `schema` option forgotten or misspelt). Only
+    /// the error path asks the server.
+    pub(crate) async fn explain<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        let Err(error) = result else {
+            return result;
+        };
+        if !is_not_migrated(&error) {
+            return Err(error);
+        }
+        let elsewhere: Vec<String> = sqlx::query_scalar(
+            "SELECT e.table_schema::text FROM information_schema.tables e
+             JOIN information_schema.tables c
+               ON c.table_schema = e.table_schema AND c.table_name = 'checkpoints'
+             WHERE e.table_name = 'events' AND e.table_schema <> $1
+             ORDER BY 1",
+        )
+        .bind(&self.inner.sql.schema)
+        .fetch_all(&self.inner.pool)
+        .await
+        .unwrap_or_default();
+        if elsewhere.is_empty() {
+            return Err(error);
+        }
+        let Error::Backend { source, .. } = &error else {
+            return Err(error);
+        };
+        let Some(PgError::NotMigrated { message, .. }) = source.downcast_ref::<PgError>() else {
+            return Err(error);
+        };
+        let message = message.clone();
+        Err(Error::backend(
+            BACKEND,
+            false,
+            PgError::NotMigrated { message, elsewhere },
+        ))
+    }
+
     pub(crate) async fn page(
         &self,
         query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<Vec<Envelope>, Error> {
-        let rows = query.fetch_all(&self.inner.pool).await.map_err(backend)?;
-        rows.iter().map(envelope).collect()
+        let rows = query.fetch_all(&self.inner.pool).await.map_err(backend);
+        self.explain(rows).await?.iter().map(envelope).collect()
     }
 
     /// The exclusive upper bound of a replay: above every event committed when it was
@@ -126,11 +164,11 @@ impl PgStore {
     pub(crate) async fn replay_limit(&self) -> Result<i64, Error> {
         let mut waits = Backoff::new(Duration::from_millis(2), self.inner.config.poll_interval);
         loop {
-            let (horizon, head): (i64, Option<i64>) =
-                sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.horizon)))
-                    .fetch_one(&self.inner.pool)
-                    .await
-                    .map_err(backend)?;
+            let found = sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.horizon)))
+                .fetch_one(&self.inner.pool)
+                .await
+                .map_err(backend);
+            let (horizon, head): (i64, Option<i64>) = self.explain(found).await?;
             match head {
                 None => return Ok(horizon),
                 Some(head) if head < horizon => return Ok(head + 1),
@@ -233,6 +271,7 @@ impl PgStoreBuilder {
 /// the stream goes on (the data stays readable); a failed fetch is the stream's last
 /// item.
 pub(crate) fn decoded<'a, T: Send + 'a>(
+    store: &'a PgStore,
     rows: impl Stream<Item = Result<PgRow, sqlx::Error>> + Send + 'a,
     decode: impl Fn(&PgRow) -> Result<T, Error> + Send + 'a,
 ) -> impl Stream<Item = Result<T, Error>> + Send + 'a {
@@ -242,7 +281,7 @@ pub(crate) fn decoded<'a, T: Send + 'a>(
             match row {
                 Ok(row) => yield decode(&row),
                 Err(error) => {
-                    yield Err(backend(error));
+                    yield store.explain(Err(backend(error))).await;
                     return;
                 }
             }

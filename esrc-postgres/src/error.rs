@@ -69,7 +69,8 @@ pub(crate) fn backend(error: sqlx::Error) -> Error {
     let message = db.message().to_owned();
     let code = db.code().map(|code| code.into_owned()).unwrap_or_default();
     if code == sqlstate::UNDEFINED_TABLE {
-        return Error::backend(BACKEND, false, PgError::NotMigrated { message });
+        let elsewhere = Vec::new();
+        return Error::backend(BACKEND, false, PgError::NotMigrated { message, elsewhere });
     }
     Error::backend(BACKEND, retryable, PgError::Server { message, code })
 }
@@ -95,6 +96,35 @@ fn refused_by_tls(error: &sqlx::Error) -> bool {
         sqlx::Error::Io(io) => io
             .get_ref()
             .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    }
+}
+
+/// The end of [`PgError::NotMigrated`]'s message: the schemas that do hold esrc's tables.
+fn elsewhere_hint(elsewhere: &[String]) -> String {
+    if elsewhere.is_empty() {
+        return String::new();
+    }
+    let named: Vec<String> = elsewhere
+        .iter()
+        .map(|schema| format!("`{schema}`"))
+        .collect();
+    format!(
+        "; this database holds esrc's tables in the schema {}: to use them, connect with `?schema={}`",
+        named.join(", "),
+        elsewhere[0]
+    )
+}
+
+/// Whether `error` is [`PgError::NotMigrated`].
+pub(crate) fn is_not_migrated(error: &Error) -> bool {
+    match error {
+        Error::Backend { source, .. } => {
+            matches!(
+                source.downcast_ref::<PgError>(),
+                Some(PgError::NotMigrated { .. })
+            )
+        }
         _ => false,
     }
 }
@@ -195,11 +225,15 @@ pub enum PgError {
 
     /// The store's tables do not exist in its schema.
     #[error(
-        "esrc's tables are missing ({message}): create them once with `PgStore::migrate()`, or by adding `?migrate=true` to the URL given to `esrc::connect` or to the `esrc` command (`esrc status 'postgres://…?migrate=true'`); check the `schema` option if they exist in another schema"
+        "esrc's tables are missing ({message}): create them once with `PgStore::migrate()`, or by adding `?migrate=true` to the URL given to `esrc::connect` or to the `esrc` command (`esrc status 'postgres://…?migrate=true'`){}",
+        elsewhere_hint(.elsewhere)
     )]
     NotMigrated {
         /// The server's message.
         message: String,
+        /// Other schemas of the database that hold esrc's tables (a `schema` option
+        /// forgotten or misspelt), when the store looked.
+        elsewhere: Vec<String>,
     },
 
     /// The server refused a statement: its message and SQLSTATE.

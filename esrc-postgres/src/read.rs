@@ -28,7 +28,7 @@ impl ReplayOne for PgStore {
                 .bind(id)
                 .bind(to_i64(after.get()))
                 .fetch(&self.inner.pool);
-            decoded(rows, envelope)
+            decoded(self, rows, envelope)
         })
     }
 }
@@ -47,7 +47,7 @@ impl Replay for PgStore {
                 .bind(until)
                 .bind(categories)
                 .fetch(&self.inner.pool);
-            decoded(rows, envelope)
+            decoded(self, rows, envelope)
         })
     }
 

@@ -72,7 +72,7 @@ impl SnapshotStore for PgStore {
             .bind(category.clone())
             .bind(id)
             .fetch(&self.inner.pool);
-            decoded(rows, move |row| {
+            decoded(self, rows, move |row| {
                 let is_snapshot: bool = row.try_get(SNAPSHOT_FLAG).map_err(backend)?;
                 if is_snapshot {
                     snapshot(row, &category, [2, 3, 6, 10]).map(SnapshotOrEvent::Snapshot)

@@ -200,6 +200,20 @@ impl Publish for PgStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
+        let appended = self.append_alone(category, id, expected, events).await;
+        self.explain(appended).await
+    }
+}
+
+impl PgStore {
+    /// [`Publish::publish`], before its error is explained.
+    async fn append_alone(
+        &self,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, Error> {
         check_append(category, &events, (1 << TX_SHIFT) - 1)?;
         let batch = Batch::new(&events)?;
         let mut attempt = 0;

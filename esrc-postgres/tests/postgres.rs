@@ -776,6 +776,42 @@ async fn a_store_without_its_tables_says_to_migrate() {
     assert!(text.contains("`esrc status"), "and the command: {text}");
     assert!(!text.contains(" at line "), "no server source line: {text}");
     assert!(!error.is_retryable());
+
+    // When another schema of the database holds esrc's tables, the error names it (the
+    // `schema` option was forgotten or misspelt) — on a write, a read and a checkpoint.
+    let present = pg.fresh_schema();
+    let migrated = PgStore::builder()
+        .schema(present.clone())
+        .build(pg.pool("migrated").await)
+        .unwrap();
+    migrated.migrate().await.unwrap();
+    let names_it = |error: esrc_core::Error| {
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("`{present}`")) && text.contains("?schema="),
+            "{text}"
+        );
+    };
+    names_it(
+        store
+            .publish(
+                "Tab",
+                Uuid::now_v7(),
+                Expected::Any,
+                vec![NewEvent::from_payload(1, "{}")],
+            )
+            .await
+            .expect_err("no tables"),
+    );
+    let read = pin!(store.replay_one("Tab", Uuid::now_v7(), Version::ZERO))
+        .next()
+        .await;
+    names_it(read.expect("an error").expect_err("no tables"));
+    names_it(
+        esrc_core::CheckpointStore::load_checkpoint(&store, "p")
+            .await
+            .expect_err("no tables"),
+    );
     pg.drop_schemas().await;
 }
 
