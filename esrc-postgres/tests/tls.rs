@@ -132,3 +132,32 @@ async fn a_url_with_tls_options_opens_the_store() {
             .unwrap();
     assert!(encrypted);
 }
+
+#[esrc_conformance::requires(env = "ESRC_POSTGRES_TLS_URL")]
+#[tokio::test]
+async fn a_client_certificate_logs_in_the_role_it_names() {
+    let Some((url, ca, _)) = tls_server() else {
+        return;
+    };
+    let (Ok(cert), Ok(key)) = (
+        std::env::var("ESRC_TLS_CLIENT_CERT"),
+        std::env::var("ESRC_TLS_CLIENT_KEY"),
+    ) else {
+        esrc_conformance::backend_unavailable::<()>(
+            "ESRC_TLS_CLIENT_CERT and ESRC_TLS_CLIENT_KEY are not set",
+        );
+        return;
+    };
+    // The server lets `esrc_client` in by its certificate alone (`cert` in pg_hba.conf).
+    let url = url.replacen("postgres@", "esrc_client@", 1);
+    let with_certificate = [
+        ("sslmode", "verify-full"),
+        ("sslrootcert", ca.as_str()),
+        ("sslcert", cert.as_str()),
+        ("sslkey", key.as_str()),
+    ];
+    connect_over_tls(&url, &with_certificate).await.unwrap();
+    connect_over_tls(&url, &with_certificate[..2])
+        .await
+        .expect_err("without its certificate the role is refused");
+}
