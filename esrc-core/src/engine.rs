@@ -155,58 +155,6 @@ impl Settings {
     }
 }
 
-/// The builder methods every projector runner shares, written once: `checkpoint_every`,
-/// `checkpoint_interval`, `on_error`, `from_start` and `progress`, for a runner struct with the fields
-/// `settings: Settings` and `progress: Arc<Progress>`. Used by the core
-/// [`Projector`](crate::projector::Projector) and by esrc-postgres's transactional one;
-/// a third-party runner can use it too (as `esrc_core::backend::projector_settings!`).
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __projector_settings {
-    () => {
-        /// Commits (saves a checkpoint) after this many projected events (at least 1).
-        #[must_use]
-        pub fn checkpoint_every(mut self, events: usize) -> Self {
-            self.settings = self.settings.checkpoint_every(events);
-            self
-        }
-
-        /// Commits (saves a checkpoint) at least this often while events are being
-        /// projected.
-        #[must_use]
-        pub fn checkpoint_interval(mut self, interval: ::std::time::Duration) -> Self {
-            self.settings = self.settings.checkpoint_interval(interval);
-            self
-        }
-
-        /// What to do when the projection fails on an event (an `ErrorPolicy`: stop, or
-        /// retry with backoff). A runner whose batches are all or nothing rolls the open
-        /// batch back either way, and with a retry policy starts again from its
-        /// checkpoint after the delay.
-        #[must_use]
-        pub fn on_error(mut self, policy: $crate::projector::ErrorPolicy) -> Self {
-            self.settings = self.settings.on_error(policy);
-            self
-        }
-
-        /// Starts from the first event, whatever checkpoint the store holds (default
-        /// `false`: resume after it). For a read model kept in memory, which is empty at
-        /// every start: resuming after the stored checkpoint would leave it without
-        /// everything before. Checkpoints are still saved (they show the projector's
-        /// lag); within a run, the projector goes on from what it committed.
-        #[must_use]
-        pub fn from_start(mut self, from_start: bool) -> Self {
-            self.settings = self.settings.from_start(from_start);
-            self
-        }
-
-        /// What the projector has done so far, shared with the running projector.
-        pub fn progress(&self) -> ::std::sync::Arc<$crate::projector::Progress> {
-            ::std::sync::Arc::clone(&self.progress)
-        }
-    };
-}
-
 /// What a running projector has done so far, readable while it runs.
 #[derive(Debug, Default)]
 pub struct Progress {
