@@ -38,6 +38,7 @@ use crate::{ProjectError, Replay};
 /// [`StopSignal`] completes, recording what it does in `progress`. The handle is the one
 /// [`Projector::spawn`](crate::projector::Projector::spawn) gives: progress, lag, and a
 /// graceful stop.
+#[must_use = "dropping the handle stops the projector: keep it, or call `detach()` to let it run on its own"]
 pub fn spawn_projector<S, P, E, F, Fut>(
     store: S,
     name: String,

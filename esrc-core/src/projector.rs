@@ -166,7 +166,10 @@ where
         Ok(direct.projection)
     }
 
-    /// Runs the projector in a task; the handle stops it.
+    /// Runs the projector in a task; the handle stops it. Dropping the handle stops the
+    /// projector too (gracefully, saving its checkpoint): keep it, or
+    /// [`detach`](ProjectorHandle::detach) it.
+    #[must_use = "dropping the handle stops the projector: keep it, or call `detach()` to let it run on its own"]
     pub fn spawn(self) -> ProjectorHandle<S, P, P::Error>
     where
         S: Clone,
@@ -215,7 +218,13 @@ impl<S: CheckpointStore, P: Project> Batches for Direct<'_, S, P> {
 /// built on this crate (such as `esrc_postgres::TransactionalProjector`), through
 /// `backend::spawn_projector`. `P` is what the
 /// projector returns when it stops, `E` the projection's error.
+///
+/// **Dropping the handle stops the projector** (gracefully: it saves its checkpoint), so
+/// `let _ = projector.spawn();` projects nothing. Keep the handle for as long as the
+/// projector should run, or call [`detach`](ProjectorHandle::detach) to let it run on
+/// its own until it fails (its error is logged) or the runtime shuts down.
 #[derive(Debug)]
+#[must_use = "dropping the handle stops the projector: keep it, or call `detach()` to let it run on its own"]
 pub struct ProjectorHandle<S, P, E> {
     store: S,
     name: String,
@@ -297,6 +306,32 @@ where
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(_) => Err(ProjectError::Cancelled),
         }
+    }
+
+    /// Lets the projector run on its own, without a handle: until its projection or the
+    /// store fails for good (then its error is logged with `tracing`, at the error level)
+    /// or the runtime shuts down. Nothing can stop it gracefully afterwards: keep the
+    /// handle instead if the program stops projectors before it exits.
+    pub fn detach(self)
+    where
+        E: std::fmt::Display,
+    {
+        let ProjectorHandle {
+            name, stop, task, ..
+        } = self;
+        tokio::spawn(async move {
+            // Holding the stop signal's sender keeps the projector from hearing a stop.
+            let _never_stop = stop;
+            match task.await {
+                Ok(Err(error)) => {
+                    tracing::error!(projector = %name, %error, "esrc: detached projector stopped");
+                }
+                Err(join) if join.is_panic() => {
+                    tracing::error!(projector = %name, "esrc: detached projector panicked");
+                }
+                _ => {}
+            }
+        });
     }
 
     /// Kills the projector at once, without saving a checkpoint (as a crash would).

@@ -691,3 +691,42 @@ async fn from_start_rebuilds_an_in_memory_model_whatever_the_checkpoint() {
         "checkpoints are still saved"
     );
 }
+
+/// Dropping a projector's handle stops the projector; a detached one goes on projecting
+/// events stored afterwards.
+#[tokio::test]
+async fn a_dropped_handle_stops_its_projector_and_a_detached_one_runs_on() {
+    use esrc_core::projector::Projector;
+    let store = MemoryStore::new();
+    open_account(&store, Uuid::now_v7(), "a").await;
+
+    let dropped = Owners::default();
+    let dropped_seen = Arc::clone(&dropped.seen);
+    let handle = Projector::new(store.clone(), "dropped", dropped).spawn();
+    assert!(handle.caught_up().await.unwrap());
+    drop(handle);
+
+    let detached = Owners::default();
+    let detached_seen = Arc::clone(&detached.seen);
+    let handle = Projector::new(store.clone(), "detached", detached).spawn();
+    assert!(handle.caught_up().await.unwrap());
+    handle.detach();
+
+    open_account(&store, Uuid::now_v7(), "b").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while detached_seen.lock().unwrap().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the detached projector stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(*detached_seen.lock().unwrap(), ["a", "b"]);
+    // Time for a projector that was still running to see `b` too.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        *dropped_seen.lock().unwrap(),
+        ["a"],
+        "the dropped one stopped before `b`"
+    );
+}

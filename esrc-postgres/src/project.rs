@@ -80,7 +80,9 @@ impl<P: TransactionalProject + 'static> TransactionalProjector<P> {
     esrc_core::backend::projector_settings!();
 
     /// Runs the projector in a task. The handle stops it gracefully (committing the
-    /// open batch with its checkpoint), and reports its progress and lag.
+    /// open batch with its checkpoint), and reports its progress and lag. Dropping the
+    /// handle stops the projector too: keep it, or `detach()` it.
+    #[must_use = "dropping the handle stops the projector: keep it, or call `detach()` to let it run on its own"]
     pub fn spawn(self) -> ProjectorHandle<PgStore, P, P::Error> {
         let store = self.store.clone();
         let name = self.name.clone();
