@@ -32,6 +32,16 @@ impl<F: StoreFactory> StoreFactory for Dynamic<F> {
         self.0.cleanup()
     }
 
+    /// Removes the namespace of the store inside the wrapper.
+    async fn remove_namespace(&self, store: &AnyStore) -> Result<(), Error> {
+        let store = store
+            .downcast_ref::<F::Store>()
+            .ok_or(Error::not_supported::<F::Store>(
+                "remove_namespace on a store of another factory",
+            ))?;
+        self.0.remove_namespace(store).await
+    }
+
     /// Holds an append open on the store inside the wrapper (what the pending-append case
     /// needs is the store's, not the wrapper's).
     async fn begin_append(

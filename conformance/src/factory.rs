@@ -40,6 +40,20 @@ pub trait StoreFactory: Send + Sync {
         async {}
     }
 
+    /// Removes `store`'s namespace out from under it — drops its PostgreSQL schema,
+    /// deletes its NATS stream and buckets — as an operator's mistake or revoked access
+    /// would, so that a case can check that a live subscription ends with the error
+    /// rather than retrying for ever. Stores that have no namespace to lose (the
+    /// in-memory store) declare [`Capabilities::without_namespace_removal`] and keep this
+    /// default.
+    fn remove_namespace(
+        &self,
+        store: &Self::Store,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = store;
+        async { Err(Error::not_supported::<Self::Store>("removing a namespace")) }
+    }
+
     /// Writes an append to `store` without committing it, for stores whose appends can be
     /// in flight while later ones commit (a database transaction). Stores whose appends
     /// become visible atomically in position order declare
@@ -72,6 +86,9 @@ pub struct Capabilities {
     /// The store lists its categories ([`esrc_core::Replay::categories`]) and checkpoints,
     /// and resets checkpoints ([`esrc_core::CheckpointStore::reset_checkpoint`]).
     pub catalog: bool,
+    /// The store's namespace can be removed under it, and the factory implements
+    /// [`StoreFactory::remove_namespace`].
+    pub namespace_removal: bool,
 }
 
 impl Capabilities {
@@ -83,7 +100,16 @@ impl Capabilities {
             checkpoints: true,
             pending_appends: true,
             catalog: true,
+            namespace_removal: true,
         }
+    }
+
+    /// Declares that the store has no namespace to lose (the in-memory store): the
+    /// removal case checks that the factory says so.
+    #[must_use]
+    pub const fn without_namespace_removal(mut self) -> Self {
+        self.namespace_removal = false;
+        self
     }
 
     /// Declares that appends never overlap: each becomes visible atomically, in position

@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             subscribe_catches_up_then_goes_live,
             subscribe_with_concurrent_writers_sees_each_event_once,
             subscriber_waits_for_an_uncommitted_earlier_append,
+            subscription_ends_with_a_permanent_failure,
             same_id_in_two_categories_stays_apart,
             namespaces_stay_apart,
             truncate_drops_older_events_and_keeps_version,

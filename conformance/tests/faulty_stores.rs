@@ -45,6 +45,8 @@ enum Fault {
     /// `replay_one_from` trusts the position it is given: it skips every event at or
     /// below it.
     TrustsPosition,
+    /// Subscriptions retry a permanent failure for ever, saying nothing.
+    RetriesPermanentFailures,
 }
 
 #[derive(Clone)]
@@ -52,6 +54,9 @@ struct Faulty {
     inner: MemoryStore,
     fault: Fault,
     checkpoints: Arc<Mutex<HashMap<String, Position>>>,
+    /// Set when the factory removes the store's namespace: its subscriptions then meet a
+    /// permanent failure.
+    removed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Publish for Faulty {
@@ -166,7 +171,8 @@ impl Subscribe for Faulty {
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
         let fault = self.fault;
-        self.inner
+        let events = self
+            .inner
             .subscribe(categories, after)
             .enumerate()
             .flat_map(move |(n, item)| {
@@ -189,7 +195,24 @@ impl Subscribe for Faulty {
                     })
                     .collect();
                 futures::stream::iter(items)
-            })
+            });
+        let removed = self.removed.subscribe();
+        let state = (Box::pin(events), removed, false);
+        futures::stream::unfold(state, move |(mut events, mut removed, ended)| async move {
+            if ended {
+                return None;
+            }
+            tokio::select! {
+                item = events.next() => item.map(|item| (item, (events, removed, false))),
+                _ = async { removed.wait_for(|gone| *gone).await.is_ok() } => {
+                    if fault == Fault::RetriesPermanentFailures {
+                        std::future::pending::<()>().await;
+                    }
+                    let gone = Error::backend("faulty", false, "the namespace was removed");
+                    Some((Err(gone), (events, removed, true)))
+                }
+            }
+        })
     }
 }
 
@@ -272,7 +295,13 @@ impl StoreFactory for FaultyFactory {
             inner: MemoryStore::new(),
             fault: self.0,
             checkpoints: Arc::default(),
+            removed: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    async fn remove_namespace(&self, store: &Faulty) -> Result<(), Error> {
+        store.removed.send_replace(true);
+        Ok(())
     }
 }
 
@@ -372,5 +401,13 @@ check_fault!(a_reset_that_cannot_go_back_is_caught, Fault::ResetOnlyForwards,
     passes: [checkpoints_are_per_name_and_never_move_backwards, count_after_counts_events_not_positions]);
 
 check_fault!(trusting_the_position_is_caught, Fault::TrustsPosition,
-    fails: [replay_one_from_any_position_loses_nothing],
-    passes: [replay_one_returns_later_versions_in_order, read_is_snapshot_then_later_events]);
+fails: [replay_one_from_any_position_loses_nothing],
+passes: [
+    replay_one_returns_later_versions_in_order,
+    read_is_snapshot_then_later_events,
+    subscription_ends_with_a_permanent_failure,
+]);
+
+check_fault!(retrying_a_permanent_failure_for_ever_is_caught, Fault::RetriesPermanentFailures,
+    fails: [subscription_ends_with_a_permanent_failure],
+    passes: [subscribe_catches_up_then_goes_live, append_to_new_stream]);

@@ -126,6 +126,11 @@ pub trait Subscribe: Send + Sync {
     /// Positions are strictly increasing; no event is yielded twice, and no event is
     /// skipped, including one whose write commits after a later position became
     /// visible. Dropping the stream ends the subscription and frees what it holds.
+    ///
+    /// Failures follow one contract on every store: one that a retry can fix (a lost
+    /// connection, an election) is ridden out inside the subscription, which goes on
+    /// where it was; one that it cannot (the store's schema or stream removed, access
+    /// revoked) is the stream's last item, a non-retryable error, and the stream ends.
     fn subscribe(
         &self,
         categories: &[&str],

@@ -14,8 +14,11 @@ impl StoreFactory for Memory {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // Appends happen under one lock and are visible at once, in position order.
-        Capabilities::all().without_pending_appends()
+        // Appends happen under one lock and are visible at once, in position order; the
+        // store lives in the process, with no namespace a server could lose.
+        Capabilities::all()
+            .without_pending_appends()
+            .without_namespace_removal()
     }
 }
 

@@ -38,7 +38,7 @@ use esrc_core::backend::Backoff;
 use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 
-use crate::error::{NatsError, transient};
+use crate::error::{NatsError, client, transient};
 
 /// The longest a read waits between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -291,19 +291,25 @@ type Consumer = jetstream::consumer::Consumer<pull::Config>;
 
 impl Consumers {
     /// A consumer of `filters` from sequence `next`, and the guard that deletes it; or,
-    /// when it cannot be made, `None` after a pause.
+    /// when it cannot be made for now (an election, a lost connection), `None` after a
+    /// pause; or the error, when a retry cannot help (the stream is gone, access was
+    /// revoked): the read ends with it.
     pub(crate) async fn make(
         &self,
         filters: &[String],
         next: u64,
         pauses: &mut Backoff,
-    ) -> Option<(Consumer, Ephemeral)> {
+    ) -> Result<Option<(Consumer, Ephemeral)>, Error> {
         match self.try_make(filters, next).await {
-            Ok(made) => Some(made),
+            Ok(made) => Ok(Some(made)),
             Err(error) => {
+                let error = consumer_error(error);
+                if !error.is_retryable() {
+                    return Err(error);
+                }
                 tracing::warn!(%error, next, "esrc: cannot create a read consumer; retrying");
                 tokio::time::sleep(pauses.pause()).await;
-                None
+                Ok(None)
             }
         }
     }
@@ -336,6 +342,20 @@ impl Consumers {
     }
 }
 
+/// A consumer's creation error, classified: a JetStream refusal by its code (async-nats
+/// keeps it in the error's kind, not among its sources), a timeout or a failed request as
+/// retryable, a bad name or type as permanent.
+fn consumer_error(error: jetstream::stream::ConsumerError) -> Error {
+    use jetstream::stream::ConsumerErrorKind;
+    match error.kind() {
+        ConsumerErrorKind::JetStream(refused) => crate::error::jetstream(&refused),
+        ConsumerErrorKind::InvalidName | ConsumerErrorKind::InvalidConsumerType => {
+            crate::error::fatal(error)
+        }
+        _ => client(error),
+    }
+}
+
 /// The messages on `filters` from `start` that were stored when the read began, through
 /// consumers (made again after the last message yielded if one fails). A read that makes
 /// no progress for `patience` fails (retryable).
@@ -357,8 +377,13 @@ pub(crate) fn pending(
                 }));
                 return;
             }
-            let Some((consumer, _guard)) = consumers.make(&filters, next, &mut pauses).await else {
-                continue;
+            let (consumer, _guard) = match consumers.make(&filters, next, &mut pauses).await {
+                Ok(Some(made)) => made,
+                Ok(None) => continue,
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
             };
             let mut pending = consumer.cached_info().num_pending;
             // Deliveries of this consumer are numbered 1, 2, … without gaps.

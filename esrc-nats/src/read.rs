@@ -191,14 +191,22 @@ impl Replay for NatsStore {
         let mut pauses = pauses();
         let made = tokio::time::timeout(patience, async {
             loop {
-                if let Some(made) = self.inner.consumers.make(&filters, next, &mut pauses).await {
-                    return made;
+                if let Some(made) = self
+                    .inner
+                    .consumers
+                    .make(&filters, next, &mut pauses)
+                    .await?
+                {
+                    return Ok::<_, Error>(made);
                 }
             }
         })
         .await;
         match made {
-            Ok((consumer, _guard)) => Ok(consumer.cached_info().num_pending),
+            Ok(made) => {
+                let (consumer, _guard) = made?;
+                Ok(consumer.cached_info().num_pending)
+            }
             Err(_) => Err(transient(NatsError::Stalled {
                 sequence: next,
                 waited: patience,

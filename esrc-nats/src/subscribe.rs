@@ -22,8 +22,15 @@ pub(crate) fn live(
         let mut next = start.max(1);
         let mut pauses = pauses();
         loop {
-            let Some((consumer, _guard)) = consumers.make(&filters, next, &mut pauses).await else {
-                continue;
+            let (consumer, _guard) = match consumers.make(&filters, next, &mut pauses).await {
+                Ok(Some(made)) => made,
+                Ok(None) => continue,
+                // The stream is gone or access was revoked: the subscription ends with
+                // the error (a retryable one is ridden out above).
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
             };
             let messages = Box::pin(
                 consumer

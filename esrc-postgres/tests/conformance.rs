@@ -54,6 +54,15 @@ impl StoreFactory for Pg {
         self.postgres.drop_schemas().await;
     }
 
+    async fn remove_namespace(&self, store: &PgStore) -> Result<(), Error> {
+        let drop = format!("DROP SCHEMA \"{}\" CASCADE", store.schema());
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(store.pool())
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::backend("postgres", false, e))
+    }
+
     async fn begin_append(
         &self,
         store: &PgStore,

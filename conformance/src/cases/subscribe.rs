@@ -261,3 +261,52 @@ pub async fn subscriber_waits_for_an_uncommitted_earlier_append<F: StoreFactory>
         );
     }
 }
+
+/// One contract for every store: a failure a retry can fix is ridden out, a permanent one
+/// ends the subscription with the error. With its namespace removed under it (a dropped
+/// schema, a deleted stream), a live subscription yields a permanent error and ends,
+/// rather than retrying for ever (a projector on it would never stop).
+pub async fn subscription_ends_with_a_permanent_failure<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    if !factory.capabilities().namespace_removal {
+        let refused = factory.remove_namespace(&store).await;
+        return assert_not_supported(refused, "namespace removal");
+    }
+    store
+        .publish(
+            THING,
+            Uuid::now_v7(),
+            Expected::NoStream,
+            counted_batch(0, 1),
+        )
+        .await
+        .unwrap();
+    let mut subscription = pin!(store.subscribe(&[THING], Position::ZERO));
+    let first = tokio::time::timeout(PATIENCE, subscription.next()).await;
+    assert!(
+        matches!(first, Ok(Some(Ok(_)))),
+        "the stored event first, got {first:?}"
+    );
+    factory.remove_namespace(&store).await.unwrap();
+    let next = tokio::time::timeout(REMOVAL_PATIENCE, subscription.next()).await;
+    let ended = match next {
+        Ok(Some(Err(error))) => error,
+        Ok(Some(Ok(envelope))) => panic!("no event was stored meanwhile: {envelope:?}"),
+        Ok(None) => panic!("the subscription ended without saying why"),
+        Err(_) => panic!(
+            "the subscription neither failed nor ended {REMOVAL_PATIENCE:?} after its namespace was removed"
+        ),
+    };
+    assert!(
+        !ended.is_retryable(),
+        "a removed namespace is permanent: {ended}"
+    );
+    let after = tokio::time::timeout(REMOVAL_PATIENCE, subscription.next()).await;
+    assert!(
+        matches!(after, Ok(None)),
+        "after a permanent error the subscription ends, got {after:?}"
+    );
+}
+
+/// How long a subscription may take to notice that its namespace is gone.
+const REMOVAL_PATIENCE: Duration = Duration::from_secs(20);

@@ -133,6 +133,10 @@ impl StoreFactory for Stores {
         Capabilities::all().without_pending_appends()
     }
 
+    async fn remove_namespace(&self, store: &NatsStore) -> Result<(), esrc_core::Error> {
+        store.destroy().await
+    }
+
     async fn cleanup(&self) {
         let stores = std::mem::take(&mut *self.made.lock().unwrap());
         for store in stores {
