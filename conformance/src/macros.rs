@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             conflicting_batch_stores_nothing,
             concurrent_writers_exactly_one_wins,
             retried_batch_is_stored_once,
+            a_keyed_command_sent_again_is_stored_once,
             replay_one_returns_later_versions_in_order,
             replay_one_of_unknown_stream_is_empty,
             replay_one_from_any_position_loses_nothing,

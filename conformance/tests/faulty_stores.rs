@@ -346,7 +346,11 @@ check_fault!(read_then_write_is_caught, Fault::ReadThenWrite,
     passes: [exact_with_stale_version_conflicts, no_stream_conflicts_on_existing_stream]);
 
 check_fault!(non_idempotent_retry_is_caught, Fault::FreshEventIds,
-    fails: [retried_batch_is_stored_once, envelope_fields_round_trip],
+    fails: [
+        retried_batch_is_stored_once,
+        envelope_fields_round_trip,
+        a_keyed_command_sent_again_is_stored_once,
+    ],
     passes: [append_to_new_stream, batch_gets_contiguous_versions]);
 
 check_fault!(subscription_dropping_events_is_caught, Fault::SubscribeDropsEvents,

@@ -46,6 +46,16 @@ fn encode_all<E: Event>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEven
         .collect()
 }
 
+/// The namespace of the event ids derived from idempotency keys (a UUIDv5 namespace of
+/// esrc's own).
+const KEYED_IDS: Uuid = Uuid::from_u128(0x6573_7263_2d6b_6579_6564_2d69_6473_0001);
+
+/// The id of the `index`-th event a command keyed `key` produces for the stream `id`:
+/// the same command, retried with the same key on the same stream, gets the same ids.
+fn keyed_event_id(key: &str, id: Uuid, index: usize) -> Uuid {
+    Uuid::new_v5(&KEYED_IDS, format!("{id}/{index}/{key}").as_bytes())
+}
+
 /// Applies events just appended with `appended` to `root`.
 fn apply_appended<A: Aggregate>(root: &mut Root<A>, events: &[A::Event], appended: Appended) {
     let first = root.version().get() + 1;
@@ -131,6 +141,70 @@ pub trait PublishExt: Publish {
             }
             let appended = self
                 .publish_events(root.id(), root.expected(), &events, metadata)
+                .await?;
+            apply_appended(root, &events, appended);
+            Ok(())
+        }
+    }
+
+    /// [`PublishExt::try_write_with`] for a command that may be sent again after its
+    /// outcome was lost: a web handler's future dropped when the client went away, a
+    /// `timeout`, a crash between the append and the answer. The events' ids are derived
+    /// from `key` (an idempotency key the caller gives the command: a request id), the
+    /// stream and each event's place, so the same command sent again from the same root
+    /// gets the same ids, and the store recognises the retry: it stores nothing twice and
+    /// reports the original outcome, and `root` ends as if the first try had answered.
+    ///
+    /// The command must decide the same from the same root (`process` is a function of
+    /// the state and the command). A root brought up to date in between may decide
+    /// otherwise, and is not a retry. Keys are per stream: the same key on two streams
+    /// names two commands.
+    ///
+    /// ```
+    /// # use esrc_core::{Aggregate, Metadata, PublishExt, ReadExt, Root, Uuid};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Serialize, Deserialize, esrc_core::Event)] enum TabEvent { Opened }
+    /// # #[derive(Default)] struct Tab;
+    /// # impl Aggregate for Tab {
+    /// #     type Command = (); type Event = TabEvent; type Error = std::convert::Infallible;
+    /// #     fn process(&self, _: ()) -> Result<Vec<TabEvent>, Self::Error> { Ok(vec![TabEvent::Opened]) }
+    /// #     fn apply(self, _: &TabEvent) -> Self { self }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = esrc_memory::MemoryStore::new();
+    /// let root = Root::<Tab>::new(Uuid::now_v7());
+    /// let none = Metadata::default();
+    /// // The first try is stored, but its answer is lost: the caller still has `root`.
+    /// let mut lost = Root::<Tab>::new(root.id());
+    /// store.try_write_keyed(&mut lost, (), "request-7f3a", &none).await?;
+    /// // Sent again with the same key: recognised, stored once.
+    /// let mut again = Root::<Tab>::new(root.id());
+    /// store.try_write_keyed(&mut again, (), "request-7f3a", &none).await?;
+    /// assert_eq!(again.version().get(), 1);
+    /// assert_eq!(store.load::<Tab>(root.id()).await?.version().get(), 1);
+    /// # Ok(()) }
+    /// ```
+    fn try_write_keyed<A: Aggregate>(
+        &self,
+        root: &mut Root<A>,
+        command: A::Command,
+        key: &str,
+        metadata: &Metadata,
+    ) -> impl Future<Output = Result<(), CommandError<A::Error>>> + Send {
+        async move {
+            let events = root.process(command).map_err(CommandError::Rejected)?;
+            if events.is_empty() {
+                return Ok(());
+            }
+            let id = root.id();
+            let batch: Vec<NewEvent> = encode_all(&events, metadata)?
+                .into_iter()
+                .enumerate()
+                .map(|(index, event)| event.with_event_id(keyed_event_id(key, id, index)))
+                .collect();
+            let appended = self
+                .publish(A::Event::NAME, id, root.expected(), batch)
                 .await?;
             apply_appended(root, &events, appended);
             Ok(())

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use esrc_core::{Error, Expected, Position, Publish, Replay, Version};
+use esrc_core::{
+    Error, Expected, Metadata, Position, Publish, PublishExt, ReadExt, Replay, Root, Version,
+};
 use uuid::Uuid;
 
 use super::support::*;
@@ -256,4 +258,64 @@ pub async fn retried_batch_is_stored_once<F: StoreFactory>(factory: &F) {
         [1, 2, 3, 4],
         "refused batches store nothing"
     );
+}
+
+/// A command whose outcome was lost (its future dropped mid-append, a timeout, a crash)
+/// and that is sent again with the same idempotency key from the same root is stored
+/// once: the store recognises the keyed event ids, and the root ends as the first try's
+/// would have. Another key is another command.
+pub async fn a_keyed_command_sent_again_is_stored_once<F: StoreFactory>(factory: &F) {
+    let store = Arc::new(factory.store().await);
+    let id = Uuid::now_v7();
+    let none = Metadata::default();
+    let mut root = Root::<Tally>::new(id);
+    store.try_write(&mut root, 5).await.unwrap();
+
+    let (mut first, mut again) = (root.clone(), root.clone());
+    store
+        .try_write_keyed(&mut first, 7, "request-1", &none)
+        .await
+        .unwrap();
+    store
+        .try_write_keyed(&mut again, 7, "request-1", &none)
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the retry ends where the first try did");
+    assert_eq!(
+        store.load::<Tally>(id).await.unwrap().total,
+        12,
+        "stored once"
+    );
+
+    // Dropped mid-append, wherever that was: sent again, it is stored exactly once.
+    let mut root = store.load::<Tally>(id).await.unwrap();
+    let dropped = {
+        let (store, mut copy) = (Arc::clone(&store), root.clone());
+        tokio::spawn(async move {
+            let none = Metadata::default();
+            let _ = store
+                .try_write_keyed(&mut copy, 3, "request-2", &none)
+                .await;
+        })
+    };
+    tokio::task::yield_now().await;
+    dropped.abort();
+    let _ = dropped.await;
+    store
+        .try_write_keyed(&mut root, 3, "request-2", &none)
+        .await
+        .unwrap();
+    let loaded = store.load::<Tally>(id).await.unwrap();
+    assert_eq!(
+        loaded.total, 15,
+        "the dropped try and the retry stored it once"
+    );
+    assert_eq!(loaded.version(), root.version());
+
+    // Another key from the up-to-date root is another command.
+    store
+        .try_write_keyed(&mut root, 3, "request-3", &none)
+        .await
+        .unwrap();
+    assert_eq!(store.load::<Tally>(id).await.unwrap().total, 18);
 }
