@@ -194,14 +194,34 @@ impl Error {
         }
     }
 
-    /// Whether the operation may succeed when retried: a conflict (after re-reading) or a
-    /// retryable backend failure.
+    /// Whether the same call may succeed when sent again as it is: a transient failure
+    /// (a lost connection, a timeout, a leader election). A retried append sends the same
+    /// event ids, so an append that was stored after all is not stored twice.
+    ///
+    /// A conflict is not retryable in this sense: sending the same append again meets
+    /// the same conflict. Re-read the stream and decide again
+    /// ([`is_conflict`](Error::is_conflict); `PublishExt::try_write_retry` does both).
+    ///
+    /// ```
+    /// use esrc_core::{Error, Expected, Version};
+    /// let transient = Error::backend("postgres", true, "connection reset");
+    /// assert!(transient.is_retryable() && !transient.is_conflict());
+    /// let conflict = Error::Conflict {
+    ///     category: "Tab".into(),
+    ///     id: esrc_core::Uuid::nil(),
+    ///     expected: Expected::Exact(Version(1)),
+    ///     actual: Version(2),
+    /// };
+    /// assert!(conflict.is_conflict() && !conflict.is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Conflict { .. } => true,
-            Error::Backend { retryable, .. } => *retryable,
-            _ => false,
-        }
+        matches!(
+            self,
+            Error::Backend {
+                retryable: true,
+                ..
+            }
+        )
     }
 
     /// Whether this is an [`Error::Conflict`].
