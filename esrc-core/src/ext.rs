@@ -56,6 +56,38 @@ fn keyed_event_id(key: &str, id: Uuid, index: usize) -> Uuid {
     Uuid::new_v5(&KEYED_IDS, format!("{id}/{index}/{key}").as_bytes())
 }
 
+/// Processes `command` on `root`, appends the events (their ids derived from `key` when
+/// there is one) expecting the stream at the root's version, and applies them to `root`:
+/// what `try_write_with` and `try_write_keyed` do.
+async fn process_and_append<S, A>(
+    store: &S,
+    root: &mut Root<A>,
+    command: A::Command,
+    metadata: &Metadata,
+    key: Option<&str>,
+) -> Result<(), CommandError<A::Error>>
+where
+    S: Publish + ?Sized,
+    A: Aggregate,
+{
+    let events = root.process(command).map_err(CommandError::Rejected)?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let id = root.id();
+    let mut batch = encode_all(&events, metadata)?;
+    if let Some(key) = key {
+        for (index, event) in batch.iter_mut().enumerate() {
+            event.event_id = keyed_event_id(key, id, index);
+        }
+    }
+    let appended = store
+        .publish(A::Event::NAME, id, root.expected(), batch)
+        .await?;
+    apply_appended(root, &events, appended);
+    Ok(())
+}
+
 /// Applies events just appended with `appended` to `root`.
 fn apply_appended<A: Aggregate>(root: &mut Root<A>, events: &[A::Event], appended: Appended) {
     let first = root.version().get() + 1;
@@ -134,17 +166,7 @@ pub trait PublishExt: Publish {
         command: A::Command,
         metadata: &Metadata,
     ) -> impl Future<Output = Result<(), CommandError<A::Error>>> + Send {
-        async move {
-            let events = root.process(command).map_err(CommandError::Rejected)?;
-            if events.is_empty() {
-                return Ok(());
-            }
-            let appended = self
-                .publish_events(root.id(), root.expected(), &events, metadata)
-                .await?;
-            apply_appended(root, &events, appended);
-            Ok(())
-        }
+        process_and_append(self, root, command, metadata, None)
     }
 
     /// [`PublishExt::try_write_with`] for a command that may be sent again after its
@@ -192,23 +214,7 @@ pub trait PublishExt: Publish {
         key: &str,
         metadata: &Metadata,
     ) -> impl Future<Output = Result<(), CommandError<A::Error>>> + Send {
-        async move {
-            let events = root.process(command).map_err(CommandError::Rejected)?;
-            if events.is_empty() {
-                return Ok(());
-            }
-            let id = root.id();
-            let batch: Vec<NewEvent> = encode_all(&events, metadata)?
-                .into_iter()
-                .enumerate()
-                .map(|(index, event)| event.with_event_id(keyed_event_id(key, id, index)))
-                .collect();
-            let appended = self
-                .publish(A::Event::NAME, id, root.expected(), batch)
-                .await?;
-            apply_appended(root, &events, appended);
-            Ok(())
-        }
+        process_and_append(self, root, command, metadata, Some(key))
     }
 
     /// Like [`PublishExt::try_write_with`], but it tries again, up to `attempts` times in
