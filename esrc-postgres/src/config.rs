@@ -41,6 +41,7 @@ const MAX_SCHEMA_LEN: usize = 58;
 /// | `max_connections` | the pool's size ([`max_connections`](Self::max_connections)) | 10 |
 /// | `page_size` | rows per subscription read ([`page_size`](Self::page_size)) | 1000 |
 /// | `poll_interval` | how often subscribers poll ([`poll_interval`](Self::poll_interval)) | `250ms` |
+/// | `held_warning` | how long readers wait on an open append before a warning ([`held_warning`](Self::held_warning)) | `10s` |
 /// | `notify` | `false`: no `NOTIFY` after appends ([`notify`](Self::notify)) | `true` |
 /// | `notify_interval` | the shortest time between two `NOTIFY`s ([`notify_interval`](Self::notify_interval)) | `2ms` |
 /// | `connect_timeout` | how long connecting may take ([`connect_timeout`](Self::connect_timeout)) | `5s` |
@@ -53,6 +54,7 @@ pub struct PgStoreBuilder {
     pub(crate) schema: String,
     pub(crate) page_size: u32,
     pub(crate) poll_interval: Duration,
+    pub(crate) held_warning: Duration,
     pub(crate) max_connections: u32,
     pub(crate) connect_timeout: Duration,
     /// `None`: no `NOTIFY` at all.
@@ -90,6 +92,7 @@ impl Default for PgStoreBuilder {
             schema: "esrc".to_owned(),
             page_size: 1_000,
             poll_interval: Duration::from_millis(250),
+            held_warning: Duration::from_secs(10),
             max_connections: 10,
             connect_timeout: Duration::from_secs(5),
             notify_interval: Some(DEFAULT_NOTIFY_INTERVAL),
@@ -108,8 +111,9 @@ impl PgStoreBuilder {
         self
     }
 
-    /// How many rows a live subscription reads per query (default 1,000). Replays are one
-    /// query whose rows are streamed off the connection, so they hold no page at all.
+    /// How many rows a subscription or a replay of categories reads per query (default
+    /// 1,000). Each page is its own statement, so a long replay holds no statement (and no
+    /// snapshot, which would keep vacuum from cleaning up) open for the whole history.
     #[must_use]
     pub fn page_size(mut self, rows: u32) -> Self {
         self.page_size = rows.max(1);
@@ -118,10 +122,24 @@ impl PgStoreBuilder {
 
     /// How often a live subscription reads the table when no notification came (default
     /// 250 ms): the fallback for a missed `NOTIFY`, and for the horizon moving when an
-    /// unrelated transaction ends.
+    /// append's transaction ends.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// How long a reader may wait on one open append before it logs a warning (default
+    /// 10 s). Readers never pass an append that has not committed (see the crate's docs,
+    /// "Positions"); an append in a transaction left open — a `publish_in` whose caller
+    /// has not committed — holds them back. The warning names the session holding them
+    /// (process id, how long its transaction has been open, its last statement's start
+    /// and state), as [`PgStore::held_back_by`](crate::PgStore::held_back_by) does, and
+    /// repeats every such interval while it lasts. Transactions that never appended
+    /// through esrc, in this database or another, hold no reader back.
+    #[must_use]
+    pub fn held_warning(mut self, after: Duration) -> Self {
+        self.held_warning = after;
         self
     }
 
@@ -231,6 +249,12 @@ const OPTIONS: &[StoreOption] = &[
         meaning: "how often subscribers poll",
         default: "250ms",
         example: "100ms",
+    },
+    StoreOption {
+        name: "held_warning",
+        meaning: "how long readers wait on an open append before a warning",
+        default: "10s",
+        example: "30s",
     },
     StoreOption {
         name: "notify",
@@ -343,6 +367,7 @@ impl StoreOptions for PgStoreBuilder {
             }
             "page_size" => self.page_size(parse_option(key, value, "a number of rows")?),
             "poll_interval" => self.poll_interval(parse_duration(key, value)?),
+            "held_warning" => self.held_warning(parse_duration(key, value)?),
             "notify" => self.notify(parse_flag(key, value)?),
             "notify_interval" => self.notify_interval(parse_duration(key, value)?),
             // libpq writes it in whole seconds (`connect_timeout=5`): taken as written.

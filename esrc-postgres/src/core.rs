@@ -10,7 +10,7 @@ use esrc_core::backend::{Backoff, TailCache, invalid_config};
 use esrc_core::{Envelope, Error, Version};
 use futures::{Stream, StreamExt};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{AssertSqlSafe, Connection as _, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, Connection as _, PgConnection, PgPool, Row as _};
 use uuid::Uuid;
 
 use crate::codec::{envelope, to_u64};
@@ -147,42 +147,202 @@ impl PgStore {
         ))
     }
 
+    /// One page of a group's events: positions after `after` and below `until`, at most
+    /// [`page_size`](PgStoreBuilder::page_size) rows, each with its position (or the
+    /// error of a row whose position cannot be read; see [`envelope`] for the others).
     pub(crate) async fn page(
         &self,
-        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Vec<Envelope>, Error> {
-        let rows = query.fetch_all(&self.inner.pool).await.map_err(backend);
-        self.explain(rows).await?.iter().map(envelope).collect()
+        after: i64,
+        until: i64,
+        categories: &[String],
+    ) -> Result<Page, Error> {
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.page)))
+            .bind(after)
+            .bind(until)
+            .bind(categories)
+            .bind(self.page_size())
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(backend);
+        let rows = self.explain(rows).await?;
+        let full = rows.len() as i64 == self.page_size();
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let position: i64 = row.try_get_unchecked(3).map_err(backend)?;
+            events.push((position, envelope(row)));
+        }
+        Ok(Page { events, full })
+    }
+
+    /// How far readers may read now: one statement (see `horizon` in `schema.rs`). Read
+    /// the rows below [`Reach::limit`] with a later statement.
+    pub(crate) async fn reach(&self) -> Result<Reach, Error> {
+        let found = sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.horizon)))
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(backend);
+        let (horizon, head, blocker): (i64, Option<i64>, Option<i64>) = self.explain(found).await?;
+        Ok(match head {
+            Some(head) if head >= horizon => Reach {
+                limit: horizon,
+                held_by: Some(blocker.unwrap_or_default()),
+            },
+            Some(head) => Reach {
+                limit: head + 1,
+                held_by: None,
+            },
+            None => Reach {
+                limit: horizon,
+                held_by: None,
+            },
+        })
     }
 
     /// The exclusive upper bound of a replay: above every event committed when it was
     /// called, and below the horizon, so that no event can still appear beneath it.
     ///
-    /// When an older transaction still holds the horizon below committed events, the
-    /// replay waits for it to finish (polling, with backoff up to the poll interval):
-    /// returning those events now could let a later commit land behind them.
+    /// When an append still in flight holds the horizon below committed events, the
+    /// replay waits for it to finish (polling, with backoff up to the poll interval),
+    /// warning after [`held_warning`](PgStoreBuilder::held_warning): returning those
+    /// events now could let the append's events land behind them.
     pub(crate) async fn replay_limit(&self) -> Result<i64, Error> {
         let mut waits = Backoff::new(Duration::from_millis(2), self.inner.config.poll_interval);
+        let mut watch = HeldWatch::default();
         loop {
-            let found = sqlx::query_as(AssertSqlSafe(Arc::clone(&self.inner.sql.horizon)))
-                .fetch_one(&self.inner.pool)
-                .await
-                .map_err(backend);
-            let (horizon, head): (i64, Option<i64>) = self.explain(found).await?;
-            match head {
-                None => return Ok(horizon),
-                Some(head) if head < horizon => return Ok(head + 1),
-                Some(_) => {
-                    let wait = waits.pause();
-                    tracing::debug!(?wait, "esrc: an open transaction holds the horizon back");
-                    tokio::time::sleep(wait).await;
-                }
+            let reach = self.reach().await?;
+            if reach.held_by.is_none() {
+                return Ok(reach.limit);
             }
+            watch.observe(self, &reach).await;
+            tokio::time::sleep(waits.pause()).await;
         }
+    }
+
+    /// The session whose open append holds readers back, if one does: committed events
+    /// wait behind an append that has not committed yet (see
+    /// [`held_warning`](PgStoreBuilder::held_warning)).
+    pub async fn held_back_by(&self) -> Result<Option<Blocker>, Error> {
+        match self.reach().await?.held_by {
+            Some(xid) => self.blocker(xid).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn blocker(&self, xid: i64) -> Result<Option<Blocker>, Error> {
+        let row = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.blocker)))
+            .bind(xid)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let seconds = |column: usize| -> Result<Option<Duration>, Error> {
+            let age: Option<f64> = row.try_get(column).map_err(backend)?;
+            Ok(age.map(|age| Duration::from_secs_f64(age.max(0.0))))
+        };
+        Ok(Some(Blocker {
+            pid: row.try_get(0).map_err(backend)?,
+            transaction_age: seconds(1)?.unwrap_or_default(),
+            statement_age: seconds(2)?,
+            state: row.try_get(3).map_err(backend)?,
+            application_name: row.try_get(4).map_err(backend)?,
+        }))
     }
 
     pub(crate) fn page_size(&self) -> i64 {
         i64::from(self.inner.config.page_size)
+    }
+}
+
+/// A page of events: each row's position and what it decodes to.
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub(crate) events: Vec<(i64, Result<Envelope, Error>)>,
+    /// Whether the page is full: more may follow at once.
+    pub(crate) full: bool,
+}
+
+/// How far a reader may read: what one horizon statement found.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reach {
+    /// Rows below this position are final.
+    pub(crate) limit: i64,
+    /// When committed events wait above the limit: the id of the transaction holding
+    /// them (0 when it ended meanwhile).
+    pub(crate) held_by: Option<i64>,
+}
+
+/// A reader's watch over what holds it back: a warning once one transaction has held
+/// it for [`held_warning`](PgStoreBuilder::held_warning), repeated at that interval.
+#[derive(Debug, Default)]
+pub(crate) struct HeldWatch {
+    /// The transaction holding the reader back, and since when (or since the last
+    /// warning).
+    held: Option<(i64, tokio::time::Instant)>,
+}
+
+impl HeldWatch {
+    pub(crate) async fn observe(&mut self, store: &PgStore, reach: &Reach) {
+        let now = tokio::time::Instant::now();
+        let xid = match (reach.held_by, self.held) {
+            (None | Some(0), _) => {
+                self.held = None;
+                return;
+            }
+            (Some(xid), Some((same, since))) if xid == same => {
+                if now.duration_since(since) < store.inner.config.held_warning {
+                    return;
+                }
+                xid
+            }
+            (Some(xid), _) => {
+                self.held = Some((xid, now));
+                return;
+            }
+        };
+        self.held = Some((xid, now));
+        match store.blocker(xid).await {
+            Ok(Some(blocker)) => tracing::warn!(
+                schema = %store.schema(),
+                %blocker,
+                "esrc: readers wait for an append whose transaction is still open"
+            ),
+            Ok(None) => {}
+            Err(error) => tracing::debug!(%error, "esrc: cannot name what holds readers back"),
+        }
+    }
+}
+
+/// The session whose open append holds readers back: what
+/// [`PgStore::held_back_by`] returns and the warning after
+/// [`held_warning`](PgStoreBuilder::held_warning) names.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Blocker {
+    /// The server process of the session (`pg_stat_activity.pid`).
+    pub pid: i32,
+    /// How long its transaction has been open.
+    pub transaction_age: Duration,
+    /// How long ago its last statement started, if the server says.
+    pub statement_age: Option<Duration>,
+    /// Its state (`active`, `idle in transaction`…).
+    pub state: String,
+    /// Its `application_name`.
+    pub application_name: String,
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pid {} ({}, application `{}`), transaction open for {:.1?}",
+            self.pid, self.state, self.application_name, self.transaction_age
+        )?;
+        if let Some(age) = self.statement_age {
+            write!(f, ", last statement started {age:.1?} ago")?;
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,10 @@ pub(crate) const BACKEND: &str = "postgres";
 mod sqlstate {
     /// `undefined_table`: the store's tables were never created.
     pub(super) const UNDEFINED_TABLE: &str = "42P01";
+    /// `undefined_function`: a store created by an earlier version lacks the functions
+    /// of a later migration (esrc's statements call no other function that may be
+    /// missing).
+    pub(super) const UNDEFINED_FUNCTION: &str = "42883";
     /// Class 08, connection exceptions.
     pub(super) const CONNECTION_EXCEPTION_CLASS: &str = "08";
     /// Class 40, transaction rollbacks: serialization failures and deadlocks.
@@ -68,7 +72,7 @@ pub(crate) fn backend(error: sqlx::Error) -> Error {
     };
     let message = db.message().to_owned();
     let code = db.code().map(|code| code.into_owned()).unwrap_or_default();
-    if code == sqlstate::UNDEFINED_TABLE {
+    if code == sqlstate::UNDEFINED_TABLE || code == sqlstate::UNDEFINED_FUNCTION {
         let elsewhere = Vec::new();
         return Error::backend(BACKEND, false, PgError::NotMigrated { message, elsewhere });
     }
@@ -223,9 +227,10 @@ pub enum PgError {
         timeout: std::time::Duration,
     },
 
-    /// The store's tables do not exist in its schema.
+    /// The store's tables do not exist in its schema, or an earlier version created them
+    /// and they lack a later migration.
     #[error(
-        "esrc's tables are missing ({message}): create them once with `PgStore::migrate()`, or by adding `?migrate=true` to the URL given to `esrc::connect` or to the `esrc` command (`esrc status 'postgres://…?migrate=true'`){}",
+        "esrc's tables are missing or older than this version ({message}): create or upgrade them once with `PgStore::migrate()`, or by adding `?migrate=true` to the URL given to `esrc::connect` or to the `esrc` command (`esrc status 'postgres://…?migrate=true'`){}",
         elsewhere_hint(.elsewhere)
     )]
     NotMigrated {

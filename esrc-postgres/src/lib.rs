@@ -14,7 +14,7 @@ mod store;
 mod subscribe;
 
 pub use config::PgStoreBuilder;
-pub use core::PgStore;
+pub use core::{Blocker, PgStore};
 pub use error::PgError;
 pub use project::{TransactionalProject, TransactionalProjector};
 

@@ -1,5 +1,5 @@
-//! Replays: one stream in one query, a group of categories in pages, both below the
-//! transaction horizon (see `schema.rs`).
+//! Replays: one stream in one query; a group of categories in pages below the horizon
+//! (see `horizon` in `schema.rs`), each page its own statement.
 
 use std::sync::Arc;
 
@@ -42,12 +42,7 @@ impl Replay for PgStore {
         let categories = validate_names(categories);
         let opening = async move { Ok((categories?, self.replay_limit().await?)) };
         opened_after(opening, move |(categories, until)| {
-            let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay)))
-                .bind(to_i64(after.get()))
-                .bind(until)
-                .bind(categories)
-                .fetch(&self.inner.pool);
-            decoded(self, rows, envelope)
+            self.pages(categories, to_i64(after.get()), until)
         })
     }
 
@@ -84,6 +79,35 @@ impl Replay for PgStore {
 }
 
 impl PgStore {
+    /// The group's events after `after` and below `until`, a page per statement: no
+    /// statement (and no snapshot) stays open while the caller consumes the replay.
+    fn pages(
+        &self,
+        categories: Vec<String>,
+        after: i64,
+        until: i64,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + '_ {
+        async_stream::stream! {
+            let mut cursor = after;
+            loop {
+                let page = match self.page(cursor, until, &categories).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                };
+                for (position, envelope) in page.events {
+                    cursor = position;
+                    yield envelope;
+                }
+                if !page.full {
+                    return;
+                }
+            }
+        }
+    }
+
     async fn head_of(&self, categories: &[String]) -> Result<Position, Error> {
         let head: i64 = sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.inner.sql.head)))
             .bind(categories)

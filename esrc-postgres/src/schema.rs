@@ -13,20 +13,24 @@ use crate::error::backend;
 /// How many low bits of a position number the events of one transaction.
 pub(crate) const TX_SHIFT: u32 = 20;
 
+/// The class of esrc's transaction-scoped advisory locks (`esrc` in ASCII). A writer
+/// holds `(LOCK_CLASS, WRITER_LOCK)` shared from before its transaction has an id until
+/// it ends, so that readers can tell esrc's in-flight appends from other transactions.
+const LOCK_CLASS: i32 = 0x6573_7263;
+/// The key of the lock every esrc writer holds shared.
+const WRITER_LOCK: i32 = 1;
+
 /// The columns every read selects, in the order `store::envelope` decodes them.
 /// `created_at` and `metadata` are read in their binary forms and converted by the client
 /// (see `store::envelope`): converting them in SQL costs the server more than the read.
 const COLUMNS: &str = "category, aggregate_id, version, position, event_id, created_at, \
     schema_version, correlation_id, causation_id, metadata, payload";
 
-/// The horizon: every transaction below it has finished, so no row can still appear
-/// below `horizon << TX_SHIFT`. Evaluated with the statement's own snapshot.
-const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
-
 /// The schema's migrations, in order. Each runs once, in a transaction.
 fn migrations(s: &str) -> Vec<String> {
-    vec![format!(
-        r#"
+    vec![
+        format!(
+            r#"
         CREATE TABLE {s}.events (
             position        bigint      NOT NULL,
             category        text        NOT NULL,
@@ -64,7 +68,111 @@ fn migrations(s: &str) -> Vec<String> {
             position  bigint NOT NULL
         );
         "#
-    )]
+        ),
+        position_base(s),
+    ]
+}
+
+/// Migration 2: the function every append takes its positions from.
+///
+/// Readers must know which running transactions may still store events. A writer takes
+/// the shared writer lock *before* its transaction has an id, so a running transaction
+/// that does not hold the lock cannot later store events at positions made from its id
+/// (see [`horizon`]). The first append of a transaction takes the lock and the positions
+/// `xid << 20`; later appends of the same transaction reuse them (a transaction-local
+/// setting remembers).
+///
+/// A *late* transaction is one that had an id before its first append (a caller's
+/// transaction that wrote something else first, through `publish_in`): a reader may have
+/// passed its id while it did not hold the lock. It takes the lock, then a fresh id, a
+/// subtransaction's (one row written and removed in `late_ids`), and numbers its events
+/// from that: the new id is above every horizon computed before the lock was taken, it
+/// belongs to no other transaction, and it completes when the transaction commits.
+fn position_base(s: &str) -> String {
+    format!(
+        r#"
+        CREATE TABLE {s}.late_ids (n integer);
+        CREATE FUNCTION {s}.position_base() RETURNS bigint
+        LANGUAGE plpgsql VOLATILE AS $esrc$
+        DECLARE
+            base bigint;
+            top bigint;
+            sub bigint;
+            place tid;
+        BEGIN
+            base := nullif(current_setting('esrc.base', true), '')::bigint;
+            IF base IS NOT NULL THEN
+                RETURN base;
+            END IF;
+            IF pg_current_xact_id_if_assigned() IS NULL THEN
+                PERFORM pg_advisory_xact_lock_shared({LOCK_CLASS}, {WRITER_LOCK});
+                base := pg_current_xact_id()::text::bigint << {TX_SHIFT};
+            ELSE
+                PERFORM pg_advisory_xact_lock_shared({LOCK_CLASS}, {WRITER_LOCK});
+                top := pg_current_xact_id()::text::bigint;
+                BEGIN
+                    INSERT INTO {s}.late_ids VALUES (0) RETURNING ctid, xmin::text::bigint
+                        INTO place, sub;
+                    DELETE FROM {s}.late_ids WHERE ctid = place;
+                EXCEPTION WHEN OTHERS THEN
+                    RAISE;
+                END;
+                -- The subtransaction's id, with the epoch of the transaction's own.
+                sub := top + ((sub - (top & 4294967295)) & 4294967295);
+                base := sub << {TX_SHIFT};
+            END IF;
+            PERFORM set_config('esrc.base', base::text, true);
+            RETURN base;
+        END
+        $esrc$;
+        "#
+    )
+}
+
+/// The reader's horizon and the head: `(horizon, head, blocker)`.
+///
+/// Every row below the horizon is final, provided the rows are read by a *later*
+/// statement: the horizon is the lowest id among the running transactions (in this
+/// statement's snapshot) that hold the writer lock (read after the snapshot), or the
+/// snapshot's `xmax`. A running transaction without the lock cannot store events below
+/// it (it would be late, see [`position_base`]); one that held the lock at the snapshot
+/// and released it before the lock table was read has committed, and a later statement
+/// sees its rows. When no transaction at all holds the horizon below the head, the
+/// lock table is not read. `blocker` is the transaction id holding the horizon, if any.
+fn horizon(s: &str) -> String {
+    format!(
+        "WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+        head AS MATERIALIZED (SELECT max(position) AS head FROM {s}.events),
+        plain AS (
+            SELECT pg_snapshot_xmin(s)::text::bigint AS xmin,
+                   pg_snapshot_xmax(s)::text::bigint AS xmax, s
+            FROM snap
+        ),
+        locks AS MATERIALIZED (
+            SELECT locktype, virtualtransaction, transactionid, classid, objid, objsubid
+            FROM pg_locks
+            WHERE granted AND locktype IN ('advisory', 'transactionid')
+              AND (SELECT head FROM head) >= (SELECT xmin FROM plain) << {TX_SHIFT}
+        ),
+        writers AS (
+            SELECT t.transactionid::text::bigint AS xid
+            FROM locks a JOIN locks t ON t.virtualtransaction = a.virtualtransaction
+            WHERE a.locktype = 'advisory' AND a.classid = {LOCK_CLASS}
+              AND a.objid = {WRITER_LOCK} AND a.objsubid = 2
+              AND t.locktype = 'transactionid'
+        ),
+        blocker AS (
+            SELECT min(x::text::bigint) AS xid
+            FROM plain, pg_snapshot_xip(plain.s) AS x
+            WHERE (x::text::bigint & 4294967295) IN (SELECT xid FROM writers)
+        )
+        SELECT CASE
+                WHEN head IS NULL OR head < xmin << {TX_SHIFT} THEN xmin << {TX_SHIFT}
+                ELSE coalesce(blocker.xid, xmax) << {TX_SHIFT}
+            END,
+            head, blocker.xid
+        FROM plain, head, blocker"
+    )
 }
 
 /// Every statement of a store, for one schema.
@@ -84,9 +192,12 @@ pub(crate) struct Sql {
     pub(crate) find_ids: Arc<str>,
     pub(crate) count_in_tx: Arc<str>,
     pub(crate) replay_one: Arc<str>,
-    pub(crate) replay: Arc<str>,
-    pub(crate) subscribe: Arc<str>,
+    /// A page of a group's events between two positions.
+    pub(crate) page: Arc<str>,
+    /// The readers' horizon, the head and the transaction holding the horizon back.
     pub(crate) horizon: Arc<str>,
+    /// The session of a transaction id: what a warning about a held horizon names.
+    pub(crate) blocker: Arc<str>,
     pub(crate) head: Arc<str>,
     pub(crate) count_after: Arc<str>,
     pub(crate) categories: Arc<str>,
@@ -189,7 +300,7 @@ fn current_version(s: &str) -> String {
 fn append(s: &str, current_version: &str) -> String {
     format!(
         "WITH cur AS (SELECT {current_version} AS version),
-        tx AS (SELECT pg_current_xact_id()::text::bigint << {TX_SHIFT} AS low),
+        tx AS MATERIALIZED (SELECT {s}.position_base() AS low),
         start AS (
             SELECT coalesce(max(e.position) + 1, tx.low) AS position
             FROM tx LEFT JOIN {s}.events e
@@ -229,12 +340,13 @@ fn append_forms(s: &str) -> [[Arc<str>; 2]; 3] {
     // values.
     let insert = |rows: &str| {
         format!(
-            "INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
+            "WITH tx AS MATERIALIZED (SELECT {s}.position_base() AS low)
+            INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
                 created_at, schema_version, correlation_id, causation_id, metadata, payload)
-            SELECT (pg_current_xact_id()::text::bigint << {TX_SHIFT}) + b.n - 1, $1, $2,
+            SELECT tx.low + b.n - 1, $1, $2,
                 $3 + b.n, b.event_id, timestamptz 'epoch' + b.micros * interval '1 microsecond',
                 b.schema_version, b.correlation_id, b.causation_id, b.metadata::jsonb, b.payload
-            FROM {rows} AS b(event_id, micros, schema_version, correlation_id, causation_id,
+            FROM tx, {rows} AS b(event_id, micros, schema_version, correlation_id, causation_id,
                 metadata, payload, n)"
         )
     };
@@ -317,19 +429,19 @@ impl Sql {
                  ORDER BY version"
             )
             .into(),
-            replay: format!(
+            page: format!(
                 "SELECT {COLUMNS} FROM {s}.events
                  WHERE position > $1 AND position < $2 AND category = ANY($3)
-                 ORDER BY position"
+                 ORDER BY position LIMIT $4"
             )
             .into(),
-            subscribe: format!(
-                "SELECT {COLUMNS} FROM {s}.events
-                 WHERE position > $1 AND position < {HORIZON} AND category = ANY($2)
-                 ORDER BY position LIMIT $3"
-            )
-            .into(),
-            horizon: format!("SELECT {HORIZON}, (SELECT max(position) FROM {s}.events)").into(),
+            horizon: horizon(&s).into(),
+            blocker: Arc::from(
+                "SELECT pid, extract(epoch FROM now() - xact_start)::float8,
+                        extract(epoch FROM now() - query_start)::float8,
+                        coalesce(state, ''), coalesce(application_name, '')
+                 FROM pg_stat_activity WHERE backend_xid::text::bigint = $1 & 4294967295",
+            ),
             head: format!(
                 "SELECT coalesce(max(position), 0) FROM {s}.events WHERE category = ANY($1)"
             )

@@ -1,16 +1,15 @@
 //! Live subscriptions: read the table below the horizon, wait for a wake-up, read again.
 //!
 //! Notifications (see `notify.rs`) are only hints: subscribers still poll on a bounded
-//! interval, so a lost notification, a dropped connection or an unrelated transaction
+//! interval, so a lost notification, a dropped connection or an append in flight
 //! holding the horizon back only delays delivery; nothing is ever skipped, because every
 //! read takes only rows below the horizon, which are final.
 
 use esrc_core::backend::{opened, validate_names};
 use esrc_core::{Envelope, Error, Position, Subscribe};
 use futures::Stream;
-use sqlx::AssertSqlSafe;
 
-use crate::core::PgStore;
+use crate::core::{HeldWatch, Page, PgStore};
 use crate::notify::retry_pauses;
 
 fn subscribe(
@@ -24,24 +23,21 @@ fn subscribe(
         inner.signals.listen(&inner.pool, &inner.sql.channel);
         let mut cursor = i64::try_from(after.get()).unwrap_or(i64::MAX);
         let mut pauses = retry_pauses();
+        let mut watch = HeldWatch::default();
         loop {
             wake.borrow_and_update();
-            let query = sqlx::query(AssertSqlSafe(std::sync::Arc::clone(&inner.sql.subscribe)))
-                .bind(cursor)
-                .bind(&categories)
-                .bind(store.page_size());
-            match store.page(query).await {
-                Ok(page) => {
+            match read(store, &mut watch, cursor, &categories).await {
+                Ok(Some(page)) => {
                     pauses.reset();
-                    let full = page.len() as i64 == store.page_size();
-                    for envelope in page {
-                        cursor = i64::try_from(envelope.position.get()).unwrap_or(i64::MAX);
-                        yield Ok(envelope);
+                    for (position, envelope) in page.events {
+                        cursor = position;
+                        yield envelope;
                     }
-                    if full {
+                    if page.full {
                         continue;
                     }
                 }
+                Ok(None) => pauses.reset(),
                 Err(error) if error.is_retryable() => {
                     let delay = pauses.pause();
                     tracing::warn!(%error, ?delay, "esrc: subscription read failed; retrying");
@@ -63,6 +59,22 @@ fn subscribe(
             }
         }
     }
+}
+
+/// The events after `cursor` below the horizon: the horizon first, then (when it is
+/// above the cursor) a page, in a later statement. `None` when there is nothing to read.
+async fn read(
+    store: &PgStore,
+    watch: &mut HeldWatch,
+    cursor: i64,
+    categories: &[String],
+) -> Result<Option<Page>, Error> {
+    let reach = store.reach().await?;
+    watch.observe(store, &reach).await;
+    if reach.limit <= cursor.saturating_add(1) {
+        return Ok(None);
+    }
+    store.page(cursor, reach.limit, categories).await.map(Some)
 }
 
 impl Subscribe for PgStore {
