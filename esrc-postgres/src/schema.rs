@@ -181,7 +181,10 @@ pub(crate) struct Sql {
     pub(crate) schema: String,
     pub(crate) channel: String,
     quoted: String,
+    /// The append of any expectation, alone in its transaction.
     pub(crate) append: Arc<str>,
+    /// The same in a caller's transaction, which may have written before.
+    pub(crate) append_in: Arc<str>,
     /// The append of a new stream: one event's values, then arrays of events.
     pub(crate) append_new: [Arc<str>; 2],
     /// The append after an expected version, in the same two forms.
@@ -297,10 +300,10 @@ fn current_version(s: &str) -> String {
 
 /// The append of any expectation, in any transaction: the version checked in the same
 /// statement, positions taken from the transaction id.
-fn append(s: &str, current_version: &str) -> String {
+fn append(s: &str, current_version: &str, base: &str) -> String {
     format!(
         "WITH cur AS (SELECT {current_version} AS version),
-        tx AS MATERIALIZED (SELECT {s}.position_base() AS low),
+        {base},
         start AS (
             SELECT coalesce(max(e.position) + 1, tx.low) AS position
             FROM tx LEFT JOIN {s}.events e
@@ -325,6 +328,18 @@ fn append(s: &str, current_version: &str) -> String {
     )
 }
 
+/// The positions of an append alone in its transaction (a statement of its own, so its
+/// transaction has no id yet): the writer lock, *then* the transaction id — what
+/// `position_base` does in its first branch, without the function call. The `tx` CTE
+/// scans `lock`, so the lock is held before `pg_current_xact_id()` runs.
+fn alone_base() -> String {
+    format!(
+        "lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared({LOCK_CLASS}, {WRITER_LOCK})),
+        tx AS MATERIALIZED (
+            SELECT pg_current_xact_id()::text::bigint << {TX_SHIFT} AS low FROM lock)"
+    )
+}
+
 /// The appends alone in their transaction with an expected version: of a new stream, of
 /// a stream at a version, and after a version this store has seen stored.
 fn append_forms(s: &str) -> [[Arc<str>; 2]; 3] {
@@ -338,9 +353,10 @@ fn append_forms(s: &str) -> [[Arc<str>; 2]; 3] {
     // go back (truncation records the version it removed), so the guard would hold.
     // Each comes in two forms: the events' columns as arrays, or one event's as
     // values.
+    let alone_base = alone_base();
     let insert = |rows: &str| {
         format!(
-            "WITH tx AS MATERIALIZED (SELECT {s}.position_base() AS low)
+            "WITH {alone_base}
             INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
                 created_at, schema_version, correlation_id, causation_id, metadata, payload)
             SELECT tx.low + b.n - 1, $1, $2,
@@ -408,7 +424,13 @@ impl Sql {
         Self {
             schema: schema.to_owned(),
             channel: format!("esrc_{schema}"),
-            append: append(&s, &current_version).into(),
+            append: append(&s, &current_version, &alone_base()).into(),
+            append_in: append(
+                &s,
+                &current_version,
+                &format!("tx AS MATERIALIZED (SELECT {s}.position_base() AS low)"),
+            )
+            .into(),
             append_new,
             append_checked,
             append_seen,
@@ -429,9 +451,16 @@ impl Sql {
                  ORDER BY version"
             )
             .into(),
+            // Each category through its own ordered index scan, then merged: with
+            // `category = ANY($3)` the server sorted every remaining row of the group for
+            // each page (a replay of n events in pages cost n²).
             page: format!(
-                "SELECT {COLUMNS} FROM {s}.events
-                 WHERE position > $1 AND position < $2 AND category = ANY($3)
+                "SELECT {COLUMNS} FROM unnest($3::text[]) AS c(name)
+                 CROSS JOIN LATERAL (
+                    SELECT {COLUMNS} FROM {s}.events
+                    WHERE category = c.name AND position > $1 AND position < $2
+                    ORDER BY position LIMIT $4
+                 ) AS e
                  ORDER BY position LIMIT $4"
             )
             .into(),

@@ -93,8 +93,13 @@ impl PgStore {
                 .await;
         }
         let expected = expected.version().map(|version| to_i64(version.get()));
+        let statement = if alone {
+            &self.inner.sql.append
+        } else {
+            &self.inner.sql.append_in
+        };
         let row = batch
-            .bind(&self.inner.sql.append, category, id, expected)
+            .bind(statement, category, id, expected)
             .fetch_one(&mut *connection)
             .await?;
         let actual: i64 = row.try_get(0).map_err(backend)?;

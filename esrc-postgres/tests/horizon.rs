@@ -298,8 +298,9 @@ async fn concurrent_appends_reach_a_subscriber_whole_and_in_order() {
     }
 }
 
-/// A store created before appends took their positions from `position_base` (migration
-/// 1 only): an append says to migrate, `migrate` upgrades it, and its events read back.
+/// A store created before `position_base` existed (migration 1 only): plain appends go
+/// on, an append in a caller's transaction says to migrate, `migrate` upgrades the store,
+/// and its events read back.
 #[esrc_conformance::requires(postgres)]
 #[tokio::test]
 async fn a_store_of_the_previous_version_says_to_migrate_then_upgrades() {
@@ -320,23 +321,43 @@ async fn a_store_of_the_previous_version_says_to_migrate_then_upgrades() {
         .execute(store.pool())
         .await
         .unwrap();
-    let refused = store
+    let plain = store
         .publish("Note", Uuid::now_v7(), Expected::Any, vec![note(2)])
         .await
+        .unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
+    let refused = store
+        .publish_in(
+            &mut tx,
+            "Note",
+            Uuid::now_v7(),
+            Expected::Any,
+            vec![note(3)],
+        )
+        .await
         .unwrap_err();
+    drop(tx);
     assert!(
         refused.to_string().contains("PgStore::migrate()"),
         "{refused}"
     );
     store.migrate().await.unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
     let after = store
-        .publish("Note", Uuid::now_v7(), Expected::Any, vec![note(2)])
+        .publish_in(
+            &mut tx,
+            "Note",
+            Uuid::now_v7(),
+            Expected::Any,
+            vec![note(3)],
+        )
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     let replayed: Vec<_> = store
         .replay(&["Note"], Position::ZERO)
         .map(|e| e.unwrap().position)
         .collect()
         .await;
-    assert_eq!(replayed, [before.position, after.position]);
+    assert_eq!(replayed, [before.position, plain.position, after.position]);
 }
