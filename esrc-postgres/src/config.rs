@@ -39,7 +39,7 @@ const MAX_SCHEMA_LEN: usize = 58;
 /// | `schema` | the schema holding esrc's tables ([`schema`](Self::schema)) | `esrc` |
 /// | `migrate` | `true`: create or upgrade the tables on connect ([`migrate`](Self::migrate)) | `false` |
 /// | `max_connections` | the pool's size ([`max_connections`](Self::max_connections)) | 10 |
-/// | `page_size` | rows per subscription read ([`page_size`](Self::page_size)) | 1000 |
+/// | `page_size` | rows per read of a subscription or a replay of categories ([`page_size`](Self::page_size)) | 10000 |
 /// | `poll_interval` | how often subscribers poll ([`poll_interval`](Self::poll_interval)) | `250ms` |
 /// | `held_warning` | how long readers wait on an open append before a warning ([`held_warning`](Self::held_warning)) | `10s` |
 /// | `notify` | `false`: no `NOTIFY` after appends ([`notify`](Self::notify)) | `true` |
@@ -90,7 +90,7 @@ impl Default for PgStoreBuilder {
     fn default() -> Self {
         Self {
             schema: "esrc".to_owned(),
-            page_size: 1_000,
+            page_size: 10_000,
             poll_interval: Duration::from_millis(250),
             held_warning: Duration::from_secs(10),
             max_connections: 10,
@@ -112,8 +112,11 @@ impl PgStoreBuilder {
     }
 
     /// How many rows a subscription or a replay of categories reads per query (default
-    /// 1,000). Each page is its own statement, so a long replay holds no statement (and no
-    /// snapshot, which would keep vacuum from cleaning up) open for the whole history.
+    /// 10,000). Each page is its own statement, so a long replay holds no statement (and
+    /// no snapshot, which would keep vacuum from cleaning up) open for the whole history.
+    /// Smaller pages cost replays speed: the server prepares each page whole before
+    /// sending it (`esrc-bench` W6 measured 0.50 of the raw reader with pages of 1,000,
+    /// 0.68 with 10,000).
     #[must_use]
     pub fn page_size(mut self, rows: u32) -> Self {
         self.page_size = rows.max(1);
@@ -240,8 +243,8 @@ const OPTIONS: &[StoreOption] = &[
     },
     StoreOption {
         name: "page_size",
-        meaning: "rows per subscription read",
-        default: "1000",
+        meaning: "rows per read of a subscription or a replay of categories",
+        default: "10000",
         example: "500",
     },
     StoreOption {

@@ -158,17 +158,20 @@ impl PgStore {
     ) -> Result<Page, Error> {
         let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.page)))
             .bind(after)
-            .bind(until)
             .bind(categories)
             .bind(self.page_size())
             .fetch_all(&self.inner.pool)
             .await
             .map_err(backend);
         let rows = self.explain(rows).await?;
-        let full = rows.len() as i64 == self.page_size();
+        let mut full = rows.len() as i64 == self.page_size();
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             let position: i64 = row.try_get_unchecked(3).map_err(backend)?;
+            if position >= until {
+                full = false;
+                break;
+            }
             events.push((position, envelope(row)));
         }
         Ok(Page { events, full })

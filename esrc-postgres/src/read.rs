@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use esrc_core::backend::{opened, opened_after, validate_name, validate_names};
 use esrc_core::{CategoryStats, Envelope, Error, Position, Replay, ReplayOne, Version};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use sqlx::AssertSqlSafe;
+use sqlx::Row as _;
 use uuid::Uuid;
 
 use crate::codec::{envelope, to_i64, to_u64};
@@ -79,8 +80,9 @@ impl Replay for PgStore {
 }
 
 impl PgStore {
-    /// The group's events after `after` and below `until`, a page per statement: no
-    /// statement (and no snapshot) stays open while the caller consumes the replay.
+    /// The group's events after `after` and below `until`, a page per statement, each
+    /// streamed off the connection as it is consumed: no statement (and no snapshot)
+    /// stays open longer than one page.
     fn pages(
         &self,
         categories: Vec<String>,
@@ -90,18 +92,36 @@ impl PgStore {
         async_stream::stream! {
             let mut cursor = after;
             loop {
-                let page = match self.page(cursor, until, &categories).await {
-                    Ok(page) => page,
-                    Err(error) => {
-                        yield Err(error);
+                let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.page)))
+                    .bind(cursor)
+                    .bind(&categories)
+                    .bind(self.page_size())
+                    .fetch(&self.inner.pool);
+                let mut rows = std::pin::pin!(rows);
+                let mut count = 0;
+                while let Some(row) = rows.next().await {
+                    let row = match row {
+                        Ok(row) => row,
+                        Err(error) => {
+                            yield self.explain(Err(backend(error))).await;
+                            return;
+                        }
+                    };
+                    count += 1;
+                    let position: i64 = match row.try_get_unchecked(3) {
+                        Ok(position) => position,
+                        Err(error) => {
+                            yield Err(backend(error));
+                            return;
+                        }
+                    };
+                    if position >= until {
                         return;
                     }
-                };
-                for (position, envelope) in page.events {
                     cursor = position;
-                    yield envelope;
+                    yield envelope(&row);
                 }
-                if !page.full {
+                if count < self.page_size() {
                     return;
                 }
             }
