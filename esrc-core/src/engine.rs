@@ -471,7 +471,7 @@ where
                 false => Ok(Some(Flow::Done)),
             },
             Err(error) if error.is_retryable() => {
-                tracing::warn!(projector = %self.name, %error, "esrc: checkpoint not saved; the next one covers it");
+                tracing::warn!(projector = %self.name, error = %crate::Chain(&error), "esrc: checkpoint not saved; the next one covers it");
                 Ok(None)
             }
             Err(error) => Err(error.into()),
@@ -517,7 +517,7 @@ where
             return;
         }
         if let Err(error) = self.commit(batch).await {
-            tracing::warn!(projector = %self.name, %error, "esrc: could not save the checkpoint");
+            tracing::warn!(projector = %self.name, error = %crate::Chain(&error), "esrc: could not save the checkpoint");
         }
     }
 
@@ -544,7 +544,7 @@ where
     async fn wait_out(&mut self, error: &Error) -> bool {
         let attempt = self.outage.attempt();
         let delay = self.outage.pause();
-        tracing::warn!(projector = %self.name, %error, attempt, ?delay, "esrc: store unavailable; retrying");
+        tracing::warn!(projector = %self.name, error = %crate::Chain(error), attempt, ?delay, "esrc: store unavailable; retrying");
         tokio::select! {
             biased;
             () = &mut self.stop => false,

@@ -1,6 +1,7 @@
 //! The one public error type of esrc.
 
 use std::error::Error as StdError;
+use std::fmt;
 
 use uuid::Uuid;
 
@@ -14,16 +15,19 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Everything that can go wrong in an esrc store or while decoding its data.
 ///
+/// Its `Display` says only its own layer; the cause, if any, is its
+/// [`source`](std::error::Error::source). [`Error::Backend`] is a wrapper with no layer
+/// of its own: it shows its backend's error and its `source` is that error's cause. Print an error with its causes through
+/// [`Report`](crate::Report) (a line each, for people) or [`Chain`](crate::Chain) (one
+/// line, for logs), or any error reporter (anyhow, eyre): each cause appears once.
+///
 /// Variants are named by outcome, so callers can match on what happened without knowing
 /// which store they talk to. Backends classify their client's errors by code or kind (for
 /// example SQLSTATE or JetStream error codes) and map them into these variants.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// The stream was not at the version the writer expected; nothing was stored.
-    #[error(
-        "conflict on stream {category}/{id}: expected {expected}, but the stream is at version {actual}"
-    )]
     Conflict {
         /// The category of the stream.
         category: String,
@@ -37,9 +41,6 @@ pub enum Error {
 
     /// A stored payload (event or snapshot) could not be decoded into the requested type.
     /// The stored data is untouched.
-    #[error(
-        "cannot decode `{category}` payload at position {position} (schema version {schema_version}): {source}"
-    )]
     Format {
         /// The category of the event or snapshot.
         category: String,
@@ -48,22 +49,18 @@ pub enum Error {
         /// The schema version the payload was stored with.
         schema_version: u32,
         /// What went wrong.
-        #[source]
         source: DecodeError,
     },
 
     /// A value could not be encoded into a payload.
-    #[error("cannot encode `{category}` payload: {source}")]
     Encode {
         /// The category of the event or snapshot.
         category: String,
         /// What went wrong.
-        #[source]
         source: serde_json::Error,
     },
 
     /// An event's category is not one of the categories the reader knows.
-    #[error("unknown event category `{category}` (known: {known:?})")]
     UnknownEvent {
         /// The category found in the store.
         category: String,
@@ -72,7 +69,6 @@ pub enum Error {
     },
 
     /// A category, projection or namespace name is not valid (see `esrc_core::backend::validate_name`).
-    #[error("invalid name `{name}`: {reason}")]
     InvalidName {
         /// The rejected name.
         name: String,
@@ -82,18 +78,15 @@ pub enum Error {
 
     /// A batch reused an event id that is stored already, but it is not a retry of the
     /// batch that stored it. Nothing was stored.
-    #[error("event id {event_id} is already stored by another append")]
     DuplicateEvent {
         /// The reused event id.
         event_id: Uuid,
     },
 
     /// An append was called with no events.
-    #[error("an append needs at least one event")]
     EmptyBatch,
 
     /// An append holds more events than the store can append at once.
-    #[error("an append holds {count} events; this store appends at most {max} at once")]
     TooManyEvents {
         /// How many events the append held.
         count: usize,
@@ -103,9 +96,6 @@ pub enum Error {
 
     /// The stream's history starts later than a reader needed, usually because it was
     /// truncated past the reader's snapshot.
-    #[error(
-        "stream {category}/{id} has no events from version {expected}: its history starts at {found}"
-    )]
     MissingHistory {
         /// The category of the stream.
         category: String,
@@ -119,9 +109,6 @@ pub enum Error {
 
     /// An event of one stream was applied to the aggregate of another; the aggregate is
     /// unchanged.
-    #[error(
-        "an event of stream {found_category}/{found_id} cannot be applied to the aggregate of stream {category}/{id}"
-    )]
     WrongStream {
         /// The category of the aggregate's stream.
         category: &'static str,
@@ -135,7 +122,6 @@ pub enum Error {
 
     /// A store's configuration (its URL, an option, a feature left out at build time) is
     /// not usable; nothing was opened.
-    #[error("invalid store configuration: {reason}")]
     InvalidConfig {
         /// What is wrong, and what to write instead.
         reason: String,
@@ -144,7 +130,6 @@ pub enum Error {
     /// A projector stopped with an error before it caught up (see
     /// [`ProjectorHandle::caught_up`](crate::projector::ProjectorHandle::caught_up)); its
     /// `join` gives the error itself.
-    #[error("projector `{projector}` stopped: {reason}")]
     ProjectorFailed {
         /// The projector's name.
         projector: String,
@@ -153,7 +138,6 @@ pub enum Error {
     },
 
     /// The store does not implement this operation (it declares so in its capabilities).
-    #[error("{operation} is not supported by {store}")]
     NotSupported {
         /// The store, by its type's name (`MemoryStore`, `PgStore`, or a third party's).
         store: &'static str,
@@ -161,8 +145,9 @@ pub enum Error {
         operation: &'static str,
     },
 
-    /// The store's backend failed: connection, server or configuration error.
-    #[error("{backend} error: {source}")]
+    /// The store's backend failed: connection, server or configuration error. It displays
+    /// as `source` does, and its [`source`](std::error::Error::source) is `source`'s own
+    /// cause, so that a chain of causes says each once.
     Backend {
         /// The backend's name, e.g. `postgres` or `nats`.
         backend: &'static str,
@@ -170,9 +155,84 @@ pub enum Error {
         /// timeout). An ambiguous append can always be retried with the same event ids.
         retryable: bool,
         /// The client's error.
-        #[source]
         source: BoxError,
     },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Conflict {
+                category,
+                id,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "conflict on stream {category}/{id}: expected {expected}, but the stream is at version {actual}"
+            ),
+            Error::Format {
+                category,
+                position,
+                schema_version,
+                ..
+            } => write!(
+                f,
+                "cannot decode `{category}` payload at position {position} (schema version {schema_version})"
+            ),
+            Error::Encode { category, .. } => write!(f, "cannot encode `{category}` payload"),
+            Error::UnknownEvent { category, known } => {
+                write!(f, "unknown event category `{category}` (known: {known:?})")
+            }
+            Error::InvalidName { name, reason } => write!(f, "invalid name `{name}`: {reason}"),
+            Error::DuplicateEvent { event_id } => {
+                write!(f, "event id {event_id} is already stored by another append")
+            }
+            Error::EmptyBatch => f.write_str("an append needs at least one event"),
+            Error::TooManyEvents { count, max } => write!(
+                f,
+                "an append holds {count} events; this store appends at most {max} at once"
+            ),
+            Error::MissingHistory {
+                category,
+                id,
+                expected,
+                found,
+            } => write!(
+                f,
+                "stream {category}/{id} has no events from version {expected}: its history starts at {found}"
+            ),
+            Error::WrongStream {
+                category,
+                id,
+                found_category,
+                found_id,
+            } => write!(
+                f,
+                "an event of stream {found_category}/{found_id} cannot be applied to the aggregate of stream {category}/{id}"
+            ),
+            Error::InvalidConfig { reason } => write!(f, "invalid store configuration: {reason}"),
+            Error::ProjectorFailed { projector, reason } => {
+                write!(f, "projector `{projector}` stopped: {reason}")
+            }
+            Error::NotSupported { store, operation } => {
+                write!(f, "{operation} is not supported by {store}")
+            }
+            // The backend's error is the message; `source` goes on with its cause.
+            Error::Backend { source, .. } => fmt::Display::fmt(source, f),
+        }
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Error::Format { source, .. } => Some(source),
+            Error::Encode { source, .. } => Some(source),
+            Error::Backend { source, .. } => source.source(),
+            _ => None,
+        }
+    }
 }
 
 impl Error {
@@ -244,7 +304,7 @@ impl Error {
 #[non_exhaustive]
 pub enum DecodeError {
     /// The payload is not valid for the type at its schema version.
-    #[error("invalid payload: {0}")]
+    #[error("invalid payload")]
     Payload(#[from] serde_json::Error),
 
     /// The stored envelope around the payload is malformed (for example a missing or

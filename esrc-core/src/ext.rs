@@ -22,7 +22,7 @@ use crate::{
 #[non_exhaustive]
 pub enum CommandError<E> {
     /// The aggregate refused the command with its own error; nothing was stored.
-    #[error("command rejected: {0}")]
+    #[error("command rejected")]
     Rejected(#[source] E),
     /// The store failed, or another writer changed the stream first ([`Error::Conflict`]).
     #[error(transparent)]
@@ -265,14 +265,14 @@ pub trait PublishExt: Publish {
                             return Ok(());
                         }
                         Err(error) if error.is_conflict() && attempt < attempts => {
-                            tracing::debug!(%error, attempt, "conflict, re-reading the stream");
+                            tracing::debug!(error = %crate::Chain(&error), attempt, "conflict, re-reading the stream");
                             attempt += 1;
                             self.catch_up(root).await?;
                             continue 'command;
                         }
                         Err(error) if error.is_retryable() && attempt < attempts => {
                             let pause = pauses.pause();
-                            tracing::debug!(%error, attempt, ?pause, "store unavailable, sending the same events again");
+                            tracing::debug!(error = %crate::Chain(&error), attempt, ?pause, "store unavailable, sending the same events again");
                             attempt += 1;
                             tokio::time::sleep(pause).await;
                         }

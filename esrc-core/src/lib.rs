@@ -27,7 +27,7 @@ pub use error::{BoxError, DecodeError, Error};
 pub use event::{DecodeGroup, Event, EventGroup, Versioned, decode_exact, upcast};
 pub use ext::{CommandError, ProjectExt, PublishExt, ReadExt};
 pub use project::{Context, Project, ProjectError};
-pub use report::Report;
+pub use report::{Chain, Report};
 pub use store::{
     CheckpointStore, Publish, Replay, ReplayOne, SnapshotOrEvent, SnapshotStore, Store, Subscribe,
     Truncate,

@@ -176,7 +176,7 @@ impl<'de, G> Context<'de, G> {
 #[non_exhaustive]
 pub enum ProjectError<E> {
     /// The projection failed on the event at `position`.
-    #[error("projection failed at position {position}: {source}")]
+    #[error("projection failed at position {position}")]
     Project {
         /// The position of the event the projection failed on.
         position: Position,

@@ -324,7 +324,7 @@ where
             let _never_stop = stop;
             match task.await {
                 Ok(Err(error)) => {
-                    tracing::error!(projector = %name, %error, "esrc: detached projector stopped");
+                    tracing::error!(projector = %name, error = %one_line(&error), "esrc: detached projector stopped");
                 }
                 Err(join) if join.is_panic() => {
                     tracing::error!(projector = %name, "esrc: detached projector panicked");
@@ -398,5 +398,15 @@ where
             // ended task.
             let _ = tokio::time::timeout(std::time::Duration::from_millis(50), moved).await;
         }
+    }
+}
+
+/// A projector's error and its cause on one line (what a log line shows; the cause of
+/// [`ProjectError`] is its source, not part of its message).
+fn one_line<E: std::fmt::Display>(error: &ProjectError<E>) -> String {
+    match error {
+        ProjectError::Project { source, .. } => format!("{error}: {source}"),
+        ProjectError::Store(store) => crate::Chain(store).to_string(),
+        other => other.to_string(),
     }
 }

@@ -23,9 +23,17 @@ use std::fmt;
 /// ```
 /// use esrc_core::{Error, Report};
 ///
-/// let error = Error::backend("postgres", true, std::io::Error::other("connection reset"));
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("cannot connect to 127.0.0.1:5432")]
+/// struct Connect(#[source] std::io::Error);
+///
+/// let reset = std::io::Error::other("connection reset");
+/// let error = Error::backend("postgres", true, Connect(reset));
 /// let report = Report::from(error);
-/// assert_eq!(report.to_string(), "postgres error: connection reset");
+/// assert_eq!(
+///     report.to_string(),
+///     "cannot connect to 127.0.0.1:5432\n  caused by: connection reset"
+/// );
 /// ```
 pub struct Report(Box<dyn StdError + Send + Sync + 'static>);
 
@@ -56,20 +64,66 @@ impl fmt::Display for Report {
 /// `error`'s message, then each cause on a line of its own, leaving out a cause the line
 /// above already says: how a [`Report`] reads.
 pub(crate) fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut said = error.to_string();
-    let mut text = said.clone();
+    let mut text = String::new();
+    for (index, line) in lines(error).into_iter().enumerate() {
+        if index > 0 {
+            text.push_str("\n  caused by: ");
+        }
+        text.push_str(&line);
+    }
+    text
+}
+
+/// The messages of `error` and of each of its causes, leaving out a cause the message
+/// before already says (errors of other libraries often repeat their cause).
+fn lines(error: &(dyn StdError + 'static)) -> Vec<String> {
+    let mut lines = vec![error.to_string()];
     let mut cause = error.source();
     while let Some(current) = cause {
-        // Many errors repeat their cause in their own message: say it once.
         let line = current.to_string();
-        if !said.contains(&line) {
-            text.push_str("\n  caused by: ");
-            text.push_str(&line);
-            said = line;
+        if lines.last().is_none_or(|said| !said.contains(&line)) {
+            lines.push(line);
         }
         cause = current.source();
     }
-    text
+    lines
+}
+
+/// An error and its causes on one line, `message: cause: cause`, each said once: what a
+/// log line shows. esrc's errors say only their own layer in their `Display` (their
+/// cause is their [`source`](StdError::source)), so `error.to_string()` alone leaves the
+/// causes out.
+///
+/// ```
+/// use esrc_core::{Chain, DecodeError, Error, Position};
+///
+/// let json = serde_json::from_str::<u32>("x").unwrap_err();
+/// let error = Error::Format {
+///     category: "Tab".into(),
+///     position: Position(7),
+///     schema_version: 1,
+///     source: DecodeError::Payload(json),
+/// };
+/// assert_eq!(error.to_string(), "cannot decode `Tab` payload at position 7 (schema version 1)");
+/// assert_eq!(
+///     Chain(&error).to_string(),
+///     "cannot decode `Tab` payload at position 7 (schema version 1): invalid payload: \
+///      expected value at line 1 column 1"
+/// );
+/// ```
+#[derive(Clone, Copy)]
+pub struct Chain<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&lines(self.0).join(": "))
+    }
+}
+
+impl fmt::Debug for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// The same as [`Display`](fmt::Display), so that `main` returning a `Report` prints the
@@ -83,6 +137,7 @@ impl fmt::Debug for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     #[derive(Debug, thiserror::Error)]
     #[error("cannot open the store: {0}")]
@@ -100,5 +155,68 @@ mod tests {
             "the command failed\n  caused by: cannot open the store: refused"
         );
         assert_eq!(format!("{report:?}"), report.to_string());
+    }
+
+    /// What a chain printer that trusts `source()` shows (anyhow's `{:#}`, eyre, a plain
+    /// `caused by:` loop): every message down the chain, none left out.
+    fn every_message(error: &(dyn StdError + 'static)) -> Vec<String> {
+        let mut messages = vec![error.to_string()];
+        let mut cause = error.source();
+        while let Some(current) = cause {
+            messages.push(current.to_string());
+            cause = current.source();
+        }
+        messages
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot connect to 127.0.0.1:5432")]
+    struct Connect(#[source] std::io::Error);
+
+    /// The reported failure: `Backend`, `Format` and `Encode` put their source in their
+    /// message and returned it as `source()` too, so every cause was printed twice.
+    #[test]
+    fn an_esrc_error_says_each_cause_once_along_its_sources() {
+        let backend = Error::backend(
+            "postgres",
+            true,
+            Connect(std::io::Error::other("connection reset")),
+        );
+        assert_eq!(
+            every_message(&backend),
+            ["cannot connect to 127.0.0.1:5432", "connection reset"]
+        );
+        let json = serde_json::from_str::<u32>("x").unwrap_err();
+        let format = Error::Format {
+            category: "Tab".into(),
+            position: crate::Position(3),
+            schema_version: 1,
+            source: crate::DecodeError::Payload(json),
+        };
+        assert_eq!(
+            every_message(&format),
+            [
+                "cannot decode `Tab` payload at position 3 (schema version 1)",
+                "invalid payload",
+                "expected value at line 1 column 1",
+            ]
+        );
+        let json = serde_json::from_str::<u32>("x").unwrap_err();
+        let encode = Error::Encode {
+            category: "Tab".into(),
+            source: json,
+        };
+        assert_eq!(every_message(&encode).len(), 2);
+        assert!(!every_message(&encode)[0].contains("expected value"));
+        let rejected: crate::CommandError<Connect> =
+            crate::CommandError::Rejected(Connect(std::io::Error::other("refused")));
+        assert_eq!(
+            every_message(&rejected),
+            [
+                "command rejected",
+                "cannot connect to 127.0.0.1:5432",
+                "refused"
+            ]
+        );
     }
 }

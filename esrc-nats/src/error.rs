@@ -45,7 +45,7 @@ pub enum NatsError {
         server: String,
     },
     /// The servers could not be reached, or refused the connection.
-    #[error("cannot connect to NATS at {servers}: {source}{hint}")]
+    #[error("cannot connect to NATS at {servers}{hint}")]
     Connect {
         /// The hosts and ports tried.
         servers: String,
@@ -128,7 +128,7 @@ pub enum NatsError {
         name: String,
     },
     /// The server's reply could not be read.
-    #[error("unreadable reply from the server: {0}")]
+    #[error("unreadable reply from the server")]
     BadReply(#[source] serde_json::Error),
     /// A read made no progress for too long (a replica far behind, a consumer that could
     /// not be made). Retryable.

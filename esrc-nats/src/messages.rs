@@ -307,7 +307,7 @@ impl Consumers {
                 if !error.is_retryable() {
                     return Err(error);
                 }
-                tracing::warn!(%error, next, "esrc: cannot create a read consumer; retrying");
+                tracing::warn!(error = %esrc_core::Chain(&error), next, "esrc: cannot create a read consumer; retrying");
                 tokio::time::sleep(pauses.pause()).await;
                 Ok(None)
             }

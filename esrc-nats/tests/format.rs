@@ -261,7 +261,10 @@ async fn a_later_format_or_a_broken_esrc_header_is_a_typed_error_naming_it() {
             ),
             "{stamp:?}: {error:?}"
         );
-        assert!(error.to_string().contains(message), "{stamp:?}: {error}");
+        assert!(
+            esrc_core::Chain(error).to_string().contains(message),
+            "{stamp:?}: {error}"
+        );
         // An append after it fails the same way, and stores nothing.
         let append = store
             .publish("Thing", id, Expected::Exact(Version(1)), vec![event(2)])

@@ -15,9 +15,11 @@ use uuid::Uuid;
 
 use crate::codec::{envelope, to_u64};
 use crate::config::PgStoreBuilder;
-use crate::error::{BACKEND, PgError, backend, backend_retryable, connect_hint, is_not_migrated};
+use crate::error::{
+    BACKEND, ClientError, PgError, backend, backend_retryable, connect_hint, is_not_migrated,
+};
 use crate::notify::Signals;
-use crate::schema::Sql;
+use crate::schema::{PAGE_SETTINGS, Sql};
 
 /// A PostgreSQL event store. Cheap to clone: clones share the pool.
 #[derive(Clone)]
@@ -150,20 +152,26 @@ impl PgStore {
     /// One page of a group's events: positions after `after` and below `until`, at most
     /// [`page_size`](PgStoreBuilder::page_size) rows, each with its position (or the
     /// error of a row whose position cannot be read; see [`envelope`] for the others).
+    /// A `long` read (more pages likely to follow) runs in a transaction with
+    /// [`PAGE_SETTINGS`]; a short one is one round trip.
     pub(crate) async fn page(
         &self,
         after: i64,
         until: i64,
         categories: &[String],
+        long: bool,
     ) -> Result<Page, Error> {
-        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.page)))
+        let query = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.page)))
             .bind(after)
             .bind(categories)
-            .bind(self.page_size())
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(backend);
-        let rows = self.explain(rows).await?;
+            .bind(self.page_size());
+        let rows = if long {
+            let mut transaction = self.page_transaction().await?;
+            query.fetch_all(&mut *transaction).await
+        } else {
+            query.fetch_all(&self.inner.pool).await
+        };
+        let rows = self.explain(rows.map_err(backend)).await?;
         let mut full = rows.len() as i64 == self.page_size();
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -175,6 +183,18 @@ impl PgStore {
             events.push((position, envelope(row)));
         }
         Ok(Page { events, full })
+    }
+
+    /// A transaction for a long page read, with [`PAGE_SETTINGS`] (it ends when dropped).
+    pub(crate) async fn page_transaction(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, Error> {
+        let mut transaction = self.inner.pool.begin().await.map_err(backend)?;
+        sqlx::raw_sql(PAGE_SETTINGS)
+            .execute(&mut *transaction)
+            .await
+            .map_err(backend)?;
+        Ok(transaction)
     }
 
     /// How far readers may read now: one statement (see `horizon` in `schema.rs`). Read
@@ -312,7 +332,9 @@ impl HeldWatch {
                 "esrc: readers wait for an append whose transaction is still open"
             ),
             Ok(None) => {}
-            Err(error) => tracing::debug!(%error, "esrc: cannot name what holds readers back"),
+            Err(error) => {
+                tracing::debug!(error = %esrc_core::Chain(&error), "esrc: cannot name what holds readers back")
+            }
         }
     }
 }
@@ -391,7 +413,7 @@ impl PgStoreBuilder {
                         host,
                         port,
                         database,
-                        source,
+                        source: ClientError::new(source),
                     },
                 ));
             }

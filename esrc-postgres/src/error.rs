@@ -187,6 +187,43 @@ pub(crate) fn out_of_range(column: &'static str, value: i64) -> Error {
     Error::backend(BACKEND, false, PgError::OutOfRange { column, value })
 }
 
+/// An error of the client library (sqlx), opaque so that its type is not part of this
+/// crate's API: it shows the server's message and SQLSTATE (or the system's), and its
+/// own causes follow as its [`source`](std::error::Error::source).
+#[derive(Debug)]
+pub struct ClientError {
+    message: String,
+    inner: sqlx::Error,
+}
+
+impl ClientError {
+    pub(crate) fn new(inner: sqlx::Error) -> Self {
+        Self {
+            message: describe(&inner),
+            inner,
+        }
+    }
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // sqlx's cause, unless the message already is it (an I/O error is shown as
+        // itself).
+        let cause = std::error::Error::source(&self.inner)?;
+        if cause.to_string() == self.message {
+            cause.source()
+        } else {
+            Some(cause)
+        }
+    }
+}
+
 /// What is wrong with what esrc read from PostgreSQL, when it is not an event or a
 /// snapshot (those are [`Error::Format`] naming their category and position); carried as
 /// the source of [`Error::Backend`].
@@ -194,10 +231,7 @@ pub(crate) fn out_of_range(column: &'static str, value: i64) -> Error {
 #[non_exhaustive]
 pub enum PgError {
     /// The server could not be reached, or refused the connection.
-    #[error(
-        "cannot connect to PostgreSQL at {host}:{port} (database `{database}`): {}{hint}",
-        describe(.source)
-    )]
+    #[error("cannot connect to PostgreSQL at {host}:{port} (database `{database}`){hint}")]
     Connect {
         /// What to check, where it is known.
         hint: &'static str,
@@ -207,9 +241,9 @@ pub enum PgError {
         port: u16,
         /// The database asked for.
         database: String,
-        /// Why.
+        /// Why: the server's or the system's message.
         #[source]
-        source: sqlx::Error,
+        source: ClientError,
     },
 
     /// The server did not answer within the connect timeout.

@@ -15,7 +15,7 @@ mod subscribe;
 
 pub use config::PgStoreBuilder;
 pub use core::{Blocker, PgStore};
-pub use error::PgError;
+pub use error::{ClientError, PgError};
 pub use project::{TransactionalProject, TransactionalProjector};
 
 /// Re-export of the sqlx types in this crate's API (documented by sqlx).

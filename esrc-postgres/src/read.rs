@@ -82,7 +82,8 @@ impl Replay for PgStore {
 impl PgStore {
     /// The group's events after `after` and below `until`, a page per statement, each
     /// streamed off the connection as it is consumed: no statement (and no snapshot)
-    /// stays open longer than one page.
+    /// stays open longer than one page. Each page runs in a transaction of its own with
+    /// [`PAGE_SETTINGS`](crate::schema::PAGE_SETTINGS).
     fn pages(
         &self,
         categories: Vec<String>,
@@ -92,11 +93,18 @@ impl PgStore {
         async_stream::stream! {
             let mut cursor = after;
             loop {
+                let mut transaction = match self.page_transaction().await {
+                    Ok(transaction) => transaction,
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                };
                 let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.page)))
                     .bind(cursor)
                     .bind(&categories)
                     .bind(self.page_size())
-                    .fetch(&self.inner.pool);
+                    .fetch(&mut *transaction);
                 let mut rows = std::pin::pin!(rows);
                 let mut count = 0;
                 while let Some(row) = rows.next().await {

@@ -89,11 +89,9 @@ fn migrations(s: &str) -> Vec<String> {
 /// from that: the new id is above every horizon computed before the lock was taken, it
 /// belongs to no other transaction, and it completes when the transaction commits.
 fn position_base(s: &str) -> String {
-    let read_page = read_page(s);
     format!(
         r#"
         CREATE TABLE {s}.late_ids (n integer);
-        {read_page}
         CREATE FUNCTION {s}.position_base() RETURNS bigint
         LANGUAGE plpgsql VOLATILE AS $esrc$
         DECLARE
@@ -131,37 +129,15 @@ fn position_base(s: &str) -> String {
     )
 }
 
-/// The function that reads a page of a group's events (also in migration 2): after a
-/// position, in position order, at most `n` rows; the caller drops those at or above its
-/// horizon.
-///
-/// Each category goes through its own ordered scan of `(category, position)` that stops
-/// at the page's end, and the categories are merged. The function turns bitmap scans and
-/// sorts off for itself: before the server has analyzed a table that grew fast (a new
+/// The planner settings of long page reads (replays, subscriptions catching up), set for
+/// their transaction only. Before the server has analyzed a table that grew fast (a new
 /// category, a fresh store), it guessed a category's remaining events to be a few and
-/// chose to fetch them all and sort them for every page — a replay of n events then cost
-/// n² (measured: 40 ms a page of 1,000 on a store of 10⁵ events, against 0.3 ms). With
+/// chose to fetch them all and sort them for every page: a replay of n events cost n²
+/// (measured: 40 ms a page of 1,000 on a store of 10⁵ events, against 0.3 ms). With
 /// sorts off, the one sort left (merging the categories) is costed so high that the
 /// server would compile the statement (JIT, 50 ms a call): off too.
-fn read_page(s: &str) -> String {
-    format!(
-        r#"
-        CREATE FUNCTION {s}.read_page(after bigint, categories text[], n bigint)
-        RETURNS SETOF {s}.events
-        LANGUAGE sql STABLE
-        SET enable_bitmapscan = off SET enable_sort = off SET jit = off
-        AS $esrc$
-            SELECT e.* FROM unnest(categories) AS c(name)
-            CROSS JOIN LATERAL (
-                SELECT * FROM {s}.events
-                WHERE category = c.name AND position > after
-                ORDER BY position LIMIT n
-            ) AS e
-            ORDER BY e.position LIMIT n
-        $esrc$;
-        "#
-    )
-}
+pub(crate) const PAGE_SETTINGS: &str =
+    "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off";
 
 /// The reader's horizon and the head: `(horizon, head, blocker)`.
 ///
@@ -485,7 +461,20 @@ impl Sql {
                  ORDER BY version"
             )
             .into(),
-            page: format!("SELECT {COLUMNS} FROM {s}.read_page($1, $2, $3)").into(),
+            // Each category through its own ordered scan of `(category, position)` that
+            // stops at the page's end, then merged; no upper bound (the caller drops the
+            // rows at or above its horizon). Long reads run it with bitmap scans and
+            // sorts off (see `PAGE_SETTINGS`).
+            page: format!(
+                "SELECT {COLUMNS} FROM unnest($2::text[]) AS c(name)
+                 CROSS JOIN LATERAL (
+                    SELECT {COLUMNS} FROM {s}.events
+                    WHERE category = c.name AND position > $1
+                    ORDER BY position LIMIT $3
+                 ) AS e
+                 ORDER BY position LIMIT $3"
+            )
+            .into(),
             horizon: horizon(&s).into(),
             blocker: Arc::from(
                 "SELECT pid, extract(epoch FROM now() - xact_start)::float8,

@@ -24,11 +24,14 @@ fn subscribe(
         let mut cursor = i64::try_from(after.get()).unwrap_or(i64::MAX);
         let mut pauses = retry_pauses();
         let mut watch = HeldWatch::default();
+        // Catching up (the last page was full) reads with the settings of long reads.
+        let mut long = true;
         loop {
             wake.borrow_and_update();
-            match read(store, &mut watch, cursor, &categories).await {
+            match read(store, &mut watch, cursor, &categories, long).await {
                 Ok(Some(page)) => {
                     pauses.reset();
+                    long = page.full;
                     for (position, envelope) in page.events {
                         cursor = position;
                         yield envelope;
@@ -40,7 +43,7 @@ fn subscribe(
                 Ok(None) => pauses.reset(),
                 Err(error) if error.is_retryable() => {
                     let delay = pauses.pause();
-                    tracing::warn!(%error, ?delay, "esrc: subscription read failed; retrying");
+                    tracing::warn!(error = %esrc_core::Chain(&error), ?delay, "esrc: subscription read failed; retrying");
                     tokio::time::sleep(delay).await;
                     continue;
                 }
@@ -68,13 +71,17 @@ async fn read(
     watch: &mut HeldWatch,
     cursor: i64,
     categories: &[String],
+    long: bool,
 ) -> Result<Option<Page>, Error> {
     let reach = store.reach().await?;
     watch.observe(store, &reach).await;
     if reach.limit <= cursor.saturating_add(1) {
         return Ok(None);
     }
-    store.page(cursor, reach.limit, categories).await.map(Some)
+    store
+        .page(cursor, reach.limit, categories, long)
+        .await
+        .map(Some)
 }
 
 impl Subscribe for PgStore {

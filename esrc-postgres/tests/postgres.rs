@@ -710,11 +710,23 @@ async fn an_unreachable_server_fails_fast_naming_host_and_port() {
     );
     let text = error.to_string();
     assert!(
-        text.contains("127.0.0.1:1")
-            && text.contains("nowhere")
-            && text.to_lowercase().contains("refused"),
+        text.contains("127.0.0.1:1") && text.contains("nowhere"),
         "{text}"
     );
+    let chain = esrc_core::Chain(&error).to_string();
+    assert!(chain.to_lowercase().contains("refused"), "{chain}");
+    // Down the chain of sources (what anyhow or eyre print), no message repeats the next.
+    let mut above = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(current) = cause {
+        let line = current.to_string();
+        assert!(
+            !above.contains(&line),
+            "`{above}` repeats its cause `{line}`"
+        );
+        above = line;
+        cause = current.source();
+    }
     assert!(error.is_retryable(), "a server that is down may come up");
 }
 
