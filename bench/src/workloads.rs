@@ -343,7 +343,7 @@ where
         for n in 0..sizes.grow {
             let started = Instant::now();
             store
-                .try_write_retry(&mut root, command(n), none, 3)
+                .try_write_retry(&mut root, command(n), none, &esrc_core::Retry::attempts(3))
                 .await?;
             times.push(started.elapsed());
         }

@@ -267,13 +267,10 @@ fn progress(total: u64) -> ProgressBar {
 
 /// The event an envelope was made from.
 fn event_of(envelope: &Envelope) -> NewEvent {
-    NewEvent {
-        event_id: envelope.event_id,
-        timestamp: envelope.timestamp,
-        schema_version: envelope.schema_version,
-        metadata: envelope.metadata.clone(),
-        payload: envelope.payload.clone(),
-    }
+    NewEvent::from_payload(envelope.schema_version, envelope.payload.clone())
+        .with_event_id(envelope.event_id)
+        .with_timestamp(envelope.timestamp)
+        .with_metadata(envelope.metadata.clone())
 }
 
 /// The copy job's name, from the source's first event of `names` (so that a run against

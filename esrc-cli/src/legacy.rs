@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
 use esrc::nats::async_nats::{self, jetstream};
-use esrc::{AnyStore, Metadata, NewEvent, Position, Timestamp, Uuid, Version};
+use esrc::{AnyStore, NewEvent, Position, Timestamp, Uuid, Version};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use jetstream::consumer::{DeliverPolicy, pull};
@@ -95,13 +95,9 @@ pub(crate) async fn import(
         let schema_version = schema_version(&message, sequence)?;
         let version = versions.entry((category.to_owned(), id)).or_default();
         *version += 1;
-        let event = NewEvent {
-            event_id: event_id(stream_name, sequence),
-            timestamp: Timestamp::from(published),
-            schema_version,
-            metadata: Metadata::default(),
-            payload: message.payload.clone(),
-        };
+        let event = NewEvent::from_payload(schema_version, message.payload.clone())
+            .with_event_id(event_id(stream_name, sequence))
+            .with_timestamp(Timestamp::from(published));
         writer
             .push(
                 category.to_owned(),

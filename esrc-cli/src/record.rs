@@ -110,13 +110,10 @@ impl Record {
                 .context("`payload_base64` is not base64")?,
             _ => bail!("a line has either `payload` or `payload_base64`"),
         };
-        let event = NewEvent {
-            event_id: self.event_id,
-            timestamp: parse_time(&self.timestamp)?,
-            schema_version: self.schema_version,
-            metadata: self.metadata,
-            payload: payload.into(),
-        };
+        let event = NewEvent::from_payload(self.schema_version, payload)
+            .with_event_id(self.event_id)
+            .with_timestamp(parse_time(&self.timestamp)?)
+            .with_metadata(self.metadata);
         Ok((self.category, self.id, Version(self.version), event))
     }
 }
@@ -127,16 +124,14 @@ mod tests {
     use esrc::Position;
 
     fn envelope(payload: &[u8]) -> Envelope {
-        NewEvent {
-            event_id: Uuid::now_v7(),
-            timestamp: Timestamp::from_micros(1_795_000_000_123_456),
-            schema_version: 3,
-            metadata: Metadata::new()
-                .with_correlation_id(Uuid::now_v7())
-                .with("k", "v"),
-            payload: payload.to_vec().into(),
-        }
-        .into_envelope("Tab", Uuid::now_v7(), Version(7), Position(42))
+        NewEvent::from_payload(3, payload.to_vec())
+            .with_timestamp(Timestamp::from_micros(1_795_000_000_123_456))
+            .with_metadata(
+                Metadata::new()
+                    .with_correlation_id(Uuid::now_v7())
+                    .with("k", "v"),
+            )
+            .into_envelope("Tab", Uuid::now_v7(), Version(7), Position(42))
     }
 
     #[test]

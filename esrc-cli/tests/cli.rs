@@ -140,21 +140,22 @@ fn ok(args: &[&str]) -> String {
 
 /// An event with everything set: id, time, schema version, metadata, payload.
 fn event(n: u64) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::now_v7(),
-        timestamp: Timestamp::from_micros(1_700_000_000_000_000 + n as i64 * 1_001),
-        schema_version: 1 + (n % 3) as u32,
-        metadata: if n.is_multiple_of(2) {
-            Metadata::new()
-                .with_correlation_id(Uuid::now_v7())
-                .with("n", n.to_string())
-        } else {
-            Metadata::default()
-        },
-        payload: format!(r#"{{"n":{n}, "text":"é {n}"}}"#)
-            .into_bytes()
-            .into(),
-    }
+    let metadata = if n.is_multiple_of(2) {
+        Metadata::new()
+            .with_correlation_id(Uuid::now_v7())
+            .with("n", n.to_string())
+    } else {
+        Metadata::default()
+    };
+    NewEvent::from_payload(
+        1 + (n % 3) as u32,
+        format!(r#"{{"n":{n}, "text":"é {n}"}}"#).into_bytes(),
+    )
+    .with_event_id(Uuid::now_v7())
+    .with_timestamp(Timestamp::from_micros(
+        1_700_000_000_000_000 + n as i64 * 1_001,
+    ))
+    .with_metadata(metadata)
 }
 
 /// Writes `streams` streams of `per_stream` events in `category`, in batches of `batch`,

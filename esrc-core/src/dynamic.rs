@@ -54,12 +54,13 @@ use crate::{
 pub type AnyStore = Arc<dyn DynStore>;
 
 /// The object-safe form of [`Store`]: the same operations, with boxed futures and
-/// streams. Implemented for every [`Store`]; not meant to be implemented by hand.
+/// streams. Implemented for every [`Store`], and sealed: it cannot be implemented by
+/// hand (implement the store traits), so that it may gain methods in a minor release.
 ///
 /// Applications rarely call these methods: they hold an [`AnyStore`] and use the
 /// extension traits, which `dyn DynStore` gets by implementing the store traits. The
 /// methods end in `_boxed` so that they never clash with the store traits' own.
-pub trait DynStore: Send + Sync {
+pub trait DynStore: sealed::Sealed + Send + Sync {
     /// [`Publish::publish`], boxed.
     fn publish_boxed<'a>(
         &'a self,
@@ -176,6 +177,13 @@ pub trait DynStore: Send + Sync {
 
     /// The concrete store's type name, for `Debug`.
     fn type_name(&self) -> &'static str;
+}
+
+/// Only the blanket implementation below implements [`DynStore`]: its methods may grow
+/// with the store traits without breaking anyone (implement the store traits instead).
+mod sealed {
+    pub trait Sealed {}
+    impl<S: crate::Store + 'static> Sealed for S {}
 }
 
 impl<S: Store + 'static> DynStore for S {

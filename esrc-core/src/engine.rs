@@ -101,6 +101,7 @@ impl ErrorPolicy {
 /// When a projector commits, and what it does when its projection fails. Every projector
 /// runner's builder keeps one and sets it through these methods.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct Settings {
     /// Commit after this many events (at least 1).
     pub checkpoint_every: usize,

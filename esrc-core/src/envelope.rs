@@ -11,6 +11,7 @@ use crate::{DecodeGroup, Error, Event, Metadata, Position, Timestamp, Version, V
 /// The payload is decoded on demand with [`Envelope::deserialize`], which may borrow from
 /// the envelope, so events with `&'de str` fields decode without copying.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Envelope {
     /// The event's category (its aggregate type's event name).
     pub category: String,
@@ -58,6 +59,7 @@ impl Envelope {
 
 /// An event ready to be appended: its payload is encoded, its id and timestamp chosen.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NewEvent {
     /// The event's unique id; appending a batch again with the same ids is idempotent.
     pub event_id: Uuid,
@@ -99,6 +101,14 @@ impl NewEvent {
         self
     }
 
+    /// Sets the time the event was created (a store decoding what it stored, an import
+    /// keeping the original time).
+    #[must_use]
+    pub fn with_timestamp(mut self, timestamp: Timestamp) -> Self {
+        self.timestamp = timestamp;
+        self
+    }
+
     /// Sets the metadata.
     #[must_use]
     pub fn with_metadata(mut self, metadata: Metadata) -> Self {
@@ -130,6 +140,7 @@ impl NewEvent {
 
 /// A stored snapshot of an aggregate's state after the event at `version`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// The stream version the state includes.
     pub version: Version,
@@ -139,4 +150,22 @@ pub struct Snapshot {
     pub schema_version: u32,
     /// The encoded (JSON) state.
     pub payload: Bytes,
+}
+
+impl Snapshot {
+    /// A snapshot of the state after the event at `version` (at `position`), encoded at
+    /// `schema_version`: what a store returns from what it stored.
+    pub fn new(
+        version: Version,
+        position: Position,
+        schema_version: u32,
+        payload: impl Into<Bytes>,
+    ) -> Self {
+        Self {
+            version,
+            position,
+            schema_version,
+            payload: payload.into(),
+        }
+    }
 }

@@ -114,33 +114,33 @@ pub trait PublishExt: Publish {
     }
 
     /// Appends `events` after `root` (expecting the stream at the root's version) and
-    /// returns the root with the events applied. No events: the root comes back as it
-    /// was, and the store is not called.
+    /// applies them to `root`. No events: `root` stays as it was, and the store is not
+    /// called. On an error `root` is as it was (the same rule as
+    /// [`PublishExt::try_write`]).
     fn write<A: Aggregate>(
         &self,
-        root: Root<A>,
+        root: &mut Root<A>,
         events: Vec<A::Event>,
-    ) -> impl Future<Output = Result<Root<A>, Error>> + Send {
+    ) -> impl Future<Output = Result<(), Error>> + Send {
         async move { self.write_with(root, events, &Metadata::default()).await }
     }
 
     /// [`PublishExt::write`] with metadata on every event.
     fn write_with<A: Aggregate>(
         &self,
-        root: Root<A>,
+        root: &mut Root<A>,
         events: Vec<A::Event>,
         metadata: &Metadata,
-    ) -> impl Future<Output = Result<Root<A>, Error>> + Send {
+    ) -> impl Future<Output = Result<(), Error>> + Send {
         async move {
             if events.is_empty() {
-                return Ok(root);
+                return Ok(());
             }
             let appended = self
                 .publish_events(root.id(), root.expected(), &events, metadata)
                 .await?;
-            let mut root = root;
-            apply_appended(&mut root, &events, appended);
-            Ok(root)
+            apply_appended(root, &events, appended);
+            Ok(())
         }
     }
 
@@ -217,14 +217,15 @@ pub trait PublishExt: Publish {
         process_and_append(self, root, command, metadata, Some(key))
     }
 
-    /// Like [`PublishExt::try_write_with`], but it tries again, up to `attempts` times in
-    /// all:
+    /// Like [`PublishExt::try_write_with`], but it tries again as `retry` says (up to
+    /// [`Retry::attempts`] tries in all):
     /// - on [`Error::Conflict`] it applies to `root` the events written meanwhile (only
     ///   those newer than the root) and processes the command again;
     /// - on a retryable store error (a timeout, a lost connection, an election) it sends
-    ///   the *same* events again, with the same event ids, after a pause (50 ms, doubling
-    ///   up to 2 s): if the failed try was stored after all, the store recognises the
-    ///   retry and reports the original outcome, so nothing is stored twice.
+    ///   the *same* events again, with the same event ids, after a pause (by default 50
+    ///   ms, doubling up to 2 s): if the failed try was stored after all, the store
+    ///   recognises the retry and reports the original outcome, so nothing is stored
+    ///   twice.
     ///
     /// Whatever happens, `root` stays a consistent root of the stream: as it was, or
     /// brought up to date.
@@ -233,7 +234,7 @@ pub trait PublishExt: Publish {
         root: &mut Root<A>,
         command: A::Command,
         metadata: &Metadata,
-        attempts: usize,
+        retry: &Retry,
     ) -> impl Future<Output = Result<(), CommandError<A::Error>>> + Send
     where
         Self: ReplayOne,
@@ -241,11 +242,9 @@ pub trait PublishExt: Publish {
         A::Command: Clone + Sync,
     {
         async move {
+            let attempts = retry.attempts;
             let mut attempt = 1;
-            let mut pauses = crate::backoff::Backoff::new(
-                std::time::Duration::from_millis(50),
-                std::time::Duration::from_secs(2),
-            );
+            let mut pauses = crate::backoff::Backoff::new(retry.first_pause, retry.max_pause);
             'command: loop {
                 let events = root
                     .process(command.clone())
@@ -267,7 +266,7 @@ pub trait PublishExt: Publish {
                         Err(error) if error.is_conflict() && attempt < attempts => {
                             tracing::debug!(error = %crate::Chain(&error), attempt, "conflict, re-reading the stream");
                             attempt += 1;
-                            self.catch_up(root).await?;
+                            self.refresh(root).await?;
                             continue 'command;
                         }
                         Err(error) if error.is_retryable() && attempt < attempts => {
@@ -286,29 +285,71 @@ pub trait PublishExt: Publish {
 
 impl<S: Publish + ?Sized> PublishExt for S {}
 
+/// How [`PublishExt::try_write_retry`] tries again: how many tries in all, and the pauses
+/// before sending the same events again after a transient failure (doubling from the
+/// first to the longest). A conflict is tried again at once, after re-reading.
+///
+/// ```
+/// use std::time::Duration;
+/// let retry = esrc_core::Retry::attempts(5).pauses(Duration::from_millis(10), Duration::from_secs(1));
+/// assert_eq!(retry.attempts, 5);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retry {
+    /// Tries in all, the first included (at least 1).
+    pub attempts: usize,
+    /// The pause after the first transient failure.
+    pub first_pause: std::time::Duration,
+    /// The longest pause.
+    pub max_pause: std::time::Duration,
+}
+
+impl Retry {
+    /// Up to `attempts` tries in all (at least 1), with the default pauses: 50 ms,
+    /// doubling up to 2 s.
+    pub fn attempts(attempts: usize) -> Self {
+        Self {
+            attempts: attempts.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// The pauses before sending the same events again: `first`, doubling up to `max`.
+    #[must_use]
+    pub fn pauses(mut self, first: std::time::Duration, max: std::time::Duration) -> Self {
+        self.first_pause = first;
+        self.max_pause = max;
+        self
+    }
+}
+
+/// Three tries, pauses of 50 ms doubling up to 2 s.
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            first_pause: std::time::Duration::from_millis(50),
+            max_pause: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
 /// Reading aggregates, for every [`ReplayOne`] store.
 pub trait ReadExt: ReplayOne {
     /// Rebuilds the aggregate `id` from all its events (no snapshot).
     fn load<A: Aggregate>(&self, id: Uuid) -> impl Future<Output = Result<Root<A>, Error>> + Send {
-        self.refresh(Root::new(id))
-    }
-
-    /// Applies the events stored after `root`'s version: the cheap way to bring a cached
-    /// root up to date.
-    fn refresh<A: Aggregate>(
-        &self,
-        root: Root<A>,
-    ) -> impl Future<Output = Result<Root<A>, Error>> + Send {
         async move {
-            let mut root = root;
-            self.catch_up(&mut root).await?;
+            let mut root = Root::new(id);
+            self.refresh(&mut root).await?;
             Ok(root)
         }
     }
 
-    /// [`ReadExt::refresh`] in place. On an error `root` holds the events applied until
-    /// then: still a consistent root of the stream, only not the newest.
-    fn catch_up<A: Aggregate>(
+    /// Applies to `root` the events stored after its version: the cheap way to bring a
+    /// cached root up to date. On an error `root` holds the events applied until then:
+    /// still a consistent root of the stream, only not the newest.
+    fn refresh<A: Aggregate>(
         &self,
         root: &mut Root<A>,
     ) -> impl Future<Output = Result<(), Error>> + Send {
@@ -341,11 +382,12 @@ pub trait ReadExt: ReplayOne {
         async move {
             let category = A::Event::NAME;
             let Some(items) = self.snapshot_then_events(category, id) else {
-                let root = match self.load_snapshot(category, id).await? {
+                let mut root = match self.load_snapshot(category, id).await? {
                     Some(snapshot) => from_snapshot(id, snapshot)?,
                     None => Root::new(id),
                 };
-                return self.refresh(root).await;
+                self.refresh(&mut root).await?;
+                return Ok(root);
             };
             let mut items = pin!(items);
             let mut root = Root::<A>::new(id);
@@ -412,17 +454,15 @@ where
 
 impl<S: ReplayOne + ?Sized> ReadExt for S {}
 
-/// Running projections, for every [`Replay`] and [`Subscribe`] store.
-pub trait ProjectExt: Send + Sync {
+/// Running projections, for every [`Replay`] store ([`ProjectExt::observe`]: and
+/// [`Subscribe`]).
+pub trait ProjectExt: Replay {
     /// Feeds every stored event of the projection's group to it, from the beginning up to
     /// the head; returns the position of the last event projected (or `ZERO`).
     fn rebuild<P: Project>(
         &self,
         projection: &mut P,
-    ) -> impl Future<Output = Result<Position, ProjectError<P::Error>>> + Send
-    where
-        Self: Replay,
-    {
+    ) -> impl Future<Output = Result<Position, ProjectError<P::Error>>> + Send {
         self.rebuild_after(projection, Position::ZERO)
     }
 
@@ -433,10 +473,7 @@ pub trait ProjectExt: Send + Sync {
         &self,
         projection: &mut P,
         after: Position,
-    ) -> impl Future<Output = Result<Position, ProjectError<P::Error>>> + Send
-    where
-        Self: Replay,
-    {
+    ) -> impl Future<Output = Result<Position, ProjectError<P::Error>>> + Send {
         async move {
             let names = <P::EventGroup<'static> as EventGroup>::NAMES;
             let mut events = pin!(self.replay(names, after));
@@ -472,4 +509,4 @@ pub trait ProjectExt: Send + Sync {
     }
 }
 
-impl<S: Send + Sync + ?Sized> ProjectExt for S {}
+impl<S: Replay + ?Sized> ProjectExt for S {}

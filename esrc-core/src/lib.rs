@@ -25,7 +25,7 @@ pub use dynamic::{AnyStore, DynStore};
 pub use envelope::{Envelope, NewEvent, Snapshot};
 pub use error::{BoxError, DecodeError, Error};
 pub use event::{DecodeGroup, Event, EventGroup, Versioned, decode_exact, upcast};
-pub use ext::{CommandError, ProjectExt, PublishExt, ReadExt};
+pub use ext::{CommandError, ProjectExt, PublishExt, ReadExt, Retry};
 pub use project::{Context, Project, ProjectError};
 pub use report::{Chain, Report};
 pub use store::{

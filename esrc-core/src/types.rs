@@ -177,6 +177,7 @@ impl fmt::Display for Expected {
 
 /// Data about an event that is not part of its payload.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Metadata {
     /// The id that ties together everything caused by one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,11 +240,19 @@ impl Metadata {
 /// What a successful append reports: the stream's new version and the position of its
 /// last event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Appended {
     /// The version of the last event appended (the stream's version now).
     pub version: Version,
     /// The position of the last event appended.
     pub position: Position,
+}
+
+impl Appended {
+    /// What a store reports after storing events up to `version`, the last at `position`.
+    pub fn new(version: Version, position: Position) -> Self {
+        Self { version, position }
+    }
 }
 
 #[cfg(test)]

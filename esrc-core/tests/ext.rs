@@ -163,7 +163,7 @@ async fn a_stale_root_conflicts_and_the_retry_helper_rereads_only_newer_events()
             &mut stale,
             Deposit(1),
             &Metadata::new().with("by", "test"),
-            3,
+            &esrc_core::Retry::attempts(3),
         )
         .await
         .unwrap();
@@ -544,7 +544,7 @@ async fn try_write_retry_sends_the_same_events_again_after_a_retryable_error() {
             &mut root,
             AccountCommand::Open("ann".into()),
             &Metadata::default(),
-            3,
+            &esrc_core::Retry::attempts(3),
         )
         .await
         .expect("the retry reports the stored append");

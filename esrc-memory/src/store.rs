@@ -92,10 +92,10 @@ impl Publish for MemoryStore {
         let stream = state.stream_or_new(category, id);
         let batch_first = actual.next();
         let count = events.len() as u64;
-        let batch = Appended {
-            version: Version(actual.get() + count),
-            position: Position(state.head().get() + count),
-        };
+        let batch = Appended::new(
+            Version(actual.get() + count),
+            Position(state.head().get() + count),
+        );
         let mut version = actual;
         let mut position = state.head();
         state.log.reserve(events.len());

@@ -317,21 +317,20 @@ pub(crate) fn envelope(
         .event_id
         .and_then(|value| value.parse().ok())
         .ok_or_else(|| malformed(subject, sequence, MSG_ID, found.event_id))?;
-    Ok(Some(Envelope {
-        category: category.to_owned(),
+    let mut metadata = Metadata::default();
+    metadata.correlation_id = found.correlation.and_then(|value| value.parse().ok());
+    metadata.causation_id = found.causation.and_then(|value| value.parse().ok());
+    metadata.values = values;
+    let event = NewEvent::from_payload(stamp.schema, payload)
+        .with_event_id(event_id)
+        .with_timestamp(Timestamp::from_micros(stamp.time))
+        .with_metadata(metadata);
+    Ok(Some(event.into_envelope(
+        category,
         aggregate_id,
-        version: Version(stamp.version),
-        position: Position(sequence),
-        event_id,
-        timestamp: Timestamp::from_micros(stamp.time),
-        schema_version: stamp.schema,
-        metadata: Metadata {
-            correlation_id: found.correlation.and_then(|value| value.parse().ok()),
-            causation_id: found.causation.and_then(|value| value.parse().ok()),
-            values,
-        },
-        payload,
-    }))
+        Version(stamp.version),
+        Position(sequence),
+    )))
 }
 
 /// What [`envelope`] picks out of the headers in its one pass.

@@ -36,12 +36,12 @@ pub(crate) fn decode_snapshot(key: &str, value: &Bytes) -> Result<Snapshot, Erro
         let bytes = header.get(range).ok_or_else(malformed)?;
         Ok(bytes.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b)))
     };
-    Ok(Snapshot {
-        version: Version(number(0..8)?),
-        position: Position(number(8..16)?),
-        schema_version: u32::try_from(number(16..20)?).map_err(|_| malformed())?,
-        payload: value.slice(20..),
-    })
+    Ok(Snapshot::new(
+        Version(number(0..8)?),
+        Position(number(8..16)?),
+        u32::try_from(number(16..20)?).map_err(|_| malformed())?,
+        value.slice(20..),
+    ))
 }
 
 fn snapshot_key(category: &str, id: Uuid) -> String {
@@ -121,12 +121,12 @@ mod tests {
 
     #[test]
     fn snapshot_encoding_round_trips() {
-        let snapshot = Snapshot {
-            version: Version(u64::MAX - 1),
-            position: Position(1 << 40),
-            schema_version: 7,
-            payload: Bytes::from_static(b"{\"state\":1}"),
-        };
+        let snapshot = Snapshot::new(
+            Version(u64::MAX - 1),
+            Position(1 << 40),
+            7,
+            Bytes::from_static(b"{\"state\":1}"),
+        );
         let decoded = decode_snapshot("k", &encode_snapshot(&snapshot)).unwrap();
         assert_eq!(decoded, snapshot);
         assert!(decode_snapshot("k", &Bytes::from_static(b"short")).is_err());

@@ -311,10 +311,7 @@ impl Publish for NatsStore {
                     self.inner
                         .tails
                         .remember(category, id, version, Position(sequence));
-                    return Ok(Appended {
-                        version,
-                        position: Position(sequence),
-                    });
+                    return Ok(Appended::new(version, Position(sequence)));
                 }
                 Sent::Duplicate => {
                     return match Box::pin(self.retried(&subject, &events, None)).await? {

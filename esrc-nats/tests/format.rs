@@ -49,10 +49,7 @@ async fn an_event_carries_its_id_one_esrc_header_and_nothing_it_does_not_need() 
     };
     let store = nats.store().await;
     let id = Uuid::now_v7();
-    let plain = NewEvent {
-        timestamp: Timestamp::from_micros(1_700_000_000_123_457),
-        ..event(1)
-    };
+    let plain = event(1).with_timestamp(Timestamp::from_micros(1_700_000_000_123_457));
     let one = store
         .publish("Thing", id, Expected::NoStream, vec![plain.clone()])
         .await

@@ -158,21 +158,16 @@ pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
         .checked_add(PG_EPOCH_MICROS)
         .ok_or_else(|| bad("created_at", created_at.to_string()))?;
     let payload: &[u8] = row.try_get_unchecked(10).map_err(get)?;
-    Ok(Envelope {
-        aggregate_id: row.try_get_unchecked(1).map_err(get)?,
-        version: Version(version),
-        position: Position(position),
-        event_id: row.try_get_unchecked(4).map_err(get)?,
-        timestamp: Timestamp::from_micros(micros),
-        schema_version,
-        metadata: Metadata {
-            correlation_id: row.try_get_unchecked(7).map_err(get)?,
-            causation_id: row.try_get_unchecked(8).map_err(get)?,
-            values,
-        },
-        payload: bytes::Bytes::copy_from_slice(payload),
-        category,
-    })
+    let mut metadata = Metadata::default();
+    metadata.correlation_id = row.try_get_unchecked(7).map_err(get)?;
+    metadata.causation_id = row.try_get_unchecked(8).map_err(get)?;
+    metadata.values = values;
+    let event = NewEvent::from_payload(schema_version, bytes::Bytes::copy_from_slice(payload))
+        .with_event_id(row.try_get_unchecked(4).map_err(get)?)
+        .with_timestamp(Timestamp::from_micros(micros))
+        .with_metadata(metadata);
+    let aggregate_id = row.try_get_unchecked(1).map_err(get)?;
+    Ok(event.into_envelope(category, aggregate_id, Version(version), Position(position)))
 }
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00 UTC).

@@ -103,13 +103,11 @@ fn snapshot(row: &PgRow, category: &str, at: [usize; 4]) -> Result<Snapshot, Err
             found: Some(found),
         },
     };
-    Ok(Snapshot {
-        version: Version(u64::try_from(version).map_err(|_| bad("version", version.to_string()))?),
-        position: Position(
-            u64::try_from(position).map_err(|_| bad("position", position.to_string()))?,
-        ),
-        schema_version: u32::try_from(schema_version)
+    Ok(Snapshot::new(
+        Version(u64::try_from(version).map_err(|_| bad("version", version.to_string()))?),
+        Position(u64::try_from(position).map_err(|_| bad("position", position.to_string()))?),
+        u32::try_from(schema_version)
             .map_err(|_| bad("schema_version", schema_version.to_string()))?,
-        payload: payload.into(),
-    })
+        payload,
+    ))
 }

@@ -106,10 +106,10 @@ impl PgStore {
         let version: Option<i64> = row.try_get(1).map_err(backend)?;
         let position: Option<i64> = row.try_get(2).map_err(backend)?;
         match (version, position) {
-            (Some(version), Some(position)) => Ok(Outcome::Stored(Appended {
-                version: Version(to_u64("version", version)?),
-                position: Position(to_u64("position", position)?),
-            })),
+            (Some(version), Some(position)) => Ok(Outcome::Stored(Appended::new(
+                Version(to_u64("version", version)?),
+                Position(to_u64("position", position)?),
+            ))),
             _ => Ok(Outcome::Mismatch(Version(to_u64("version", actual)?))),
         }
     }
@@ -135,10 +135,10 @@ impl PgStore {
         };
         let version: i64 = last.try_get(0).map_err(backend)?;
         let position: i64 = last.try_get(1).map_err(backend)?;
-        Ok(Outcome::Stored(Appended {
-            version: Version(to_u64("version", version)?),
-            position: Position(to_u64("position", position)?),
-        }))
+        Ok(Outcome::Stored(Appended::new(
+            Version(to_u64("version", version)?),
+            Position(to_u64("position", position)?),
+        )))
     }
 
     /// If the batch's ids are stored: `Ok(Some(outcome))` when they are exactly one earlier

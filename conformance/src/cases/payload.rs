@@ -29,8 +29,8 @@ pub async fn envelope_fields_round_trip<F: StoreFactory>(factory: &F) {
     let timestamp = Timestamp::from_micros(1_700_000_000_123_457);
     let event = NewEvent::from_payload(7, br#"{"Counted":{"amount":1}}"#.as_slice())
         .with_event_id(event_id)
-        .with_metadata(metadata.clone());
-    let event = NewEvent { timestamp, ..event };
+        .with_metadata(metadata.clone())
+        .with_timestamp(timestamp);
     let plain = counted(2);
     let appended = store
         .publish(THING, id, Expected::NoStream, vec![event, plain.clone()])

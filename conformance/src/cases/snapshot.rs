@@ -11,16 +11,17 @@ use crate::fixtures::*;
 pub async fn snapshot_latest_wins<F: StoreFactory>(factory: &F) {
     let store = factory.store().await;
     let id = Uuid::now_v7();
-    let snapshot = |version: u64, total: u64| Snapshot {
-        version: Version(version),
-        position: Position(version * 10),
-        schema_version: 1,
-        payload: serde_json::to_vec(&Tally {
-            total,
-            events: version,
-        })
-        .unwrap()
-        .into(),
+    let snapshot = |version: u64, total: u64| {
+        Snapshot::new(
+            Version(version),
+            Position(version * 10),
+            1,
+            serde_json::to_vec(&Tally {
+                total,
+                events: version,
+            })
+            .unwrap(),
+        )
     };
     if !factory.capabilities().snapshots {
         return assert_not_supported(

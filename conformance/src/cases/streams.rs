@@ -54,12 +54,7 @@ pub async fn namespaces_stay_apart<F: StoreFactory>(factory: &F) {
         assert_eq!(second.load_checkpoint("apart").await.unwrap(), None);
     }
     if factory.capabilities().snapshots {
-        let snapshot = Snapshot {
-            version: Version(2),
-            position: Position(2),
-            schema_version: 1,
-            payload: b"{}".as_slice().into(),
-        };
+        let snapshot = Snapshot::new(Version(2), Position(2), 1, b"{}".as_slice());
         first.save_snapshot(THING, id, snapshot).await.unwrap();
         assert_eq!(second.load_snapshot(THING, id).await.unwrap(), None);
     }

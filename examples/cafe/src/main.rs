@@ -101,7 +101,8 @@ impl Staff<'_> {
             }
         };
         let names: Vec<&str> = events.iter().map(|event| event.variant()).collect();
-        let root = self.store.write(root, events).await?;
+        let mut root = root;
+        self.store.write(&mut root, events).await?;
         self.last = self.last.max(root.position());
         println!(
             "  {who:<5} {:>5}  {label:<17} {} (version {})",

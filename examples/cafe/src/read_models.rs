@@ -67,13 +67,9 @@ impl<S: SnapshotStore, M: ReadModel> ReadModelProjection<S, M> {
             category: M::NAME.to_owned(),
             source,
         })?;
-        let snapshot = Snapshot {
-            // The store keeps the snapshot with the highest version: the newest model.
-            version: Version(self.kept.position.get()),
-            position: self.kept.position,
-            schema_version: 1,
-            payload: payload.into(),
-        };
+        // The store keeps the snapshot with the highest version: the newest model.
+        let version = Version(self.kept.position.get());
+        let snapshot = Snapshot::new(version, self.kept.position, 1, payload);
         self.store
             .save_snapshot(M::NAME, Uuid::nil(), snapshot)
             .await
