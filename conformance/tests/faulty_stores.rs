@@ -81,12 +81,7 @@ impl Publish for Faulty {
                 // Network latency between the read and the write, made visible.
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 if !expected.matches(actual) {
-                    return Err(Error::Conflict {
-                        category: category.into(),
-                        id,
-                        expected,
-                        actual,
-                    });
+                    return Err(Error::conflict(category, id, expected, actual));
                 }
                 expected = Expected::Any;
             }
@@ -184,14 +179,14 @@ impl Subscribe for Faulty {
                 let items: Vec<_> = (0..copies)
                     .map(|_| match &item {
                         Ok(envelope) => Ok(envelope.clone()),
-                        Err(error) => Err(Error::NotSupported {
-                            store: "Faulty",
-                            operation: if error.is_conflict() {
+                        Err(error) => Err(Error::not_supported_by(
+                            "Faulty",
+                            if error.is_conflict() {
                                 "never"
                             } else {
                                 "error copy"
                             },
-                        }),
+                        )),
                     })
                     .collect();
                 futures::stream::iter(items)

@@ -26,8 +26,8 @@ pub use crate::engine::{Batches, Settings, run_projector};
 pub use crate::name::{MAX_NAME_LEN, validate_name, validate_names};
 pub use crate::opening::{opened, opened_after};
 pub use crate::options::{
-    StoreOption, StoreOptions, check_option_table, invalid_config, parse_duration, parse_flag,
-    parse_option, unknown_option,
+    StoreOption, StoreOptions, check_option_table, parse_duration, parse_flag, parse_option,
+    unknown_option,
 };
 pub use crate::project::project_one;
 pub use crate::projector::StopSignal;

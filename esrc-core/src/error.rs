@@ -28,6 +28,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// The stream was not at the version the writer expected; nothing was stored.
+    #[non_exhaustive]
     Conflict {
         /// The category of the stream.
         category: String,
@@ -41,6 +42,7 @@ pub enum Error {
 
     /// A stored payload (event or snapshot) could not be decoded into the requested type.
     /// The stored data is untouched.
+    #[non_exhaustive]
     Format {
         /// The category of the event or snapshot.
         category: String,
@@ -53,6 +55,7 @@ pub enum Error {
     },
 
     /// A value could not be encoded into a payload.
+    #[non_exhaustive]
     Encode {
         /// The category of the event or snapshot.
         category: String,
@@ -61,6 +64,7 @@ pub enum Error {
     },
 
     /// An event's category is not one of the categories the reader knows.
+    #[non_exhaustive]
     UnknownEvent {
         /// The category found in the store.
         category: String,
@@ -69,6 +73,7 @@ pub enum Error {
     },
 
     /// A category, projection or namespace name is not valid (see `esrc_core::backend::validate_name`).
+    #[non_exhaustive]
     InvalidName {
         /// The rejected name.
         name: String,
@@ -78,6 +83,7 @@ pub enum Error {
 
     /// A batch reused an event id that is stored already, but it is not a retry of the
     /// batch that stored it. Nothing was stored.
+    #[non_exhaustive]
     DuplicateEvent {
         /// The reused event id.
         event_id: Uuid,
@@ -87,6 +93,7 @@ pub enum Error {
     EmptyBatch,
 
     /// An append holds more events than the store can append at once.
+    #[non_exhaustive]
     TooManyEvents {
         /// How many events the append held.
         count: usize,
@@ -96,6 +103,7 @@ pub enum Error {
 
     /// The stream's history starts later than a reader needed, usually because it was
     /// truncated past the reader's snapshot.
+    #[non_exhaustive]
     MissingHistory {
         /// The category of the stream.
         category: String,
@@ -109,6 +117,7 @@ pub enum Error {
 
     /// An event of one stream was applied to the aggregate of another; the aggregate is
     /// unchanged.
+    #[non_exhaustive]
     WrongStream {
         /// The category of the aggregate's stream.
         category: &'static str,
@@ -122,6 +131,7 @@ pub enum Error {
 
     /// A store's configuration (its URL, an option, a feature left out at build time) is
     /// not usable; nothing was opened.
+    #[non_exhaustive]
     InvalidConfig {
         /// What is wrong, and what to write instead.
         reason: String,
@@ -130,6 +140,7 @@ pub enum Error {
     /// A projector stopped with an error before it caught up (see
     /// [`ProjectorHandle::caught_up`](crate::projector::ProjectorHandle::caught_up)); its
     /// `join` gives the error itself.
+    #[non_exhaustive]
     ProjectorFailed {
         /// The projector's name.
         projector: String,
@@ -138,6 +149,7 @@ pub enum Error {
     },
 
     /// The store does not implement this operation (it declares so in its capabilities).
+    #[non_exhaustive]
     NotSupported {
         /// The store, by its type's name (`MemoryStore`, `PgStore`, or a third party's).
         store: &'static str,
@@ -148,6 +160,7 @@ pub enum Error {
     /// The store's backend failed: connection, server or configuration error. It displays
     /// as `source` does, and its [`source`](std::error::Error::source) is `source`'s own
     /// cause, so that a chain of causes says each once.
+    #[non_exhaustive]
     Backend {
         /// The backend's name, e.g. `postgres` or `nats`.
         backend: &'static str,
@@ -235,7 +248,109 @@ impl StdError for Error {
     }
 }
 
+/// Constructors, one per variant: the variants are `#[non_exhaustive]` (a later version
+/// may add a field), so code outside esrc-core — stores, derived code, tests — builds
+/// them with these, and matches them with `..`.
 impl Error {
+    /// An [`Error::Conflict`].
+    pub fn conflict(
+        category: impl Into<String>,
+        id: Uuid,
+        expected: Expected,
+        actual: Version,
+    ) -> Self {
+        Error::Conflict {
+            category: category.into(),
+            id,
+            expected,
+            actual,
+        }
+    }
+
+    /// An [`Error::Format`].
+    pub fn format(
+        category: impl Into<String>,
+        position: Position,
+        schema_version: u32,
+        source: DecodeError,
+    ) -> Self {
+        Error::Format {
+            category: category.into(),
+            position,
+            schema_version,
+            source,
+        }
+    }
+
+    /// An [`Error::Encode`].
+    pub fn encode(category: impl Into<String>, source: serde_json::Error) -> Self {
+        Error::Encode {
+            category: category.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::UnknownEvent`].
+    pub fn unknown_event(category: impl Into<String>, known: &'static [&'static str]) -> Self {
+        Error::UnknownEvent {
+            category: category.into(),
+            known,
+        }
+    }
+
+    /// An [`Error::InvalidName`].
+    pub fn invalid_name(name: impl Into<String>, reason: &'static str) -> Self {
+        Error::InvalidName {
+            name: name.into(),
+            reason,
+        }
+    }
+
+    /// An [`Error::DuplicateEvent`].
+    pub fn duplicate_event(event_id: Uuid) -> Self {
+        Error::DuplicateEvent { event_id }
+    }
+
+    /// An [`Error::TooManyEvents`].
+    pub fn too_many_events(count: usize, max: usize) -> Self {
+        Error::TooManyEvents { count, max }
+    }
+
+    /// An [`Error::MissingHistory`].
+    pub fn missing_history(
+        category: impl Into<String>,
+        id: Uuid,
+        expected: Version,
+        found: Version,
+    ) -> Self {
+        Error::MissingHistory {
+            category: category.into(),
+            id,
+            expected,
+            found,
+        }
+    }
+
+    /// An [`Error::InvalidConfig`].
+    pub fn invalid_config(reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`Error::NotSupported`] naming the store by `store` (see also
+    /// [`Error::not_supported`], which names it by its type).
+    pub fn not_supported_by(store: &'static str, operation: &'static str) -> Self {
+        Error::NotSupported { store, operation }
+    }
+
+    /// An [`Error::ProjectorFailed`].
+    pub fn projector_failed(projector: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::ProjectorFailed {
+            projector: projector.into(),
+            reason: reason.into(),
+        }
+    }
     /// An [`Error::NotSupported`] naming the store type `S` and `operation`.
     ///
     /// ```
@@ -266,12 +381,12 @@ impl Error {
     /// use esrc_core::{Error, Expected, Version};
     /// let transient = Error::backend("postgres", true, "connection reset");
     /// assert!(transient.is_retryable() && !transient.is_conflict());
-    /// let conflict = Error::Conflict {
-    ///     category: "Tab".into(),
-    ///     id: esrc_core::Uuid::nil(),
-    ///     expected: Expected::Exact(Version(1)),
-    ///     actual: Version(2),
-    /// };
+    /// let conflict = Error::conflict(
+    ///     "Tab",
+    ///     esrc_core::Uuid::nil(),
+    ///     Expected::Exact(Version(1)),
+    ///     Version(2),
+    /// );
     /// assert!(conflict.is_conflict() && !conflict.is_retryable());
     /// ```
     pub fn is_retryable(&self) -> bool {

@@ -78,18 +78,11 @@ pub trait StoreOptions: Sized {
 /// The error for an option the builder `B` does not take.
 pub fn unknown_option<B: StoreOptions>(key: &str) -> Error {
     let known: Vec<&str> = B::OPTIONS.iter().map(|option| option.name).collect();
-    invalid_config(format!(
+    Error::invalid_config(format!(
         "unknown option `{key}` for a `{}` store (it takes: {})",
         B::STORE,
         known.join(", ")
     ))
-}
-
-/// An [`Error::InvalidConfig`] with `reason`.
-pub fn invalid_config(reason: impl Into<String>) -> Error {
-    Error::InvalidConfig {
-        reason: reason.into(),
-    }
 }
 
 /// Parses the value of the option `key`; `what` says what it expects (`a number of
@@ -97,7 +90,7 @@ pub fn invalid_config(reason: impl Into<String>) -> Error {
 pub fn parse_option<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, Error> {
     value
         .parse()
-        .map_err(|_| invalid_config(format!("option `{key}={value}`: expected {what}")))
+        .map_err(|_| Error::invalid_config(format!("option `{key}={value}`: expected {what}")))
 }
 
 /// Parses a `true`/`false` option.
@@ -117,7 +110,7 @@ pub fn parse_flag(key: &str, value: &str) -> Result<bool, Error> {
 /// ```
 pub fn parse_duration(key: &str, value: &str) -> Result<Duration, Error> {
     duration(value).ok_or_else(|| {
-        invalid_config(format!(
+        Error::invalid_config(format!(
             "option `{key}={value}`: expected a duration such as `500ms`, `5s`, `2m`, `1h` or `7d`"
         ))
     })

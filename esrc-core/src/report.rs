@@ -98,12 +98,7 @@ fn lines(error: &(dyn StdError + 'static)) -> Vec<String> {
 /// use esrc_core::{Chain, DecodeError, Error, Position};
 ///
 /// let json = serde_json::from_str::<u32>("x").unwrap_err();
-/// let error = Error::Format {
-///     category: "Tab".into(),
-///     position: Position(7),
-///     schema_version: 1,
-///     source: DecodeError::Payload(json),
-/// };
+/// let error = Error::format("Tab", Position(7), 1, DecodeError::Payload(json));
 /// assert_eq!(error.to_string(), "cannot decode `Tab` payload at position 7 (schema version 1)");
 /// assert_eq!(
 ///     Chain(&error).to_string(),

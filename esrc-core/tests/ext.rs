@@ -240,10 +240,7 @@ impl<'de> DecodeGroup<'de> for Feed<'de> {
         match envelope.category.as_str() {
             "Account" => Ok(Feed::Account(envelope.deserialize()?)),
             "ledger-entry" => Ok(Feed::Entry(envelope.deserialize()?)),
-            other => Err(Error::UnknownEvent {
-                category: other.to_owned(),
-                known: Self::NAMES,
-            }),
+            other => Err(Error::unknown_event(other.to_owned(), Self::NAMES)),
         }
     }
 }
@@ -595,7 +592,7 @@ async fn a_root_refuses_an_event_of_another_stream() {
         .unwrap();
     let error = Root::<Account>::new(ann).apply_envelope(&bobs).unwrap_err();
     assert!(
-        matches!(&error, Error::WrongStream { category: "Account", id, found_category, found_id }
+        matches!(&error, Error::WrongStream { category: "Account", id, found_category, found_id, .. }
             if *id == ann && found_category == "Account" && *found_id == bob),
         "{error:?}"
     );
@@ -642,7 +639,9 @@ async fn caught_up_waits_for_the_head_or_reports_an_ended_projector() {
         .on_error(ErrorPolicy::Stop)
         .spawn();
     match running.caught_up().await {
-        Err(esrc_core::Error::ProjectorFailed { projector, reason }) => {
+        Err(esrc_core::Error::ProjectorFailed {
+            projector, reason, ..
+        }) => {
             assert_eq!(projector, "failing");
             assert!(reason.contains("position 5"), "{reason}");
         }

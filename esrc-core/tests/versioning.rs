@@ -107,6 +107,7 @@ fn unknown_versions_name_the_type_and_both_versions() {
             position,
             schema_version,
             source,
+            ..
         }) => {
             assert_eq!(
                 (category.as_str(), position, schema_version),

@@ -66,10 +66,10 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 envelope: &#de #krate::Envelope,
             ) -> ::core::result::Result<Self, #krate::Error> {
                 #(#arms)*
-                ::core::result::Result::Err(#krate::Error::UnknownEvent {
-                    category: ::std::string::ToString::to_string(&envelope.category),
-                    known: <Self as #krate::EventGroup>::NAMES,
-                })
+                ::core::result::Result::Err(#krate::Error::unknown_event(
+                    ::std::string::ToString::to_string(&envelope.category),
+                    <Self as #krate::EventGroup>::NAMES,
+                ))
             }
         }
     })

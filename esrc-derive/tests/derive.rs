@@ -211,7 +211,9 @@ fn groups_decode_by_category_and_borrow() {
         })
     );
     match envelope("Kitchen", 1, "{}").deserialize::<Feed<'_>>() {
-        Err(Error::UnknownEvent { category, known }) => {
+        Err(Error::UnknownEvent {
+            category, known, ..
+        }) => {
             assert_eq!(
                 (category.as_str(), known),
                 ("Kitchen", ["Tab", "Note"].as_slice())

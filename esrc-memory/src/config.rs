@@ -24,7 +24,7 @@ use esrc_core::backend::{StoreOption, StoreOptions, parse_option, unknown_option
 /// let batch = |n| (0..n).map(|_| NewEvent::from_payload(1, "{}")).collect::<Vec<_>>();
 /// let id = Uuid::now_v7();
 /// let refused = store.publish("Tab", id, Expected::Any, batch(1_001)).await;
-/// assert!(matches!(refused, Err(Error::TooManyEvents { count: 1_001, max: 1_000 })));
+/// assert!(matches!(refused, Err(Error::TooManyEvents { count: 1_001, max: 1_000, .. })));
 /// let stored = store.publish("Tab", id, Expected::NoStream, batch(1_000)).await.unwrap();
 /// assert_eq!(stored.version.get(), 1_000);
 /// # }

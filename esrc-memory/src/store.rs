@@ -81,12 +81,7 @@ impl Publish for MemoryStore {
         }
         let actual = existing.map_or(Version::ZERO, |stream| state.streams[stream].version);
         if !expected.matches(actual) {
-            return Err(Error::Conflict {
-                category: category.to_owned(),
-                id,
-                expected,
-                actual,
-            });
+            return Err(Error::conflict(category.to_owned(), id, expected, actual));
         }
 
         let stream = state.stream_or_new(category, id);

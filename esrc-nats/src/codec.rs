@@ -109,12 +109,12 @@ pub(crate) fn malformed(
 }
 
 fn format_error(subject: &str, sequence: u64, source: DecodeError) -> Error {
-    Error::Format {
-        category: subject.split('.').nth(1).unwrap_or(subject).to_owned(),
-        position: Position(sequence),
-        schema_version: 0,
+    Error::format(
+        subject.split('.').nth(1).unwrap_or(subject).to_owned(),
+        Position(sequence),
+        0,
         source,
-    }
+    )
 }
 
 /// A header parsed as `T`, if present.

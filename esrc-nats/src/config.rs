@@ -9,8 +9,7 @@ use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, Storag
 use async_nats::jetstream::{self, kv};
 use esrc_core::Error;
 use esrc_core::backend::{
-    StoreOption, StoreOptions, invalid_config, parse_duration, parse_flag, parse_option,
-    unknown_option,
+    StoreOption, StoreOptions, parse_duration, parse_flag, parse_option, unknown_option,
 };
 
 use crate::error::{self, NatsError, fatal, transient};
@@ -533,7 +532,7 @@ impl StoreOptions for NatsStoreBuilder {
                 "file" => StorageType::File,
                 "memory" => StorageType::Memory,
                 _ => {
-                    return Err(invalid_config(format!(
+                    return Err(Error::invalid_config(format!(
                         "option `storage={value}`: expected `file` or `memory`"
                     )));
                 }

@@ -11,7 +11,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use esrc_core::backend::{TailCache, invalid_config, validate_name};
+use esrc_core::backend::{TailCache, validate_name};
 use esrc_core::{Envelope, Error, Version};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
@@ -462,7 +462,7 @@ impl NatsStoreBuilder {
             }
             (None, None) => {}
             _ => {
-                return Err(invalid_config(
+                return Err(Error::invalid_config(
                     "a NATS client certificate needs both `tls_cert` and `tls_key`",
                 ));
             }

@@ -22,14 +22,16 @@ pub(crate) fn encode_snapshot(snapshot: &Snapshot) -> Bytes {
 }
 
 pub(crate) fn decode_snapshot(key: &str, value: &Bytes) -> Result<Snapshot, Error> {
-    let malformed = || Error::Format {
-        category: key.split('.').next().unwrap_or(key).to_owned(),
-        position: Position::ZERO,
-        schema_version: 0,
-        source: DecodeError::Field {
-            field: "snapshot header (version, position, schema version)",
-            found: None,
-        },
+    let malformed = || {
+        Error::format(
+            key.split('.').next().unwrap_or(key).to_owned(),
+            Position::ZERO,
+            0,
+            DecodeError::Field {
+                field: "snapshot header (version, position, schema version)",
+                found: None,
+            },
+        )
     };
     let header = value.get(..20).ok_or_else(malformed)?;
     let number = |range: std::ops::Range<usize>| -> Result<u64, Error> {

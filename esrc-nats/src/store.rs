@@ -270,12 +270,12 @@ impl NatsStore {
         let first = expected.version().map(Version::next);
         match Box::pin(self.retried(subject, events, first)).await? {
             Some(original) => Ok(Lookup::Done(original)),
-            None => Err(Error::Conflict {
-                category: category.to_owned(),
+            None => Err(Error::conflict(
+                category.to_owned(),
                 id,
                 expected,
-                actual: found.version,
-            }),
+                found.version,
+            )),
         }
     }
 }
@@ -316,9 +316,7 @@ impl Publish for NatsStore {
                 Sent::Duplicate => {
                     return match Box::pin(self.retried(&subject, &events, None)).await? {
                         Some(original) => Ok(original),
-                        None => Err(Error::DuplicateEvent {
-                            event_id: events[0].event_id,
-                        }),
+                        None => Err(Error::duplicate_event(events[0].event_id)),
                     };
                 }
                 // Another writer won: the subject's real tail decides between a conflict

@@ -112,14 +112,16 @@ pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
     let category: String = row.try_get_unchecked(0).map_err(get)?;
     let raw_position: i64 = row.try_get_unchecked(3).map_err(get)?;
     // A stored value esrc cannot read: an error naming the event, not a panic.
-    let bad = |field: &'static str, found: String| Error::Format {
-        category: category.clone(),
-        position: Position(u64::try_from(raw_position).unwrap_or_default()),
-        schema_version: 0,
-        source: DecodeError::Field {
-            field,
-            found: Some(found),
-        },
+    let bad = |field: &'static str, found: String| {
+        Error::format(
+            category.clone(),
+            Position(u64::try_from(raw_position).unwrap_or_default()),
+            0,
+            DecodeError::Field {
+                field,
+                found: Some(found),
+            },
+        )
     };
     let position =
         u64::try_from(raw_position).map_err(|_| bad("position", raw_position.to_string()))?;
@@ -142,11 +144,13 @@ pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
                 Some((1, text)) => text,
                 _ => return Err(bad("metadata", "an unknown jsonb format".to_owned())),
             };
-            serde_json::from_slice(text).map_err(|source| Error::Format {
-                category: category.clone(),
-                position: Position(position),
-                schema_version,
-                source: source.into(),
+            serde_json::from_slice(text).map_err(|source| {
+                Error::format(
+                    category.clone(),
+                    Position(position),
+                    schema_version,
+                    source.into(),
+                )
             })?
         }
     };

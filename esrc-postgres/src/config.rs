@@ -211,10 +211,10 @@ impl PgStoreBuilder {
     pub(crate) fn sql(&self) -> Result<Arc<Sql>, Error> {
         validate_name(&self.schema)?;
         if self.schema.len() > MAX_SCHEMA_LEN {
-            return Err(Error::InvalidName {
-                name: self.schema.clone(),
-                reason: "a PostgreSQL schema name is at most 58 bytes long",
-            });
+            return Err(Error::invalid_name(
+                self.schema.clone(),
+                "a PostgreSQL schema name is at most 58 bytes long",
+            ));
         }
         Ok(Arc::new(Sql::new(&self.schema)))
     }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use esrc_core::backend::{Backoff, TailCache, invalid_config};
+use esrc_core::backend::{Backoff, TailCache};
 use esrc_core::{Envelope, Error, Version};
 use futures::{Stream, StreamExt};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -383,7 +383,7 @@ impl PgStoreBuilder {
         // sqlx's message says what is wrong without repeating the URL (which may hold a
         // password).
         let options: PgConnectOptions = url.parse().map_err(|error: sqlx::Error| {
-            invalid_config(format!(
+            Error::invalid_config(format!(
                 "not a PostgreSQL URL (postgres://user:password@host:port/database): {error}"
             ))
         })?;

@@ -94,14 +94,16 @@ fn snapshot(row: &PgRow, category: &str, at: [usize; 4]) -> Result<Snapshot, Err
     let position: i64 = row.try_get(at[1]).map_err(backend)?;
     let schema_version: i32 = row.try_get(at[2]).map_err(backend)?;
     let payload: Vec<u8> = row.try_get(at[3]).map_err(backend)?;
-    let bad = |field: &'static str, found: String| Error::Format {
-        category: category.to_owned(),
-        position: Position(u64::try_from(position).unwrap_or_default()),
-        schema_version: 0,
-        source: DecodeError::Field {
-            field,
-            found: Some(found),
-        },
+    let bad = |field: &'static str, found: String| {
+        Error::format(
+            category.to_owned(),
+            Position(u64::try_from(position).unwrap_or_default()),
+            0,
+            DecodeError::Field {
+                field,
+                found: Some(found),
+            },
+        )
     };
     Ok(Snapshot::new(
         Version(u64::try_from(version).map_err(|_| bad("version", version.to_string()))?),

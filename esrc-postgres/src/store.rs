@@ -48,19 +48,12 @@ impl PgStore {
         let outcome = self
             .append(connection, category, id, expected, &batch, false)
             .await;
-        let conflict = |actual| Error::Conflict {
-            category: category.to_owned(),
-            id,
-            expected,
-            actual,
-        };
+        let conflict = |actual| Error::conflict(category.to_owned(), id, expected, actual);
         match outcome {
             Ok(Outcome::Stored(appended)) => Ok(appended),
             Ok(Outcome::Mismatch(actual)) => Err(conflict(actual)),
             Err(Failure::Unique(constraint)) if constraint == EVENT_ID_KEY => {
-                Err(Error::DuplicateEvent {
-                    event_id: batch.event_ids[0],
-                })
+                Err(Error::duplicate_event(batch.event_ids[0]))
             }
             Err(Failure::Unique(_)) => Err(conflict(expected.version().unwrap_or_default())),
             Err(Failure::Other(error)) => Err(error),
@@ -189,9 +182,9 @@ impl PgStore {
                 .await
                 .map_err(backend)?;
         if same_tx != batch.event_ids.len() as i64 {
-            return Err(Error::DuplicateEvent {
-                event_id: batch.event_ids.first().copied().unwrap_or_default(),
-            });
+            return Err(Error::duplicate_event(
+                batch.event_ids.first().copied().unwrap_or_default(),
+            ));
         }
         Ok(Some(original))
     }
@@ -245,9 +238,7 @@ impl PgStore {
                 Err(Failure::Unique(constraint)) if constraint == EVENT_ID_KEY => {
                     return match self.retried(category, id, &batch).await? {
                         Some(original) => Ok(original),
-                        None => Err(Error::DuplicateEvent {
-                            event_id: batch.event_ids[0],
-                        }),
+                        None => Err(Error::duplicate_event(batch.event_ids[0])),
                     };
                 }
                 Err(Failure::Unique(constraint)) if constraint == STREAM_VERSION_KEY => {
@@ -270,12 +261,7 @@ impl PgStore {
             if let Some(original) = self.retried(category, id, &batch).await? {
                 return Ok(original);
             }
-            return Err(Error::Conflict {
-                category: category.to_owned(),
-                id,
-                expected,
-                actual,
-            });
+            return Err(Error::conflict(category.to_owned(), id, expected, actual));
         }
     }
 }

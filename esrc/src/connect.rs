@@ -1,6 +1,6 @@
 //! Opening a store named by a URL: [`connect`] and [`connect_with`].
 
-use esrc_core::backend::{StoreOptions, invalid_config};
+use esrc_core::backend::StoreOptions;
 use esrc_core::{AnyStore, Error};
 
 /// Opens the store `url` names and returns it as an [`AnyStore`], so that the store can
@@ -85,7 +85,7 @@ where
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         && (scheme == "memory" || url[scheme.len()..].starts_with("://"));
     if !is_scheme {
-        return Err(invalid_config(
+        return Err(Error::invalid_config(
             "not a store URL: it must start with `memory:`, `postgres://…` or `nats://…`",
         ));
     }
@@ -103,7 +103,7 @@ where
         "memory" => open_memory(options),
         "postgres" | "postgresql" => open_postgres(base, options).await,
         "nats" | "tls" | "ws" | "wss" => open_nats(base, options).await,
-        other => Err(invalid_config(format!(
+        other => Err(Error::invalid_config(format!(
             "unknown store scheme `{other}`: use `memory:`, `postgres://…` or `nats://…`"
         ))),
     }
@@ -115,7 +115,7 @@ where
     allow(dead_code)
 )]
 fn feature_off(scheme: &str, feature: &str) -> Error {
-    invalid_config(format!(
+    Error::invalid_config(format!(
         "`{scheme}` URLs need esrc's `{feature}` feature: `cargo add esrc --features {feature}`"
     ))
 }

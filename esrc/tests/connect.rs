@@ -45,7 +45,7 @@ async fn round_trip(store: &AnyStore) {
 
 fn reason(error: Error) -> String {
     match error {
-        Error::InvalidConfig { reason } => reason,
+        Error::InvalidConfig { reason, .. } => reason,
         other => panic!("expected InvalidConfig, got {other:?}"),
     }
 }

@@ -242,7 +242,7 @@ pub async fn retried_batch_is_stored_once<F: StoreFactory>(factory: &F) {
     let mixed = vec![counted(5), batch[1].clone()];
     let result = store.publish(THING, id, Expected::Any, mixed).await;
     assert!(
-        matches!(result, Err(Error::DuplicateEvent { event_id }) if event_id == batch[1].event_id),
+        matches!(result, Err(Error::DuplicateEvent { event_id, .. }) if event_id == batch[1].event_id),
         "reusing a stored id in another batch is DuplicateEvent, got {result:?}"
     );
     let repeated = counted(6);

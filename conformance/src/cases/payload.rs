@@ -196,7 +196,9 @@ pub async fn unknown_category_is_typed_error<F: StoreFactory>(factory: &F) {
         .unwrap();
     let events = collect("replay", store.replay(&[OTHER], Position::ZERO)).await;
     match events[0].deserialize::<ThingEvent>() {
-        Err(Error::UnknownEvent { category, known }) => {
+        Err(Error::UnknownEvent {
+            category, known, ..
+        }) => {
             assert_eq!(category, OTHER);
             assert_eq!(known, [THING]);
         }

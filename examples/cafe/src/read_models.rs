@@ -44,14 +44,14 @@ impl<S: SnapshotStore, M: ReadModel> ReadModelProjection<S, M> {
     /// Loads the saved model from `store` (or starts empty).
     pub async fn load(store: S) -> Result<Self, Error> {
         let kept = match store.load_snapshot(M::NAME, Uuid::nil()).await? {
-            Some(saved) => {
-                serde_json::from_slice(&saved.payload).map_err(|source| Error::Format {
-                    category: M::NAME.to_owned(),
-                    position: saved.position,
-                    schema_version: saved.schema_version,
-                    source: source.into(),
-                })?
-            }
+            Some(saved) => serde_json::from_slice(&saved.payload).map_err(|source| {
+                Error::format(
+                    M::NAME.to_owned(),
+                    saved.position,
+                    saved.schema_version,
+                    source.into(),
+                )
+            })?,
             None => Persisted::default(),
         };
         Ok(Self { store, kept })
@@ -63,10 +63,8 @@ impl<S: SnapshotStore, M: ReadModel> ReadModelProjection<S, M> {
     }
 
     async fn save(&self) -> Result<(), Error> {
-        let payload = serde_json::to_vec(&self.kept).map_err(|source| Error::Encode {
-            category: M::NAME.to_owned(),
-            source,
-        })?;
+        let payload = serde_json::to_vec(&self.kept)
+            .map_err(|source| Error::encode(M::NAME.to_owned(), source))?;
         // The store keeps the snapshot with the highest version: the newest model.
         let version = Version(self.kept.position.get());
         let snapshot = Snapshot::new(version, self.kept.position, 1, payload);
