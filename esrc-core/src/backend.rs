@@ -7,7 +7,12 @@
 //! ([`StoreOptions`]), and a projector runner (such as
 //! esrc-postgres's transactional projector) runs the core engine ([`run_projector`]) and
 //! shares the core projector's handle ([`spawn_projector`]). Those pieces live here,
-//! apart from the application's API, and may change more freely between versions.
+//! apart from the application's API.
+//!
+//! Stability: like every public item, nothing here changes incompatibly within a minor
+//! version (0.2.x). Unlike the application's API, this module may change at every minor
+//! version (0.3, 0.4) even when the application's API does not: a store crate depends on
+//! the esrc-core minor version it implements and is released with each.
 //!
 //! Nothing inside esrc-core imports this module: it only gathers what the other modules
 //! define.

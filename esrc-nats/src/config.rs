@@ -14,6 +14,16 @@ use esrc_core::backend::{
 
 use crate::error::{self, NatsError, fatal, transient};
 
+/// Where the server keeps the store's stream and buckets (JetStream's storage type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Storage {
+    /// On disk (the default).
+    File,
+    /// In the server's memory: lost when it restarts.
+    Memory,
+}
+
 /// Builds a [`NatsStore`](crate::NatsStore): stream, subject prefix, storage settings and timeouts.
 ///
 /// Defaults: stream `ESRC`, prefix `esrc`, file storage, one replica, a duplicate window
@@ -145,8 +155,11 @@ impl NatsStoreBuilder {
 
     /// File (default) or memory storage for the stream and buckets.
     #[must_use]
-    pub fn storage(mut self, storage: StorageType) -> Self {
-        self.storage = storage;
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = match storage {
+            Storage::File => StorageType::File,
+            Storage::Memory => StorageType::Memory,
+        };
         self
     }
 
@@ -529,8 +542,8 @@ impl StoreOptions for NatsStoreBuilder {
             "prefix" => self.prefix(value),
             "replicas" => self.replicas(parse_option(key, value, "a number of replicas")?),
             "storage" => self.storage(match value {
-                "file" => StorageType::File,
-                "memory" => StorageType::Memory,
+                "file" => Storage::File,
+                "memory" => Storage::Memory,
                 _ => {
                     return Err(Error::invalid_config(format!(
                         "option `storage={value}`: expected `file` or `memory`"

@@ -31,6 +31,24 @@ pub(crate) mod code {
     pub(crate) const TOO_MANY_REQUESTS: u64 = 10167;
 }
 
+/// An error of the client library (async-nats), opaque so that its type is not part of
+/// this crate's API: it shows the client's message, and its own causes follow as its
+/// [`source`](std::error::Error::source).
+#[derive(Debug)]
+pub struct ClientError(async_nats::ConnectError);
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
+}
+
 /// What is wrong with a NATS deployment or a call to it; carried as the source of
 /// [`Error::Backend`], whose `retryable` flag says whether the same call may succeed later.
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +69,9 @@ pub enum NatsError {
         servers: String,
         /// What to check, where it is known.
         hint: &'static str,
-        /// Why.
+        /// Why: the client's error.
         #[source]
-        source: async_nats::ConnectError,
+        source: ClientError,
     },
     /// The credentials file could not be read or parsed. Only the file's name and the
     /// kind of failure are shown, never its content.
@@ -260,7 +278,7 @@ pub(crate) fn connect(error: async_nats::ConnectError, servers: String) -> Error
     let failure = NatsError::Connect {
         servers,
         hint,
-        source: error,
+        source: ClientError(error),
     };
     match kind {
         ConnectErrorKind::Io if hint == TLS_HINT => fatal(failure),

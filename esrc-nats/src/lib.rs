@@ -12,9 +12,9 @@ mod snapshot;
 mod store;
 mod subscribe;
 
-pub use config::NatsStoreBuilder;
+pub use config::{NatsStoreBuilder, Storage};
 pub use core::NatsStore;
-pub use error::NatsError;
+pub use error::{ClientError, NatsError};
 
 /// Re-export of the client this store is built on (documented by async-nats).
 #[doc(no_inline)]
