@@ -325,17 +325,8 @@ async fn a_store_of_the_previous_version_says_to_migrate_then_upgrades() {
         .publish("Note", Uuid::now_v7(), Expected::Any, vec![note(2)])
         .await
         .unwrap();
-    let mut tx = store.pool().begin().await.unwrap();
-    let refused = store
-        .publish_in(
-            &mut tx,
-            "Note",
-            Uuid::now_v7(),
-            Expected::Any,
-            vec![note(3)],
-        )
-        .await
-        .unwrap_err();
+    let (refused, tx) = publish_in_a_transaction(&store, note(3)).await;
+    let refused = refused.unwrap_err();
     drop(tx);
     let replayed: Vec<_> = store.replay(&["Note"], Position::ZERO).collect().await;
     assert_eq!(
@@ -350,17 +341,8 @@ async fn a_store_of_the_previous_version_says_to_migrate_then_upgrades() {
         "{refused}"
     );
     store.migrate().await.unwrap();
-    let mut tx = store.pool().begin().await.unwrap();
-    let after = store
-        .publish_in(
-            &mut tx,
-            "Note",
-            Uuid::now_v7(),
-            Expected::Any,
-            vec![note(3)],
-        )
-        .await
-        .unwrap();
+    let (after, tx) = publish_in_a_transaction(&store, note(3)).await;
+    let after = after.unwrap();
     tx.commit().await.unwrap();
     let replayed: Vec<_> = store
         .replay(&["Note"], Position::ZERO)
@@ -368,4 +350,19 @@ async fn a_store_of_the_previous_version_says_to_migrate_then_upgrades() {
         .collect()
         .await;
     assert_eq!(replayed, [before.position, plain.position, after.position]);
+}
+
+/// `publish_in` of `event` to a new stream, in a transaction left open for the caller.
+async fn publish_in_a_transaction(
+    store: &esrc_postgres::PgStore,
+    event: NewEvent,
+) -> (
+    Result<esrc_core::Appended, Error>,
+    sqlx::Transaction<'static, sqlx::Postgres>,
+) {
+    let mut tx = store.pool().begin().await.unwrap();
+    let appended = store
+        .publish_in(&mut tx, "Note", Uuid::now_v7(), Expected::Any, vec![event])
+        .await;
+    (appended, tx)
 }
