@@ -145,6 +145,11 @@ async fn an_open_append_holds_readers_back_and_is_named() {
         "{blocker}"
     );
     assert!(blocker.to_string().contains(&format!("pid {pid}")));
+    assert_eq!(
+        store.count_after(&["Note"], Position::ZERO).await.unwrap(),
+        1,
+        "a projector's lag counts the committed event held back"
+    );
 
     open.commit().await.unwrap();
     assert_eq!(next(&mut subscription).await.position, first.position);
