@@ -161,10 +161,7 @@ impl PgStore {
         categories: &[String],
         long: bool,
     ) -> Result<Page, Error> {
-        let query = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.page)))
-            .bind(after)
-            .bind(categories)
-            .bind(self.page_size());
+        let query = self.page_query(after, categories);
         let rows = if long {
             let mut transaction = self.page_transaction().await?;
             query.fetch_all(&mut *transaction).await
@@ -175,7 +172,7 @@ impl PgStore {
         let mut full = rows.len() as i64 == self.page_size();
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
-            let position: i64 = row.try_get_unchecked(3).map_err(backend)?;
+            let position = row_position(row)?;
             if position >= until {
                 full = false;
                 break;
@@ -183,6 +180,19 @@ impl PgStore {
             events.push((position, envelope(row)));
         }
         Ok(Page { events, full })
+    }
+
+    /// The statement of one page: the group's events after `after`, at most
+    /// [`page_size`](PgStoreBuilder::page_size), in position order.
+    pub(crate) fn page_query<'q>(
+        &self,
+        after: i64,
+        categories: &'q [String],
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.page)))
+            .bind(after)
+            .bind(categories)
+            .bind(self.page_size())
     }
 
     /// A transaction for a long page read, with [`PAGE_SETTINGS`] (it ends when dropped).
@@ -276,6 +286,12 @@ impl PgStore {
     pub(crate) fn page_size(&self) -> i64 {
         i64::from(self.inner.config.page_size)
     }
+}
+
+/// The position of a page's row, read before the rest of it is decoded (a page goes on
+/// after the last position it read).
+pub(crate) fn row_position(row: &PgRow) -> Result<i64, Error> {
+    row.try_get_unchecked(3).map_err(backend)
 }
 
 /// A page of events: each row's position and what it decodes to.

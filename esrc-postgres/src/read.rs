@@ -7,11 +7,10 @@ use esrc_core::backend::{opened, opened_after, validate_name, validate_names};
 use esrc_core::{CategoryStats, Envelope, Error, Position, Replay, ReplayOne, Version};
 use futures::{Stream, StreamExt};
 use sqlx::AssertSqlSafe;
-use sqlx::Row as _;
 use uuid::Uuid;
 
 use crate::codec::{envelope, to_i64, to_u64};
-use crate::core::{PgStore, decoded};
+use crate::core::{PgStore, decoded, row_position};
 use crate::error::backend;
 
 impl ReplayOne for PgStore {
@@ -100,11 +99,7 @@ impl PgStore {
                         return;
                     }
                 };
-                let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.page)))
-                    .bind(cursor)
-                    .bind(&categories)
-                    .bind(self.page_size())
-                    .fetch(&mut *transaction);
+                let rows = self.page_query(cursor, &categories).fetch(&mut *transaction);
                 let mut rows = std::pin::pin!(rows);
                 let mut count = 0;
                 while let Some(row) = rows.next().await {
@@ -116,10 +111,10 @@ impl PgStore {
                         }
                     };
                     count += 1;
-                    let position: i64 = match row.try_get_unchecked(3) {
+                    let position = match row_position(&row) {
                         Ok(position) => position,
                         Err(error) => {
-                            yield Err(backend(error));
+                            yield Err(error);
                             return;
                         }
                     };
