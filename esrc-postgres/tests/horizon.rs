@@ -54,10 +54,17 @@ async fn other_database(pg: &common::Postgres) -> PgConnection {
 /// Begins a transaction on `connection` and gives it a transaction id, as any write
 /// would: it now holds `pg_snapshot_xmin` back on the whole server.
 async fn hold_an_id(connection: &mut PgConnection) {
-    sqlx::query("BEGIN")
-        .execute(&mut *connection)
-        .await
-        .unwrap();
+    hold_an_id_in(connection, "READ COMMITTED").await;
+}
+
+/// [`hold_an_id`] in a transaction of the `isolation` level.
+async fn hold_an_id_in(connection: &mut PgConnection, isolation: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "BEGIN ISOLATION LEVEL {isolation}"
+    )))
+    .execute(&mut *connection)
+    .await
+    .unwrap();
     sqlx::query("SELECT pg_current_xact_id()")
         .execute(&mut *connection)
         .await
@@ -170,16 +177,7 @@ async fn an_append_after_other_writes_in_its_transaction_is_never_skipped() {
     for isolation in ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"] {
         let store = pg.store().await;
         let mut late = store.pool().acquire().await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "BEGIN ISOLATION LEVEL {isolation}"
-        )))
-        .execute(&mut *late)
-        .await
-        .unwrap();
-        sqlx::query("SELECT pg_current_xact_id()")
-            .execute(&mut *late)
-            .await
-            .unwrap();
+        hold_an_id_in(&mut late, isolation).await;
         let mut subscription = pin!(store.subscribe(&["Note"], Position::ZERO));
         let early = store
             .publish("Note", Uuid::now_v7(), Expected::Any, vec![note(1)])
