@@ -89,6 +89,9 @@ pub struct Capabilities {
     /// The store's namespace can be removed under it, and the factory implements
     /// [`StoreFactory::remove_namespace`].
     pub namespace_removal: bool,
+    /// The store keeps event types and tags and implements [`esrc_core::Decide`]:
+    /// queries and conditional appends (decisions across streams).
+    pub decisions: bool,
 }
 
 impl Capabilities {
@@ -101,7 +104,17 @@ impl Capabilities {
             pending_appends: true,
             catalog: true,
             namespace_removal: true,
+            decisions: true,
         }
+    }
+
+    /// Declares decisions across streams unsupported: the store answers
+    /// [`esrc_core::Error::NotSupported`] to [`esrc_core::Decide`]'s methods and to
+    /// tagged events, and the decision cases check that it says so.
+    #[must_use]
+    pub const fn without_decisions(mut self) -> Self {
+        self.decisions = false;
+        self
     }
 
     /// Declares that the store has no namespace to lose (the in-memory store): the

@@ -299,3 +299,122 @@ pub fn assert_increasing(what: &str, envelopes: &[Envelope]) {
         );
     }
 }
+
+/// Events of the category `Course`, for decisions across streams: each is tagged with its
+/// course (`course:<id>`), an enrolment also with its student (`student:<id>`), a
+/// registration with its username (`username:<name>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CourseEvent {
+    /// A course was defined with a capacity.
+    Defined {
+        /// The course.
+        course: String,
+        /// How many students it takes.
+        capacity: u32,
+    },
+    /// A student enrolled into a course.
+    Enrolled {
+        /// The course.
+        course: String,
+        /// The student.
+        student: String,
+    },
+    /// A student registered a username.
+    Registered {
+        /// The username.
+        username: String,
+    },
+}
+
+impl Versioned for CourseEvent {}
+impl Event for CourseEvent {
+    const NAME: &'static str = "Course";
+
+    fn variant(&self) -> &'static str {
+        match self {
+            CourseEvent::Defined { .. } => "Defined",
+            CourseEvent::Enrolled { .. } => "Enrolled",
+            CourseEvent::Registered { .. } => "Registered",
+        }
+    }
+
+    fn tags(&self) -> Vec<String> {
+        match self {
+            CourseEvent::Defined { course, .. } => vec![format!("course:{course}")],
+            CourseEvent::Enrolled { course, student } => {
+                vec![format!("course:{course}"), format!("student:{student}")]
+            }
+            CourseEvent::Registered { username } => vec![format!("username:{username}")],
+        }
+    }
+}
+
+/// The tag `key:value`, which must be valid.
+pub fn tag(key: &str, value: &str) -> esrc_core::Tag {
+    esrc_core::Tag::from_parts(key, value).unwrap()
+}
+
+/// The `Course` event type `name`.
+pub fn course_type(name: &str) -> esrc_core::EventType {
+    esrc_core::EventType::of::<CourseEvent>(name)
+}
+
+/// A decision state: how many students a course has and takes.
+#[derive(Clone, Debug, Default)]
+pub struct CourseCapacity {
+    /// The course.
+    pub course: String,
+    /// Its capacity (0 until defined).
+    pub capacity: u32,
+    /// Its enrolments.
+    pub enrolled: u32,
+}
+
+impl CourseCapacity {
+    /// The state of `course` before any event.
+    pub fn of(course: &str) -> Self {
+        Self {
+            course: course.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+impl esrc_core::Decision for CourseCapacity {
+    fn query(&self) -> esrc_core::Query {
+        esrc_core::Query::new().or(
+            esrc_core::Item::types::<CourseEvent>(["Defined", "Enrolled"])
+                .tagged(tag("course", &self.course)),
+        )
+    }
+
+    fn apply(&mut self, event: &Envelope) -> Result<(), Error> {
+        match event.deserialize::<CourseEvent>()? {
+            CourseEvent::Defined { capacity, .. } => self.capacity = capacity,
+            CourseEvent::Enrolled { .. } => self.enrolled += 1,
+            CourseEvent::Registered { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+/// A decision state: whether a username is taken.
+#[derive(Clone, Debug, Default)]
+pub struct UsernameTaken {
+    /// The username.
+    pub username: String,
+    /// Whether an event registered it.
+    pub taken: bool,
+}
+
+impl esrc_core::Decision for UsernameTaken {
+    fn query(&self) -> esrc_core::Query {
+        esrc_core::Query::new().or(esrc_core::Item::types::<CourseEvent>(["Registered"])
+            .tagged(tag("username", &self.username)))
+    }
+
+    fn apply(&mut self, _: &Envelope) -> Result<(), Error> {
+        self.taken = true;
+        Ok(())
+    }
+}

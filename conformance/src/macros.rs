@@ -61,6 +61,13 @@ macro_rules! conformance_tests {
             aborted_projector_loses_nothing,
             projectors_with_different_names_each_see_everything,
             failing_projection_does_not_advance_its_checkpoint,
+            tags_and_types_round_trip,
+            queries_match_types_tags_items_and_streams,
+            invalid_queries_are_refused,
+            conditions_guard_what_they_query,
+            conditional_appends_are_atomic_and_idempotent,
+            one_of_many_concurrent_decisions_wins,
+            capacity_holds_under_contention,
         }
     };
     ($factory:expr) => {

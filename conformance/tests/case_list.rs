@@ -17,6 +17,7 @@ fn cases() -> Vec<&'static str> {
         include_str!("../src/cases/catalog.rs"),
         include_str!("../src/cases/payload.rs"),
         include_str!("../src/cases/projector.rs"),
+        include_str!("../src/cases/decide.rs"),
     ]
     .into_iter()
     .flat_map(str::lines)

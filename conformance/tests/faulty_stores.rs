@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use esrc_conformance::{StoreFactory, cases};
 use esrc_core::{
-    Appended, CategoryStats, CheckpointStore, Envelope, Error, Expected, Metadata, NewEvent,
-    Position, Publish, Replay, ReplayOne, Snapshot, SnapshotStore, Subscribe, Truncate, Version,
+    Appended, CategoryStats, CheckpointStore, Condition, Decide, Envelope, Error, Expected,
+    Metadata, NewEvent, Position, Publish, Query, Replay, ReplayOne, Snapshot, SnapshotStore,
+    Subscribe, Truncate, Version, Write,
 };
 use esrc_memory::MemoryStore;
 use futures::{FutureExt, Stream, StreamExt};
@@ -47,6 +48,15 @@ enum Fault {
     TrustsPosition,
     /// Subscriptions retry a permanent failure for ever, saying nothing.
     RetriesPermanentFailures,
+    /// Conditional appends ignore their condition.
+    IgnoresConditions,
+    /// The condition is checked by a query first, then the events are written without
+    /// a check.
+    ChecksConditionThenWrites,
+    /// Queries ignore items' tags.
+    QueryIgnoresTags,
+    /// Tags are not stored.
+    DropsTags,
 }
 
 #[derive(Clone)]
@@ -93,6 +103,11 @@ impl Publish for Faulty {
             Fault::DropsMetadata => {
                 for event in &mut events {
                     event.metadata = Metadata::default();
+                }
+            }
+            Fault::DropsTags => {
+                for event in &mut events {
+                    event.tags.clear();
                 }
             }
             _ => {}
@@ -280,6 +295,62 @@ impl CheckpointStore for Faulty {
     }
 }
 
+impl Decide for Faulty {
+    async fn horizon(&self) -> Result<Position, Error> {
+        self.inner.horizon().await
+    }
+
+    fn query(
+        &self,
+        query: &Query,
+        after: Position,
+        until: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
+        let mut query = query.clone();
+        if self.fault == Fault::QueryIgnoresTags {
+            for item in &mut query.items {
+                item.tags.clear();
+            }
+        }
+        self.inner.query(&query, after, until)
+    }
+
+    async fn append_if(
+        &self,
+        mut writes: Vec<Write>,
+        condition: Option<Condition>,
+    ) -> Result<Vec<Appended>, Error> {
+        match self.fault {
+            Fault::IgnoresConditions => return self.inner.append_if(writes, None).await,
+            Fault::ChecksConditionThenWrites => {
+                if let Some(condition) = &condition {
+                    let until = self.inner.horizon().await?;
+                    let first = self
+                        .inner
+                        .query(&condition.query, condition.after, until)
+                        .next()
+                        .await
+                        .transpose()?;
+                    if let Some(found) = first {
+                        return Err(Error::condition_failed(condition.clone(), found.position));
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                return self.inner.append_if(writes, None).await;
+            }
+            Fault::DropsTags => {
+                for write in &mut writes {
+                    for event in &mut write.events {
+                        event.tags.clear();
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.inner.append_if(writes, condition).await
+    }
+}
+
 struct FaultyFactory(Fault);
 
 impl StoreFactory for FaultyFactory {
@@ -410,3 +481,23 @@ passes: [
 check_fault!(retrying_a_permanent_failure_for_ever_is_caught, Fault::RetriesPermanentFailures,
     fails: [subscription_ends_with_a_permanent_failure],
     passes: [subscribe_catches_up_then_goes_live, append_to_new_stream]);
+
+check_fault!(ignoring_conditions_is_caught, Fault::IgnoresConditions,
+    fails: [
+        conditions_guard_what_they_query,
+        one_of_many_concurrent_decisions_wins,
+        capacity_holds_under_contention,
+    ],
+    passes: [queries_match_types_tags_items_and_streams, tags_and_types_round_trip]);
+
+check_fault!(checking_a_condition_before_writing_is_caught, Fault::ChecksConditionThenWrites,
+    fails: [one_of_many_concurrent_decisions_wins],
+    passes: [conditions_guard_what_they_query, queries_match_types_tags_items_and_streams]);
+
+check_fault!(queries_ignoring_tags_are_caught, Fault::QueryIgnoresTags,
+    fails: [queries_match_types_tags_items_and_streams],
+    passes: [tags_and_types_round_trip, invalid_queries_are_refused]);
+
+check_fault!(lost_tags_are_caught, Fault::DropsTags,
+    fails: [tags_and_types_round_trip, queries_match_types_tags_items_and_streams],
+    passes: [append_to_new_stream, invalid_queries_are_refused]);

@@ -45,9 +45,9 @@ use futures::stream::BoxStream;
 use uuid::Uuid;
 
 use crate::{
-    Appended, CategoryStats, CheckpointStore, Envelope, Error, Expected, NewEvent, Position,
-    Publish, Replay, ReplayOne, Snapshot, SnapshotOrEvent, SnapshotStore, Store, Subscribe,
-    Truncate, Version,
+    Appended, CategoryStats, CheckpointStore, Condition, Decide, Envelope, Error, Expected,
+    NewEvent, Position, Publish, Query, Replay, ReplayOne, Snapshot, SnapshotOrEvent,
+    SnapshotStore, Store, Subscribe, Truncate, Version, Write,
 };
 
 /// A store chosen at run time, shared between tasks: what `esrc::connect` returns.
@@ -169,6 +169,24 @@ pub trait DynStore: sealed::Sealed + Send + Sync {
         name: &'a str,
         to: Option<Position>,
     ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// [`Decide::horizon`], boxed.
+    fn horizon_boxed(&self) -> BoxFuture<'_, Result<Position, Error>>;
+
+    /// [`Decide::query`], boxed.
+    fn query_boxed<'a>(
+        &'a self,
+        query: &Query,
+        after: Position,
+        until: Position,
+    ) -> BoxStream<'a, Result<Envelope, Error>>;
+
+    /// [`Decide::append_if`], boxed.
+    fn append_if_boxed(
+        &self,
+        writes: Vec<Write>,
+        condition: Option<Condition>,
+    ) -> BoxFuture<'_, Result<Vec<Appended>, Error>>;
 
     /// The concrete store as [`Any`]. Prefer [`downcast_ref`](trait.DynStore.html#method.downcast_ref)
     /// on a `dyn DynStore`: called on an `Arc<dyn DynStore>` with this trait in scope,
@@ -313,6 +331,27 @@ impl<S: Store + 'static> DynStore for S {
         Box::pin(self.reset_checkpoint(name, to))
     }
 
+    fn horizon_boxed(&self) -> BoxFuture<'_, Result<Position, Error>> {
+        Box::pin(self.horizon())
+    }
+
+    fn query_boxed<'a>(
+        &'a self,
+        query: &Query,
+        after: Position,
+        until: Position,
+    ) -> BoxStream<'a, Result<Envelope, Error>> {
+        Box::pin(self.query(query, after, until))
+    }
+
+    fn append_if_boxed(
+        &self,
+        writes: Vec<Write>,
+        condition: Option<Condition>,
+    ) -> BoxFuture<'_, Result<Vec<Appended>, Error>> {
+        Box::pin(self.append_if(writes, condition))
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -431,6 +470,29 @@ impl SnapshotStore for dyn DynStore {
         id: Uuid,
     ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_>> {
         self.snapshot_then_events_boxed(category, id)
+    }
+}
+
+impl Decide for dyn DynStore {
+    async fn horizon(&self) -> Result<Position, Error> {
+        self.horizon_boxed().await
+    }
+
+    fn query(
+        &self,
+        query: &Query,
+        after: Position,
+        until: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
+        self.query_boxed(query, after, until)
+    }
+
+    async fn append_if(
+        &self,
+        writes: Vec<Write>,
+        condition: Option<Condition>,
+    ) -> Result<Vec<Appended>, Error> {
+        self.append_if_boxed(writes, condition).await
     }
 }
 

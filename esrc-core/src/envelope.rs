@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::{DecodeGroup, Error, Event, Metadata, Position, Timestamp, Version, Versioned};
+use crate::{DecodeGroup, Error, Event, Metadata, Position, Tag, Timestamp, Version, Versioned};
 
 /// A stored event: where it is, what it is, and its still-encoded payload.
 ///
@@ -27,6 +27,12 @@ pub struct Envelope {
     pub timestamp: Timestamp,
     /// The schema version of the payload.
     pub schema_version: u32,
+    /// The event's type within its category: its variant's name ([`Event::variant`]);
+    /// empty for an event stored without one (by an earlier version of esrc, or by a
+    /// store that does not keep types).
+    pub event_type: String,
+    /// The event's tags, sorted, without duplicates (see [`Decide`](crate::Decide)).
+    pub tags: Vec<Tag>,
     /// Correlation, causation and key/values.
     pub metadata: Metadata,
     /// The encoded (JSON) payload.
@@ -67,6 +73,10 @@ pub struct NewEvent {
     pub timestamp: Timestamp,
     /// The schema version of the payload.
     pub schema_version: u32,
+    /// The event's type within its category (its variant's name); empty if unknown.
+    pub event_type: String,
+    /// The event's tags, sorted, without duplicates.
+    pub tags: Vec<Tag>,
     /// Correlation, causation and key/values.
     pub metadata: Metadata,
     /// The encoded (JSON) payload.
@@ -74,13 +84,22 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// Encodes an event with a new UUIDv7 id, the current time and empty metadata.
+    /// Encodes an event with a new UUIDv7 id, the current time and empty metadata, with
+    /// its type ([`Event::variant`]) and tags ([`Event::tags`]). An invalid tag is
+    /// [`Error::InvalidName`].
     pub fn new<E: Event>(event: &E) -> Result<Self, Error> {
         let payload = serde_json::to_vec(event).map_err(|source| Error::Encode {
             category: E::NAME.to_owned(),
             source,
         })?;
-        Ok(Self::from_payload(E::VERSION, payload))
+        let tags = event
+            .tags()
+            .into_iter()
+            .map(Tag::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_payload(E::VERSION, payload)
+            .with_type(event.variant())
+            .with_tags(tags))
     }
 
     /// An event from an already encoded payload, with a new UUIDv7 id and the current time.
@@ -89,9 +108,28 @@ impl NewEvent {
             event_id: Uuid::now_v7(),
             timestamp: Timestamp::now(),
             schema_version,
+            event_type: String::new(),
+            tags: Vec::new(),
             metadata: Metadata::default(),
             payload: payload.into(),
         }
+    }
+
+    /// Sets the event's type within its category (its variant's name).
+    #[must_use]
+    pub fn with_type(mut self, event_type: impl Into<String>) -> Self {
+        self.event_type = event_type.into();
+        self
+    }
+
+    /// Sets the event's tags (sorted and deduplicated here).
+    #[must_use]
+    pub fn with_tags(mut self, tags: impl IntoIterator<Item = Tag>) -> Self {
+        let mut tags: Vec<Tag> = tags.into_iter().collect();
+        tags.sort_unstable();
+        tags.dedup();
+        self.tags = tags;
+        self
     }
 
     /// Sets the event id (for idempotent retries or ids chosen by the caller).
@@ -132,6 +170,8 @@ impl NewEvent {
             event_id: self.event_id,
             timestamp: self.timestamp,
             schema_version: self.schema_version,
+            event_type: self.event_type,
+            tags: self.tags,
             metadata: self.metadata,
             payload: self.payload,
         }

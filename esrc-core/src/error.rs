@@ -81,6 +81,26 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A conditional append's condition failed: an event matching its query was stored
+    /// after its position (or, on a store that checks more than the query says, an event
+    /// its check covers; see [`Decide`](crate::Decide)). Nothing was stored.
+    #[non_exhaustive]
+    ConditionFailed {
+        /// The condition that failed.
+        condition: Box<crate::Condition>,
+        /// The position of the first event that made it fail.
+        position: crate::Position,
+    },
+
+    /// A query, or a condition's query, that a store cannot answer or check as asked:
+    /// an empty one, or one larger than the store can check at once. Nothing was read or
+    /// stored.
+    #[non_exhaustive]
+    InvalidQuery {
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A batch reused an event id that is stored already, but it is not a retry of the
     /// batch that stored it. Nothing was stored.
     #[non_exhaustive]
@@ -198,6 +218,15 @@ impl fmt::Display for Error {
                 write!(f, "unknown event category `{category}` (known: {known:?})")
             }
             Error::InvalidName { name, reason } => write!(f, "invalid name `{name}`: {reason}"),
+            Error::ConditionFailed {
+                condition,
+                position,
+            } => write!(
+                f,
+                "condition failed: an event at position {position} matches {}, stored after position {}",
+                condition.query, condition.after
+            ),
+            Error::InvalidQuery { reason } => write!(f, "invalid query: {reason}"),
             Error::DuplicateEvent { event_id } => {
                 write!(f, "event id {event_id} is already stored by another append")
             }
@@ -306,6 +335,21 @@ impl Error {
         }
     }
 
+    /// An [`Error::ConditionFailed`].
+    pub fn condition_failed(condition: crate::Condition, position: crate::Position) -> Self {
+        Error::ConditionFailed {
+            condition: Box::new(condition),
+            position,
+        }
+    }
+
+    /// An [`Error::InvalidQuery`].
+    pub fn invalid_query(reason: impl Into<String>) -> Self {
+        Error::InvalidQuery {
+            reason: reason.into(),
+        }
+    }
+
     /// An [`Error::DuplicateEvent`].
     pub fn duplicate_event(event_id: Uuid) -> Self {
         Error::DuplicateEvent { event_id }
@@ -401,7 +445,7 @@ impl Error {
 
     /// Whether this is an [`Error::Conflict`].
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Conflict { .. })
+        matches!(self, Error::Conflict { .. } | Error::ConditionFailed { .. })
     }
 
     /// Builds an [`Error::Backend`].

@@ -108,6 +108,14 @@ pub trait Event: Versioned + Serialize {
     fn variant(&self) -> &'static str {
         Self::NAME
     }
+
+    /// The event's tags, `key:value` each (see [`Tag`](crate::Tag)), by which decisions
+    /// across streams find it ([`Decide`](crate::Decide)). Derived from the fields marked
+    /// `#[esrc(tag)]`; none by default. [`NewEvent::new`](crate::NewEvent::new) checks
+    /// them.
+    fn tags(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A set of event categories read together, e.g. by a projection. Every [`Event`] is a

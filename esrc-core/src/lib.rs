@@ -4,6 +4,8 @@ mod aggregate;
 mod append;
 pub mod backend;
 mod backoff;
+mod decider;
+mod decision;
 mod dynamic;
 mod engine;
 mod envelope;
@@ -21,6 +23,8 @@ pub mod testing;
 mod types;
 
 pub use aggregate::{Aggregate, AggregateEvent, Root};
+pub use decider::{DecideExt, Decision};
+pub use decision::{Condition, Decide, EventType, Item, MAX_TAG_LEN, Query, StreamId, Tag, Write};
 pub use dynamic::{AnyStore, DynStore};
 pub use envelope::{Envelope, NewEvent, Snapshot};
 pub use error::{BoxError, DecodeError, Error};

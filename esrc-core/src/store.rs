@@ -12,7 +12,8 @@ use futures::Stream;
 use uuid::Uuid;
 
 use crate::{
-    Appended, CategoryStats, Envelope, Error, Expected, NewEvent, Position, Snapshot, Version,
+    Appended, CategoryStats, Condition, Decide, Envelope, Error, Expected, NewEvent, Position,
+    Query, Snapshot, Version, Write,
 };
 
 /// Appends events to one stream.
@@ -234,13 +235,23 @@ pub trait CheckpointStore: Send + Sync {
 }
 
 /// Every store trait at once; implemented for every type that implements them all.
+///
+/// [`Decide`] is part of it with defaults that answer [`Error::NotSupported`], so that a
+/// store without decisions across streams implements it with an empty `impl`.
 pub trait Store:
-    Publish + ReplayOne + Replay + Subscribe + Truncate + SnapshotStore + CheckpointStore
+    Publish + ReplayOne + Replay + Subscribe + Truncate + SnapshotStore + CheckpointStore + Decide
 {
 }
 
 impl<S: ?Sized> Store for S where
-    S: Publish + ReplayOne + Replay + Subscribe + Truncate + SnapshotStore + CheckpointStore
+    S: Publish
+        + ReplayOne
+        + Replay
+        + Subscribe
+        + Truncate
+        + SnapshotStore
+        + CheckpointStore
+        + Decide
 {
 }
 
@@ -353,6 +364,29 @@ macro_rules! delegate {
                 id: Uuid,
             ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_, $($lifetime,)? S>> {
                 (**self).snapshot_then_events(category, id)
+            }
+        }
+
+        impl<$($lifetime,)? S: Decide + ?Sized> Decide for $wrapper {
+            fn horizon(&self) -> impl Future<Output = Result<Position, Error>> + Send {
+                (**self).horizon()
+            }
+
+            fn query(
+                &self,
+                query: &Query,
+                after: Position,
+                until: Position,
+            ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, $($lifetime,)? S> {
+                (**self).query(query, after, until)
+            }
+
+            fn append_if(
+                &self,
+                writes: Vec<Write>,
+                condition: Option<Condition>,
+            ) -> impl Future<Output = Result<Vec<Appended>, Error>> + Send {
+                (**self).append_if(writes, condition)
             }
         }
 

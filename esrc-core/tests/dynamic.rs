@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use esrc_core::projector::Projector;
 use esrc_core::{
-    Aggregate, AnyStore, Appended, CheckpointStore, Context, Envelope, Error, Expected, NewEvent,
-    Position, Project, ProjectExt, Publish, PublishExt, ReadExt, Replay, ReplayOne, Root, Snapshot,
-    SnapshotStore, Subscribe, Truncate, Version, Versioned,
+    Aggregate, AnyStore, Appended, CheckpointStore, Condition, Context, Decide, DecideExt,
+    Decision, Envelope, Error, Expected, Item, NewEvent, Position, Project, ProjectExt, Publish,
+    PublishExt, Query, ReadExt, Replay, ReplayOne, Retry, Root, Snapshot, SnapshotStore, Subscribe,
+    Truncate, Version, Versioned, Write,
 };
 use esrc_memory::MemoryStore;
 use futures::{Future, Stream};
@@ -121,6 +122,32 @@ impl SnapshotStore for Counting {
     ) -> impl Future<Output = Result<Option<Snapshot>, Error>> + Send {
         self.count("load_snapshot");
         self.inner.load_snapshot(category, id)
+    }
+}
+
+impl Decide for Counting {
+    fn horizon(&self) -> impl Future<Output = Result<Position, Error>> + Send {
+        self.count("horizon");
+        self.inner.horizon()
+    }
+
+    fn query(
+        &self,
+        query: &Query,
+        after: Position,
+        until: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
+        self.count("query");
+        self.inner.query(query, after, until)
+    }
+
+    fn append_if(
+        &self,
+        writes: Vec<Write>,
+        condition: Option<Condition>,
+    ) -> impl Future<Output = Result<Vec<Appended>, Error>> + Send {
+        self.count("append_if");
+        self.inner.append_if(writes, condition)
     }
 }
 
@@ -286,4 +313,47 @@ async fn errors_pass_through_the_dynamic_form() {
     open().await.unwrap();
     let error = open().await.unwrap_err();
     assert!(error.is_conflict(), "{error}");
+}
+
+/// The lamp's switches, as a decision state: read by query, through the dynamic form.
+struct LampState {
+    id: Uuid,
+    on: bool,
+}
+
+impl Decision for LampState {
+    fn query(&self) -> Query {
+        Query::new().or(Item::new().in_stream("Lamp", self.id))
+    }
+
+    fn apply(&mut self, event: &Envelope) -> Result<(), Error> {
+        let LampEvent::Switched { on } = event.deserialize()?;
+        self.on = on;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn decisions_go_through_the_dynamic_form() {
+    let counting = Counting::default();
+    let store: AnyStore = Arc::new(counting.clone());
+    let id = Uuid::now_v7();
+    let switch = |state: &LampState| {
+        Write::event(id, &LampEvent::Switched { on: !state.on }).map(|write| vec![write])
+    };
+    let initial = || LampState { id, on: false };
+    store
+        .decide(initial, switch, &Retry::default())
+        .await
+        .unwrap();
+    store
+        .decide(initial, switch, &Retry::default())
+        .await
+        .unwrap();
+    let (state, until) = store.fold(initial()).await.unwrap();
+    assert!(!state.on, "switched on, then off");
+    assert_eq!(until, Position(2));
+    assert_eq!(counting.calls("append_if"), 2);
+    assert_eq!(counting.calls("query"), 3);
+    assert_eq!(counting.calls("horizon"), 3);
 }

@@ -98,12 +98,12 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Up to [`CHUNK`] events of `categories` with a position in `(after, until]`.
+    /// Up to [`CHUNK`] events that `wanted` picks, with a position in `(after, until]`.
     pub(crate) fn chunk(
         &self,
-        categories: &[String],
         after: Position,
         until: Position,
+        wanted: impl Fn(&Envelope) -> bool,
     ) -> Vec<Envelope> {
         if after >= until {
             return Vec::new();
@@ -114,7 +114,7 @@ impl MemoryStore {
         let wanted = state.log[after..until]
             .iter()
             .flatten()
-            .filter(|envelope| categories.contains(&envelope.category));
+            .filter(|envelope| wanted(envelope));
         copy_out(wanted, until - after)
     }
 

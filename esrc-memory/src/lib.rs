@@ -3,6 +3,7 @@
 mod checkpoint;
 mod config;
 mod core;
+mod decide;
 mod read;
 mod snapshot;
 mod store;

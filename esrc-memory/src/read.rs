@@ -55,7 +55,9 @@ impl Replay for MemoryStore {
         opened(validate_names(categories), move |categories| {
             let mut cursor = after;
             Chunks::new(move || {
-                let chunk = self.chunk(&categories, cursor, until);
+                let chunk = self.chunk(cursor, until, |envelope| {
+                    categories.contains(&envelope.category)
+                });
                 if let Some(last) = chunk.last() {
                     cursor = last.position;
                 }
@@ -102,7 +104,7 @@ impl MemoryStore {
 /// under the lock, and says whether another may follow. Written by hand rather than as a
 /// generator: an envelope is 184 bytes, and a generator moves each one twice more on its
 /// way out (a third of the time of a replay went to those copies).
-struct Chunks<F> {
+pub(crate) struct Chunks<F> {
     next_chunk: F,
     current: std::vec::IntoIter<Envelope>,
     more: bool,
@@ -113,7 +115,7 @@ where
     F: FnMut() -> (Vec<Envelope>, bool),
 {
     /// The events `next_chunk` hands out.
-    fn new(next_chunk: F) -> Self {
+    pub(crate) fn new(next_chunk: F) -> Self {
         Self {
             next_chunk,
             current: Vec::new().into_iter(),

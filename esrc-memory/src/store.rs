@@ -11,7 +11,7 @@ use crate::core::{IdRecord, MemoryStore, State, StreamState, log_index};
 impl State {
     /// If `events` repeat stored ids: `Ok(Some(original outcome))` for an exact retry of one
     /// batch of `stream`, `Err(DuplicateEvent)` for any other reuse (the shared rule).
-    fn retried(
+    pub(crate) fn retried(
         &self,
         stream: Option<usize>,
         events: &[NewEvent],
@@ -61,6 +61,45 @@ impl State {
         }
         stream
     }
+
+    /// Stores `events` at the end of the stream `(category, id)`, which is at `actual`:
+    /// every check has passed.
+    pub(crate) fn append(
+        &mut self,
+        category: &str,
+        id: Uuid,
+        actual: Version,
+        events: Vec<NewEvent>,
+    ) -> Appended {
+        let stream = self.stream_or_new(category, id);
+        let batch_first = actual.next();
+        let count = events.len() as u64;
+        let batch = Appended::new(
+            Version(actual.get() + count),
+            Position(self.head().get() + count),
+        );
+        let mut version = actual;
+        let mut position = self.head();
+        self.log.reserve(events.len());
+        for event in events {
+            version = version.next();
+            position = position.next();
+            self.event_ids.insert(
+                event.event_id,
+                IdRecord {
+                    stream,
+                    version,
+                    batch_first,
+                    batch,
+                },
+            );
+            self.streams[stream].positions.push(position);
+            self.log
+                .push(Some(event.into_envelope(category, id, version, position)));
+        }
+        self.streams[stream].version = version;
+        batch
+    }
 }
 
 impl Publish for MemoryStore {
@@ -84,44 +123,11 @@ impl Publish for MemoryStore {
             return Err(Error::conflict(category.to_owned(), id, expected, actual));
         }
 
-        let stream = state.stream_or_new(category, id);
-        let batch_first = actual.next();
-        let count = events.len() as u64;
-        let batch = Appended::new(
-            Version(actual.get() + count),
-            Position(state.head().get() + count),
-        );
-        let mut version = actual;
-        let mut position = state.head();
-        state.log.reserve(events.len());
-        for event in events {
-            version = version.next();
-            position = position.next();
-            state.event_ids.insert(
-                event.event_id,
-                IdRecord {
-                    stream,
-                    version,
-                    batch_first,
-                    batch,
-                },
-            );
-            state.streams[stream].positions.push(position);
-            state
-                .log
-                .push(Some(event.into_envelope(category, id, version, position)));
-        }
-        state.streams[stream].version = version;
+        let batch = state.append(category, id, actual, events);
+        let position = batch.position;
         drop(guard);
 
-        // Concurrent writers release the lock in any order: the head only moves forward.
-        self.inner.head.send_if_modified(|head| {
-            let newer = position > *head;
-            if newer {
-                *head = position;
-            }
-            newer
-        });
+        self.moved_to(position);
         Ok(batch)
     }
 }
@@ -143,5 +149,19 @@ impl Truncate for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// Wakes subscribers: the log now ends at `position`.
+    pub(crate) fn moved_to(&self, position: Position) {
+        // Concurrent writers release the lock in any order: the head only moves forward.
+        self.inner.head.send_if_modified(|head| {
+            let newer = position > *head;
+            if newer {
+                *head = position;
+            }
+            newer
+        });
     }
 }

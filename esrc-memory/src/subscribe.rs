@@ -30,7 +30,7 @@ fn subscribe(
             // Mark the head seen *before* reading, so a write that lands after the read
             // wakes `changed()` below: nothing can slip between the two.
             let until = *head.borrow_and_update();
-            let chunk = store.chunk(&categories, cursor, until);
+            let chunk = store.chunk(cursor, until, |envelope| categories.contains(&envelope.category));
             if chunk.is_empty() {
                 // Nothing of ours up to `until`: skip past it, then wait for more.
                 cursor = cursor.max(until);

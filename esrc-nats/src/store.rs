@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use esrc_core::backend::{Backoff, StoredId, check_append, retry_outcome, validate_name};
+use esrc_core::backend::{
+    Backoff, StoredId, check_append, refuse_tags, retry_outcome, validate_name,
+};
 use esrc_core::{Appended, Error, Expected, NewEvent, Position, Publish, Truncate, Version};
 use futures::StreamExt;
 use uuid::Uuid;
@@ -289,6 +291,7 @@ impl Publish for NatsStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
         check_append(category, &events, MAX_BATCH)?;
+        refuse_tags::<NatsStore>(&events)?;
         let subject = self.subject(category, id);
         let mut tail = self.known_tail(category, id, expected);
         let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
@@ -391,3 +394,7 @@ impl Truncate for NatsStore {
         }
     }
 }
+
+/// Decisions across streams are not offered yet: every method answers
+/// [`Error::NotSupported`](esrc_core::Error::NotSupported), and tagged events are refused.
+impl esrc_core::Decide for NatsStore {}

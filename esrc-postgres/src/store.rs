@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use esrc_core::backend::{StoredId, check_append, retry_outcome, validate_name};
+use esrc_core::backend::{StoredId, check_append, refuse_tags, retry_outcome, validate_name};
 use esrc_core::{Appended, Error, Expected, NewEvent, Position, Publish, Truncate, Version};
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
@@ -44,6 +44,7 @@ impl PgStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
         check_append(category, &events, (1 << TX_SHIFT) - 1)?;
+        refuse_tags::<PgStore>(&events)?;
         let batch = Batch::new(&events)?;
         let outcome = self
             .append(connection, category, id, expected, &batch, false)
@@ -213,6 +214,7 @@ impl PgStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
         check_append(category, &events, (1 << TX_SHIFT) - 1)?;
+        refuse_tags::<PgStore>(&events)?;
         let batch = Batch::new(&events)?;
         let mut attempt = 0;
         loop {
@@ -279,3 +281,7 @@ impl Truncate for PgStore {
         Ok(())
     }
 }
+
+/// Decisions across streams are not offered yet: every method answers
+/// [`Error::NotSupported`](esrc_core::Error::NotSupported), and tagged events are refused.
+impl esrc_core::Decide for PgStore {}

@@ -8,6 +8,7 @@
 
 mod append;
 mod catalog;
+mod decide;
 mod payload;
 mod projector;
 mod read;
@@ -18,6 +19,7 @@ mod support;
 
 pub use append::*;
 pub use catalog::*;
+pub use decide::*;
 pub use payload::*;
 pub use projector::*;
 pub use read::*;
