@@ -46,6 +46,7 @@ pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStrea
 
     let name = event_name(args.name.as_ref(), args.keep_suffix.is_some(), ident)?;
     let variant = variant_fn(input);
+    let tags = tags_fn(input)?;
     let aggregate = args.aggregate.as_ref().map(|aggregate| {
         quote! {
             #[automatically_derived]
@@ -60,6 +61,7 @@ pub(crate) fn expand(input: &DeriveInput, event: bool) -> syn::Result<TokenStrea
         impl #impl_generics #krate::Event for #ident #type_generics #where_clause {
             const NAME: &'static str = #name;
             #variant
+            #tags
         }
         #aggregate
     })
@@ -129,4 +131,92 @@ fn variant_fn(input: &DeriveInput) -> TokenStream {
             }
         }
     }
+}
+
+/// `Event::tags`: `key:value` for every field marked `#[esrc(tag)]` (the key is the
+/// field's name) or `#[esrc(tag = "key")]`, the value its `Display`; nothing when no
+/// field is marked.
+fn tags_fn(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let mut arms = Vec::new();
+    let mut any = false;
+    let mut arm = |pattern: TokenStream, fields: &Fields| -> syn::Result<()> {
+        let mut bindings = Vec::new();
+        let mut values = Vec::new();
+        for (index, field) in fields.iter().enumerate() {
+            let Some(key) = field_tag(field)? else {
+                continue;
+            };
+            let binding = quote::format_ident!("__tag{index}");
+            let member = match &field.ident {
+                Some(ident) => quote!(#ident),
+                None => {
+                    let index = syn::Index::from(index);
+                    quote!(#index)
+                }
+            };
+            bindings.push(quote!(#member: #binding));
+            values.push(quote!(::std::format!("{}:{}", #key, #binding)));
+        }
+        if !values.is_empty() {
+            any = true;
+            arms.push(quote!(#pattern { #(#bindings,)* .. } => ::std::vec![#(#values),*],));
+        }
+        Ok(())
+    };
+    match &input.data {
+        Data::Enum(data) => {
+            for variant in &data.variants {
+                let v = &variant.ident;
+                arm(quote!(Self::#v), &variant.fields)?;
+            }
+        }
+        Data::Struct(data) => arm(quote!(Self), &data.fields)?,
+        Data::Union(_) => {}
+    }
+    if !any {
+        return Ok(TokenStream::new());
+    }
+    Ok(quote! {
+        fn tags(&self) -> ::std::vec::Vec<::std::string::String> {
+            #[allow(unreachable_patterns)]
+            match self {
+                #(#arms)*
+                _ => ::std::vec::Vec::new(),
+            }
+        }
+    })
+}
+
+/// The tag key of a field marked `#[esrc(tag)]` or `#[esrc(tag = "key")]`.
+fn field_tag(field: &syn::Field) -> syn::Result<Option<String>> {
+    let mut key = None;
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("esrc")) {
+        attr.parse_nested_meta(|meta| {
+            if !meta.path.is_ident("tag") {
+                return Err(meta.error("unknown esrc attribute on a field: only `tag` or `tag = \"key\"` is allowed here"));
+            }
+            let given = if meta.input.peek(syn::Token![=]) {
+                let lit: syn::LitStr = meta.value()?.parse()?;
+                if let Err(invalid) = esrc_name::check(&lit.value()) {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!("invalid tag key: {}", invalid.reason()),
+                    ));
+                }
+                lit.value()
+            } else {
+                match &field.ident {
+                    Some(ident) => ident.to_string().trim_start_matches("r#").to_owned(),
+                    None => {
+                        return Err(meta.error(
+                            "a tagged field without a name needs its key: `#[esrc(tag = \"key\")]`",
+                        ));
+                    }
+                }
+            };
+            key = Some(given);
+            Ok(())
+        })?;
+    }
+    Ok(key)
 }

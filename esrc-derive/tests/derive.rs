@@ -46,6 +46,74 @@ fn variants_are_named() {
     assert_eq!(JustEvent.variant(), "JustEvent");
 }
 
+#[derive(Debug, PartialEq, Serialize, Deserialize, esrc_core::Event)]
+#[esrc(name = "Course")]
+enum CourseEvent {
+    Defined {
+        #[esrc(tag)]
+        course: String,
+        capacity: u32,
+    },
+    Enrolled {
+        #[esrc(tag)]
+        course: String,
+        #[esrc(tag = "student")]
+        who: Uuid,
+    },
+    Renamed(#[esrc(tag = "course")] String, String),
+    Cancelled,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize, esrc_core::Event)]
+struct Registered {
+    #[esrc(tag)]
+    username: String,
+}
+
+#[test]
+fn tags_come_from_marked_fields() {
+    let who = Uuid::nil();
+    let defined = CourseEvent::Defined {
+        course: "c1".into(),
+        capacity: 3,
+    };
+    assert_eq!(defined.tags(), ["course:c1"]);
+    let enrolled = CourseEvent::Enrolled {
+        course: "c1".into(),
+        who,
+    };
+    assert_eq!(
+        enrolled.tags(),
+        ["course:c1".to_owned(), format!("student:{who}")]
+    );
+    assert_eq!(
+        CourseEvent::Renamed("c1".into(), "Maths".into()).tags(),
+        ["course:c1"]
+    );
+    assert!(CourseEvent::Cancelled.tags().is_empty());
+    assert_eq!(
+        TabEvent::Closed.tags(),
+        Vec::<String>::new(),
+        "no field marked: no tags"
+    );
+    let registered = Registered {
+        username: "ada".into(),
+    };
+    assert_eq!(registered.tags(), ["username:ada"]);
+
+    let event = NewEvent::new(&enrolled).unwrap();
+    assert_eq!(event.event_type, "Enrolled");
+    let tags: Vec<&str> = event.tags.iter().map(|tag| tag.as_str()).collect();
+    assert_eq!(tags, ["course:c1".to_owned(), format!("student:{who}")]);
+    let bad = NewEvent::new(&Registered {
+        username: "two words".into(),
+    });
+    assert!(
+        matches!(bad, Err(Error::InvalidName { ref name, .. }) if name == "username:two words"),
+        "an invalid tag value is refused when the event is encoded, got {bad:?}"
+    );
+}
+
 mod v1 {
     #[derive(serde::Deserialize, esrc_core::Versioned)]
     pub(crate) struct Ordered {
