@@ -270,6 +270,8 @@ fn event_of(envelope: &Envelope) -> NewEvent {
     NewEvent::from_payload(envelope.schema_version, envelope.payload.clone())
         .with_event_id(envelope.event_id)
         .with_timestamp(envelope.timestamp)
+        .with_type(envelope.event_type.clone())
+        .with_tags(envelope.tags.iter().cloned())
         .with_metadata(envelope.metadata.clone())
 }
 

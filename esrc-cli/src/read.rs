@@ -3,7 +3,7 @@
 use std::pin::pin;
 
 use anyhow::bail;
-use esrc::{AnyStore, Envelope, Position, Replay, ReplayOne, Subscribe, Uuid, Version};
+use esrc::{AnyStore, Envelope, Position, Replay, ReplayOne, Subscribe, Tag, Uuid, Version};
 use futures::StreamExt;
 
 use crate::record::{Record, format_time};
@@ -32,6 +32,13 @@ fn print_block(envelope: &Envelope) -> anyhow::Result<()> {
         envelope.event_id,
         envelope.schema_version
     );
+    if !envelope.event_type.is_empty() {
+        out!("  type {}", envelope.event_type);
+    }
+    if !envelope.tags.is_empty() {
+        let tags: Vec<&str> = envelope.tags.iter().map(Tag::as_str).collect();
+        out!("  tags {}", tags.join(" "));
+    }
     let metadata = &envelope.metadata;
     if let Some(id) = metadata.correlation_id {
         out!("  correlation id {id}");

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use esrc::{Envelope, Metadata, NewEvent, Timestamp, Uuid, Version};
+use esrc::{Envelope, Metadata, NewEvent, Tag, Timestamp, Uuid, Version};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -29,6 +29,12 @@ pub(crate) struct Record {
     /// RFC 3339, UTC, to the microsecond.
     pub(crate) timestamp: String,
     pub(crate) schema_version: u32,
+    /// The event's type within its category (its variant), when the store kept it.
+    #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
+    pub(crate) event_type: String,
+    /// The event's tags, `key:value` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tags: Vec<String>,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub(crate) metadata: Metadata,
     /// The payload as stored, when it is JSON (always, for events esrc wrote).
@@ -80,6 +86,8 @@ impl Record {
             event_id: envelope.event_id,
             timestamp: format_time(envelope.timestamp),
             schema_version: envelope.schema_version,
+            event_type: envelope.event_type.clone(),
+            tags: envelope.tags.iter().map(ToString::to_string).collect(),
             metadata: envelope.metadata.clone(),
             payload,
             payload_base64,
@@ -110,9 +118,16 @@ impl Record {
                 .context("`payload_base64` is not base64")?,
             _ => bail!("a line has either `payload` or `payload_base64`"),
         };
+        let tags = self
+            .tags
+            .into_iter()
+            .map(Tag::new)
+            .collect::<Result<Vec<_>, _>>()?;
         let event = NewEvent::from_payload(self.schema_version, payload)
             .with_event_id(self.event_id)
             .with_timestamp(parse_time(&self.timestamp)?)
+            .with_type(self.event_type)
+            .with_tags(tags)
             .with_metadata(self.metadata);
         Ok((self.category, self.id, Version(self.version), event))
     }
@@ -126,6 +141,11 @@ mod tests {
     fn envelope(payload: &[u8]) -> Envelope {
         NewEvent::from_payload(3, payload.to_vec())
             .with_timestamp(Timestamp::from_micros(1_795_000_000_123_456))
+            .with_type("Opened")
+            .with_tags([
+                Tag::new("table:7").unwrap_or_else(|error| panic!("{error}")),
+                Tag::new("waiter:ada@example.org").unwrap_or_else(|error| panic!("{error}")),
+            ])
             .with_metadata(
                 Metadata::new()
                     .with_correlation_id(Uuid::now_v7())
@@ -151,6 +171,8 @@ mod tests {
             assert_eq!(event.timestamp, envelope.timestamp);
             assert_eq!(event.schema_version, 3);
             assert_eq!(event.metadata, envelope.metadata);
+            assert_eq!(event.event_type, "Opened");
+            assert_eq!(event.tags, envelope.tags, "tags are kept");
             assert_eq!(event.payload, envelope.payload);
         }
     }
@@ -170,6 +192,13 @@ mod tests {
         ] {
             assert!(Record::parse(bad).is_err(), "{bad}");
         }
+        let bad_tag = good.replace("table:7", "table:a b");
+        assert!(
+            Record::parse(&bad_tag)
+                .and_then(Record::into_event)
+                .is_err(),
+            "an invalid tag in a line is refused"
+        );
         let bad_time = good.replace("2026", "20x6");
         assert!(
             Record::parse(&bad_time)

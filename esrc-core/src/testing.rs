@@ -1,4 +1,5 @@
-//! Given/When/Then: unit tests for aggregates without a store.
+//! Given/When/Then: unit tests for aggregates, and for decisions across streams
+//! ([`given_history`]), without a store.
 //!
 //! ```
 //! # use esrc_core::{Aggregate, Event, Versioned};
@@ -161,6 +162,170 @@ impl<A: Aggregate> When<A> {
 
     /// The raw outcome, for custom checks.
     pub fn result(self) -> Result<Vec<A::Event>, A::Error> {
+        self.result
+    }
+}
+
+/// Starts a decision scenario (decisions across streams, [`Decision`]): the store
+/// after `history`, the writes of earlier decisions or commands, in order.
+///
+/// ```
+/// # use esrc_core::{Decision, Envelope, Error, Event, Item, Query, Versioned, Write};
+/// # use serde::{Deserialize, Serialize};
+/// # use uuid::Uuid;
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// enum UserEvent { Registered { name: String } }
+/// # impl Versioned for UserEvent {}
+/// impl Event for UserEvent {
+///     const NAME: &'static str = "User";
+///     fn variant(&self) -> &'static str { "Registered" }
+///     fn tags(&self) -> Vec<String> {
+///         let UserEvent::Registered { name } = self;
+///         vec![format!("username:{name}")]
+///     }
+/// }
+///
+/// struct Taken { name: String, taken: bool }
+/// impl Decision for Taken {
+///     fn query(&self) -> Query {
+///         let tag = esrc_core::Tag::from_parts("username", &self.name).unwrap();
+///         Query::new().or(Item::types::<UserEvent>(["Registered"]).tagged(tag))
+///     }
+///     fn apply(&mut self, _: &Envelope) -> Result<(), Error> {
+///         self.taken = true;
+///         Ok(())
+///     }
+/// }
+///
+/// #[derive(Debug, PartialEq)]
+/// struct NameTaken;
+/// let register = |name: &str| {
+///     let name = name.to_owned();
+///     move |state: &Taken| {
+///         if state.taken {
+///             return Err(NameTaken);
+///         }
+///         let event = UserEvent::Registered { name: name.clone() };
+///         Ok(vec![Write::event(Uuid::now_v7(), &event).unwrap()])
+///     }
+/// };
+/// let taken = |name: &str| Taken { name: name.to_owned(), taken: false };
+///
+/// use esrc_core::testing::given_history;
+/// let ada = UserEvent::Registered { name: "ada".into() };
+/// let history = given_history([Write::event(Uuid::now_v7(), &ada).unwrap()]);
+/// history.decide(taken("ada"), register("ada")).then_error(NameTaken);
+/// history
+///     .decide(taken("bob"), register("bob"))
+///     .then([UserEvent::Registered { name: "bob".into() }]);
+/// ```
+pub fn given_history(history: impl IntoIterator<Item = crate::Write>) -> History {
+    let mut versions: std::collections::HashMap<(String, Uuid), u64> = Default::default();
+    let mut position = 0;
+    let mut events = Vec::new();
+    for write in history {
+        for event in write.events {
+            position += 1;
+            let version = versions
+                .entry((write.category.clone(), write.id))
+                .or_default();
+            *version += 1;
+            events.push(event.into_envelope(
+                write.category.clone(),
+                write.id,
+                Version(*version),
+                Position(position),
+            ));
+        }
+    }
+    History { events }
+}
+
+/// The store's history in a decision scenario, to decide on.
+#[derive(Debug)]
+pub struct History {
+    events: Vec<crate::Envelope>,
+}
+
+impl History {
+    /// Folds `state` from the events its query matches, then lets `decide` decide.
+    /// Panics if the state cannot fold an event (a payload that does not decode).
+    #[track_caller]
+    pub fn decide<D: crate::Decision, E>(
+        &self,
+        mut state: D,
+        decide: impl FnOnce(&D) -> Result<Vec<crate::Write>, E>,
+    ) -> Decided<E> {
+        let query = state.query();
+        for event in self.events.iter().filter(|event| query.matches(event)) {
+            if let Err(error) = state.apply(event) {
+                panic!(
+                    "the decision state cannot fold the event at position {}: {error}",
+                    event.position
+                );
+            }
+        }
+        Decided {
+            result: decide(&state),
+        }
+    }
+}
+
+/// The outcome of a decision, to check.
+#[derive(Debug)]
+pub struct Decided<E> {
+    result: Result<Vec<crate::Write>, E>,
+}
+
+impl<E: Debug> Decided<E> {
+    /// Asserts that the decision wrote exactly `expected` (decoded as `Ev`, across its
+    /// writes, in order).
+    #[track_caller]
+    pub fn then<Ev>(self, expected: impl IntoIterator<Item = Ev>)
+    where
+        Ev: crate::Event + serde::de::DeserializeOwned + PartialEq + Debug,
+    {
+        let expected: Vec<Ev> = expected.into_iter().collect();
+        let writes = match self.result {
+            Ok(writes) => writes,
+            Err(error) => panic!(
+                "expected events, but the decision was refused:\n  error: {error:?}\n{}",
+                list("expected", &expected)
+            ),
+        };
+        let actual: Vec<Ev> = writes
+            .iter()
+            .flat_map(|write| &write.events)
+            .map(|event| {
+                Ev::decode(event.schema_version, &event.payload)
+                    .unwrap_or_else(|error| panic!("a written event does not decode: {error}"))
+            })
+            .collect();
+        if actual != expected {
+            panic!("{}", diff(&expected, &actual));
+        }
+    }
+
+    /// Asserts that the decision was refused with `expected`.
+    #[track_caller]
+    pub fn then_error(self, expected: E)
+    where
+        E: PartialEq,
+    {
+        match self.result {
+            Err(error) if error == expected => {}
+            Err(error) => panic!(
+                "the decision was refused with another error:\n  expected: {expected:?}\n  actual:   {error:?}"
+            ),
+            Ok(writes) => panic!(
+                "expected the error {expected:?}, but the decision wrote {} events",
+                writes.iter().map(|write| write.events.len()).sum::<usize>()
+            ),
+        }
+    }
+
+    /// The raw outcome, for custom checks.
+    pub fn result(self) -> Result<Vec<crate::Write>, E> {
         self.result
     }
 }
