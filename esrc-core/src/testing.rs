@@ -166,7 +166,7 @@ impl<A: Aggregate> When<A> {
     }
 }
 
-/// Starts a decision scenario (decisions across streams, [`Decision`]): the store
+/// Starts a decision scenario (decisions across streams, [`Decision`](crate::Decision)): the store
 /// after `history`, the writes of earlier decisions or commands, in order.
 ///
 /// ```
