@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use esrc_core::{DecodeError, Envelope, Error, Metadata, NewEvent, Position, Timestamp, Version};
+use esrc_core::{
+    DecodeError, Envelope, Error, Metadata, NewEvent, Position, Tag, Timestamp, Version,
+};
 use sqlx::postgres::{PgRow, PgValueFormat};
 use sqlx::{AssertSqlSafe, Row, ValueRef};
 use uuid::Uuid;
@@ -20,6 +22,11 @@ pub(crate) struct Batch<'a> {
     pub(crate) causation_ids: Vec<Option<Uuid>>,
     pub(crate) metadata: Vec<Option<String>>,
     pub(crate) payloads: Vec<&'a [u8]>,
+    pub(crate) event_types: Vec<&'a str>,
+    /// Each event's tags joined by newlines (which no tag contains), or NULL.
+    pub(crate) tags: Vec<Option<String>>,
+    /// The distinct tags of the batch, sorted.
+    pub(crate) distinct_tags: Vec<&'a str>,
 }
 
 impl<'a> Batch<'a> {
@@ -32,6 +39,9 @@ impl<'a> Batch<'a> {
             causation_ids: Vec::with_capacity(events.len()),
             metadata: Vec::with_capacity(events.len()),
             payloads: Vec::with_capacity(events.len()),
+            event_types: Vec::with_capacity(events.len()),
+            tags: Vec::with_capacity(events.len()),
+            distinct_tags: Vec::new(),
         };
         for event in events {
             batch.event_ids.push(event.event_id);
@@ -49,7 +59,22 @@ impl<'a> Batch<'a> {
             batch.causation_ids.push(event.metadata.causation_id);
             batch.metadata.push(event.metadata.values_json()?);
             batch.payloads.push(&event.payload);
+            batch.event_types.push(&event.event_type);
+            batch.tags.push(match event.tags.as_slice() {
+                [] => None,
+                tags => Some(
+                    tags.iter()
+                        .map(|tag| tag.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+            });
+            batch
+                .distinct_tags
+                .extend(event.tags.iter().map(|tag| tag.as_str()));
         }
+        batch.distinct_tags.sort_unstable();
+        batch.distinct_tags.dedup();
         Ok(batch)
     }
 }
@@ -78,6 +103,28 @@ impl Batch<'_> {
             .bind(self.causation_ids[0])
             .bind(self.metadata[0].as_deref())
             .bind(self.payloads[0])
+            .bind(self.event_types[0])
+    }
+
+    /// Whether an event of the batch has tags: then only the statements that store them
+    /// (and lock them) may append it.
+    pub(crate) fn tagged(&self) -> bool {
+        !self.distinct_tags.is_empty()
+    }
+
+    /// [`Batch::bind`], and the tags with the keys of the locks the statement takes on
+    /// them (`keys`, sorted): what `append` and `append_in` need.
+    pub(crate) fn bind_tagged<'q>(
+        &'q self,
+        sql: &Arc<str>,
+        category: &'q str,
+        id: Uuid,
+        expected: Option<i64>,
+        keys: &'q [i64],
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        self.bind(sql, category, id, expected)
+            .bind(&self.tags)
+            .bind(keys)
     }
 
     /// An append statement with the stream, the expectation and the batch's arrays bound.
@@ -99,6 +146,7 @@ impl Batch<'_> {
             .bind(&self.causation_ids)
             .bind(&self.metadata)
             .bind(&self.payloads)
+            .bind(&self.event_types)
     }
 }
 
@@ -166,9 +214,23 @@ pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
     metadata.correlation_id = row.try_get_unchecked(7).map_err(get)?;
     metadata.causation_id = row.try_get_unchecked(8).map_err(get)?;
     metadata.values = values;
+    let event_type: String = row.try_get_unchecked(11).map_err(get)?;
+    let tags: Option<Vec<String>> = row.try_get_unchecked(12).map_err(get)?;
+    let tags = tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(|tag| {
+            Tag::new(tag).map_err(|error| match error {
+                Error::InvalidName { name, .. } => bad("tags", name),
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let event = NewEvent::from_payload(schema_version, bytes::Bytes::copy_from_slice(payload))
         .with_event_id(row.try_get_unchecked(4).map_err(get)?)
         .with_timestamp(Timestamp::from_micros(micros))
+        .with_type(event_type)
+        .with_tags(tags)
         .with_metadata(metadata);
     let aggregate_id = row.try_get_unchecked(1).map_err(get)?;
     Ok(event.into_envelope(category, aggregate_id, Version(version), Position(position)))

@@ -283,6 +283,20 @@ impl PgStore {
         }))
     }
 
+    /// The keys of the transaction-scoped advisory locks on `tags` in this store's
+    /// schema, sorted (every writer takes its locks in this order, so that none waits in
+    /// a cycle): appends of tagged events hold them shared, conditional appends whose
+    /// condition names a tag hold its lock exclusively (see `decide.rs`).
+    pub(crate) fn tag_keys(&self, tags: &[&str]) -> Vec<i64> {
+        let mut keys: Vec<i64> = tags
+            .iter()
+            .map(|tag| lock_key(&self.inner.sql.schema, tag))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
     pub(crate) fn page_size(&self) -> i64 {
         i64::from(self.inner.config.page_size)
     }
@@ -488,4 +502,18 @@ pub(crate) fn decoded<'a, T: Send + 'a>(
             }
         }
     }
+}
+
+/// The advisory lock key of `tag` in `schema`: 64-bit FNV-1a of both, the same in every
+/// process and every version of esrc (a collision only makes two writers wait for each
+/// other).
+pub(crate) fn lock_key(schema: &str, tag: &str) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    for byte in schema.bytes().chain([0]).chain(tag.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
 }

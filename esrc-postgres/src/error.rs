@@ -12,6 +12,9 @@ mod sqlstate {
     /// of a later migration (esrc's statements call no other function that may be
     /// missing).
     pub(super) const UNDEFINED_FUNCTION: &str = "42883";
+    /// `undefined_column`: a store created by an earlier version lacks the columns of a
+    /// later migration (types and tags, migration 3).
+    pub(super) const UNDEFINED_COLUMN: &str = "42703";
     /// Class 08, connection exceptions.
     pub(super) const CONNECTION_EXCEPTION_CLASS: &str = "08";
     /// Class 40, transaction rollbacks: serialization failures and deadlocks.
@@ -72,7 +75,10 @@ pub(crate) fn backend(error: sqlx::Error) -> Error {
     };
     let message = db.message().to_owned();
     let code = db.code().map(|code| code.into_owned()).unwrap_or_default();
-    if code == sqlstate::UNDEFINED_TABLE || code == sqlstate::UNDEFINED_FUNCTION {
+    if code == sqlstate::UNDEFINED_TABLE
+        || code == sqlstate::UNDEFINED_FUNCTION
+        || code == sqlstate::UNDEFINED_COLUMN
+    {
         let elsewhere = Vec::new();
         return Error::backend(BACKEND, false, PgError::NotMigrated { message, elsewhere });
     }

@@ -4,6 +4,7 @@ mod checkpoint;
 mod codec;
 mod config;
 mod core;
+mod decide;
 mod error;
 mod notify;
 mod project;

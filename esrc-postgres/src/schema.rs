@@ -16,15 +16,15 @@ pub(crate) const TX_SHIFT: u32 = 20;
 /// The class of esrc's transaction-scoped advisory locks (`esrc` in ASCII). A writer
 /// holds `(LOCK_CLASS, WRITER_LOCK)` shared from before its transaction has an id until
 /// it ends, so that readers can tell esrc's in-flight appends from other transactions.
-const LOCK_CLASS: i32 = 0x6573_7263;
+pub(crate) const LOCK_CLASS: i32 = 0x6573_7263;
 /// The key of the lock every esrc writer holds shared.
-const WRITER_LOCK: i32 = 1;
+pub(crate) const WRITER_LOCK: i32 = 1;
 
 /// The columns every read selects, in the order `store::envelope` decodes them.
 /// `created_at` and `metadata` are read in their binary forms and converted by the client
 /// (see `store::envelope`): converting them in SQL costs the server more than the read.
-const COLUMNS: &str = "category, aggregate_id, version, position, event_id, created_at, \
-    schema_version, correlation_id, causation_id, metadata, payload";
+pub(crate) const COLUMNS: &str = "category, aggregate_id, version, position, event_id, created_at, \
+    schema_version, correlation_id, causation_id, metadata, payload, event_type, tags";
 
 /// The schema's migrations, in order. Each runs once, in a transaction.
 fn migrations(s: &str) -> Vec<String> {
@@ -70,7 +70,29 @@ fn migrations(s: &str) -> Vec<String> {
         "#
         ),
         position_base(s),
+        types_and_tags(s),
     ]
+}
+
+/// Migration 3: every event's type (its variant's name; empty for the events stored
+/// before), its tags (NULL when it has none), and the index tables that make a query
+/// proportional to its answer: `event_tags` (one row per tag of an event, a B-tree on
+/// `(tag, position)`) and `(category, event_type, position)`. Adding the columns
+/// rewrites nothing (a constant default); the index on types reads the table once.
+fn types_and_tags(s: &str) -> String {
+    format!(
+        r#"
+        ALTER TABLE {s}.events
+            ADD COLUMN event_type text NOT NULL DEFAULT '',
+            ADD COLUMN tags text[];
+        CREATE TABLE {s}.event_tags (
+            tag       text   NOT NULL,
+            position  bigint NOT NULL,
+            PRIMARY KEY (tag, position)
+        );
+        CREATE INDEX events_type_position ON {s}.events (category, event_type, position);
+        "#
+    )
 }
 
 /// Migration 2: the function every append takes its positions from.
@@ -253,7 +275,8 @@ impl SnapshotSql {
                  WHERE category = $1 AND aggregate_id = $2
              )
              SELECT $1::text, $2::uuid, version, position, NULL::uuid, NULL::timestamptz,
-                    schema_version, NULL::uuid, NULL::uuid, NULL::jsonb, payload, true
+                    schema_version, NULL::uuid, NULL::uuid, NULL::jsonb, payload, NULL::text,
+                    NULL::text[], true
              FROM snapshot
              UNION ALL
              SELECT {COLUMNS}, false FROM {s}.events
@@ -314,6 +337,9 @@ fn append(s: &str, current_version: &str, base: &str) -> String {
     format!(
         "WITH cur AS (SELECT {current_version} AS version),
         {base},
+        keys AS MATERIALIZED (
+            SELECT count(pg_advisory_xact_lock_shared(k)) FROM tx, unnest($13::bigint[]) AS k
+        ),
         start AS (
             SELECT coalesce(max(e.position) + 1, tx.low) AS position
             FROM tx LEFT JOIN {s}.events e
@@ -322,17 +348,23 @@ fn append(s: &str, current_version: &str, base: &str) -> String {
         ),
         ins AS (
             INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
-                created_at, schema_version, correlation_id, causation_id, metadata, payload)
+                created_at, schema_version, correlation_id, causation_id, metadata, payload,
+                event_type, tags)
             SELECT start.position + b.n - 1, $1, $2, cur.version + b.n, b.event_id,
                 timestamptz 'epoch' + b.micros * interval '1 microsecond', b.schema_version,
-                b.correlation_id, b.causation_id, b.metadata::jsonb, b.payload
+                b.correlation_id, b.causation_id, b.metadata::jsonb, b.payload,
+                b.event_type, string_to_array(b.tags, E'\\n')
             FROM unnest($4::uuid[], $5::bigint[], $6::int[], $7::uuid[], $8::uuid[],
-                    $9::text[], $10::bytea[])
+                    $9::text[], $10::bytea[], $11::text[], $12::text[])
                 WITH ORDINALITY AS b(event_id, micros, schema_version, correlation_id,
-                    causation_id, metadata, payload, n),
-                cur, start
+                    causation_id, metadata, payload, event_type, tags, n),
+                cur, start, keys
             WHERE $3::bigint IS NULL OR cur.version = $3
-            RETURNING version, position
+            RETURNING version, position, tags
+        ),
+        tagged AS (
+            INSERT INTO {s}.event_tags (tag, position)
+            SELECT unnest(tags), position FROM ins WHERE tags IS NOT NULL
         )
         SELECT (SELECT version FROM cur), max(version), max(position) FROM ins"
     )
@@ -368,19 +400,21 @@ fn append_forms(s: &str) -> [[Arc<str>; 2]; 3] {
         format!(
             "WITH {alone_base}
             INSERT INTO {s}.events (position, category, aggregate_id, version, event_id,
-                created_at, schema_version, correlation_id, causation_id, metadata, payload)
+                created_at, schema_version, correlation_id, causation_id, metadata, payload,
+                event_type)
             SELECT tx.low + b.n - 1, $1, $2,
                 $3 + b.n, b.event_id, timestamptz 'epoch' + b.micros * interval '1 microsecond',
-                b.schema_version, b.correlation_id, b.causation_id, b.metadata::jsonb, b.payload
+                b.schema_version, b.correlation_id, b.causation_id, b.metadata::jsonb, b.payload,
+                b.event_type
             FROM tx, {rows} AS b(event_id, micros, schema_version, correlation_id, causation_id,
-                metadata, payload, n)"
+                metadata, payload, event_type, n)"
         )
     };
     let forms = [
         "(VALUES ($4::uuid, $5::bigint, $6::int, $7::uuid, $8::uuid, $9::text, $10::bytea,
-            1::bigint))",
+            $11::text, 1::bigint))",
         "unnest($4::uuid[], $5::bigint[], $6::int[], $7::uuid[], $8::uuid[], $9::text[],
-            $10::bytea[]) WITH ORDINALITY",
+            $10::bytea[], $11::text[]) WITH ORDINALITY",
     ];
     [
         format!(
@@ -418,6 +452,11 @@ fn truncate(s: &str) -> String {
     gone AS (
         DELETE FROM {s}.events
         WHERE category = $1 AND aggregate_id = $2 AND version < $3
+        RETURNING position, tags
+    ),
+    untagged AS (
+        DELETE FROM {s}.event_tags t USING gone
+        WHERE gone.tags IS NOT NULL AND t.tag = ANY(gone.tags) AND t.position = gone.position
     )
     INSERT INTO {s}.truncations (category, aggregate_id, version)
     SELECT $1, $2, version FROM cur WHERE version > 0

@@ -85,7 +85,7 @@ impl SnapshotStore for PgStore {
 }
 
 /// The column of `snapshot_then_events`'s rows that tells a snapshot from an event.
-const SNAPSHOT_FLAG: usize = 11;
+const SNAPSHOT_FLAG: usize = 13;
 
 /// The snapshot in `row`, whose version, position, schema version and payload are the
 /// columns `at`. A stored value esrc cannot read is an error naming it, not a panic.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use esrc_core::backend::{StoredId, check_append, refuse_tags, retry_outcome, validate_name};
+use esrc_core::backend::{StoredId, check_append, retry_outcome, validate_name};
 use esrc_core::{Appended, Error, Expected, NewEvent, Position, Publish, Truncate, Version};
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
@@ -16,10 +16,10 @@ use crate::schema::TX_SHIFT;
 
 /// How many times an `Expected::Any` append is retried after losing a race for the next
 /// version to another writer.
-const ANY_ATTEMPTS: usize = 100;
+pub(crate) const ANY_ATTEMPTS: usize = 100;
 
 /// What the append statement found.
-enum Outcome {
+pub(crate) enum Outcome {
     Stored(Appended),
     /// The expectation did not hold; the stream's version.
     Mismatch(Version),
@@ -44,7 +44,6 @@ impl PgStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
         check_append(category, &events, (1 << TX_SHIFT) - 1)?;
-        refuse_tags::<PgStore>(&events)?;
         let batch = Batch::new(&events)?;
         let outcome = self
             .append(connection, category, id, expected, &batch, false)
@@ -61,7 +60,7 @@ impl PgStore {
         }
     }
 
-    async fn append(
+    pub(crate) async fn append(
         &self,
         connection: &mut PgConnection,
         category: &str,
@@ -70,7 +69,7 @@ impl PgStore {
         batch: &Batch<'_>,
         alone: bool,
     ) -> Result<Outcome, Failure> {
-        if let (Some(version), true) = (expected.version(), alone) {
+        if let (Some(version), true, false) = (expected.version(), alone, batch.tagged()) {
             let sql = &self.inner.sql;
             let forms = match expected {
                 Expected::Last { version, position }
@@ -92,8 +91,9 @@ impl PgStore {
         } else {
             &self.inner.sql.append_in
         };
+        let keys = self.tag_keys(&batch.distinct_tags);
         let row = batch
-            .bind(statement, category, id, expected)
+            .bind_tagged(statement, category, id, expected, &keys)
             .fetch_one(&mut *connection)
             .await?;
         let actual: i64 = row.try_get(0).map_err(backend)?;
@@ -137,7 +137,7 @@ impl PgStore {
 
     /// If the batch's ids are stored: `Ok(Some(outcome))` when they are exactly one earlier
     /// append of this stream (a retry), `Err(DuplicateEvent)` for any other reuse.
-    async fn retried(
+    pub(crate) async fn retried(
         &self,
         category: &str,
         id: Uuid,
@@ -214,7 +214,6 @@ impl PgStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
         check_append(category, &events, (1 << TX_SHIFT) - 1)?;
-        refuse_tags::<PgStore>(&events)?;
         let batch = Batch::new(&events)?;
         let mut attempt = 0;
         loop {
@@ -281,7 +280,3 @@ impl Truncate for PgStore {
         Ok(())
     }
 }
-
-/// Decisions across streams are not offered yet: every method answers
-/// [`Error::NotSupported`](esrc_core::Error::NotSupported), and tagged events are refused.
-impl esrc_core::Decide for PgStore {}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use esrc_conformance::{BoxFuture, Capabilities, PendingAppend, StoreFactory};
+use esrc_conformance::{BoxFuture, PendingAppend, StoreFactory};
 use esrc_core::{Appended, Error, Expected, NewEvent};
 use esrc_postgres::PgStore;
 use sqlx::{Postgres, Transaction};
@@ -48,11 +48,6 @@ impl StoreFactory for Pg {
 
     async fn store(&self) -> PgStore {
         self.postgres.store().await
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        // Decisions across streams are not built on PostgreSQL yet.
-        Capabilities::all().without_decisions()
     }
 
     async fn cleanup(&self) {

@@ -301,58 +301,91 @@ async fn concurrent_appends_reach_a_subscriber_whole_and_in_order() {
     }
 }
 
-/// A store created before `position_base` existed (migration 1 only): plain appends and
-/// reads go on, an append in a caller's transaction says to migrate, `migrate` upgrades
-/// the store, and its events read back.
-#[esrc_conformance::requires(postgres)]
-#[tokio::test]
-async fn a_store_of_the_previous_version_says_to_migrate_then_upgrades() {
-    let Some(pg) = common::postgres().await else {
-        return;
-    };
-    let store = pg.store().await;
-    let before = store
-        .publish("Note", Uuid::now_v7(), Expected::Any, vec![note(1)])
-        .await
-        .unwrap();
+/// Removes what the migrations after `version` created, as a store of an earlier
+/// version of esrc has it.
+async fn downgrade(store: &esrc_postgres::PgStore, version: i32) {
     let s = store.schema();
-    let downgrade = format!(
-        "DROP FUNCTION \"{s}\".position_base(); DROP TABLE \"{s}\".late_ids;
-         DELETE FROM \"{s}\".migrations WHERE version > 1"
+    let mut sql = format!(
+        "ALTER TABLE \"{s}\".events DROP COLUMN event_type, DROP COLUMN tags;
+         DROP TABLE \"{s}\".event_tags;"
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(downgrade))
+    if version < 2 {
+        sql.push_str(&format!(
+            "DROP FUNCTION \"{s}\".position_base(); DROP TABLE \"{s}\".late_ids;"
+        ));
+    }
+    sql.push_str(&format!(
+        "DELETE FROM \"{s}\".migrations WHERE version > {version}"
+    ));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(store.pool())
         .await
         .unwrap();
-    let plain = store
-        .publish("Note", Uuid::now_v7(), Expected::Any, vec![note(2)])
-        .await
-        .unwrap();
-    let (refused, tx) = publish_in_a_transaction(&store, note(3)).await;
-    let refused = refused.unwrap_err();
-    drop(tx);
-    let replayed: Vec<_> = store.replay(&["Note"], Position::ZERO).collect().await;
-    assert_eq!(
-        replayed.len(),
-        2,
-        "reads work before migrating: {replayed:?}"
-    );
+}
+
+#[track_caller]
+fn assert_says_to_migrate<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
+    let error = result.expect_err(what);
     assert!(
-        esrc_core::Chain(&refused)
+        esrc_core::Chain(&error)
             .to_string()
             .contains("PgStore::migrate()"),
-        "{refused}"
+        "{what}: {error}"
     );
-    store.migrate().await.unwrap();
-    let (after, tx) = publish_in_a_transaction(&store, note(3)).await;
-    let after = after.unwrap();
-    tx.commit().await.unwrap();
-    let replayed: Vec<_> = store
-        .replay(&["Note"], Position::ZERO)
-        .map(|e| e.unwrap().position)
-        .collect()
-        .await;
-    assert_eq!(replayed, [before.position, plain.position, after.position]);
+}
+
+/// Stores created by earlier versions (migration 1: before `position_base`; migration
+/// 2: before types and tags): appends, reads and appends in a caller's transaction say
+/// to migrate, `migrate` upgrades the store, its events read back as they were
+/// (untagged, without a type), and new ones append after them.
+#[esrc_conformance::requires(postgres)]
+#[tokio::test]
+async fn stores_of_previous_versions_say_to_migrate_then_upgrade() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    for version in [1, 2] {
+        let store = pg.store().await;
+        let before = store
+            .publish("Note", Uuid::now_v7(), Expected::Any, vec![note(1)])
+            .await
+            .unwrap();
+        downgrade(&store, version).await;
+        assert_says_to_migrate(
+            store
+                .publish("Note", Uuid::now_v7(), Expected::Any, vec![note(2)])
+                .await,
+            "an append before migrating",
+        );
+        let replayed: Vec<_> = store.replay(&["Note"], Position::ZERO).collect().await;
+        assert_says_to_migrate(
+            replayed.into_iter().next().unwrap(),
+            "a replay before migrating",
+        );
+        let (refused, tx) = publish_in_a_transaction(&store, note(3)).await;
+        drop(tx);
+        assert_says_to_migrate(refused, "an append in a caller's transaction");
+
+        store.migrate().await.unwrap();
+        let (after, tx) = publish_in_a_transaction(&store, note(3)).await;
+        let after = after.unwrap();
+        tx.commit().await.unwrap();
+        let replayed: Vec<_> = store
+            .replay(&["Note"], Position::ZERO)
+            .map(|e| e.unwrap())
+            .collect()
+            .await;
+        let positions: Vec<_> = replayed.iter().map(|e| e.position).collect();
+        assert_eq!(
+            positions,
+            [before.position, after.position],
+            "from migration {version}"
+        );
+        assert!(
+            replayed[0].tags.is_empty() && replayed[0].event_type.is_empty(),
+            "an event stored before types and tags has neither"
+        );
+    }
 }
 
 /// `publish_in` of `event` to a new stream, in a transaction left open for the caller.

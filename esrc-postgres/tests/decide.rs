@@ -1,0 +1,127 @@
+//! Decisions across streams on PostgreSQL against appends held open in a caller's
+//! transaction: a condition waits for an open append of a tag it names, and only for
+//! that; the check is atomic with appends made on any connection.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use esrc_core::{Condition, Decide, Error, Expected, Item, NewEvent, Query, Tag, Write};
+use uuid::Uuid;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn enrolled(course: &str) -> NewEvent {
+    NewEvent::from_payload(1, &b"{}"[..])
+        .with_type("Enrolled")
+        .with_tags([Tag::from_parts("course", course).unwrap()])
+}
+
+fn course(course: &str) -> Query {
+    Query::new().or(Item::new().tagged(Tag::from_parts("course", course).unwrap()))
+}
+
+#[esrc_conformance::requires(postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_waits_for_an_open_append_of_its_tag_and_only_that() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = pg.store().await;
+    let seen = store.horizon().await.unwrap();
+
+    // A caller's transaction appends an event tagged c1 and stays open.
+    let mut open = store.pool().begin().await.unwrap();
+    store
+        .publish_in(
+            &mut open,
+            "Course",
+            Uuid::now_v7(),
+            Expected::Any,
+            vec![enrolled("c1")],
+        )
+        .await
+        .unwrap();
+
+    // A decision about c2 is not held up by it.
+    let unrelated = store.append_if(
+        vec![Write::new("Course", Uuid::now_v7(), vec![enrolled("c2")])],
+        Some(Condition::new(course("c2")).after(seen)),
+    );
+    tokio::time::timeout(PATIENCE, unrelated)
+        .await
+        .expect("a condition on another tag does not wait for the open append")
+        .unwrap();
+
+    // A decision about c1, made before the open append, waits for it, then fails.
+    let store2 = store.clone();
+    let related = tokio::spawn(async move {
+        store2
+            .append_if(
+                vec![Write::new("Course", Uuid::now_v7(), vec![enrolled("c1")])],
+                Some(Condition::new(course("c1")).after(seen)),
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !related.is_finished(),
+        "a condition on the open append's tag waits for it"
+    );
+    open.commit().await.unwrap();
+    let outcome = tokio::time::timeout(PATIENCE, related)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(outcome, Err(Error::ConditionFailed { .. })),
+        "the open append, committed meanwhile, fails the condition: {outcome:?}"
+    );
+}
+
+#[esrc_conformance::requires(postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_without_tags_waits_for_every_open_append() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = pg.store().await;
+    let seen = store.horizon().await.unwrap();
+    let stream = Uuid::now_v7();
+    let mut open = store.pool().begin().await.unwrap();
+    store
+        .publish_in(
+            &mut open,
+            "Course",
+            stream,
+            Expected::Any,
+            vec![NewEvent::from_payload(1, &b"{}"[..]).with_type("Defined")],
+        )
+        .await
+        .unwrap();
+    let store2 = store.clone();
+    let on_stream = tokio::spawn(async move {
+        let query = Query::new().or(Item::new().in_stream("Course", stream));
+        store2
+            .append_if(
+                vec![Write::new("Course", Uuid::now_v7(), vec![enrolled("c1")])],
+                Some(Condition::new(query).after(seen)),
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !on_stream.is_finished(),
+        "a stream item waits for appends in flight"
+    );
+    open.commit().await.unwrap();
+    let outcome = tokio::time::timeout(PATIENCE, on_stream)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(outcome, Err(Error::ConditionFailed { .. })),
+        "the untagged event in the stream fails the condition: {outcome:?}"
+    );
+}
