@@ -1,5 +1,6 @@
 //! The workloads of `esrc-bench`, on esrc and on raw clients.
 
+pub mod decisions;
 pub mod model;
 pub mod raw;
 pub mod report;

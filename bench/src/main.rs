@@ -98,11 +98,19 @@ async fn main() -> Result<(), BoxError> {
                 .build(store.pool().clone())?;
             let variant = Some((silent, "without NOTIFY"));
             let lines = workloads::run(store.clone(), raw, sizes, 10.0, variant, None).await;
+            let gin = esrc_bench::decisions::gin_vs_btree(
+                store.pool(),
+                &namespace,
+                sizes.decisions.queries,
+            )
+            .await;
             let drop = format!("DROP SCHEMA \"{namespace}\" CASCADE");
             sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
                 .execute(store.pool())
                 .await?;
-            lines?
+            let mut lines = lines?;
+            lines.extend(gin?);
+            lines
         }
         "nats" => {
             let url = url(&args, "ESRC_NATS_URL")?;

@@ -39,6 +39,8 @@ pub struct Sizes {
     pub crowd: [u64; 3],
     /// W8: reads timed at each step.
     pub crowd_reads: u64,
+    /// W9: decisions across streams.
+    pub decisions: crate::decisions::DecisionSizes,
 }
 
 impl Sizes {
@@ -54,6 +56,7 @@ impl Sizes {
         latency: 500,
         crowd: [10_000, 100_000, 1_000_000],
         crowd_reads: 500,
+        decisions: crate::decisions::DecisionSizes::FULL,
     };
 
     /// `--quick`: under a minute per store.
@@ -68,6 +71,7 @@ impl Sizes {
         latency: 100,
         crowd: [1_000, 10_000, 100_000],
         crowd_reads: 200,
+        decisions: crate::decisions::DecisionSizes::QUICK,
     };
 
     /// For the smoke test.
@@ -82,6 +86,7 @@ impl Sizes {
         latency: 5,
         crowd: [100, 200, 300],
         crowd_reads: 5,
+        decisions: crate::decisions::DecisionSizes::TINY,
     };
 }
 
@@ -245,6 +250,8 @@ where
     lines.extend(latency(&bench.store, sizes.latency, w7_target_ms).await?);
     // W8 crowd: one aggregate of 10 events, read while the store fills up with others.
     lines.extend(crowd(&bench.store, sizes).await?);
+    // W9 decisions across streams: conditional appends beside plain ones, tag queries.
+    lines.extend(crate::decisions::w9(&bench.store, sizes.decisions).await?);
     if let Ok(raw) = Arc::try_unwrap(bench.raw) {
         raw.cleanup().await?;
     }
