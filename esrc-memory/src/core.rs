@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use esrc_core::{Appended, CategoryStats, Envelope, Position, Snapshot, Version};
+use esrc_core::{Appended, CategoryStats, Envelope, Position, Snapshot, Tag, Version};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -42,6 +42,10 @@ pub(crate) struct State {
     pub(crate) event_ids: HashMap<Uuid, IdRecord>,
     pub(crate) snapshots: HashMap<String, HashMap<Uuid, Snapshot>>,
     pub(crate) checkpoints: HashMap<String, Position>,
+    /// The positions of the events carrying each tag, ascending (queries by tag).
+    pub(crate) tagged: HashMap<Tag, Vec<Position>>,
+    /// The positions of the events of each type (category, variant), ascending.
+    pub(crate) typed: HashMap<(String, String), Vec<Position>>,
 }
 
 pub(crate) struct StreamState {

@@ -1,12 +1,15 @@
-//! Decisions across streams, the reference implementation: queries scan the log, and a
-//! conditional append checks its condition and stores its writes under the store's one
-//! lock, so the check is exact (no false conflicts).
+//! Decisions across streams, the reference implementation: queries walk the index of an
+//! item's first tag (or its stream's events, or its types'), so they cost what they
+//! find; a conditional append checks its condition and stores its writes under the
+//! store's one lock, so the check is exact (no false conflicts).
 
 use esrc_core::backend::{check_writes, opened};
 use esrc_core::{Appended, Condition, Decide, Envelope, Error, Position, Query, Version, Write};
 use futures::Stream;
 
-use crate::core::{CHUNK, MemoryStore, State};
+use esrc_core::Item;
+
+use crate::core::{CHUNK, MemoryStore, State, copy_out};
 use crate::read::Chunks;
 
 impl Decide for MemoryStore {
@@ -24,7 +27,11 @@ impl Decide for MemoryStore {
         opened(query.normalized(), move |query| {
             let mut cursor = after;
             Chunks::new(move || {
-                let chunk = self.chunk(cursor, until, |envelope| query.matches(envelope));
+                let state = self.read();
+                let found = state.matching(&query, cursor, until, CHUNK);
+                let envelopes = found.iter().filter_map(|position| state.entry(*position));
+                let chunk = copy_out(envelopes, found.len());
+                drop(state);
                 if let Some(last) = chunk.last() {
                     cursor = last.position;
                 }
@@ -86,12 +93,87 @@ impl Decide for MemoryStore {
 impl State {
     /// The position of the first event after `after` that `query` matches.
     fn first_match(&self, query: &Query, after: Position) -> Option<Position> {
-        let after = (after.get() as usize).min(self.log.len());
-        self.log[after..]
+        self.matching(query, after, Position(u64::MAX), 1)
+            .first()
+            .copied()
+    }
+
+    /// Up to `limit` positions in `(after, until]` of events `query` matches, ascending.
+    fn matching(
+        &self,
+        query: &Query,
+        after: Position,
+        until: Position,
+        limit: usize,
+    ) -> Vec<Position> {
+        let mut found: Vec<Position> = query
+            .items
             .iter()
-            .flatten()
-            .find(|envelope| query.matches(envelope))
-            .map(|envelope| envelope.position)
+            .flat_map(|item| self.item_matching(item, after, until, limit))
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found.truncate(limit);
+        found
+    }
+
+    /// Up to `limit` positions in `(after, until]` of events `item` matches, ascending:
+    /// from the positions of its first tag, else of its stream, else of its types; only
+    /// an item with none of them reads the log.
+    fn item_matching(
+        &self,
+        item: &Item,
+        after: Position,
+        until: Position,
+        limit: usize,
+    ) -> Vec<Position> {
+        let matches = |position: &Position| {
+            self.entry(*position)
+                .is_some_and(|envelope| item.matches(envelope))
+        };
+        let lists: Vec<&[Position]> = if let Some(tag) = item.tags.first() {
+            self.tagged
+                .get(tag)
+                .map(Vec::as_slice)
+                .into_iter()
+                .collect()
+        } else if let Some(stream) = &item.stream {
+            self.stream_of(&stream.category, stream.id)
+                .map(|index| self.streams[index].positions.as_slice())
+                .into_iter()
+                .collect()
+        } else if !item.types.is_empty() {
+            item.types
+                .iter()
+                .filter_map(|t| self.typed.get(&(t.category.clone(), t.name.clone())))
+                .map(Vec::as_slice)
+                .collect()
+        } else {
+            let until = (until.get() as usize).min(self.log.len());
+            let after = (after.get() as usize).min(until);
+            return self.log[after..until]
+                .iter()
+                .flatten()
+                .filter(|envelope| item.matches(envelope))
+                .take(limit)
+                .map(|envelope| envelope.position)
+                .collect();
+        };
+        let mut found = Vec::new();
+        for list in lists {
+            let start = list.partition_point(|position| *position <= after);
+            found.extend(
+                list[start..]
+                    .iter()
+                    .take_while(|position| **position <= until)
+                    .filter(|position| matches(position))
+                    .take(limit),
+            );
+        }
+        found.sort_unstable();
+        found.dedup();
+        found.truncate(limit);
+        found
     }
 
     /// If the writes repeat stored ids: their original outcomes when every write is an

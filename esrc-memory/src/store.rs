@@ -94,6 +94,13 @@ impl State {
                 },
             );
             self.streams[stream].positions.push(position);
+            for tag in &event.tags {
+                self.tagged.entry(tag.clone()).or_default().push(position);
+            }
+            if !event.event_type.is_empty() {
+                let key = (category.to_owned(), event.event_type.clone());
+                self.typed.entry(key).or_default().push(position);
+            }
             self.log
                 .push(Some(event.into_envelope(category, id, version, position)));
         }
