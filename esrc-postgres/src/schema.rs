@@ -90,7 +90,7 @@ fn types_and_tags(s: &str) -> String {
             position  bigint NOT NULL,
             PRIMARY KEY (tag, position)
         );
-        CREATE INDEX events_type_position ON {s}.events (category, event_type, position);
+        CREATE INDEX events_type_position ON {s}.events (event_type, category, position);
         "#
     )
 }
