@@ -230,7 +230,13 @@ pub async fn w9<S: Store + Clone + 'static>(
         }
     }
 
-    // The tag query, as the store grows around the 10 events it finds.
+    lines.extend(tag_query(store, sizes).await?);
+    Ok(lines)
+}
+
+/// The W9 tag query, timed as the store grows around the 10 events it finds.
+async fn tag_query<S: Decide>(store: &S, sizes: DecisionSizes) -> Result<Vec<Line>, BoxError> {
+    let mut lines = Vec::new();
     let target = tag("course", format!("target-{}", Uuid::now_v7().simple()))?;
     for _ in 0..10 {
         let write = Write::new(CATEGORY, Uuid::now_v7(), vec![event([target.clone()])]);

@@ -22,6 +22,37 @@ fn course(course: &str) -> Query {
     Query::new().or(Item::new().tagged(Tag::from_parts("course", course).unwrap()))
 }
 
+/// Starts a conditional append on `query` after `seen`, checks that it waits while
+/// `open` is open, commits `open`, and checks that the append then fails its condition.
+async fn waits_for_then_fails_on(
+    store: &esrc_postgres::PgStore,
+    open: sqlx::Transaction<'static, sqlx::Postgres>,
+    query: Query,
+    seen: esrc_core::Position,
+    what: &str,
+) {
+    let store = store.clone();
+    let decision = tokio::spawn(async move {
+        store
+            .append_if(
+                vec![Write::new("Course", Uuid::now_v7(), vec![enrolled("c1")])],
+                Some(Condition::new(query).after(seen)),
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!decision.is_finished(), "{what} waits for the open append");
+    open.commit().await.unwrap();
+    let outcome = tokio::time::timeout(PATIENCE, decision)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(outcome, Err(Error::ConditionFailed { .. })),
+        "{what}: the open append, committed meanwhile, fails the condition: {outcome:?}"
+    );
+}
+
 #[esrc_conformance::requires(postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_condition_waits_for_an_open_append_of_its_tag_and_only_that() {
@@ -55,29 +86,7 @@ async fn a_condition_waits_for_an_open_append_of_its_tag_and_only_that() {
         .unwrap();
 
     // A decision about c1, made before the open append, waits for it, then fails.
-    let store2 = store.clone();
-    let related = tokio::spawn(async move {
-        store2
-            .append_if(
-                vec![Write::new("Course", Uuid::now_v7(), vec![enrolled("c1")])],
-                Some(Condition::new(course("c1")).after(seen)),
-            )
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !related.is_finished(),
-        "a condition on the open append's tag waits for it"
-    );
-    open.commit().await.unwrap();
-    let outcome = tokio::time::timeout(PATIENCE, related)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        matches!(outcome, Err(Error::ConditionFailed { .. })),
-        "the open append, committed meanwhile, fails the condition: {outcome:?}"
-    );
+    waits_for_then_fails_on(&store, open, course("c1"), seen, "a condition on its tag").await;
 }
 
 #[esrc_conformance::requires(postgres)]
@@ -100,28 +109,6 @@ async fn a_condition_without_tags_waits_for_every_open_append() {
         )
         .await
         .unwrap();
-    let store2 = store.clone();
-    let on_stream = tokio::spawn(async move {
-        let query = Query::new().or(Item::new().in_stream("Course", stream));
-        store2
-            .append_if(
-                vec![Write::new("Course", Uuid::now_v7(), vec![enrolled("c1")])],
-                Some(Condition::new(query).after(seen)),
-            )
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !on_stream.is_finished(),
-        "a stream item waits for appends in flight"
-    );
-    open.commit().await.unwrap();
-    let outcome = tokio::time::timeout(PATIENCE, on_stream)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        matches!(outcome, Err(Error::ConditionFailed { .. })),
-        "the untagged event in the stream fails the condition: {outcome:?}"
-    );
+    let query = Query::new().or(Item::new().in_stream("Course", stream));
+    waits_for_then_fails_on(&store, open, query, seen, "a stream item").await;
 }

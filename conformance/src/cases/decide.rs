@@ -133,43 +133,54 @@ pub async fn tags_and_types_round_trip<F: StoreFactory>(factory: &F) {
     );
 }
 
-/// Queries: an item's types match any, its tags all, its stream only that stream; a
-/// query matches what any of its items matches; `after` and `until` bound the answer.
-pub async fn queries_match_types_tags_items_and_streams<F: StoreFactory>(factory: &F) {
-    let store = factory.store().await;
-    if !factory.capabilities().decisions {
-        let query = Query::new().or(Item::new().tagged(tag("course", "c1")));
-        let answer: Vec<_> =
-            futures::StreamExt::collect(store.query(&query, Position::ZERO, Position(10))).await;
-        return assert_not_supported(
-            answer
-                .into_iter()
-                .next()
-                .map_or(Ok(()), |first| first.map(|_| ())),
-            "decisions across streams",
-        );
-    }
+/// What [`seed_courses`] wrote.
+#[derive(Clone, Copy)]
+struct Seeded {
+    /// The stream of student `a`'s events.
+    a: Uuid,
+    /// The stream of the untagged `Thing` event.
+    thing: Uuid,
+    /// The positions: `c1` and `c2` defined, `a` enrolled in `c1` and `c2`, `b` in `c1`,
+    /// `ada` registered (in `a`'s stream), an untagged `Thing` event.
+    at: [Position; 7],
+}
+
+async fn seed_courses<S: Decide + Publish>(store: &S) -> Seeded {
     let (c1, c2, a, b) = (
         Uuid::now_v7(),
         Uuid::now_v7(),
         Uuid::now_v7(),
         Uuid::now_v7(),
     );
-    let e1 = put(&store, c1, defined("c1", 5)).await;
-    let e2 = put(&store, c2, defined("c2", 5)).await;
-    let e3 = put(&store, a, enrolled("c1", "a")).await;
-    let e4 = put(&store, a, enrolled("c2", "a")).await;
-    let e5 = put(&store, b, enrolled("c1", "b")).await;
-    let e6 = put(&store, a, registered("ada")).await;
+    let e1 = put(store, c1, defined("c1", 5)).await;
+    let e2 = put(store, c2, defined("c2", 5)).await;
+    let e3 = put(store, a, enrolled("c1", "a")).await;
+    let e4 = put(store, a, enrolled("c2", "a")).await;
+    let e5 = put(store, b, enrolled("c1", "b")).await;
+    let e6 = put(store, a, registered("ada")).await;
     let thing = Uuid::now_v7();
     let e7 = store
         .publish(THING, thing, Expected::Any, vec![counted(7)])
         .await
         .unwrap()
         .position;
-    let c1_tag = || tag("course", "c1");
+    Seeded {
+        a,
+        thing,
+        at: [e1, e2, e3, e4, e5, e6, e7],
+    }
+}
 
-    let cases: Vec<(&str, Query, Vec<Position>)> = vec![
+/// The queries of [`queries_match_types_tags_items_and_streams`], each with what it
+/// must find among the events [`seed_courses`] wrote.
+fn query_cases(seeded: &Seeded) -> Vec<(&'static str, Query, Vec<Position>)> {
+    let Seeded {
+        a,
+        thing,
+        at: [e1, e2, e3, e4, e5, e6, e7],
+    } = *seeded;
+    let c1_tag = || tag("course", "c1");
+    vec![
         (
             "types match any",
             Query::new().or(Item::types::<CourseEvent>(["Defined", "Registered"])),
@@ -222,7 +233,29 @@ pub async fn queries_match_types_tags_items_and_streams<F: StoreFactory>(factory
             Query::new().or(Item::new()),
             vec![e1, e2, e3, e4, e5, e6, e7],
         ),
-    ];
+    ]
+}
+
+/// Queries: an item's types match any, its tags all, its stream only that stream; a
+/// query matches what any of its items matches; `after` and `until` bound the answer.
+pub async fn queries_match_types_tags_items_and_streams<F: StoreFactory>(factory: &F) {
+    let store = factory.store().await;
+    if !factory.capabilities().decisions {
+        let query = Query::new().or(Item::new().tagged(tag("course", "c1")));
+        let answer: Vec<_> =
+            futures::StreamExt::collect(store.query(&query, Position::ZERO, Position(10))).await;
+        return assert_not_supported(
+            answer
+                .into_iter()
+                .next()
+                .map_or(Ok(()), |first| first.map(|_| ())),
+            "decisions across streams",
+        );
+    }
+    let seeded = seed_courses(&store).await;
+    let [e1, _, e3, _, e5, _, e7] = seeded.at;
+    let c1_tag = || tag("course", "c1");
+    let cases = query_cases(&seeded);
     for (what, query, expected) in cases {
         assert_eq!(
             read(&store, &query, Position::ZERO).await,

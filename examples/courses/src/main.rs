@@ -5,7 +5,7 @@
 use courses::{
     CourseState, MAX_COURSES, Refused, StudentState, define_course, enrol_student, rename_course,
 };
-use esrc::{CommandError, DecideExt};
+use esrc::{AnyStore, CommandError, DecideExt};
 use esrc_examples_support::{BoxError, open, print_table, report, store_arg};
 
 const USAGE: &str = "\
@@ -28,6 +28,38 @@ fn said(outcome: &Result<Vec<esrc::Appended>, CommandError<Refused>>) -> String 
         Err(CommandError::Rejected(refused)) => format!("refused: {refused}"),
         Err(error) => format!("failed: {error}"),
     }
+}
+
+/// Twelve students race for maths's five seats, all at once: five get one.
+async fn race_for_seats(
+    store: &AnyStore,
+    id: &impl Fn(&str) -> String,
+    log: &mut Vec<Vec<String>>,
+) -> Result<(), BoxError> {
+    let racers: Vec<_> = (1..=12)
+        .map(|n| {
+            let (store, course, student) = (store.clone(), id("maths"), id(&format!("s{n}")));
+            tokio::spawn(async move {
+                let outcome = enrol_student(&store, &course, &student).await;
+                (student, outcome)
+            })
+        })
+        .collect();
+    let (mut seated, mut full) = (0, 0);
+    for racer in racers {
+        let (student, outcome) = racer.await?;
+        match &outcome {
+            Ok(_) => seated += 1,
+            Err(CommandError::Rejected(Refused::CourseFull(_))) => full += 1,
+            Err(_) => {}
+        }
+        log.push(vec![format!("enrol {student} into maths"), said(&outcome)]);
+    }
+    if (seated, full) != (5, 7) {
+        return Err(format!("expected 5 seated and 7 refused, got {seated} and {full}").into());
+    }
+
+    Ok(())
 }
 
 async fn run() -> Result<(), BoxError> {
@@ -53,29 +85,7 @@ async fn run() -> Result<(), BoxError> {
         outcome?;
     }
 
-    // Twelve students race for maths's five seats, all at once.
-    let racers: Vec<_> = (1..=12)
-        .map(|n| {
-            let (store, course, student) = (store.clone(), id("maths"), id(&format!("s{n}")));
-            tokio::spawn(async move {
-                let outcome = enrol_student(&store, &course, &student).await;
-                (student, outcome)
-            })
-        })
-        .collect();
-    let (mut seated, mut full) = (0, 0);
-    for racer in racers {
-        let (student, outcome) = racer.await?;
-        match &outcome {
-            Ok(_) => seated += 1,
-            Err(CommandError::Rejected(Refused::CourseFull(_))) => full += 1,
-            Err(_) => {}
-        }
-        log.push(vec![format!("enrol {student} into maths"), said(&outcome)]);
-    }
-    if (seated, full) != (5, 7) {
-        return Err(format!("expected 5 seated and 7 refused, got {seated} and {full}").into());
-    }
+    race_for_seats(&store, &id, &mut log).await?;
 
     // One student takes courses up to the limit.
     let ada = id("ada");
