@@ -348,33 +348,39 @@ impl PgStore {
         batches: &[Batch<'_>],
         condition: Option<&Condition>,
     ) -> Result<Vec<Appended>, Refusal> {
-        let mut tx = self.inner.pool.begin().await?;
-        // The check must see what committed while this transaction waited for its locks.
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            .execute(&mut *tx)
+        // The check must see what committed while this transaction waited for its
+        // locks: READ COMMITTED, whatever the server's default.
+        let mut tx = self
+            .inner
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
             .await?;
         let (all, keys, exclusive) = self.condition_locks(batches, condition);
-        let writer = if all {
-            "SELECT pg_advisory_xact_lock($1, $2)"
+        // The writer lock first, then the tag locks in key order, in one round trip: the
+        // writer lock is a materialized CTE the join scans before any row (and so any
+        // tag lock of the select list) comes out. Without tag locks the join would have
+        // no row to scan it for, so the writer lock is then a statement of its own.
+        let locks = if keys.is_empty() {
+            "SELECT CASE WHEN $3 THEN pg_advisory_xact_lock($4, $5)::text
+                         ELSE pg_advisory_xact_lock_shared($4, $5)::text END,
+                    cardinality($1::bigint[]) + cardinality($2::bool[])"
         } else {
-            "SELECT pg_advisory_xact_lock_shared($1, $2)"
+            "WITH writer AS MATERIALIZED (
+                SELECT CASE WHEN $3 THEN pg_advisory_xact_lock($4, $5)::text
+                            ELSE pg_advisory_xact_lock_shared($4, $5)::text END AS w
+             )
+             SELECT count(CASE WHEN t.x THEN pg_advisory_xact_lock(t.k)::text
+                               ELSE pg_advisory_xact_lock_shared(t.k)::text END)
+             FROM writer, unnest($1::bigint[], $2::bool[]) AS t(k, x)"
         };
-        sqlx::query(writer)
+        sqlx::query(locks)
+            .bind(&keys)
+            .bind(&exclusive)
+            .bind(all)
             .bind(LOCK_CLASS)
             .bind(WRITER_LOCK)
             .execute(&mut *tx)
             .await?;
-        if !keys.is_empty() {
-            sqlx::query(
-                "SELECT count(CASE WHEN t.x THEN pg_advisory_xact_lock(t.k)::text
-                                   ELSE pg_advisory_xact_lock_shared(t.k)::text END)
-                 FROM unnest($1::bigint[], $2::bool[]) AS t(k, x)",
-            )
-            .bind(&keys)
-            .bind(&exclusive)
-            .execute(&mut *tx)
-            .await?;
-        }
         if let Some(condition) = condition {
             let built = first_statement(&self.inner.sql.schema, &condition.query);
             let first: Option<i64> = built
