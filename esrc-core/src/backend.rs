@@ -27,7 +27,7 @@ use std::sync::Arc;
 pub use crate::__projector_settings as projector_settings;
 pub use crate::append::{StoredId, TailCache, check_append, retry_outcome};
 pub use crate::backoff::Backoff;
-pub use crate::decision::{check_writes, refuse_tags};
+pub use crate::decision::{check_writes, refuse_tags, writes_outcome};
 pub use crate::engine::{Batches, Settings, run_projector};
 pub use crate::name::{MAX_NAME_LEN, validate_name, validate_names};
 pub use crate::opening::{opened, opened_after};

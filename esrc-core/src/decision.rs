@@ -565,6 +565,31 @@ pub fn check_writes(
         .transpose()
 }
 
+/// The outcome of writes whose event ids a store found stored, from each write's own
+/// [`retry_outcome`](crate::backend::retry_outcome) (`originals`, one per write, in
+/// order): `Ok(None)` when no write was stored, the original outcomes when every write
+/// is a retry, [`Error::DuplicateEvent`] naming a stored id when only some are (not one
+/// earlier append).
+pub fn writes_outcome(
+    writes: &[Write],
+    originals: Vec<Option<Appended>>,
+) -> Result<Option<Vec<Appended>>, Error> {
+    if originals.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    if originals.iter().any(Option::is_none) {
+        let stored = writes
+            .iter()
+            .zip(&originals)
+            .find(|(_, original)| original.is_some())
+            .and_then(|(write, _)| write.events.first())
+            .map(|event| event.event_id)
+            .unwrap_or_default();
+        return Err(Error::duplicate_event(stored));
+    }
+    Ok(Some(originals.into_iter().flatten().collect()))
+}
+
 /// For a store that does not keep tags yet: refuses events that carry some with
 /// [`Error::NotSupported`], so that no tag is ever dropped silently.
 pub fn refuse_tags<S: ?Sized>(events: &[NewEvent]) -> Result<(), Error> {

@@ -3,7 +3,7 @@
 //! find; a conditional append checks its condition and stores its writes under the
 //! store's one lock, so the check is exact (no false conflicts).
 
-use esrc_core::backend::{check_writes, opened};
+use esrc_core::backend::{check_writes, opened, writes_outcome};
 use esrc_core::{Appended, Condition, Decide, Envelope, Error, Position, Query, Version, Write};
 use futures::Stream;
 
@@ -185,22 +185,6 @@ impl State {
             let stream = self.stream_of(&write.category, write.id);
             originals.push(self.retried(stream, &write.events)?);
         }
-        if originals.iter().all(Option::is_none) {
-            return Ok(None);
-        }
-        match originals.iter().position(Option::is_none) {
-            // Some writes stored, others not: not one earlier append.
-            Some(new) => {
-                let stored = writes
-                    .iter()
-                    .zip(&originals)
-                    .filter(|(_, original)| original.is_some())
-                    .flat_map(|(write, _)| &write.events)
-                    .next()
-                    .map_or(writes[new].events[0].event_id, |event| event.event_id);
-                Err(Error::duplicate_event(stored))
-            }
-            None => Ok(Some(originals.into_iter().flatten().collect())),
-        }
+        writes_outcome(writes, originals)
     }
 }

@@ -6,7 +6,17 @@
 //! - `Nats-Msg-Id: <event id>` — JetStream deduplicates retries by it;
 //! - `Esrc: 2 <version> <schema version> <timestamp in µs since the epoch>`;
 //! - `Esrc-Correlation-Id`, `Esrc-Causation-Id` and `Esrc-Meta` (the key/values as JSON),
-//!   each only when the event has one.
+//!   each only when the event has one;
+//! - `Esrc-Type: <variant>` and `Esrc-Tags: <tag> <tag> …` (sorted), each only when the
+//!   event has one. Readers of format 2 that predate them ignore them.
+//!
+//! Each tag of an event is also written, in the same atomic batch, as an empty **tag
+//! marker** `<prefix>.~t.<tag token>.<category>.<type>` (`~` for an untyped event) with
+//! `Esrc-Marker: tag <n>`: the event is the message `n` sequences before the marker. The
+//! tag token keeps ASCII letters, digits, `_`, `-` and `:`, and writes every other byte
+//! as `~` and two hex digits. No category can start with `~`, so no stream's subject is
+//! ever a marker's. A conditional append that needs more messages to carry its checks
+//! than it writes adds empty **check markers** (`<prefix>.~c`, `Esrc-Marker: check`).
 //!
 //! The server keeps what the append sent to it: `Nats-Expected-Last-Subject-Sequence` on
 //! an append's first message, and on the events of a multi-event append
@@ -23,7 +33,9 @@ use std::str::FromStr;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use esrc_core::{DecodeError, Envelope, Error, Metadata, NewEvent, Position, Timestamp, Version};
+use esrc_core::{
+    DecodeError, Envelope, Error, Metadata, NewEvent, Position, Tag, Timestamp, Version,
+};
 use uuid::Uuid;
 
 pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
@@ -38,6 +50,14 @@ pub(crate) const FORMAT: &str = "2";
 const CORRELATION: &str = "Esrc-Correlation-Id";
 const CAUSATION: &str = "Esrc-Causation-Id";
 const META: &str = "Esrc-Meta";
+const TYPE: &str = "Esrc-Type";
+const TAGS: &str = "Esrc-Tags";
+/// Names the filter a message's `Nats-Expected-Last-Subject-Sequence` is checked on.
+pub(crate) const EXPECTED_SUBJECT: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
+/// The subject token under the prefix that tag markers are written under.
+pub(crate) const TAG_MARKERS: &str = "~t";
+/// The subject token under the prefix that check markers are written on.
+pub(crate) const CHECK_MARKERS: &str = "~c";
 pub(crate) const MARKER: &str = "Esrc-Marker";
 // Format 1.
 pub(crate) const VERSION: &str = "Esrc-Version";
@@ -66,7 +86,69 @@ pub(crate) fn event_headers(event: &NewEvent, version: Version) -> Result<Header
     if let Some(values) = event.metadata.values_json()? {
         headers.insert(META, values.as_str());
     }
+    if !event.event_type.is_empty() {
+        headers.insert(TYPE, event.event_type.as_str());
+    }
+    if !event.tags.is_empty() {
+        let tags: Vec<&str> = event.tags.iter().map(Tag::as_str).collect();
+        headers.insert(TAGS, tags.join(" ").as_str());
+    }
     Ok(headers)
+}
+
+/// The subject token of `tag`: ASCII letters, digits, `_`, `-` and `:` as they are,
+/// every other byte as `~` and two hex digits (so `.`, `*`, `>` and `~` never appear).
+pub(crate) fn tag_token(tag: &Tag) -> String {
+    use std::fmt::Write;
+    let mut token = String::with_capacity(tag.as_str().len());
+    for byte in tag.as_str().bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b':') {
+            token.push(char::from(byte));
+        } else {
+            let _ = write!(token, "~{byte:02x}");
+        }
+    }
+    token
+}
+
+/// The subject of the marker of `tag` on an event of `category` and `event_type`.
+pub(crate) fn tag_marker_subject(
+    prefix: &str,
+    tag: &Tag,
+    category: &str,
+    event_type: &str,
+) -> String {
+    let event_type = if event_type.is_empty() {
+        "~"
+    } else {
+        event_type
+    };
+    format!(
+        "{prefix}.{TAG_MARKERS}.{}.{category}.{event_type}",
+        tag_token(tag)
+    )
+}
+
+/// The headers of a tag marker whose event is `back` messages before it.
+pub(crate) fn tag_marker_headers(back: usize) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(MARKER, format!("tag {back}").as_str());
+    headers
+}
+
+/// The headers of a check marker.
+pub(crate) fn check_marker_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(MARKER, "check");
+    headers
+}
+
+/// The sequence of the event a tag marker at `sequence` points at; `None` for any other
+/// message.
+pub(crate) fn marked_event(headers: Option<&HeaderMap>, sequence: u64) -> Option<u64> {
+    let value = headers?.get(MARKER)?.as_str();
+    let back: u64 = value.strip_prefix("tag ")?.parse().ok()?;
+    sequence.checked_sub(back)
 }
 
 /// The headers of a truncation marker holding the stream's `version`.
@@ -297,6 +379,8 @@ pub(crate) fn envelope(
             META => found.meta = Some(value),
             CORRELATION => found.correlation = Some(value),
             CAUSATION => found.causation = Some(value),
+            TYPE => found.event_type = Some(value),
+            TAGS => found.tags = Some(value),
             MARKER => return Ok(None),
             _ => {}
         }
@@ -321,7 +405,23 @@ pub(crate) fn envelope(
     metadata.correlation_id = found.correlation.and_then(|value| value.parse().ok());
     metadata.causation_id = found.causation.and_then(|value| value.parse().ok());
     metadata.values = values;
+    let tags = match found.tags {
+        None => Vec::new(),
+        Some(value) => value
+            .split(' ')
+            .map(Tag::new)
+            .collect::<Result<_, _>>()
+            .map_err(|_| malformed(subject, sequence, TAGS, Some(value)))?,
+    };
+    let event_type = match found.event_type {
+        Some(value) if esrc_core::backend::validate_name(value).is_err() => {
+            return Err(malformed(subject, sequence, TYPE, Some(value)));
+        }
+        value => value.unwrap_or_default(),
+    };
     let event = NewEvent::from_payload(stamp.schema, payload)
+        .with_type(event_type)
+        .with_tags(tags)
         .with_event_id(event_id)
         .with_timestamp(Timestamp::from_micros(stamp.time))
         .with_metadata(metadata);
@@ -341,4 +441,6 @@ struct Found<'a> {
     meta: Option<&'a str>,
     correlation: Option<&'a str>,
     causation: Option<&'a str>,
+    event_type: Option<&'a str>,
+    tags: Option<&'a str>,
 }

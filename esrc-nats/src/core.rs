@@ -290,6 +290,30 @@ impl NatsStore {
         }
     }
 
+    /// The message at `sequence`, if it is stored, as the leader knows it (see
+    /// `last_message`).
+    pub(crate) async fn message_at(
+        &self,
+        sequence: u64,
+    ) -> Result<Option<jetstream::message::StreamMessage>, Error> {
+        use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind};
+        if !self.inner.replicated {
+            return match Box::pin(self.inner.stream.direct_get(sequence)).await {
+                Ok(message) => Ok(Some(message)),
+                Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
+                Err(error) => Err(error::client(error)),
+            };
+        }
+        match Box::pin(self.inner.stream.get_raw_message(sequence)).await {
+            Ok(message) => Ok(Some(message)),
+            Err(error) => match error.kind() {
+                RawMessageErrorKind::NoMessageFound => Ok(None),
+                RawMessageErrorKind::JetStream(refused) => Err(error::jetstream(&refused)),
+                _ => Err(error::client(error)),
+            },
+        }
+    }
+
     /// The server's maximum payload (headers included).
     pub(crate) fn max_payload(&self) -> usize {
         self.inner.client.server_info().max_payload

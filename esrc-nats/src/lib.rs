@@ -5,6 +5,7 @@ mod checkpoint;
 mod codec;
 mod config;
 mod core;
+mod decide;
 mod error;
 mod messages;
 mod read;

@@ -144,7 +144,11 @@ impl NatsStore {
     /// category up to its last message as the leader knows it: the replay sees every
     /// write acknowledged before it began, even if a replica that is behind answers.
     /// With one replica, a consumer reads what was stored when it was made.
-    async fn spans(&self, filters: Vec<String>, after: Position) -> Result<Vec<Span>, Error> {
+    pub(crate) async fn spans(
+        &self,
+        filters: Vec<String>,
+        after: Position,
+    ) -> Result<Vec<Span>, Error> {
         let start = after.get() + 1;
         let mut spans = Vec::with_capacity(filters.len());
         for filter in filters {
@@ -228,8 +232,10 @@ impl Replay for NatsStore {
         let mut counts: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
         while let Some(subject) = subjects.next().await {
             let (subject, messages) = subject.map_err(client)?;
+            // Markers (`~t`, `~c`) are under a token no category can have.
             let Some((category, _id)) = subject
                 .strip_prefix(&prefix)
+                .filter(|rest| !rest.starts_with('~'))
                 .and_then(|rest| rest.rsplit_once('.'))
             else {
                 continue;

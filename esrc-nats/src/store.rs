@@ -7,10 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use esrc_core::backend::{
-    Backoff, StoredId, check_append, refuse_tags, retry_outcome, validate_name,
-};
-use esrc_core::{Appended, Error, Expected, NewEvent, Position, Publish, Truncate, Version};
+use esrc_core::backend::{Backoff, StoredId, check_append, retry_outcome, validate_name};
+use esrc_core::{Appended, Error, Expected, NewEvent, Position, Publish, Truncate, Version, Write};
 use futures::StreamExt;
 use uuid::Uuid;
 
@@ -19,17 +17,17 @@ use crate::core::{Ack, NatsStore, Tail};
 use crate::error::{self, NatsError, Refusal, fatal, transient};
 
 /// The most events one atomic batch may hold (a server limit).
-const MAX_BATCH: usize = 1_000;
+pub(crate) const MAX_BATCH: usize = 1_000;
 
 /// The pauses before retrying a lost race, random and growing with the losses so that
 /// contending writers spread out: up to 0.5 ms after the first loss, doubling to at most
 /// 100 ms.
-fn lost_races() -> Backoff {
+pub(crate) fn lost_races() -> Backoff {
     Backoff::new(Duration::from_micros(500), Duration::from_millis(100)).jitter()
 }
 
 /// What one attempt to store an append ended with.
-enum Sent {
+pub(crate) enum Sent {
     Stored {
         sequence: u64,
     },
@@ -37,6 +35,13 @@ enum Sent {
     Duplicate,
     /// The subject's last sequence was not the expected one.
     WrongLastSequence,
+}
+
+/// One message of an append, ready to send but for its batch headers.
+pub(crate) struct Outgoing {
+    pub(crate) subject: String,
+    pub(crate) headers: async_nats::HeaderMap,
+    pub(crate) payload: Bytes,
 }
 
 impl NatsStore {
@@ -49,29 +54,38 @@ impl NatsStore {
         first: Version,
         last_sequence: u64,
     ) -> Result<Sent, Error> {
-        let count = events.len();
+        let mut messages = Vec::with_capacity(events.len());
+        for (event, version) in events.iter().zip(first.get()..) {
+            messages.push(Outgoing {
+                subject: subject.to_owned(),
+                headers: codec::event_headers(event, Version(version))?,
+                payload: event.payload.clone(),
+            });
+        }
+        messages[0].headers.insert(
+            codec::EXPECTED_LAST_SUBJECT_SEQUENCE,
+            last_sequence.to_string().as_str(),
+        );
+        Box::pin(self.send_batch(messages)).await
+    }
+
+    /// One attempt to store `messages`, all or none: one publish, or an atomic batch.
+    pub(crate) async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<Sent, Error> {
+        let count = messages.len();
         let batch_id = Uuid::new_v4().to_string();
         let max = self.max_payload();
         // Every message is checked before the first is sent: a batch is never cut short
         // by one that is too large, and the error is permanent (a retry cannot fix it).
-        let mut messages = Vec::with_capacity(count);
-        for (event, version) in events.iter().zip(first.get()..) {
-            let headers = codec::event_headers(event, Version(version))?;
-            // Room for the batch and expectation headers added below.
-            let size = codec::size(&headers) + event.payload.len() + 200;
+        for message in &messages {
+            // Room for the batch headers added below.
+            let size = codec::size(&message.headers) + message.payload.len() + 120;
             if max > 0 && size > max {
                 return Err(fatal(NatsError::PayloadTooLarge { size, max }));
             }
-            messages.push(headers);
         }
         let mut ack = Ack::default();
-        for (index, (event, mut headers)) in events.iter().zip(messages).enumerate() {
-            if index == 0 {
-                headers.insert(
-                    codec::EXPECTED_LAST_SUBJECT_SEQUENCE,
-                    last_sequence.to_string().as_str(),
-                );
-            }
+        for (index, mut message) in messages.into_iter().enumerate() {
+            let headers = &mut message.headers;
             let last = index + 1 == count;
             if count > 1 {
                 headers.insert(codec::BATCH_ID, batch_id.as_str());
@@ -82,7 +96,7 @@ impl NatsStore {
             }
             if index == 0 || last {
                 ack = self
-                    .request(subject, headers, event.payload.clone())
+                    .request(&message.subject, message.headers, message.payload)
                     .await?;
                 if ack.error.is_some() {
                     break;
@@ -90,7 +104,7 @@ impl NatsStore {
             } else {
                 self.inner
                     .client
-                    .publish_with_headers(subject.to_owned(), headers, event.payload.clone())
+                    .publish_with_headers(message.subject, message.headers, message.payload)
                     .await
                     .map_err(|e| error::publish(e, max))?;
             }
@@ -144,9 +158,11 @@ impl NatsStore {
         };
         let until = last.sequence;
         let (start, limit) = match first {
+            // One more than the append: an earlier append that stored more events is
+            // not this one.
             Some(version) => (
                 Box::pin(self.sequence_of(subject, version, until)).await?,
-                count,
+                count + 1,
             ),
             None => {
                 // An id is a duplicate while its message is younger than the window, and
@@ -171,21 +187,23 @@ async fn stored_ids(
 ) -> Result<Vec<StoredId>, Error> {
     let wanted: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
     let mut found = Vec::new();
-    // The size of each batch whose last (commit) message was read.
-    let mut batch_sizes = HashMap::new();
+    // How many messages of each batch this subject holds, counted from the batch's first
+    // message here (the one with the subject's expectation; a batch may write other
+    // subjects too). A batch whose first message here was not read has no size.
+    let mut batch_sizes: HashMap<u128, usize> = HashMap::new();
     while let Some(message) = messages.next().await {
         let message = message?;
         let Some(headers) = message.headers.as_ref() else {
             continue;
         };
         let tag = codec::append_tag(headers);
-        if let AppendTag::Batch {
-            id,
-            place,
-            commit: true,
-        } = tag
-        {
-            batch_sizes.insert(id, place);
+        if let AppendTag::Batch { id, .. } = tag {
+            let size = batch_sizes.entry(id).or_insert(usize::MAX);
+            if headers.get(codec::EXPECTED_LAST_SUBJECT_SEQUENCE).is_some() {
+                *size = 1;
+            } else {
+                *size = size.saturating_add(1);
+            }
         }
         let Some(event_id) = header::<Uuid>(headers, codec::MSG_ID) else {
             continue;
@@ -234,7 +252,7 @@ impl NatsStore {
     /// stream has none, and a root whose (version, position) this store saw together
     /// needs no lookup; any other root is checked like `Exact`, so that a version and a
     /// position of different events can never store a version twice.
-    fn known_tail(&self, category: &str, id: Uuid, expected: Expected) -> Option<Tail> {
+    pub(crate) fn known_tail(&self, category: &str, id: Uuid, expected: Expected) -> Option<Tail> {
         match expected {
             Expected::NoStream => Some(Tail {
                 sequence: 0,
@@ -291,7 +309,13 @@ impl Publish for NatsStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
         check_append(category, &events, MAX_BATCH)?;
-        refuse_tags::<NatsStore>(&events)?;
+        if events.iter().any(|event| !event.tags.is_empty()) {
+            // Tagged events are written with their markers, as a decision writes them.
+            let write = Write::new(category, id, events).expect(expected);
+            let mut appended =
+                Box::pin(esrc_core::Decide::append_if(self, vec![write], None)).await?;
+            return Ok(appended.remove(0));
+        }
         let subject = self.subject(category, id);
         let mut tail = self.known_tail(category, id, expected);
         let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
@@ -394,7 +418,3 @@ impl Truncate for NatsStore {
         }
     }
 }
-
-/// Decisions across streams are not offered yet: every method answers
-/// [`Error::NotSupported`](esrc_core::Error::NotSupported), and tagged events are refused.
-impl esrc_core::Decide for NatsStore {}

@@ -19,7 +19,7 @@
 //!   writers for that time. No check is ever looser than its query, and none refuses
 //!   more: no false conflicts.
 
-use esrc_core::backend::{check_writes, opened_after};
+use esrc_core::backend::{check_writes, opened_after, writes_outcome};
 use esrc_core::{
     Appended, Condition, Decide, Envelope, Error, Item, Position, Query, Version, Write,
 };
@@ -459,12 +459,6 @@ impl PgStore {
         for (write, batch) in writes.iter().zip(batches) {
             originals.push(self.retried(&write.category, write.id, batch).await?);
         }
-        if originals.iter().all(Option::is_none) {
-            return Ok(None);
-        }
-        match originals.iter().position(Option::is_none) {
-            Some(new) => Err(Error::duplicate_event(batches[new].event_ids[0])),
-            None => Ok(Some(originals.into_iter().flatten().collect())),
-        }
+        writes_outcome(writes, originals)
     }
 }

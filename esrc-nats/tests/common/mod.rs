@@ -130,9 +130,7 @@ impl StoreFactory for Stores {
         // JetStream gives a message (or an atomic batch) its sequence when it commits,
         // on one server or a cluster: positions become visible in order, so no append
         // can be pending below another.
-        Capabilities::all()
-            .without_pending_appends()
-            .without_decisions()
+        Capabilities::all().without_pending_appends()
     }
 
     async fn remove_namespace(&self, store: &NatsStore) -> Result<(), esrc_core::Error> {
