@@ -93,7 +93,12 @@ impl Decide for NatsStore {
                         None => Err(Error::duplicate_event(writes[0].events[0].event_id)),
                     };
                 }
+                // A stream or a checked filter moved since the lookup: look again (the
+                // exact check then says whether it was a conflict or a wider filter).
                 Sent::WrongLastSequence => {
+                    tracing::debug!(
+                        "esrc: a checked subject moved since its lookup; deciding again"
+                    );
                     if tokio::time::Instant::now() >= deadline {
                         return Err(transient(NatsError::Contended(
                             self.inner.config.append_deadline,

@@ -396,10 +396,25 @@ pub async fn conditions_guard_what_they_query<F: StoreFactory>(factory: &F) {
     let stale = store
         .append_if(
             vec![write(Uuid::now_v7(), enrolled("c1", "bob"))],
-            Some(Condition::new(stream_query).after(before)),
+            Some(Condition::new(stream_query.clone()).after(before)),
         )
         .await;
     assert_condition_failed(stale, in_stream);
+    // … also when the append writes that very stream (with no expectation of its own).
+    let own = store
+        .append_if(
+            vec![write(student, enrolled("c1", "bob"))],
+            Some(Condition::new(stream_query.clone()).after(before)),
+        )
+        .await;
+    assert_condition_failed(own, in_stream);
+    store
+        .append_if(
+            vec![write(student, enrolled("c1", "bob"))],
+            Some(Condition::new(stream_query).after(in_stream)),
+        )
+        .await
+        .expect("a stream item holds when its stream has nothing after the position");
 }
 
 /// Writes to several streams are stored all or none, a stale stream expectation included;
