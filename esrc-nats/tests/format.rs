@@ -273,3 +273,64 @@ async fn a_later_format_or_a_broken_esrc_header_is_a_typed_error_naming_it() {
     }
     store.destroy().await.unwrap();
 }
+
+/// A tagged event carries its type and tags in two headers, and each tag is an empty
+/// marker right after it, pointing back at it; a condition's check rides on a marker.
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn a_tagged_event_carries_its_type_and_tags_and_a_marker_per_tag() {
+    use esrc_core::{Condition, Decide, Item, Query, Tag, Write};
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let id = Uuid::now_v7();
+    let tags = [
+        Tag::new("student:s1").unwrap(),
+        Tag::new("course:c.1").unwrap(),
+    ];
+    let enrolled = event(1).with_type("Enrolled").with_tags(tags.clone());
+    let condition = Condition::new(Query::new().or(Item::new().tagged(tags[0].clone())));
+    let appended = store
+        .append_if(
+            vec![Write::new("Course", id, vec![enrolled])],
+            Some(condition),
+        )
+        .await
+        .unwrap();
+    let at = appended[0].position.get();
+    let (event, course, student) = (
+        stored(&store, at).await,
+        stored(&store, at + 1).await,
+        stored(&store, at + 2).await,
+    );
+    store.destroy().await.unwrap();
+
+    assert_eq!(value(&event.headers, "Esrc-Type"), "Enrolled");
+    assert_eq!(value(&event.headers, "Esrc-Tags"), "course:c.1 student:s1");
+    let prefix = store.prefix();
+    assert_eq!(
+        course.subject.as_str(),
+        format!("{prefix}.~t.course:c~2e1.Course.Enrolled")
+    );
+    assert_eq!(
+        student.subject.as_str(),
+        format!("{prefix}.~t.student:s1.Course.Enrolled")
+    );
+    assert!(course.payload.is_empty() && student.payload.is_empty());
+    assert_eq!(value(&course.headers, "Esrc-Marker"), "tag 1");
+    assert_eq!(value(&student.headers, "Esrc-Marker"), "tag 2");
+    assert_eq!(
+        value(
+            &course.headers,
+            "Nats-Expected-Last-Subject-Sequence-Subject"
+        ),
+        format!("{prefix}.~t.student:s1.>"),
+        "the condition's one check rides on the first marker"
+    );
+    assert_eq!(
+        value(&course.headers, "Nats-Expected-Last-Subject-Sequence"),
+        "0"
+    );
+    assert_eq!(value(&student.headers, "Nats-Batch-Commit"), "1");
+}

@@ -13,8 +13,7 @@ Courses and students (the Dynamic Consistency Boundary's example), on esrc.
 
 Usage: courses [--store STORE]
 
-STORE is `memory` (the default) or a postgres:// URL; a store must offer decisions
-across streams (NATS does not yet, and says so).";
+STORE is `memory` (the default), a postgres:// URL or a nats:// URL.";
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
