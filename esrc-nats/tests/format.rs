@@ -334,3 +334,41 @@ async fn a_tagged_event_carries_its_type_and_tags_and_a_marker_per_tag() {
     );
     assert_eq!(value(&student.headers, "Nats-Batch-Commit"), "1");
 }
+
+/// A stored type or tag esrc cannot hold is an `Error::Format` naming the header, not a
+/// panic and not an event with its tags silently dropped.
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn a_bad_stored_type_or_tag_is_a_typed_error_naming_it() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let context = jetstream::new(store.client().clone());
+    let cases = [
+        ("Esrc-Tags", "course:c1 no-colon", "`Esrc-Tags` is invalid"),
+        ("Esrc-Tags", "", "`Esrc-Tags` is invalid"),
+        ("Esrc-Type", "two words", "`Esrc-Type` is invalid"),
+    ];
+    for (name, bad, message) in cases {
+        let id = Uuid::now_v7();
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", Uuid::new_v4().to_string().as_str());
+        headers.insert("Esrc", "2 1 1 1700000000000000");
+        headers.insert(name, bad);
+        let subject = format!("{}.Thing.{id}", store.prefix());
+        let ack = context.publish_with_headers(subject, headers, "{}".into());
+        ack.await.unwrap().await.unwrap();
+        let read: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+        let error = read[0].as_ref().expect_err(bad);
+        assert!(
+            matches!(error, Error::Format { category, .. } if category == "Thing"),
+            "{bad:?}: {error:?}"
+        );
+        assert!(
+            esrc_core::Chain(error).to_string().contains(message),
+            "{bad:?}: {error}"
+        );
+    }
+    store.destroy().await.unwrap();
+}
