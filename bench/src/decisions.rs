@@ -145,11 +145,12 @@ async fn plain<S: Store + Clone + 'static>(
     Ok(started.elapsed())
 }
 
-/// Fills the store up to `size` events, each with a tag of its own, in appends of 1,000.
+/// Fills the store up to `size` events, each with a tag of its own, in appends of 500
+/// (on NATS each tag is one more message of the batch, which holds at most 1,000).
 async fn fill<S: Decide>(store: &S, from: u64, size: u64) -> Result<(), BoxError> {
     let mut n = from;
     while n < size {
-        let count = (size - n).min(1_000);
+        let count = (size - n).min(500);
         let events = (n..n + count)
             .map(|i| Ok(event([tag("item", i)?])))
             .collect::<Result<Vec<_>, Error>>()?;

@@ -271,14 +271,11 @@ impl NatsStore {
         &self,
         filter: &str,
     ) -> Result<Option<jetstream::message::StreamMessage>, Error> {
-        use async_nats::jetstream::stream::DirectGetErrorKind;
         // async-nats futures are large; boxing keeps deep call chains off the stack.
         if !self.inner.replicated {
-            return match Box::pin(self.inner.stream.direct_get_last_for_subject(filter)).await {
-                Ok(message) => Ok(Some(message)),
-                Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
-                Err(error) => Err(error::client(error)),
-            };
+            return direct_found(
+                Box::pin(self.inner.stream.direct_get_last_for_subject(filter)).await,
+            );
         }
         match Box::pin(self.inner.stream.get_last_raw_message_by_subject(filter)).await {
             Ok(message) => Ok(Some(message)),
@@ -296,22 +293,10 @@ impl NatsStore {
         &self,
         sequence: u64,
     ) -> Result<Option<jetstream::message::StreamMessage>, Error> {
-        use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind};
         if !self.inner.replicated {
-            return match Box::pin(self.inner.stream.direct_get(sequence)).await {
-                Ok(message) => Ok(Some(message)),
-                Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
-                Err(error) => Err(error::client(error)),
-            };
+            return direct_found(Box::pin(self.inner.stream.direct_get(sequence)).await);
         }
-        match Box::pin(self.inner.stream.get_raw_message(sequence)).await {
-            Ok(message) => Ok(Some(message)),
-            Err(error) => match error.kind() {
-                RawMessageErrorKind::NoMessageFound => Ok(None),
-                RawMessageErrorKind::JetStream(refused) => Err(error::jetstream(&refused)),
-                _ => Err(error::client(error)),
-            },
-        }
+        raw_found(Box::pin(self.inner.stream.get_raw_message(sequence)).await)
     }
 
     /// The server's maximum payload (headers included).
@@ -389,17 +374,12 @@ impl NatsStore {
         subject: &str,
         from: u64,
     ) -> Result<Option<jetstream::message::StreamMessage>, Error> {
-        use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind};
         if !self.inner.replicated {
             let get = self
                 .inner
                 .stream
                 .direct_get_next_for_subject(subject, Some(from));
-            return match Box::pin(get).await {
-                Ok(message) => Ok(Some(message)),
-                Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
-                Err(error) => Err(error::client(error)),
-            };
+            return direct_found(Box::pin(get).await);
         }
         let get = self
             .inner
@@ -408,14 +388,7 @@ impl NatsStore {
             .sequence(from)
             .next_by_subject(subject)
             .send();
-        match Box::pin(get).await {
-            Ok(message) => Ok(Some(message)),
-            Err(error) => match error.kind() {
-                RawMessageErrorKind::NoMessageFound => Ok(None),
-                RawMessageErrorKind::JetStream(refused) => Err(error::jetstream(&refused)),
-                _ => Err(error::client(error)),
-            },
-        }
+        raw_found(Box::pin(get).await)
     }
 }
 
@@ -570,4 +543,32 @@ async fn greeted(
         servers: tried,
         waited: patience,
     }))
+}
+
+/// A direct get's answer: the message, `None` when there is none, or the error.
+fn direct_found(
+    answer: Result<jetstream::message::StreamMessage, jetstream::stream::DirectGetError>,
+) -> Result<Option<jetstream::message::StreamMessage>, Error> {
+    use async_nats::jetstream::stream::DirectGetErrorKind;
+    match answer {
+        Ok(message) => Ok(Some(message)),
+        Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error::client(error)),
+    }
+}
+
+/// The leader's answer to a get by sequence: the message, `None` when there is none, or
+/// the error (a JetStream refusal classified by its code).
+fn raw_found(
+    answer: Result<jetstream::message::StreamMessage, jetstream::stream::RawMessageError>,
+) -> Result<Option<jetstream::message::StreamMessage>, Error> {
+    use async_nats::jetstream::stream::RawMessageErrorKind;
+    match answer {
+        Ok(message) => Ok(Some(message)),
+        Err(error) => match error.kind() {
+            RawMessageErrorKind::NoMessageFound => Ok(None),
+            RawMessageErrorKind::JetStream(refused) => Err(error::jetstream(&refused)),
+            _ => Err(error::client(error)),
+        },
+    }
 }
