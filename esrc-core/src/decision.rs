@@ -566,7 +566,7 @@ pub fn check_writes(
 }
 
 /// The outcome of writes whose event ids a store found stored, from each write's own
-/// [`retry_outcome`](crate::backend::retry_outcome) (`originals`, one per write, in
+/// [`retry_outcome`](crate::append::retry_outcome) (`originals`, one per write, in
 /// order): `Ok(None)` when no write was stored, the original outcomes when every write
 /// is a retry, [`Error::DuplicateEvent`] naming a stored id when only some are (not one
 /// earlier append).

@@ -388,10 +388,15 @@ pub async fn conditions_guard_what_they_query<F: StoreFactory>(factory: &F) {
         .await
         .expect("a condition that nothing matches holds");
 
-    // A stream item: the decision covers an aggregate's stream too.
+    stream_items_are_guarded(&store).await;
+}
+
+/// A stream item: the decision covers an aggregate's stream too, also when the append
+/// writes that stream.
+async fn stream_items_are_guarded<S: Decide>(store: &S) {
     let student = Uuid::now_v7();
     let before = store.horizon().await.unwrap();
-    let in_stream = put(&store, student, registered("bob")).await;
+    let in_stream = put(store, student, registered("bob")).await;
     let stream_query = Query::new().or(Item::new().in_stream(COURSE, student));
     let stale = store
         .append_if(
