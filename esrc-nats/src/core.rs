@@ -65,6 +65,14 @@ pub(crate) struct Tail {
     pub(crate) version: Version,
 }
 
+impl Tail {
+    /// The tail of a subject with no message.
+    pub(crate) const NONE: Tail = Tail {
+        sequence: 0,
+        version: Version::ZERO,
+    };
+}
+
 /// A publish acknowledgement, or the error the server sent instead.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Ack {

@@ -257,10 +257,7 @@ impl NatsStore {
                 .flatten();
             let tail = match known {
                 Some(tail) => tail,
-                None => self.tail(subject).await?.unwrap_or(Tail {
-                    sequence: 0,
-                    version: Version::ZERO,
-                }),
+                None => self.tail(subject).await?.unwrap_or(Tail::NONE),
             };
             if !write.expected.matches(tail.version) {
                 if let Some(originals) = Box::pin(self.retried_writes(writes)).await? {
@@ -294,8 +291,15 @@ impl NatsStore {
     ) -> Result<Result<Vec<Check>, Vec<Appended>>, Error> {
         let mut checks = Vec::with_capacity(filters.len());
         let mut newest = written;
-        for filter in filters {
-            let last = self.last_sequence(filter).await?.unwrap_or(0);
+        // The lookups are independent: one round trip's time for all of them.
+        let lasts = futures::future::try_join_all(
+            filters
+                .iter()
+                .map(|filter| Box::pin(self.last_sequence(filter))),
+        )
+        .await?;
+        for (filter, last) in filters.iter().zip(lasts) {
+            let last = last.unwrap_or(0);
             newest = newest.max(last);
             checks.push((filter.clone(), last));
         }

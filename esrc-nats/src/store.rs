@@ -254,10 +254,7 @@ impl NatsStore {
     /// position of different events can never store a version twice.
     pub(crate) fn known_tail(&self, category: &str, id: Uuid, expected: Expected) -> Option<Tail> {
         match expected {
-            Expected::NoStream => Some(Tail {
-                sequence: 0,
-                version: Version::ZERO,
-            }),
+            Expected::NoStream => Some(Tail::NONE),
             Expected::Last { version, position } => self
                 .remembered(category, id)
                 .filter(|known| known.version == version && known.sequence == position.get()),
@@ -278,10 +275,7 @@ impl NatsStore {
         expected: Expected,
         events: &[NewEvent],
     ) -> Result<Lookup, Error> {
-        let found = self.tail(subject).await?.unwrap_or(Tail {
-            sequence: 0,
-            version: Version::ZERO,
-        });
+        let found = self.tail(subject).await?.unwrap_or(Tail::NONE);
         if expected.matches(found.version) {
             return Ok(Lookup::Append(found));
         }
@@ -308,7 +302,6 @@ impl Publish for NatsStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
-        check_append(category, &events, MAX_BATCH)?;
         if events.iter().any(|event| !event.tags.is_empty()) {
             // Tagged events are written with their markers, as a decision writes them.
             let write = Write::new(category, id, events).expect(expected);
@@ -316,6 +309,7 @@ impl Publish for NatsStore {
                 Box::pin(esrc_core::Decide::append_if(self, vec![write], None)).await?;
             return Ok(appended.remove(0));
         }
+        check_append(category, &events, MAX_BATCH)?;
         let subject = self.subject(category, id);
         let mut tail = self.known_tail(category, id, expected);
         let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
