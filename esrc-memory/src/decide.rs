@@ -4,7 +4,7 @@
 //! store's one lock, so the check is exact (no false conflicts).
 
 use esrc_core::backend::{check_writes, opened, writes_outcome};
-use esrc_core::{Appended, Condition, Decide, Envelope, Error, Position, Query, Version, Write};
+use esrc_core::{Appended, Condition, Decide, Envelope, Error, Position, Query, Write};
 use futures::Stream;
 
 use esrc_core::Item;
@@ -64,18 +64,7 @@ impl Decide for MemoryStore {
         }
         let mut actuals = Vec::with_capacity(writes.len());
         for write in &writes {
-            let actual = state
-                .stream_of(&write.category, write.id)
-                .map_or(Version::ZERO, |stream| state.streams[stream].version);
-            if !write.expected.matches(actual) {
-                return Err(Error::conflict(
-                    write.category.clone(),
-                    write.id,
-                    write.expected,
-                    actual,
-                ));
-            }
-            actuals.push(actual);
+            actuals.push(state.checked_version(&write.category, write.id, write.expected)?);
         }
         let appended: Vec<Appended> = writes
             .into_iter()

@@ -62,6 +62,23 @@ impl State {
         stream
     }
 
+    /// The version of the stream `(category, id)`, if `expected` holds there; else the
+    /// conflict.
+    pub(crate) fn checked_version(
+        &self,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+    ) -> Result<Version, Error> {
+        let actual = self
+            .stream_of(category, id)
+            .map_or(Version::ZERO, |stream| self.streams[stream].version);
+        if !expected.matches(actual) {
+            return Err(Error::conflict(category.to_owned(), id, expected, actual));
+        }
+        Ok(actual)
+    }
+
     /// Stores `events` at the end of the stream `(category, id)`, which is at `actual`:
     /// every check has passed.
     pub(crate) fn append(
@@ -125,11 +142,7 @@ impl Publish for MemoryStore {
         if let Some(original) = state.retried(existing, &events)? {
             return Ok(original);
         }
-        let actual = existing.map_or(Version::ZERO, |stream| state.streams[stream].version);
-        if !expected.matches(actual) {
-            return Err(Error::conflict(category.to_owned(), id, expected, actual));
-        }
-
+        let actual = state.checked_version(category, id, expected)?;
         let batch = state.append(category, id, actual, events);
         let position = batch.position;
         drop(guard);
