@@ -315,13 +315,9 @@ fn parsed<T: FromStr>(field: Option<&str>) -> Option<T> {
 pub(crate) enum AppendTag {
     /// A one-event append (format 2: no batch headers).
     Alone,
-    /// Part of an atomic batch, with its place in it and, on the batch's last message,
-    /// the batch's size.
-    Batch {
-        id: u128,
-        place: usize,
-        commit: bool,
-    },
+    /// Part of an atomic batch (how many of its events a subject holds is counted by
+    /// the reader: a batch may write several subjects).
+    Batch { id: u128 },
     /// Format 1: the append's tag and size on every event.
     Tagged { id: u128, len: usize },
     /// Not written by esrc: it matches no append.
@@ -335,11 +331,7 @@ pub(crate) fn append_tag(headers: &HeaderMap) -> AppendTag {
             None if headers.get(BATCH_ID).is_none() => AppendTag::Alone,
             None => AppendTag::Foreign,
             Some(id) => match header::<usize>(headers, BATCH_SEQUENCE) {
-                Some(place) => AppendTag::Batch {
-                    id: id.as_u128(),
-                    place,
-                    commit: headers.get(BATCH_COMMIT).is_some(),
-                },
+                Some(_) => AppendTag::Batch { id: id.as_u128() },
                 None => AppendTag::Foreign,
             },
         };

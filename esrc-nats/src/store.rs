@@ -197,7 +197,7 @@ async fn stored_ids(
             continue;
         };
         let tag = codec::append_tag(headers);
-        if let AppendTag::Batch { id, .. } = tag {
+        if let AppendTag::Batch { id } = tag {
             let size = batch_sizes.entry(id).or_insert(usize::MAX);
             if headers.get(codec::EXPECTED_LAST_SUBJECT_SEQUENCE).is_some() {
                 *size = 1;
@@ -220,7 +220,7 @@ async fn stored_ids(
         .map(|(event_id, version, sequence, tag)| {
             let (append, append_len) = match tag {
                 AppendTag::Alone => (event_id.as_u128(), 1),
-                AppendTag::Batch { id, .. } => {
+                AppendTag::Batch { id } => {
                     (id, batch_sizes.get(&id).copied().unwrap_or(usize::MAX))
                 }
                 AppendTag::Tagged { id, len } => (id, len),
