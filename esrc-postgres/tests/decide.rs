@@ -53,13 +53,23 @@ async fn waits_for_then_fails_on(
     );
 }
 
+/// Both cases in one test, one after the other: a condition without tags takes the
+/// writer lock exclusively, and that lock is one for the whole database (every store's
+/// writers hold it shared), so the two cases run side by side would wait on each
+/// other's open append.
 #[esrc_conformance::requires(postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_condition_waits_for_an_open_append_of_its_tag_and_only_that() {
+async fn conditions_wait_for_the_open_appends_they_must() {
     let Some(pg) = common::postgres().await else {
         return;
     };
-    let store = pg.store().await;
+    a_condition_waits_for_an_open_append_of_its_tag_and_only_that(&pg.store().await).await;
+    a_condition_without_tags_waits_for_every_open_append(&pg.store().await).await;
+}
+
+async fn a_condition_waits_for_an_open_append_of_its_tag_and_only_that(
+    store: &esrc_postgres::PgStore,
+) {
     let seen = store.horizon().await.unwrap();
 
     // A caller's transaction appends an event tagged c1 and stays open.
@@ -86,16 +96,10 @@ async fn a_condition_waits_for_an_open_append_of_its_tag_and_only_that() {
         .unwrap();
 
     // A decision about c1, made before the open append, waits for it, then fails.
-    waits_for_then_fails_on(&store, open, course("c1"), seen, "a condition on its tag").await;
+    waits_for_then_fails_on(store, open, course("c1"), seen, "a condition on its tag").await;
 }
 
-#[esrc_conformance::requires(postgres)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_condition_without_tags_waits_for_every_open_append() {
-    let Some(pg) = common::postgres().await else {
-        return;
-    };
-    let store = pg.store().await;
+async fn a_condition_without_tags_waits_for_every_open_append(store: &esrc_postgres::PgStore) {
     let seen = store.horizon().await.unwrap();
     let stream = Uuid::now_v7();
     let mut open = store.pool().begin().await.unwrap();
@@ -110,5 +114,5 @@ async fn a_condition_without_tags_waits_for_every_open_append() {
         .await
         .unwrap();
     let query = Query::new().or(Item::new().in_stream("Course", stream));
-    waits_for_then_fails_on(&store, open, query, seen, "a stream item").await;
+    waits_for_then_fails_on(store, open, query, seen, "a stream item").await;
 }
