@@ -1,4 +1,4 @@
-//! `cargo run --release -p esrc-bench -- --store memory|postgres|nats [--quick] [--json FILE]`
+//! `cargo run --release -p esrc-bench -- --store memory|postgres|nats [--quick] [--only W1,W9] [--json FILE]`
 //!
 //! PostgreSQL and NATS are reached through `ESRC_POSTGRES_URL` and `ESRC_NATS_URL`
 //! (or `--url`). Each run works in fresh namespaces and removes them afterwards.
@@ -15,14 +15,17 @@ use uuid::Uuid;
 const USAGE: &str = "\
 esrc-bench: the same workloads on an esrc store and on its raw client, in one run.
 
-Usage: esrc-bench --store memory|postgres|nats [--url URL] [--quick] [--json FILE]
+Usage: esrc-bench --store memory|postgres|nats [--url URL] [--quick] [--only W1,W9] [--json FILE]
 
---url defaults to ESRC_POSTGRES_URL or ESRC_NATS_URL.";
+--url defaults to ESRC_POSTGRES_URL or ESRC_NATS_URL.
+--only runs the workloads named (W1 to W9, and on NATS `bytes`, the stored-bytes line);
+by default all of them.";
 
 struct Args {
     store: String,
     url: Option<String>,
     quick: bool,
+    only: Vec<String>,
     json: Option<String>,
 }
 
@@ -31,6 +34,7 @@ fn args() -> Result<Args, BoxError> {
         store: String::new(),
         url: None,
         quick: false,
+        only: Vec::new(),
         json: None,
     };
     let mut args = std::env::args().skip(1);
@@ -40,6 +44,13 @@ fn args() -> Result<Args, BoxError> {
             "--url" => parsed.url = Some(args.next().ok_or("--url needs a value")?),
             "--json" => parsed.json = Some(args.next().ok_or("--json needs a file")?),
             "--quick" => parsed.quick = true,
+            "--only" => {
+                let names = args.next().ok_or("--only needs workloads, e.g. W1,W9")?;
+                parsed.only = names
+                    .split(',')
+                    .map(|name| name.trim().to_owned())
+                    .collect();
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -69,6 +80,8 @@ async fn main() -> Result<(), BoxError> {
         Sizes::FULL
     };
     let namespace = format!("bench_{}", Uuid::new_v4().simple());
+    let only = &args.only;
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|w| w.eq_ignore_ascii_case(name));
     let lines: Vec<Line> = match args.store.as_str() {
         "memory" => {
             workloads::run(
@@ -78,6 +91,7 @@ async fn main() -> Result<(), BoxError> {
                 10.0,
                 None,
                 None,
+                only,
             )
             .await?
         }
@@ -97,13 +111,18 @@ async fn main() -> Result<(), BoxError> {
                 .notify(false)
                 .build(store.pool().clone())?;
             let variant = Some((silent, "without NOTIFY"));
-            let lines = workloads::run(store.clone(), raw, sizes, 10.0, variant, None).await;
-            let gin = esrc_bench::decisions::gin_vs_btree(
-                store.pool(),
-                &namespace,
-                sizes.decisions.queries,
-            )
-            .await;
+            let lines = workloads::run(store.clone(), raw, sizes, 10.0, variant, None, only).await;
+            // The GIN comparison reads W9's tagged events.
+            let gin = if wanted("W9") {
+                esrc_bench::decisions::gin_vs_btree(
+                    store.pool(),
+                    &namespace,
+                    sizes.decisions.queries,
+                )
+                .await
+            } else {
+                Ok(Vec::new())
+            };
             let drop = format!("DROP SCHEMA \"{namespace}\" CASCADE");
             sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
                 .execute(store.pool())
@@ -122,8 +141,13 @@ async fn main() -> Result<(), BoxError> {
                 .await?;
             let raw = RawNats::new(client.clone()).await?;
             let plain = RawNats::plain(client).await?;
-            let bytes = workloads::nats_stored_bytes(&store, 1_000).await;
-            let lines = workloads::run(store.clone(), raw, sizes, 2.0, None, Some(plain)).await;
+            let bytes = if wanted("bytes") {
+                workloads::nats_stored_bytes(&store, 1_000).await
+            } else {
+                Ok(Vec::new())
+            };
+            let lines =
+                workloads::run(store.clone(), raw, sizes, 2.0, None, Some(plain), only).await;
             store.destroy().await?;
             let mut lines = lines?;
             lines.extend(bytes?);

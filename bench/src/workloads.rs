@@ -215,7 +215,8 @@ fn informative(workload: String, unit: &str, esrc: f64, raw: f64) -> Line {
 ///
 /// `variant` is the same store with one option changed, and its label: W1 and W4 also run
 /// on it, as informative lines. `plain` is a second baseline whose messages carry none of
-/// esrc's metadata (NATS): W3 and W6 also compare with it.
+/// esrc's metadata (NATS): W3 and W6 also compare with it. `only` names the workloads
+/// to run (`W1` … `W9`); empty: all of them.
 pub async fn run<S, R>(
     store: S,
     raw: R,
@@ -223,6 +224,7 @@ pub async fn run<S, R>(
     w7_target_ms: f64,
     variant: Option<(S, &str)>,
     plain: Option<R>,
+    only: &[String],
 ) -> Result<Vec<Line>, BoxError>
 where
     S: Store + Clone + 'static,
@@ -240,18 +242,38 @@ where
         plain,
         none: Metadata::new(),
     };
-    let mut lines = bench.w1_create().await?;
-    lines.extend(bench.w2_grow().await?);
-    lines.extend(bench.w3_load().await?);
-    lines.extend(bench.w4_concurrent().await?);
-    lines.extend(bench.w5_batch().await?);
-    lines.extend(bench.w6_replay().await?);
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|w| w.eq_ignore_ascii_case(name));
+    let mut lines = Vec::new();
+    if wanted("W1") {
+        lines.extend(bench.w1_create().await?);
+    }
+    if wanted("W2") {
+        lines.extend(bench.w2_grow().await?);
+    }
+    if wanted("W3") {
+        lines.extend(bench.w3_load().await?);
+    }
+    if wanted("W4") {
+        lines.extend(bench.w4_concurrent().await?);
+    }
+    if wanted("W5") {
+        lines.extend(bench.w5_batch().await?);
+    }
+    if wanted("W6") {
+        lines.extend(bench.w6_replay().await?);
+    }
     // W7 subscribe latency: from the start of an append to a live subscriber's receipt.
-    lines.extend(latency(&bench.store, sizes.latency, w7_target_ms).await?);
+    if wanted("W7") {
+        lines.extend(latency(&bench.store, sizes.latency, w7_target_ms).await?);
+    }
     // W8 crowd: one aggregate of 10 events, read while the store fills up with others.
-    lines.extend(crowd(&bench.store, sizes).await?);
+    if wanted("W8") {
+        lines.extend(crowd(&bench.store, sizes).await?);
+    }
     // W9 decisions across streams: conditional appends beside plain ones, tag queries.
-    lines.extend(crate::decisions::w9(&bench.store, sizes.decisions).await?);
+    if wanted("W9") {
+        lines.extend(crate::decisions::w9(&bench.store, sizes.decisions).await?);
+    }
     if let Ok(raw) = Arc::try_unwrap(bench.raw) {
         raw.cleanup().await?;
     }
@@ -878,6 +900,7 @@ pub async fn smoke<S: Store + Clone + 'static>(store: S) -> Result<Vec<Line>, Bo
         1_000.0,
         variant,
         Some(crate::raw::RawMemory::default()),
+        &[],
     )
     .await
 }

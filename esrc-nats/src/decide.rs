@@ -19,15 +19,20 @@ use futures::{Stream, StreamExt};
 use crate::codec;
 use crate::core::{NatsStore, Tail};
 use crate::error::{NatsError, transient};
-use crate::messages::Messages;
+use crate::messages::{Messages, Stored};
 use crate::store::{MAX_BATCH, Outgoing, Sent, lost_races};
 
 impl Decide for NatsStore {
     /// The stream's last sequence, as its leader knows it: a batch is stored whole, so
-    /// every message up to it is readable.
+    /// every message up to it is readable. From the stream's info, whose cost does not
+    /// grow with the stream (the last message on `<prefix>.>` does: measured 2 ms at
+    /// 2·10⁴ messages, 130 ms at 2·10⁶). A stream shared with other prefixes may have
+    /// moved past this store's last message: the answer is complete up to it all the same.
     async fn horizon(&self) -> Result<Position, Error> {
-        let last = self.last_sequence(&self.inner.config.subjects()).await?;
-        Ok(Position(last.unwrap_or(0)))
+        let info = Box::pin(self.inner.stream.get_info())
+            .await
+            .map_err(crate::error::client)?;
+        Ok(Position(info.state.last_sequence))
     }
 
     fn query(
@@ -114,6 +119,15 @@ impl Decide for NatsStore {
 /// A filter a conditional append checks, and the last sequence it expects on it.
 type Check = (String, u64);
 
+/// How many marked events a query fetches at once.
+const FETCHES: usize = 16;
+
+/// An event a query's answer holds: the message read, or the one a marker points at.
+enum Wanted {
+    Here(Stored),
+    Marked(u64),
+}
+
 impl NatsStore {
     /// The subject filters whose messages hold (or point at) every event `query` can
     /// match: an item's first tag's markers (of its types, if it names any), else its
@@ -193,11 +207,11 @@ impl NatsStore {
     /// The events `query` matches among `messages` (events, and tag markers pointing at
     /// events), in `(after, until]`, ascending. A marker follows its event in the batch
     /// that stored both, so the events come in order; a marker whose event was truncated
-    /// is skipped.
+    /// is skipped. The marked events are fetched [`FETCHES`] at a time, in order.
     fn matching(
         &self,
         query: Query,
-        mut messages: Messages,
+        messages: Messages,
         after: Position,
         until: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<> {
@@ -205,40 +219,69 @@ impl NatsStore {
         let prefix_len = self.inner.config.prefix.len();
         // The markers of an event at `until` follow it, within one batch.
         let last_marker = until.get().saturating_add(MAX_BATCH as u64 * 2);
-        async_stream::try_stream! {
-            let mut last = after.get();
-            while let Some(message) = messages.next().await {
-                let message = message?;
-                if message.sequence > last_marker {
-                    break;
-                }
-                let envelope = match codec::marked_event(message.headers.as_ref(), message.sequence) {
-                    Some(sequence) if sequence <= last || sequence > until.get() => continue,
-                    Some(sequence) => {
-                        let Some(event) = Box::pin(store.message_at(sequence)).await? else {
-                            continue;
-                        };
-                        let payload = event.payload.clone();
-                        codec::envelope(prefix_len, &event.subject, sequence, Some(&event.headers), payload)?
+        let until = until.get();
+        let mut last = after.get();
+        messages
+            .take_while(move |message| {
+                let more = message
+                    .as_ref()
+                    .map_or(true, |message| message.sequence <= last_marker);
+                std::future::ready(more)
+            })
+            // Each event once, in order: what a message is or points at, if it is new.
+            .filter_map(move |message| {
+                let wanted = match message {
+                    Err(error) => Some(Err(error)),
+                    Ok(message) => {
+                        let target =
+                            codec::marked_event(message.headers.as_ref(), message.sequence);
+                        let sequence = target.unwrap_or(message.sequence);
+                        (sequence > last && sequence <= until).then(|| {
+                            last = sequence;
+                            Ok(match target {
+                                Some(sequence) => Wanted::Marked(sequence),
+                                None => Wanted::Here(message),
+                            })
+                        })
                     }
-                    None if message.sequence <= last || message.sequence > until.get() => continue,
-                    None => codec::envelope(
+                };
+                std::future::ready(wanted)
+            })
+            .map(move |wanted| {
+                let store = store.clone();
+                async move {
+                    let message = match wanted? {
+                        Wanted::Here(message) => message,
+                        Wanted::Marked(sequence) => {
+                            let Some(event) = Box::pin(store.message_at(sequence)).await? else {
+                                return Ok(None);
+                            };
+                            Stored {
+                                subject: event.subject,
+                                sequence,
+                                headers: Some(event.headers),
+                                payload: event.payload,
+                            }
+                        }
+                    };
+                    codec::envelope(
                         prefix_len,
                         &message.subject,
                         message.sequence,
                         message.headers.as_ref(),
                         message.payload,
-                    )?,
-                };
-                let Some(envelope) = envelope else {
-                    continue;
-                };
-                last = envelope.position.get();
-                if query.matches(&envelope) {
-                    yield envelope;
+                    )
                 }
-            }
-        }
+            })
+            .buffered(FETCHES)
+            .filter_map(move |envelope| {
+                let found = match envelope {
+                    Ok(Some(envelope)) if query.matches(&envelope) => Some(Ok(envelope)),
+                    Ok(_) => None,
+                    Err(error) => Some(Err(error)),
+                };
+                std::future::ready(found)
+            })
     }
 
     /// The tail of each write's stream, checked against its expectation; or, when one
