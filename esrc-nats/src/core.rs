@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::codec;
 use crate::config::NatsStoreBuilder;
-use crate::error::{self, ApiError, NatsError, check_server_version, fatal};
+use crate::error::{self, ApiError, Limit, NatsError, check_server_version, fatal};
 use crate::messages::{Consumers, Messages, Span, direct, merged, pending};
 
 /// How long the creation of a read consumer may take before it is tried again.
@@ -310,6 +310,33 @@ impl NatsStore {
     /// The server's maximum payload (headers included).
     pub(crate) fn max_payload(&self) -> usize {
         self.inner.client.server_info().max_payload
+    }
+
+    /// The largest message the store may send, and which limit that is: the server's
+    /// `max_payload`, or the stream's `max_msg_size` (as read at connect) when smaller.
+    pub(crate) fn message_limit(&self) -> (usize, Limit) {
+        let server = (self.max_payload(), Limit::ServerMaxPayload);
+        let stream = self.inner.stream.cached_info().config.max_message_size;
+        match usize::try_from(stream) {
+            Ok(stream) if stream > 0 && (server.0 == 0 || stream < server.0) => {
+                (stream, Limit::StreamMaxMsgSize)
+            }
+            _ => server,
+        }
+    }
+
+    /// The error of a message of `size` bytes the stream refused as too large: its
+    /// `max_msg_size` was lowered since the store connected, so it is read again.
+    pub(crate) async fn too_large(&self, size: usize) -> Error {
+        let max = match Box::pin(self.inner.stream.get_info()).await {
+            Ok(info) => usize::try_from(info.config.max_message_size).unwrap_or(0),
+            Err(_) => 0,
+        };
+        error::fatal(NatsError::PayloadTooLarge {
+            size,
+            max,
+            limit: Limit::StreamMaxMsgSize,
+        })
     }
 
     /// Sends a request and reads the server's acknowledgement.

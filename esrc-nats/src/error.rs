@@ -29,6 +29,14 @@ pub(crate) mod code {
     pub(crate) const RAFT: u64 = 10041;
     /// The server has too many requests in flight for the stream.
     pub(crate) const TOO_MANY_REQUESTS: u64 = 10167;
+    /// An atomic batch was abandoned before its commit: a message of it was lost (the
+    /// server restarted or a route dropped mid-batch) or it took too long. Nothing of it
+    /// was stored; sent again, it may succeed.
+    pub(crate) const BATCH_INCOMPLETE: u64 = 10176;
+    /// Too many atomic batches in flight for the stream.
+    pub(crate) const BATCH_TOO_MANY_IN_FLIGHT: u64 = 10210;
+    /// A message is larger than the stream's `max_msg_size`.
+    pub(crate) const MESSAGE_TOO_LARGE: u64 = 10054;
 }
 
 /// An error of the client library (async-nats), opaque so that its type is not part of
@@ -115,13 +123,17 @@ pub enum NatsError {
         /// The server's description.
         description: String,
     },
-    /// An event (payload and headers) is larger than the server accepts. Permanent.
-    #[error("a message of {size} bytes exceeds the server's maximum payload of {max} bytes")]
+    /// An event (payload and headers) is larger than the server or the stream accepts.
+    /// Permanent.
+    #[error("a message of {size} bytes exceeds {limit} of {max} bytes")]
     PayloadTooLarge {
-        /// The message's size with its headers.
+        /// The message's size with its headers (at least this large, when only the
+        /// server's refusal said so).
         size: usize,
-        /// The server's `max_payload`.
+        /// The limit, in bytes.
         max: usize,
+        /// Which limit: the server's `max_payload` or the stream's `max_msg_size`.
+        limit: Limit,
     },
     /// Nothing answered on a JetStream subject: the stream has no leader (an election, or
     /// no quorum), or it was deleted. Retryable: elections end within seconds.
@@ -162,6 +174,26 @@ pub enum NatsError {
     Contended(Duration),
 }
 
+/// A limit on the size of one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The server's `max_payload` (1 MiB unless configured): every message, headers
+    /// included.
+    ServerMaxPayload,
+    /// The stream's `max_msg_size`.
+    StreamMaxMsgSize,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ServerMaxPayload => "the server's max_payload",
+            Self::StreamMaxMsgSize => "the stream's max_msg_size",
+        })
+    }
+}
+
 /// A non-retryable backend error with a source.
 pub(crate) fn fatal(source: impl Into<esrc_core::BoxError>) -> Error {
     Error::backend(BACKEND, false, source)
@@ -192,6 +224,9 @@ pub(crate) enum Refusal {
     LostRace,
     /// The event ids are stored already.
     Duplicate,
+    /// A message exceeds the stream's `max_msg_size` (which may have been lowered since
+    /// the store connected).
+    TooLarge,
     /// Anything else, classified.
     Failed(Error),
 }
@@ -201,6 +236,7 @@ pub(crate) fn refusal(error: ApiError, stream: &str) -> Refusal {
     match error.err_code {
         code::WRONG_LAST_SEQUENCE | code::WRONG_LAST_SEQUENCE_IN_FLIGHT => Refusal::LostRace,
         code::BATCH_DUPLICATE_ID => Refusal::Duplicate,
+        code::MESSAGE_TOO_LARGE => Refusal::TooLarge,
         code::ATOMIC_DISABLED => Refusal::Failed(fatal(NatsError::StreamConfig {
             stream: stream.to_owned(),
             problems: vec!["allow_atomic_publish is off".into()],
@@ -215,7 +251,12 @@ pub(crate) fn api(error: ApiError) -> Error {
     let retryable = error.code == 503
         || matches!(
             error.err_code,
-            code::LAST_SEQUENCE_NOT_READY | code::NOT_LEADER | code::RAFT | code::TOO_MANY_REQUESTS
+            code::LAST_SEQUENCE_NOT_READY
+                | code::NOT_LEADER
+                | code::RAFT
+                | code::TOO_MANY_REQUESTS
+                | code::BATCH_INCOMPLETE
+                | code::BATCH_TOO_MANY_IN_FLIGHT
         );
     Error::backend(
         BACKEND,
@@ -237,6 +278,7 @@ pub(crate) fn request(error: async_nats::RequestError, subject: &str, max: usize
         RequestErrorKind::MaxPayloadExceeded => fatal(NatsError::PayloadTooLarge {
             size: max.saturating_add(1),
             max,
+            limit: Limit::ServerMaxPayload,
         }),
         RequestErrorKind::InvalidSubject => fatal(error),
         RequestErrorKind::TimedOut | RequestErrorKind::Other => transient(error),
@@ -249,6 +291,7 @@ pub(crate) fn publish(error: async_nats::PublishError, max: usize) -> Error {
         PublishErrorKind::MaxPayloadExceeded => fatal(NatsError::PayloadTooLarge {
             size: max.saturating_add(1),
             max,
+            limit: Limit::ServerMaxPayload,
         }),
         PublishErrorKind::InvalidSubject => fatal(error),
         _ => transient(error),
@@ -396,13 +439,21 @@ mod tests {
 
     #[test]
     fn passing_cluster_conditions_are_retryable_and_the_rest_permanent() {
-        for (code, err_code) in [(503, 10008), (500, 10009), (400, 10163), (503, 0)] {
+        for (code, err_code) in [
+            (503, 10008),
+            (500, 10009),
+            (400, 10163),
+            (503, 0),
+            (400, 10176),
+            (429, 10210),
+        ] {
             let Refusal::Failed(error) = refusal(reply(code, err_code), "S") else {
                 panic!("{err_code} is a failure");
             };
             assert!(error.is_retryable(), "{err_code}: {error}");
         }
-        for (code, err_code) in [(400, 10054), (400, 10174), (404, 10059), (400, 10003)] {
+        assert!(matches!(refusal(reply(400, 10054), "S"), Refusal::TooLarge));
+        for (code, err_code) in [(400, 10174), (404, 10059), (400, 10003)] {
             let Refusal::Failed(error) = refusal(reply(code, err_code), "S") else {
                 panic!("{err_code} is a failure");
             };

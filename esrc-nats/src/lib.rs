@@ -15,7 +15,7 @@ mod subscribe;
 
 pub use config::{NatsStoreBuilder, Storage};
 pub use core::NatsStore;
-pub use error::{ClientError, NatsError};
+pub use error::{ClientError, Limit, NatsError};
 
 /// Re-export of the client this store is built on (documented by async-nats).
 #[doc(no_inline)]

@@ -73,15 +73,17 @@ impl NatsStore {
     pub(crate) async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<Sent, Error> {
         let count = messages.len();
         let batch_id = Uuid::new_v4().to_string();
-        let max = self.max_payload();
+        let (max, limit) = self.message_limit();
         // Every message is checked before the first is sent: a batch is never cut short
         // by one that is too large, and the error is permanent (a retry cannot fix it).
+        let mut largest = 0;
         for message in &messages {
             // Room for the batch headers added below.
             let size = codec::size(&message.headers) + message.payload.len() + 120;
             if max > 0 && size > max {
-                return Err(fatal(NatsError::PayloadTooLarge { size, max }));
+                return Err(fatal(NatsError::PayloadTooLarge { size, max, limit }));
             }
+            largest = largest.max(size);
         }
         let mut ack = Ack::default();
         for (index, mut message) in messages.into_iter().enumerate() {
@@ -115,6 +117,7 @@ impl NatsStore {
             Some(refused) => match error::refusal(refused, &self.inner.config.stream) {
                 Refusal::LostRace => Ok(Sent::WrongLastSequence),
                 Refusal::Duplicate => Ok(Sent::Duplicate),
+                Refusal::TooLarge => Err(self.too_large(largest).await),
                 Refusal::Failed(error) => Err(error),
             },
         }
@@ -376,6 +379,7 @@ impl Truncate for NatsStore {
                     codec::EXPECTED_LAST_SUBJECT_SEQUENCE,
                     tail.sequence.to_string().as_str(),
                 );
+                let size = codec::size(&marker);
                 let ack = self.request(&subject, marker, Bytes::new()).await?;
                 match ack
                     .error
@@ -393,6 +397,7 @@ impl Truncate for NatsStore {
                     }
                     // A fresh marker id cannot be a duplicate; look again.
                     Some(Refusal::Duplicate) => continue,
+                    Some(Refusal::TooLarge) => return Err(self.too_large(size).await),
                     Some(Refusal::Failed(error)) => return Err(error),
                 }
             } else {

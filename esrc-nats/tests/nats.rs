@@ -486,6 +486,180 @@ async fn an_event_over_the_maximum_payload_is_a_permanent_error_and_stores_nothi
     assert!(stored.is_empty(), "nothing stored: {stored:?}");
 }
 
+/// A stream made by hand with a `max_msg_size` below the server's `max_payload`: the
+/// store reads it at connect and refuses a larger event before sending anything; a limit
+/// lowered after connect is the server's refusal (10054), reported the same way with the
+/// limit read again. Permanent, and nothing is stored.
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn an_event_over_the_streams_max_msg_size_is_payload_too_large_naming_that_limit() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let client = nats.client().await;
+    let context = jetstream::new(client.clone());
+    let name = Uuid::new_v4().simple().to_string();
+    let (stream_name, prefix) = (format!("T{name}"), format!("t{name}"));
+    let mut config = stream::Config {
+        name: stream_name.clone(),
+        subjects: vec![format!("{prefix}.>")],
+        allow_direct: true,
+        allow_atomic_publish: true,
+        max_message_size: 4096,
+        ..Default::default()
+    };
+    context.create_stream(config.clone()).await.unwrap();
+    let store = NatsStore::builder()
+        .stream(stream_name)
+        .prefix(prefix)
+        .build(client)
+        .await
+        .unwrap();
+    let id = Uuid::now_v7();
+    let sized = |bytes: usize| NewEvent::from_payload(1, format!(r#""{}""#, "x".repeat(bytes)));
+    let alone = store
+        .publish("Thing", id, Expected::Any, vec![sized(5_000)])
+        .await;
+    let in_a_batch = store
+        .publish(
+            "Thing",
+            id,
+            Expected::Any,
+            vec![event(1), sized(5_000), event(2)],
+        )
+        .await;
+
+    config.max_message_size = 2048;
+    context.update_stream(config).await.unwrap();
+    let lowered = store
+        .publish("Thing", id, Expected::Any, vec![event(1), sized(3_000)])
+        .await;
+    let stored: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+    store.destroy().await.unwrap();
+
+    for (outcome, max) in [(alone, 4096), (in_a_batch, 4096), (lowered, 2048)] {
+        let error = outcome.expect_err("too large");
+        assert!(!error.is_retryable(), "{error}");
+        assert!(
+            matches!(
+                nats_error(&error),
+                Some(NatsError::PayloadTooLarge { max: m, limit: esrc_nats::Limit::StreamMaxMsgSize, .. })
+                    if *m == max
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("max_msg_size")
+                || esrc_core::Chain(&error)
+                    .to_string()
+                    .contains("max_msg_size"),
+            "the error names the limit: {}",
+            esrc_core::Chain(&error)
+        );
+    }
+    assert!(stored.is_empty(), "nothing stored: {stored:?}");
+}
+
+/// A server killed (`kill -9`) and restarted while multi-event appends are being sent:
+/// every failure is retryable (a batch cut short is JetStream 10176, "atomic publish
+/// batch is incomplete"), the same append sent again succeeds, and every event is
+/// stored once, in order. Twenty restarts, to catch batches in the middle.
+#[esrc_conformance::requires(nats_server)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_cut_by_server_restarts_are_retryable_and_stored_once() {
+    let Ok(binary) = std::env::var("ESRC_NATS_SERVER") else {
+        return backend_unavailable::<()>(
+            "ESRC_NATS_SERVER (a nats-server ≥ 2.12 binary to restart) is not set",
+        )
+        .unwrap_or_default();
+    };
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dir = std::env::temp_dir().join(format!("esrc-cut-{}", Uuid::new_v4().simple()));
+    let mut server = Server {
+        binary,
+        port,
+        dir: dir.clone(),
+        child: None,
+    };
+    server.start().await;
+    let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let store = NatsStore::builder().build(client).await.unwrap();
+    let id = Uuid::now_v7();
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (store, running) = (store.clone(), running.clone());
+        tokio::spawn(async move {
+            let mut appended = Vec::new();
+            let mut failures = Vec::new();
+            let mut n = 0;
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                // 300 events of 2 kB: long enough to be cut.
+                let events: Vec<NewEvent> = (0..300)
+                    .map(|i| {
+                        NewEvent::from_payload(
+                            1,
+                            format!(r#"{{"n":{n},"i":{i},"pad":"{}"}}"#, "p".repeat(2000)),
+                        )
+                    })
+                    .collect();
+                n += 1;
+                let expected = Expected::Exact(Version(appended.len() as u64));
+                let mut attempts = 0;
+                loop {
+                    match store.publish("Thing", id, expected, events.clone()).await {
+                        Ok(_) => break,
+                        Err(error) if attempts < 600 => {
+                            failures
+                                .push((error.is_retryable(), esrc_core::Chain(&error).to_string()));
+                            attempts += 1;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Err(error) => panic!("append {n} never succeeded: {error}"),
+                    }
+                }
+                appended.extend(events.iter().map(|event| event.event_id));
+            }
+            (appended, failures)
+        })
+    };
+    // Kills at varied moments of the appends (one in three such kills cut a batch).
+    for k in 0..20 {
+        tokio::time::sleep(Duration::from_millis(200 + (k * 97) % 300)).await;
+        server.stop().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.start().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (appended, failures) = tokio::time::timeout(Duration::from_secs(120), writer)
+        .await
+        .expect("the writer ends")
+        .unwrap();
+    let stored: Vec<Uuid> = store
+        .replay_one("Thing", id, Version::ZERO)
+        .map(|event| event.unwrap().event_id)
+        .collect()
+        .await;
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let permanent: Vec<_> = failures
+        .iter()
+        .filter(|(retryable, _)| !retryable)
+        .collect();
+    assert!(
+        permanent.is_empty(),
+        "failures classified permanent: {permanent:#?}"
+    );
+    assert!(!failures.is_empty(), "the restarts cut some appends");
+    assert_eq!(stored, appended, "every event stored once, in order");
+}
+
 #[esrc_conformance::requires(nats)]
 #[tokio::test]
 async fn a_client_that_is_still_connecting_is_accepted() {
