@@ -30,7 +30,7 @@ use uuid::Uuid;
 use crate::codec::{Batch, envelope, to_i64, to_u64};
 use crate::core::{PgStore, row_position};
 use crate::error::{BACKEND, EVENT_ID_KEY, Failure, STREAM_VERSION_KEY, backend};
-use crate::schema::{COLUMNS, LOCK_CLASS, TX_SHIFT, WRITER_LOCK};
+use crate::schema::{COLUMNS, LOCK_CLASS, TX_SHIFT};
 use crate::store::{ANY_ATTEMPTS, Outcome};
 
 /// A value bound to a query built for one [`Query`]'s shape.
@@ -378,7 +378,7 @@ impl PgStore {
             .bind(&exclusive)
             .bind(all)
             .bind(LOCK_CLASS)
-            .bind(WRITER_LOCK)
+            .bind(self.inner.sql.writer_key)
             .execute(&mut *tx)
             .await?;
         if let Some(condition) = condition {

@@ -9,8 +9,8 @@ mod sqlstate {
     /// `undefined_table`: the store's tables were never created.
     pub(super) const UNDEFINED_TABLE: &str = "42P01";
     /// `undefined_function`: a store created by an earlier version lacks the functions
-    /// of a later migration (esrc's statements call no other function that may be
-    /// missing).
+    /// of a later migration (`position_base`, migration 2; `append_base`, migration 4;
+    /// esrc's statements call no other function that may be missing).
     pub(super) const UNDEFINED_FUNCTION: &str = "42883";
     /// `undefined_column`: a store created by an earlier version lacks the columns of a
     /// later migration (types and tags, migration 3).

@@ -14,11 +14,28 @@ use crate::error::backend;
 pub(crate) const TX_SHIFT: u32 = 20;
 
 /// The class of esrc's transaction-scoped advisory locks (`esrc` in ASCII). A writer
-/// holds `(LOCK_CLASS, WRITER_LOCK)` shared from before its transaction has an id until
-/// it ends, so that readers can tell esrc's in-flight appends from other transactions.
+/// holds its store's writer lock `(LOCK_CLASS, writer_key(schema))` shared from before
+/// its transaction has an id until it ends, so that readers can tell esrc's in-flight
+/// appends from other transactions.
 pub(crate) const LOCK_CLASS: i32 = 0x6573_7263;
-/// The key of the lock every esrc writer holds shared.
-pub(crate) const WRITER_LOCK: i32 = 1;
+/// The key of the one writer lock of builds before migration 4, shared by every store
+/// of a database. Readers still count its holders: a process of such a build may write.
+pub(crate) const OLD_WRITER_LOCK: i32 = 1;
+
+/// The key of the writer lock of the store in `schema`: a hash of its name, the same in
+/// every process (a collision only makes the writers of two stores wait for each other,
+/// as all did before migration 4).
+pub(crate) fn writer_key(schema: &str) -> i32 {
+    // Tags are never empty: this key is no tag's.
+    let hash = crate::core::lock_key(schema, "").to_ne_bytes();
+    let folded = u32::from_ne_bytes([hash[0], hash[1], hash[2], hash[3]])
+        ^ u32::from_ne_bytes([hash[4], hash[5], hash[6], hash[7]]);
+    // Positive (pg_locks shows it as an oid), and never the old key.
+    match i32::try_from(folded & 0x7fff_ffff).unwrap_or(i32::MAX) {
+        OLD_WRITER_LOCK => OLD_WRITER_LOCK + 1,
+        key => key,
+    }
+}
 
 /// The columns every read selects, in the order `store::envelope` decodes them.
 /// `created_at` and `metadata` are read in their binary forms and converted by the client
@@ -27,7 +44,7 @@ pub(crate) const COLUMNS: &str = "category, aggregate_id, version, position, eve
     schema_version, correlation_id, causation_id, metadata, payload, event_type, tags";
 
 /// The schema's migrations, in order. Each runs once, in a transaction.
-fn migrations(s: &str) -> Vec<String> {
+fn migrations(schema: &str, s: &str) -> Vec<String> {
     vec![
         format!(
             r#"
@@ -69,8 +86,12 @@ fn migrations(s: &str) -> Vec<String> {
         );
         "#
         ),
-        position_base(s),
+        format!(
+            "CREATE TABLE {s}.late_ids (n integer);\n{}",
+            base_function(s, "position_base", OLD_WRITER_LOCK)
+        ),
         types_and_tags(s),
+        writer_lock_per_store(s, writer_key(schema)),
     ]
 }
 
@@ -95,7 +116,23 @@ fn types_and_tags(s: &str) -> String {
     )
 }
 
-/// Migration 2: the function every append takes its positions from.
+/// Migration 4: the writer lock of each store its own. Until now every writer of every
+/// store of the database held one lock: a conditional append on an item without tags,
+/// which takes it exclusively, waited for the open appends of every store, and readers
+/// waited for other stores' open transactions. `append_base` is [`base_function`] with
+/// the store's key; `position_base` (what builds before it call) now calls it.
+fn writer_lock_per_store(s: &str, key: i32) -> String {
+    format!(
+        "{}
+        CREATE OR REPLACE FUNCTION {s}.position_base() RETURNS bigint
+        LANGUAGE sql VOLATILE AS $esrc$ SELECT {s}.append_base() $esrc$;",
+        base_function(s, "append_base", key)
+    )
+}
+
+/// The function every append in a caller's transaction takes its positions from:
+/// `position_base` (migration 2, with the lock every store shared) and `append_base`
+/// (migration 4, with the store's own writer lock `key`).
 ///
 /// Readers must know which running transactions may still store events. A writer takes
 /// the shared writer lock *before* its transaction has an id, so a running transaction
@@ -110,11 +147,10 @@ fn types_and_tags(s: &str) -> String {
 /// subtransaction's (one row written and removed in `late_ids`), and numbers its events
 /// from that: the new id is above every horizon computed before the lock was taken, it
 /// belongs to no other transaction, and it completes when the transaction commits.
-fn position_base(s: &str) -> String {
+fn base_function(s: &str, name: &str, key: i32) -> String {
     format!(
         r#"
-        CREATE TABLE {s}.late_ids (n integer);
-        CREATE FUNCTION {s}.position_base() RETURNS bigint
+        CREATE FUNCTION {s}.{name}() RETURNS bigint
         LANGUAGE plpgsql VOLATILE AS $esrc$
         DECLARE
             base bigint;
@@ -127,10 +163,10 @@ fn position_base(s: &str) -> String {
                 RETURN base;
             END IF;
             IF pg_current_xact_id_if_assigned() IS NULL THEN
-                PERFORM pg_advisory_xact_lock_shared({LOCK_CLASS}, {WRITER_LOCK});
+                PERFORM pg_advisory_xact_lock_shared({LOCK_CLASS}, {key});
                 base := pg_current_xact_id()::text::bigint << {TX_SHIFT};
             ELSE
-                PERFORM pg_advisory_xact_lock_shared({LOCK_CLASS}, {WRITER_LOCK});
+                PERFORM pg_advisory_xact_lock_shared({LOCK_CLASS}, {key});
                 top := pg_current_xact_id()::text::bigint;
                 BEGIN
                     INSERT INTO {s}.late_ids VALUES (0) RETURNING ctid, xmin::text::bigint
@@ -167,11 +203,11 @@ pub(crate) const PAGE_SETTINGS: &str =
 /// statement: the horizon is the lowest id among the running transactions (in this
 /// statement's snapshot) that hold the writer lock (read after the snapshot), or the
 /// snapshot's `xmax`. A running transaction without the lock cannot store events below
-/// it (it would be late, see [`position_base`]); one that held the lock at the snapshot
+/// it (it would be late, see [`base_function`]); one that held the lock at the snapshot
 /// and released it before the lock table was read has committed, and a later statement
 /// sees its rows. When no transaction at all holds the horizon below the head, the
 /// lock table is not read. `blocker` is the transaction id holding the horizon, if any.
-fn horizon(s: &str) -> String {
+fn horizon(s: &str, key: i32) -> String {
     format!(
         "WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
         head AS MATERIALIZED (SELECT max(position) AS head FROM {s}.events),
@@ -190,7 +226,7 @@ fn horizon(s: &str) -> String {
             SELECT t.transactionid::text::bigint AS xid
             FROM locks a JOIN locks t ON t.virtualtransaction = a.virtualtransaction
             WHERE a.locktype = 'advisory' AND a.classid = {LOCK_CLASS}
-              AND a.objid = {WRITER_LOCK} AND a.objsubid = 2
+              AND a.objid IN ({key}, {OLD_WRITER_LOCK}) AND a.objsubid = 2
               AND t.locktype = 'transactionid'
         ),
         blocker AS (
@@ -212,6 +248,8 @@ fn horizon(s: &str) -> String {
 pub(crate) struct Sql {
     pub(crate) schema: String,
     pub(crate) channel: String,
+    /// The key of the store's writer lock (see [`writer_key`]).
+    pub(crate) writer_key: i32,
     quoted: String,
     /// The append of any expectation, alone in its transaction.
     pub(crate) append: Arc<str>,
@@ -372,11 +410,11 @@ fn append(s: &str, current_version: &str, base: &str) -> String {
 
 /// The positions of an append alone in its transaction (a statement of its own, so its
 /// transaction has no id yet): the writer lock, *then* the transaction id — what
-/// `position_base` does in its first branch, without the function call. The `tx` CTE
+/// `append_base` does in its first branch, without the function call. The `tx` CTE
 /// scans `lock`, so the lock is held before `pg_current_xact_id()` runs.
-fn alone_base() -> String {
+fn alone_base(key: i32) -> String {
     format!(
-        "lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared({LOCK_CLASS}, {WRITER_LOCK})),
+        "lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared({LOCK_CLASS}, {key})),
         tx AS MATERIALIZED (
             SELECT pg_current_xact_id()::text::bigint << {TX_SHIFT} AS low FROM lock)"
     )
@@ -384,7 +422,7 @@ fn alone_base() -> String {
 
 /// The appends alone in their transaction with an expected version: of a new stream, of
 /// a stream at a version, and after a version this store has seen stored.
-fn append_forms(s: &str) -> [[Arc<str>; 2]; 3] {
+fn append_forms(s: &str, key: i32) -> [[Arc<str>; 2]; 3] {
     // The common append, alone in its transaction with an expected version: one plain
     // INSERT. The unique (category, aggregate id, version) constraint rejects a stream
     // that moved past the expectation; the guard rejects one that is not there yet.
@@ -395,7 +433,7 @@ fn append_forms(s: &str) -> [[Arc<str>; 2]; 3] {
     // go back (truncation records the version it removed), so the guard would hold.
     // Each comes in two forms: the events' columns as arrays, or one event's as
     // values.
-    let alone_base = alone_base();
+    let alone_base = alone_base(key);
     let insert = |rows: &str| {
         format!(
             "WITH {alone_base}
@@ -469,15 +507,17 @@ impl Sql {
     pub(crate) fn new(schema: &str) -> Self {
         let s = format!("\"{schema}\"");
         let current_version = current_version(&s);
-        let [append_new, append_checked, append_seen] = append_forms(&s);
+        let writer_key = writer_key(schema);
+        let [append_new, append_checked, append_seen] = append_forms(&s, writer_key);
         Self {
             schema: schema.to_owned(),
+            writer_key,
             channel: format!("esrc_{schema}"),
-            append: append(&s, &current_version, &alone_base()).into(),
+            append: append(&s, &current_version, &alone_base(writer_key)).into(),
             append_in: append(
                 &s,
                 &current_version,
-                &format!("tx AS MATERIALIZED (SELECT {s}.position_base() AS low)"),
+                &format!("tx AS MATERIALIZED (SELECT {s}.append_base() AS low)"),
             )
             .into(),
             append_new,
@@ -514,7 +554,7 @@ impl Sql {
                  ORDER BY position LIMIT $3"
             )
             .into(),
-            horizon: horizon(&s).into(),
+            horizon: horizon(&s, writer_key).into(),
             blocker: Arc::from(
                 "SELECT pid, extract(epoch FROM now() - xact_start)::float8,
                         extract(epoch FROM now() - query_start)::float8,
@@ -568,7 +608,7 @@ impl Sql {
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
-        for (version, migration) in (1..).zip(migrations(s)) {
+        for (version, migration) in (1..).zip(migrations(&self.schema, s)) {
             if version <= applied {
                 continue;
             }

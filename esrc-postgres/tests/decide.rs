@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use esrc_core::{Condition, Decide, Error, Expected, Item, NewEvent, Query, Tag, Write};
+use esrc_core::{Condition, Decide, Error, Expected, Item, NewEvent, Publish, Query, Tag, Write};
 use uuid::Uuid;
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -53,23 +53,13 @@ async fn waits_for_then_fails_on(
     );
 }
 
-/// Both cases in one test, one after the other: a condition without tags takes the
-/// writer lock exclusively, and that lock is one for the whole database (every store's
-/// writers hold it shared), so the two cases run side by side would wait on each
-/// other's open append.
 #[esrc_conformance::requires(postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conditions_wait_for_the_open_appends_they_must() {
+async fn a_condition_waits_for_an_open_append_of_its_tag_and_only_that() {
     let Some(pg) = common::postgres().await else {
         return;
     };
-    a_condition_waits_for_an_open_append_of_its_tag_and_only_that(&pg.store().await).await;
-    a_condition_without_tags_waits_for_every_open_append(&pg.store().await).await;
-}
-
-async fn a_condition_waits_for_an_open_append_of_its_tag_and_only_that(
-    store: &esrc_postgres::PgStore,
-) {
+    let store = pg.store().await;
     let seen = store.horizon().await.unwrap();
 
     // A caller's transaction appends an event tagged c1 and stays open.
@@ -96,10 +86,16 @@ async fn a_condition_waits_for_an_open_append_of_its_tag_and_only_that(
         .unwrap();
 
     // A decision about c1, made before the open append, waits for it, then fails.
-    waits_for_then_fails_on(store, open, course("c1"), seen, "a condition on its tag").await;
+    waits_for_then_fails_on(&store, open, course("c1"), seen, "a condition on its tag").await;
 }
 
-async fn a_condition_without_tags_waits_for_every_open_append(store: &esrc_postgres::PgStore) {
+#[esrc_conformance::requires(postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_without_tags_waits_for_every_open_append_of_its_store() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = pg.store().await;
     let seen = store.horizon().await.unwrap();
     let stream = Uuid::now_v7();
     let mut open = store.pool().begin().await.unwrap();
@@ -114,5 +110,62 @@ async fn a_condition_without_tags_waits_for_every_open_append(store: &esrc_postg
         .await
         .unwrap();
     let query = Query::new().or(Item::new().in_stream("Course", stream));
-    waits_for_then_fails_on(store, open, query, seen, "a stream item").await;
+    waits_for_then_fails_on(&store, open, query, seen, "a stream item").await;
+}
+
+/// Each store (schema) has its own writer lock: an append held open in a caller's
+/// transaction of one store holds back neither a condition without tags in another
+/// store of the same database (which takes its own store's writer lock exclusively),
+/// nor that store's readers.
+#[esrc_conformance::requires(postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_append_of_another_store_holds_nothing_back() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let (one, other) = (pg.store().await, pg.store().await);
+    let defined = || NewEvent::from_payload(1, &b"{}"[..]).with_type("Defined");
+
+    // The open append has its transaction id before the other store's append below.
+    let mut open = one.pool().begin().await.unwrap();
+    one.publish_in(
+        &mut open,
+        "Course",
+        Uuid::now_v7(),
+        Expected::Any,
+        vec![defined()],
+    )
+    .await
+    .unwrap();
+
+    let stored = other
+        .publish(
+            "Course",
+            Uuid::now_v7(),
+            Expected::NoStream,
+            vec![defined()],
+        )
+        .await
+        .unwrap();
+    let horizon = tokio::time::timeout(Duration::from_secs(10), other.horizon())
+        .await
+        .expect("the other store's horizon does not wait for another store's open append")
+        .unwrap();
+    assert!(
+        horizon >= stored.position,
+        "the other store's readers see its committed event ({:?}) at once: horizon {horizon:?}",
+        stored.position
+    );
+
+    let stream = Uuid::now_v7();
+    let query = Query::new().or(Item::new().in_stream("Course", stream));
+    let decision = other.append_if(
+        vec![Write::new("Course", Uuid::now_v7(), vec![defined()])],
+        Some(Condition::new(query).after(horizon)),
+    );
+    tokio::time::timeout(Duration::from_secs(10), decision)
+        .await
+        .expect("a condition without tags does not wait for another store's open append")
+        .unwrap();
+    open.rollback().await.unwrap();
 }

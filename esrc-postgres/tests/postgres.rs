@@ -256,7 +256,7 @@ async fn migrations_are_idempotent_and_safe_concurrently() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(applied, [1, 2, 3], "each migration is recorded once");
+    assert_eq!(applied, [1, 2, 3, 4], "each migration is recorded once");
     stores[1]
         .publish("Note", Uuid::now_v7(), Expected::NoStream, vec![note("x")])
         .await
