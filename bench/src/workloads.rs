@@ -740,12 +740,20 @@ where
 /// aggregates of their own; the read at the largest size must take at most 1.5 times the
 /// read at the smallest. Also the process's resident memory per seeded event, which is
 /// the memory store's cost per event (the servers keep theirs elsewhere).
+///
+/// At each size it also replays a category of `sizes.crowd[0]` events of its own
+/// (`Ledger`, seeded first): whether a category's replay costs in proportion to the
+/// category or to the store, which on NATS keeps every category in one stream. Target:
+/// the replay among the most events takes at most 1.5 times the replay among the fewest.
 async fn crowd<S: Store + Clone + 'static>(store: &S, sizes: Sizes) -> Result<Vec<Line>, BoxError> {
     let target = Uuid::now_v7();
     let mut root = Root::<Counter>::new(target);
     store
         .try_write(&mut root, CounterCommand::AddMany(10))
         .await?;
+    let ledger = sizes.crowd[0];
+    seed_ledger(store, ledger).await?;
+    let mut per_replay = Vec::new();
     let resident_before = resident_bytes();
     let mut seeded = 0;
     let mut per_read = Vec::new();
@@ -763,6 +771,7 @@ async fn crowd<S: Store + Clone + 'static>(store: &S, sizes: Sizes) -> Result<Ve
             assert_eq!(read.events, 10);
         }
         per_read.push(started.elapsed().as_secs_f64() / sizes.crowd_reads as f64);
+        per_replay.push(time_ledger(store, ledger).await?);
     }
     let mut lines: Vec<Line> = sizes
         .crowd
@@ -791,6 +800,30 @@ async fn crowd<S: Store + Clone + 'static>(store: &S, sizes: Sizes) -> Result<Ve
         target: "<= 1.5".into(),
         met: growth <= 1.5,
     });
+    for (level, seconds) in sizes.crowd.iter().zip(&per_replay) {
+        lines.push(Line {
+            workload: format!("W8 replay of a category of {ledger} among {level} events"),
+            unit: "events/s".into(),
+            esrc: ledger as f64 / seconds,
+            raw: None,
+            ratio: None,
+            target: "-".into(),
+            met: true,
+        });
+    }
+    let growth = per_replay[2] / per_replay[0];
+    lines.push(Line {
+        workload: format!(
+            "W8 category replay time, {} vs {} events",
+            sizes.crowd[2], sizes.crowd[0]
+        ),
+        unit: "ratio".into(),
+        esrc: growth,
+        raw: None,
+        ratio: Some(growth),
+        target: "<= 1.5".into(),
+        met: growth <= 1.5,
+    });
     if let (Some(before), Some(after)) = (resident_before, resident_bytes()) {
         lines.push(Line {
             workload: format!("W8 memory of this process per event, at {seeded}"),
@@ -803,6 +836,43 @@ async fn crowd<S: Store + Clone + 'static>(store: &S, sizes: Sizes) -> Result<Ve
         });
     }
     Ok(lines)
+}
+
+/// The category W8 replays among the crowd.
+const LEDGER: &str = "Ledger";
+
+/// Seeds `count` events in [`LEDGER`], in appends of 100 to streams of their own.
+async fn seed_ledger<S: Store>(store: &S, count: u64) -> Result<(), BoxError> {
+    let mut seeded = 0;
+    while seeded < count {
+        let events = (0..(count - seeded).min(100))
+            .map(|n| NewEvent::from_payload(1, format!(r#"{{"n":{n}}}"#)))
+            .collect::<Vec<_>>();
+        seeded += events.len() as u64;
+        store
+            .publish(LEDGER, Uuid::now_v7(), Expected::NoStream, events)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The best of three replays of [`LEDGER`] (`count` events), in seconds.
+async fn time_ledger<S: Store>(store: &S, count: u64) -> Result<f64, BoxError> {
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut events = pin!(store.replay(&[LEDGER], Position::ZERO));
+        let mut replayed = 0;
+        while let Some(event) = events.next().await {
+            event?;
+            replayed += 1;
+        }
+        if replayed != count {
+            return Err(format!("the ledger replayed {replayed} events, not {count}").into());
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok(best)
 }
 
 /// The process's resident memory, from `/proc/self/statm` (Linux; `None` elsewhere).

@@ -17,6 +17,7 @@ async fn every_workload_runs() {
         "W6",
         "W7",
         "W8",
+        "W8 category replay time",
         "W9 read + conditional append, 16 writers, one tag",
         "W9 tag query time",
         "W1 create: read/load",
@@ -70,4 +71,29 @@ async fn stored_bytes_are_measured_on_nats() {
         "an id and an expectation: {lines:?}"
     );
     assert!(esrc.esrc >= contract.esrc, "{lines:?}");
+}
+
+/// `--only` runs the workloads it names (in any case), and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_workloads_named_run() {
+    let only = ["w3".to_owned(), "W8".to_owned()];
+    let lines = esrc_bench::workloads::run(
+        esrc_memory::MemoryStore::new(),
+        esrc_bench::raw::RawMemory::default(),
+        esrc_bench::workloads::Sizes::TINY,
+        1_000.0,
+        None,
+        None,
+        &only,
+    )
+    .await
+    .unwrap();
+    let ran = |prefix: &str| lines.iter().any(|line| line.workload.starts_with(prefix));
+    assert!(ran("W3") && ran("W8"), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.workload.starts_with("W3") || line.workload.starts_with("W8")),
+        "{lines:?}"
+    );
 }

@@ -103,22 +103,31 @@ async fn store_on(cluster: &Cluster) -> NatsStore {
 
 /// One writer: appends to its own stream with `Expected::Any` until `stop`, retrying a
 /// retryable failure with the same event ids until it succeeds or `RETRY_FOR` passes.
+/// Every third append is an atomic batch of 10 events: a node killed between a batch's
+/// first message and its commit must fail it as retryable (10176), never as permanent.
 async fn writer(store: NatsStore, stop: Arc<AtomicBool>, timeline: Arc<Timeline>) -> Ledger {
     let mut ledger = Ledger::default();
     let id = Uuid::now_v7();
     let mut n = 0;
+    let mut appends: u64 = 0;
     while !stop.load(Ordering::Acquire) {
-        n += 1;
-        let event: NewEvent = counted(n);
-        let event_id = event.event_id;
+        appends += 1;
+        let size = if appends % 3 == 0 { 10 } else { 1 };
+        let events: Vec<NewEvent> = (0..size)
+            .map(|_| {
+                n += 1;
+                counted(n)
+            })
+            .collect();
+        let event_ids = events.iter().map(|event| event.event_id);
         let began = Instant::now();
         loop {
             match store
-                .publish("Thing", id, Expected::Any, vec![event.clone()])
+                .publish("Thing", id, Expected::Any, events.clone())
                 .await
             {
                 Ok(_) => {
-                    ledger.acknowledged.push(event_id);
+                    ledger.acknowledged.extend(event_ids);
                     break;
                 }
                 Err(error) => {
@@ -132,7 +141,7 @@ async fn writer(store: NatsStore, stop: Arc<AtomicBool>, timeline: Arc<Timeline>
                     };
                     *ledger.errors.entry(kind).or_default() += 1;
                     if !error.is_retryable() || began.elapsed() > RETRY_FOR {
-                        ledger.failed.push(event_id);
+                        ledger.failed.extend(event_ids);
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
