@@ -46,6 +46,8 @@ pub(crate) struct State {
     pub(crate) tagged: HashMap<Tag, Vec<Position>>,
     /// The positions of the events of each type (category, variant), ascending.
     pub(crate) typed: HashMap<(String, String), Vec<Position>>,
+    /// The positions of each category's events, ascending (replays of categories).
+    pub(crate) categorized: HashMap<String, Vec<Position>>,
 }
 
 pub(crate) struct StreamState {
@@ -120,6 +122,41 @@ impl MemoryStore {
             .flatten()
             .filter(|envelope| wanted(envelope));
         copy_out(wanted, until - after)
+    }
+
+    /// The next [`CHUNK`] of the events of `categories` in `(after, until]`, from the
+    /// categories' position lists: what it costs does not grow with the other
+    /// categories. Also the last position it covered, and whether more may follow (a
+    /// truncated event leaves its position in the lists, and no envelope).
+    pub(crate) fn category_chunk(
+        &self,
+        categories: &[String],
+        after: Position,
+        until: Position,
+    ) -> (Vec<Envelope>, Position, bool) {
+        let state = self.read();
+        let mut positions: Vec<Position> = Vec::new();
+        for category in categories {
+            if let Some(list) = state.categorized.get(category) {
+                let start = list.partition_point(|position| *position <= after);
+                positions.extend(
+                    list[start..]
+                        .iter()
+                        .take_while(|position| **position <= until)
+                        .take(CHUNK),
+                );
+            }
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        positions.truncate(CHUNK);
+        let last = positions.last().copied().unwrap_or(after);
+        let envelopes = positions
+            .iter()
+            .filter_map(|position| state.entry(*position))
+            .cloned()
+            .collect();
+        (envelopes, last, positions.len() == CHUNK)
     }
 
     pub(crate) fn last_position(&self) -> Position {

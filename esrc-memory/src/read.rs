@@ -10,7 +10,7 @@ use futures::Stream;
 use uuid::Uuid;
 
 use crate::core::MemoryStore;
-use crate::core::{CHUNK, copy_out};
+use crate::core::copy_out;
 
 impl ReplayOne for MemoryStore {
     fn replay_one(
@@ -55,14 +55,9 @@ impl Replay for MemoryStore {
         opened(validate_names(categories), move |categories| {
             let mut cursor = after;
             Chunks::new(move || {
-                let chunk = self.chunk(cursor, until, |envelope| {
-                    categories.contains(&envelope.category)
-                });
-                if let Some(last) = chunk.last() {
-                    cursor = last.position;
-                }
                 // Up to the head when the replay began: a short chunk is the last.
-                let more = chunk.len() == CHUNK;
+                let (chunk, last, more) = self.category_chunk(&categories, cursor, until);
+                cursor = last;
                 (chunk, more)
             })
         })

@@ -111,6 +111,12 @@ impl State {
                 },
             );
             self.streams[stream].positions.push(position);
+            match self.categorized.get_mut(category) {
+                Some(positions) => positions.push(position),
+                None => {
+                    self.categorized.insert(category.to_owned(), vec![position]);
+                }
+            }
             for tag in &event.tags {
                 self.tagged.entry(tag.clone()).or_default().push(position);
             }
