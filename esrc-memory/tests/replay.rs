@@ -34,7 +34,7 @@ async fn category_replays_span_chunks_other_categories_and_truncations() {
             )
             .await
             .unwrap();
-        if round % 3 == 0 {
+        if round.is_multiple_of(3) {
             store.truncate("A", a, Version(251)).await.unwrap();
             kept.extend_from_slice(&ids[250..]);
         } else {

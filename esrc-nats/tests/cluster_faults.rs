@@ -112,7 +112,7 @@ async fn writer(store: NatsStore, stop: Arc<AtomicBool>, timeline: Arc<Timeline>
     let mut appends: u64 = 0;
     while !stop.load(Ordering::Acquire) {
         appends += 1;
-        let size = if appends % 3 == 0 { 10 } else { 1 };
+        let size = if appends.is_multiple_of(3) { 10 } else { 1 };
         let events: Vec<NewEvent> = (0..size)
             .map(|_| {
                 n += 1;
