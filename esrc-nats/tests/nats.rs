@@ -226,6 +226,29 @@ struct Server {
 }
 
 impl Server {
+    /// A server of its own (`ESRC_NATS_SERVER`) on a free port with a new storage
+    /// directory, started; `None` when the binary is not given.
+    async fn launch() -> Option<Server> {
+        let Ok(binary) = std::env::var("ESRC_NATS_SERVER") else {
+            return backend_unavailable(
+                "ESRC_NATS_SERVER (a nats-server ≥ 2.12 binary to restart) is not set",
+            );
+        };
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let dir = std::env::temp_dir().join(format!("esrc-restart-{}", Uuid::new_v4().simple()));
+        let mut server = Server {
+            binary,
+            port,
+            dir,
+            child: None,
+        };
+        server.start().await;
+        Some(server)
+    }
+
     async fn start(&mut self) {
         let child = tokio::process::Command::new(&self.binary)
             .args([
@@ -265,24 +288,10 @@ impl Server {
 #[esrc_conformance::requires(nats_server)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_survives_a_server_restart() {
-    let Ok(binary) = std::env::var("ESRC_NATS_SERVER") else {
-        return backend_unavailable::<()>(
-            "ESRC_NATS_SERVER (a nats-server ≥ 2.12 binary to restart) is not set",
-        )
-        .unwrap_or_default();
+    let Some(mut server) = Server::launch().await else {
+        return;
     };
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let dir = std::env::temp_dir().join(format!("esrc-restart-{}", Uuid::new_v4().simple()));
-    let mut server = Server {
-        binary,
-        port,
-        dir: dir.clone(),
-        child: None,
-    };
-    server.start().await;
+    let (port, dir) = (server.port, server.dir.clone());
 
     let url = format!("nats://127.0.0.1:{port}");
     let client = async_nats::connect(&url).await.unwrap();
@@ -567,24 +576,10 @@ async fn an_event_over_the_streams_max_msg_size_is_payload_too_large_naming_that
 #[esrc_conformance::requires(nats_server)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_cut_by_server_restarts_are_retryable_and_stored_once() {
-    let Ok(binary) = std::env::var("ESRC_NATS_SERVER") else {
-        return backend_unavailable::<()>(
-            "ESRC_NATS_SERVER (a nats-server ≥ 2.12 binary to restart) is not set",
-        )
-        .unwrap_or_default();
+    let Some(mut server) = Server::launch().await else {
+        return;
     };
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let dir = std::env::temp_dir().join(format!("esrc-cut-{}", Uuid::new_v4().simple()));
-    let mut server = Server {
-        binary,
-        port,
-        dir: dir.clone(),
-        child: None,
-    };
-    server.start().await;
+    let (port, dir) = (server.port, server.dir.clone());
     let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
         .await
         .unwrap();

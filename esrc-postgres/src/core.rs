@@ -19,7 +19,7 @@ use crate::error::{
     BACKEND, ClientError, PgError, backend, backend_retryable, connect_hint, is_not_migrated,
 };
 use crate::notify::Signals;
-use crate::schema::{PAGE_SETTINGS, Sql};
+use crate::schema::{PAGE_SETTINGS, Sql, lock_key};
 
 /// A PostgreSQL event store. Cheap to clone: clones share the pool.
 #[derive(Clone)]
@@ -502,18 +502,4 @@ pub(crate) fn decoded<'a, T: Send + 'a>(
             }
         }
     }
-}
-
-/// The advisory lock key of `tag` in `schema`: 64-bit FNV-1a of both, the same in every
-/// process and every version of esrc (a collision only makes two writers wait for each
-/// other).
-pub(crate) fn lock_key(schema: &str, tag: &str) -> i64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    for byte in schema.bytes().chain([0]).chain(tag.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(PRIME);
-    }
-    i64::from_ne_bytes(hash.to_ne_bytes())
 }

@@ -22,12 +22,26 @@ pub(crate) const LOCK_CLASS: i32 = 0x6573_7263;
 /// of a database. Readers still count its holders: a process of such a build may write.
 pub(crate) const OLD_WRITER_LOCK: i32 = 1;
 
+/// The advisory lock key of `tag` in `schema`: 64-bit FNV-1a of both, the same in every
+/// process and every version of esrc (a collision only makes two writers wait for each
+/// other).
+pub(crate) fn lock_key(schema: &str, tag: &str) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    for byte in schema.bytes().chain([0]).chain(tag.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
 /// The key of the writer lock of the store in `schema`: a hash of its name, the same in
 /// every process (a collision only makes the writers of two stores wait for each other,
 /// as all did before migration 4).
 pub(crate) fn writer_key(schema: &str) -> i32 {
     // Tags are never empty: this key is no tag's.
-    let hash = crate::core::lock_key(schema, "").to_ne_bytes();
+    let hash = lock_key(schema, "").to_ne_bytes();
     let folded = u32::from_ne_bytes([hash[0], hash[1], hash[2], hash[3]])
         ^ u32::from_ne_bytes([hash[4], hash[5], hash[6], hash[7]]);
     // Positive (pg_locks shows it as an oid), and never the old key.
