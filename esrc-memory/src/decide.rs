@@ -71,10 +71,10 @@ impl Decide for MemoryStore {
             .zip(actuals)
             .map(|(write, actual)| state.append(&write.category, write.id, actual, write.events))
             .collect();
-        drop(guard);
         if let Some(last) = appended.last() {
             self.moved_to(last.position);
         }
+        drop(guard);
         Ok(appended)
     }
 }

@@ -150,10 +150,9 @@ impl Publish for MemoryStore {
         }
         let actual = state.checked_version(category, id, expected)?;
         let batch = state.append(category, id, actual, events);
-        let position = batch.position;
+        // Under the lock: a check that sees the event sees the head at it or beyond.
+        self.moved_to(batch.position);
         drop(guard);
-
-        self.moved_to(position);
         Ok(batch)
     }
 }
@@ -179,9 +178,10 @@ impl Truncate for MemoryStore {
 }
 
 impl MemoryStore {
-    /// Wakes subscribers: the log now ends at `position`.
+    /// Wakes subscribers: the log now ends at `position`. Called while the state's
+    /// write lock is still held, so that the head (the horizon of decisions and the end
+    /// of replays) is never behind an event a condition can already fail on.
     pub(crate) fn moved_to(&self, position: Position) {
-        // Concurrent writers release the lock in any order: the head only moves forward.
         self.inner.head.send_if_modified(|head| {
             let newer = position > *head;
             if newer {
