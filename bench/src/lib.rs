@@ -1,6 +1,7 @@
 //! The workloads of `esrc-bench`, on esrc and on raw clients.
 
 pub mod decisions;
+pub mod layout;
 pub mod model;
 pub mod raw;
 pub mod report;

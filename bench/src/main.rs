@@ -18,8 +18,8 @@ esrc-bench: the same workloads on an esrc store and on its raw client, in one ru
 Usage: esrc-bench --store memory|postgres|nats [--url URL] [--quick] [--only W1,W9] [--json FILE]
 
 --url defaults to ESRC_POSTGRES_URL or ESRC_NATS_URL.
---only runs the workloads named (W1 to W9, and on NATS `bytes`, the stored-bytes line);
-by default all of them.";
+--only runs the workloads named (W1 to W9, and on NATS `bytes`, the stored-bytes line,
+and `layout`, the like-with-like reads); by default all of them.";
 
 struct Args {
     store: String,
@@ -140,9 +140,18 @@ async fn main() -> Result<(), BoxError> {
                 .build(client.clone())
                 .await?;
             let raw = RawNats::new(client.clone()).await?;
-            let plain = RawNats::plain(client).await?;
+            let plain = RawNats::plain(client.clone()).await?;
             let bytes = if wanted("bytes") {
                 workloads::nats_stored_bytes(&store, 1_000).await
+            } else {
+                Ok(Vec::new())
+            };
+            // Before the workloads, so that its category holds only its own events.
+            let layout = if wanted("layout") {
+                let per_round = if args.quick { 10 } else { 100 };
+                let stream = namespace.to_uppercase();
+                esrc_bench::layout::nats_layout(client, &store, &stream, &namespace, per_round)
+                    .await
             } else {
                 Ok(Vec::new())
             };
@@ -151,6 +160,7 @@ async fn main() -> Result<(), BoxError> {
             store.destroy().await?;
             let mut lines = lines?;
             lines.extend(bytes?);
+            lines.extend(layout?);
             lines
         }
         other => return Err(format!("unknown store `{other}`\n\n{USAGE}").into()),

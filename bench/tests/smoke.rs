@@ -97,3 +97,45 @@ async fn only_the_workloads_named_run() {
         "{lines:?}"
     );
 }
+
+/// On NATS, the like-with-like probe reads every category whole with every reader and
+/// reports what it delivered: esrc's messages are larger than plain ones, one message
+/// per append delivers fewer bytes per event, a stream of its own holds the same events.
+#[esrc_conformance::requires(env = "ESRC_NATS_URL")]
+#[tokio::test]
+async fn the_layout_probe_reads_every_category_on_nats() {
+    let url = std::env::var("ESRC_NATS_URL").unwrap();
+    let name = uuid::Uuid::new_v4().simple();
+    let (stream, prefix) = (format!("B{name}"), format!("b{name}"));
+    let client = async_nats::connect(url).await.unwrap();
+    let store = esrc_nats::NatsStore::builder()
+        .stream(stream.clone())
+        .prefix(prefix.clone())
+        .build(client.clone())
+        .await
+        .unwrap();
+    let lines = esrc_bench::layout::nats_layout(client, &store, &stream, &prefix, 3).await;
+    store.destroy().await.unwrap();
+    let lines = lines.unwrap();
+    let delivered = |reader: &str| {
+        lines
+            .iter()
+            .find(|line| line.workload == format!("L {reader}: delivered"))
+            .unwrap_or_else(|| panic!("no line for {reader}: {lines:?}"))
+            .esrc
+    };
+    let plain = delivered("fetch, no header");
+    assert!(delivered("fetch, esrc's messages") > plain, "{lines:?}");
+    assert!(
+        delivered("fetch, one message per append") < plain,
+        "{lines:?}"
+    );
+    assert!(delivered("fetch, one header") > plain, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .filter(|line| line.unit == "events/s")
+            .all(|line| line.esrc > 0.0 && line.esrc.is_finite()),
+        "{lines:?}"
+    );
+}
