@@ -1,14 +1,19 @@
-//! How an event travels in NATS headers, and back.
+//! How an event travels in a NATS message, and back.
 //!
-//! Subject: `<prefix>.<category>.<aggregate id>`. The payload is the event's JSON. The
-//! headers are in format 2 (the crate README documents it for other NATS tools):
+//! Subject: `<prefix>.<category>.<aggregate id>`. Format 3, written since 0.2: the payload
+//! is a compact binary head holding the event's version, schema version, time, metadata,
+//! type and tags (and its id, when no `Nats-Msg-Id` header holds it), followed by the
+//! event's own payload (`format3.rs` has the
+//! layout; the crate README documents it for other NATS tools). esrc adds no header of its
+//! own; the server keeps what the append needs it to:
 //!
-//! - `Nats-Msg-Id: <event id>` — JetStream deduplicates retries by it;
-//! - `Esrc: 2 <version> <schema version> <timestamp in µs since the epoch>`;
-//! - `Esrc-Correlation-Id`, `Esrc-Causation-Id` and `Esrc-Meta` (the key/values as JSON),
-//!   each only when the event has one;
-//! - `Esrc-Type: <variant>` and `Esrc-Tags: <tag> <tag> …` (sorted), each only when the
-//!   event has one. Readers of format 2 that predate them ignore them.
+//! - `Nats-Msg-Id: <event id>` on every event: the server deduplicates retries by it, and
+//!   refuses an id reused by another append, within its duplicate window;
+//! - `Nats-Expected-Last-Subject-Sequence` on an append's first message (the concurrency
+//!   check);
+//! - `Nats-Batch-Id` / `Nats-Batch-Sequence` / `Nats-Batch-Commit` on the events of a
+//!   multi-event append (an atomic batch), which tell an idempotent retry which append an
+//!   event belongs to.
 //!
 //! Each tag of an event is also written, in the same atomic batch, as an empty **tag
 //! marker** `<prefix>.~t.<tag token>.<category>.<type>` (`~` for an untyped event) with
@@ -17,17 +22,18 @@
 //! as `~` and two hex digits. No category can start with `~`, so no stream's subject is
 //! ever a marker's. A conditional append that needs more messages to carry its checks
 //! than it writes adds empty **check markers** (`<prefix>.~c`, `Esrc-Marker: check`).
+//! A truncation that removed every event leaves a marker message (`Esrc-Marker:
+//! truncated`, `Esrc: 2 <version>`); readers skip it.
 //!
-//! The server keeps what the append sent to it: `Nats-Expected-Last-Subject-Sequence` on
-//! an append's first message, and on the events of a multi-event append
-//! `Nats-Batch-Id` / `Nats-Batch-Sequence` / `Nats-Batch-Commit`, which tell an idempotent
-//! retry which append an event belongs to. A truncation that removed every event leaves
-//! a marker message (`Esrc-Marker: truncated`, `Esrc: 2 <version>`); readers skip it.
-//!
-//! Format 1, the one written before formats had numbers, is still read: `Esrc-Version`,
-//! `Esrc-Schema`, `Esrc-Time` in headers of their own, and `Esrc-Batch` /
-//! `Esrc-Batch-Size` on every event. (The `esrc import-0.1` command of esrc-cli reads the
-//! unrelated format of the original esrc 0.1.)
+//! Formats 1 and 2 are still read, from headers. Format 2: `Nats-Msg-Id: <event id>`,
+//! `Esrc: 2 <version> <schema version> <timestamp in µs>`, and `Esrc-Correlation-Id`,
+//! `Esrc-Causation-Id`, `Esrc-Meta` (the key/values as JSON), `Esrc-Type`, `Esrc-Tags`
+//! each only when the event has one; the payload is the event's own. Format 1, the one
+//! written before formats had numbers: `Esrc-Version`, `Esrc-Schema`, `Esrc-Time` in
+//! headers of their own, and `Esrc-Batch` / `Esrc-Batch-Size` on every event. A message
+//! with an `Esrc` or `Esrc-Version` header is read as format 2 or 1, whatever its payload
+//! holds. (The `esrc import-0.1` command of esrc-cli reads the unrelated format of the
+//! original esrc 0.1.)
 
 use std::str::FromStr;
 
@@ -38,6 +44,8 @@ use esrc_core::{
 };
 use uuid::Uuid;
 
+use crate::format3;
+
 pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
 pub(crate) const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
 pub(crate) const BATCH_ID: &str = "Nats-Batch-Id";
@@ -45,7 +53,7 @@ pub(crate) const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";
 pub(crate) const BATCH_COMMIT: &str = "Nats-Batch-Commit";
 /// Format 2's one header: the format, then the version, schema version and time.
 pub(crate) const ESRC: &str = "Esrc";
-/// The format this crate writes.
+/// The last format kept in headers (markers are still written in it).
 pub(crate) const FORMAT: &str = "2";
 const CORRELATION: &str = "Esrc-Correlation-Id";
 const CAUSATION: &str = "Esrc-Causation-Id";
@@ -66,34 +74,13 @@ const TIME: &str = "Esrc-Time";
 const BATCH: &str = "Esrc-Batch";
 const BATCH_SIZE: &str = "Esrc-Batch-Size";
 
-/// The headers of one event stored at `version`.
-pub(crate) fn event_headers(event: &NewEvent, version: Version) -> Result<HeaderMap, Error> {
+/// The message of one event stored at `version`, in format 3: the headers (only
+/// `Nats-Msg-Id`, by which the server deduplicates retries and refuses reused ids within
+/// its duplicate window) and the payload with the event's head in front.
+pub(crate) fn event_message(event: &NewEvent, version: Version) -> (HeaderMap, Bytes) {
     let mut headers = HeaderMap::new();
     headers.insert(MSG_ID, event.event_id.to_string().as_str());
-    let stamp = format!(
-        "{FORMAT} {version} {} {}",
-        event.schema_version,
-        event.timestamp.as_micros()
-    );
-    headers.insert(ESRC, stamp.as_str());
-    if let Some(id) = event.metadata.correlation_id {
-        headers.insert(CORRELATION, id.to_string().as_str());
-    }
-    if let Some(id) = event.metadata.causation_id {
-        headers.insert(CAUSATION, id.to_string().as_str());
-    }
-    // Compact JSON escapes control characters, so the value never holds CR or LF.
-    if let Some(values) = event.metadata.values_json()? {
-        headers.insert(META, values.as_str());
-    }
-    if !event.event_type.is_empty() {
-        headers.insert(TYPE, event.event_type.as_str());
-    }
-    if !event.tags.is_empty() {
-        let tags: Vec<&str> = event.tags.iter().map(Tag::as_str).collect();
-        headers.insert(TAGS, tags.join(" ").as_str());
-    }
-    Ok(headers)
+    (headers, format3::encode(event, version.get(), false))
 }
 
 /// The subject token of `tag`: ASCII letters, digits, `_`, `-` and `:` as they are,
@@ -250,22 +237,71 @@ fn esrc_fields<'a>(
     let mut fields = value.split(' ');
     match fields.next() {
         Some(FORMAT) => Ok(Some(fields)),
-        Some(format) if !format.is_empty() && format.bytes().all(|b| b.is_ascii_digit()) => {
-            Err(format_error(
-                subject,
-                sequence,
-                DecodeError::Envelope(format!(
-                    "stored in format {format}, newer than the format {FORMAT} this \
-                     esrc-nats reads; upgrade esrc-nats"
-                )),
-            ))
-        }
-        _ => Err(malformed(subject, sequence, ESRC, Some(value))),
+        Some(format) => match format.parse::<u64>() {
+            Ok(format) if format > u64::from(format3::FORMAT) => {
+                Err(newer(subject, sequence, format))
+            }
+            _ => Err(malformed(subject, sequence, ESRC, Some(value))),
+        },
+        None => Err(malformed(subject, sequence, ESRC, Some(value))),
     }
 }
 
+/// A message stored in a format newer than this crate reads.
+fn newer(subject: &str, sequence: u64, format: u64) -> Error {
+    format_error(
+        subject,
+        sequence,
+        DecodeError::Envelope(format!(
+            "stored in format {format}, newer than format {}, the newest this esrc-nats \
+             reads; upgrade esrc-nats",
+            format3::FORMAT
+        )),
+    )
+}
+
+/// Where a message keeps its event's fields.
+enum Kept {
+    /// In headers: formats 1 and 2, markers, and messages esrc did not write.
+    Headers,
+    /// In a head in front of the payload, in this format (3 or later).
+    Payload(u8),
+}
+
+fn kept(headers: &HeaderMap, payload: &[u8]) -> Kept {
+    if headers.get(ESRC).is_some() || headers.get(VERSION).is_some() || is_marker(headers) {
+        return Kept::Headers;
+    }
+    format3::format_of(payload).map_or(Kept::Headers, Kept::Payload)
+}
+
+/// The head of a message kept in format 3, or the error naming what is wrong with it.
+fn head(format: u8, payload: &[u8], subject: &str, sequence: u64) -> Result<format3::Head, Error> {
+    if format != format3::FORMAT {
+        return Err(newer(subject, sequence, u64::from(format)));
+    }
+    format3::decode(payload).map_err(|bad| {
+        format_error(
+            subject,
+            sequence,
+            DecodeError::Field {
+                field: bad.field,
+                found: bad.found,
+            },
+        )
+    })
+}
+
 /// The version of a stored event or marker, checking the whole `Esrc` header.
-pub(crate) fn version(headers: &HeaderMap, subject: &str, sequence: u64) -> Result<u64, Error> {
+pub(crate) fn version(
+    headers: &HeaderMap,
+    payload: &[u8],
+    subject: &str,
+    sequence: u64,
+) -> Result<u64, Error> {
+    if let Kept::Payload(format) = kept(headers, payload) {
+        return head(format, payload, subject, sequence).map(|head| head.version);
+    }
     let esrc = headers.get(ESRC).map(|value| value.as_str());
     if !is_marker(headers) {
         return stamp(esrc, headers, subject, sequence).map(|stamp| stamp.version);
@@ -276,6 +312,32 @@ pub(crate) fn version(headers: &HeaderMap, subject: &str, sequence: u64) -> Resu
             _ => Err(malformed(subject, sequence, ESRC, esrc)),
         },
         None => required(headers, VERSION, subject, sequence),
+    }
+}
+
+/// The event id and version of a stored event, in any format; `None` for a marker or a
+/// message esrc cannot read.
+pub(crate) fn identity(
+    headers: &HeaderMap,
+    payload: &[u8],
+    subject: &str,
+    sequence: u64,
+) -> Option<(Uuid, u64)> {
+    match kept(headers, payload) {
+        Kept::Payload(format3::FORMAT) => {
+            let (event_id, version) = format3::identity(payload)?;
+            let event_id = match event_id {
+                Some(event_id) => event_id,
+                None => header::<Uuid>(headers, MSG_ID)?,
+            };
+            Some((event_id, version))
+        }
+        Kept::Payload(_) => None,
+        Kept::Headers => {
+            let event_id = header::<Uuid>(headers, MSG_ID)?;
+            let version = version(headers, payload, subject, sequence).unwrap_or(0);
+            Some((event_id, version))
+        }
     }
 }
 
@@ -313,7 +375,7 @@ fn parsed<T: FromStr>(field: Option<&str>) -> Option<T> {
 /// Which append stored an event, as far as its own headers tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AppendTag {
-    /// A one-event append (format 2: no batch headers).
+    /// A one-event append (formats 2 and 3: no batch headers).
     Alone,
     /// Part of an atomic batch (how many of its events a subject holds is counted by
     /// the reader: a batch may write several subjects).
@@ -325,8 +387,12 @@ pub(crate) enum AppendTag {
 }
 
 /// The append a stored message came from.
-pub(crate) fn append_tag(headers: &HeaderMap) -> AppendTag {
-    if headers.get(ESRC).is_some() {
+pub(crate) fn append_tag(headers: &HeaderMap, payload: &[u8]) -> AppendTag {
+    let current = match kept(headers, payload) {
+        Kept::Payload(format) => format == format3::FORMAT,
+        Kept::Headers => headers.get(ESRC).is_some(),
+    };
+    if current {
         return match header::<Uuid>(headers, BATCH_ID) {
             None if headers.get(BATCH_ID).is_none() => AppendTag::Alone,
             None => AppendTag::Foreign,
@@ -360,6 +426,31 @@ pub(crate) fn envelope(
 ) -> Result<Option<Envelope>, Error> {
     let empty = HeaderMap::new();
     let headers = headers.unwrap_or(&empty);
+    if let Kept::Payload(format) = kept(headers, &payload) {
+        let head = head(format, &payload, subject, sequence)?;
+        let (category, aggregate_id) = stream_of(prefix_len, subject, sequence)?;
+        let event_id = match head.event_id {
+            Some(event_id) => event_id,
+            None => {
+                let value = headers.get(MSG_ID).map(|value| value.as_str());
+                value
+                    .and_then(|value| value.parse().ok())
+                    .ok_or_else(|| malformed(subject, sequence, MSG_ID, value))?
+            }
+        };
+        let event = NewEvent::from_payload(head.schema, payload.slice(head.payload_at..))
+            .with_type(head.event_type)
+            .with_tags(head.tags)
+            .with_event_id(event_id)
+            .with_timestamp(Timestamp::from_micros(head.time))
+            .with_metadata(head.metadata);
+        return Ok(Some(event.into_envelope(
+            category,
+            aggregate_id,
+            Version(head.version),
+            Position(sequence),
+        )));
+    }
     let mut found = Found::default();
     for (name, values) in headers.iter() {
         let Some(value) = values.first().map(|value| value.as_str()) else {
@@ -377,12 +468,7 @@ pub(crate) fn envelope(
             _ => {}
         }
     }
-    let rest = subject.get(prefix_len + 1..).unwrap_or_default();
-    let (category, id) = rest
-        .split_once('.')
-        .ok_or_else(|| malformed(subject, sequence, "subject", Some(subject)))?;
-    let aggregate_id =
-        Uuid::parse_str(id).map_err(|_| malformed(subject, sequence, "aggregate id", Some(id)))?;
+    let (category, aggregate_id) = stream_of(prefix_len, subject, sequence)?;
     let stamp = stamp(found.esrc, headers, subject, sequence)?;
     let values = match found.meta {
         None => Default::default(),
@@ -423,6 +509,17 @@ pub(crate) fn envelope(
         Version(stamp.version),
         Position(sequence),
     )))
+}
+
+/// The category and aggregate id a stream's subject names.
+fn stream_of(prefix_len: usize, subject: &str, sequence: u64) -> Result<(&str, Uuid), Error> {
+    let rest = subject.get(prefix_len + 1..).unwrap_or_default();
+    let (category, id) = rest
+        .split_once('.')
+        .ok_or_else(|| malformed(subject, sequence, "subject", Some(subject)))?;
+    let aggregate_id =
+        Uuid::parse_str(id).map_err(|_| malformed(subject, sequence, "aggregate id", Some(id)))?;
+    Ok((category, aggregate_id))
 }
 
 /// What [`envelope`] picks out of the headers in its one pass.

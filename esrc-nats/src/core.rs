@@ -265,7 +265,12 @@ impl NatsStore {
         let Some(message) = self.last_message(subject).await? else {
             return Ok(None);
         };
-        let version = codec::version(&message.headers, subject, message.sequence)?;
+        let version = codec::version(
+            &message.headers,
+            &message.payload,
+            subject,
+            message.sequence,
+        )?;
         Ok(Some(Tail {
             sequence: message.sequence,
             version: Version(version),
@@ -369,7 +374,13 @@ impl NatsStore {
     ) -> Result<Option<u64>, Error> {
         // A message esrc did not write has no version: it counts as before.
         let at_or_after = |message: &jetstream::message::StreamMessage| {
-            codec::version(&message.headers, subject, message.sequence).unwrap_or_default()
+            codec::version(
+                &message.headers,
+                &message.payload,
+                subject,
+                message.sequence,
+            )
+            .unwrap_or_default()
                 >= version.get()
         };
         Box::pin(self.first_message_where(subject, until, at_or_after)).await

@@ -383,7 +383,7 @@ impl NatsStore {
                 .zip(tail.version.next().get()..)
                 .enumerate()
             {
-                let mut headers = codec::event_headers(event, Version(version))?;
+                let (mut headers, payload) = codec::event_message(event, Version(version));
                 if index == 0 {
                     let expected = tail.sequence.to_string();
                     headers.insert(codec::EXPECTED_LAST_SUBJECT_SEQUENCE, expected.as_str());
@@ -393,7 +393,7 @@ impl NatsStore {
                 messages.push(Outgoing {
                     subject: subject.clone(),
                     headers,
-                    payload: event.payload.clone(),
+                    payload,
                 });
                 for (back, tag) in (1..).zip(&event.tags) {
                     free.push(messages.len());

@@ -7,6 +7,7 @@ mod config;
 mod core;
 mod decide;
 mod error;
+mod format3;
 mod messages;
 mod read;
 mod snapshot;

@@ -12,7 +12,7 @@ use esrc_core::{Appended, Error, Expected, NewEvent, Position, Publish, Truncate
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::codec::{self, AppendTag, header};
+use crate::codec::{self, AppendTag};
 use crate::core::{Ack, NatsStore, Tail};
 use crate::error::{self, NatsError, Refusal, fatal, transient};
 
@@ -56,10 +56,11 @@ impl NatsStore {
     ) -> Result<Sent, Error> {
         let mut messages = Vec::with_capacity(events.len());
         for (event, version) in events.iter().zip(first.get()..) {
+            let (headers, payload) = codec::event_message(event, Version(version));
             messages.push(Outgoing {
                 subject: subject.to_owned(),
-                headers: codec::event_headers(event, Version(version))?,
-                payload: event.payload.clone(),
+                headers,
+                payload,
             });
         }
         messages[0].headers.insert(
@@ -196,10 +197,9 @@ async fn stored_ids(
     let mut batch_sizes: HashMap<u128, usize> = HashMap::new();
     while let Some(message) = messages.next().await {
         let message = message?;
-        let Some(headers) = message.headers.as_ref() else {
-            continue;
-        };
-        let tag = codec::append_tag(headers);
+        let empty = async_nats::HeaderMap::new();
+        let headers = message.headers.as_ref().unwrap_or(&empty);
+        let tag = codec::append_tag(headers, &message.payload);
         if let AppendTag::Batch { id } = tag {
             let size = batch_sizes.entry(id).or_insert(usize::MAX);
             if headers.get(codec::EXPECTED_LAST_SUBJECT_SEQUENCE).is_some() {
@@ -208,11 +208,12 @@ async fn stored_ids(
                 *size = size.saturating_add(1);
             }
         }
-        let Some(event_id) = header::<Uuid>(headers, codec::MSG_ID) else {
+        let Some((event_id, version)) =
+            codec::identity(headers, &message.payload, subject, message.sequence)
+        else {
             continue;
         };
         if wanted.contains(&event_id) {
-            let version = codec::version(headers, subject, message.sequence).unwrap_or(0);
             found.push((event_id, Version(version), message.sequence, tag));
         }
     }

@@ -41,9 +41,28 @@ fn value<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers.get(name).map(|value| value.as_str()).unwrap_or("")
 }
 
+/// The head format 3 puts before a payload, for an event without optional fields: the
+/// format, the flags (32 when the id follows), then version, schema version and time as
+/// varints.
+fn plain_head(event_id: Option<Uuid>, version: u8, schema: u8, time: i64) -> Vec<u8> {
+    let mut head = vec![0xE5, 3, 0];
+    if let Some(event_id) = event_id {
+        head[2] = 32;
+        head.extend_from_slice(event_id.as_bytes());
+    }
+    head.extend_from_slice(&[version, schema]);
+    let mut zigzag = ((time << 1) ^ (time >> 63)) as u64;
+    while zigzag >= 0x80 {
+        head.push((zigzag as u8) | 0x80);
+        zigzag >>= 7;
+    }
+    head.push(zigzag as u8);
+    head
+}
+
 #[esrc_conformance::requires(nats)]
 #[tokio::test]
-async fn an_event_carries_its_id_one_esrc_header_and_nothing_it_does_not_need() {
+async fn an_event_carries_its_metadata_in_front_of_its_payload_and_only_the_servers_headers() {
     let Some(nats) = common::nats().await else {
         return;
     };
@@ -65,58 +84,57 @@ async fn an_event_carries_its_id_one_esrc_header_and_nothing_it_does_not_need() 
             "Thing",
             id,
             Expected::Exact(Version(1)),
-            vec![rich, event(3)],
+            vec![rich.clone(), event(3)],
         )
         .await
         .unwrap();
     let first = stored(&store, one.position.get()).await;
     let last = stored(&store, two.position.get()).await;
     let middle = stored(&store, two.position.get() - 1).await;
+    let read: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
     store.destroy().await.unwrap();
 
     assert_eq!(
         first.subject.as_str(),
         format!("{}.Thing.{id}", store.prefix())
     );
+    let mut expected = plain_head(None, 1, 1, 1_700_000_000_123_457);
+    expected.extend_from_slice(br#"{"n":1}"#);
     assert_eq!(
         first.payload.as_ref(),
-        br#"{"n":1}"#,
-        "the payload is the JSON"
+        expected.as_slice(),
+        "the head (format, flags, version, schema, time), then the JSON"
     );
     assert_eq!(
         names(&first.headers),
-        ["Esrc", "Nats-Expected-Last-Subject-Sequence", "Nats-Msg-Id"],
-        "a one-event append: no batch, time or metadata headers of its own"
+        ["Nats-Expected-Last-Subject-Sequence", "Nats-Msg-Id"],
+        "a one-event append: the server's deduplication and concurrency check, nothing else"
     );
     assert_eq!(
         value(&first.headers, "Nats-Msg-Id"),
         plain.event_id.to_string()
     );
-    assert_eq!(value(&first.headers, "Esrc"), "2 1 1 1700000000123457");
 
     assert_eq!(
         names(&middle.headers),
         [
-            "Esrc",
-            "Esrc-Correlation-Id",
-            "Esrc-Meta",
             "Nats-Batch-Id",
             "Nats-Batch-Sequence",
             "Nats-Expected-Last-Subject-Sequence",
             "Nats-Msg-Id",
         ],
-        "metadata headers only where there is metadata"
+        "metadata travels in the payload"
     );
-    assert!(value(&middle.headers, "Esrc").starts_with("2 2 3 "));
     assert_eq!(
-        value(&middle.headers, "Esrc-Correlation-Id"),
-        correlation.to_string()
+        &middle.payload[..3],
+        &[0xE5, 3, 1 | 4],
+        "a correlation id, key/values"
     );
-    assert_eq!(value(&middle.headers, "Esrc-Meta"), r#"{"user":"alice"}"#);
+    assert_eq!(&middle.payload[3..5], &[2, 3], "version 2, schema 3");
+    assert!(middle.payload.ends_with(br#"{"n":2}"#));
     assert_eq!(
         names(&last.headers),
         [
-            "Esrc",
             "Nats-Batch-Commit",
             "Nats-Batch-Id",
             "Nats-Batch-Sequence",
@@ -125,6 +143,17 @@ async fn an_event_carries_its_id_one_esrc_header_and_nothing_it_does_not_need() 
         "the server's batch headers tell which append an event came from"
     );
     assert_eq!(value(&last.headers, "Nats-Batch-Sequence"), "2");
+
+    let read: Vec<_> = read.into_iter().map(Result::unwrap).collect();
+    assert_eq!(read.len(), 3);
+    assert_eq!(read[0].timestamp, plain.timestamp);
+    assert_eq!(read[0].payload.as_ref(), br#"{"n":1}"#);
+    assert_eq!(
+        (read[1].event_id, read[1].version, read[1].schema_version),
+        (rich.event_id, Version(2), 3)
+    );
+    assert_eq!(read[1].metadata, rich.metadata);
+    assert_eq!(read[1].payload.as_ref(), br#"{"n":2}"#);
 }
 
 #[esrc_conformance::requires(nats)]
@@ -217,6 +246,81 @@ async fn events_of_format_1_are_read_appended_to_and_recognised_on_retry() {
     assert_eq!(read[2].version, Version(3));
 }
 
+/// Headers of format 2, written by esrc-nats before format 3.
+fn format_2(event_id: Uuid, version: u64, correlation: Uuid) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", event_id.to_string().as_str());
+    headers.insert("Esrc", format!("2 {version} 2 1700000000000001").as_str());
+    headers.insert("Esrc-Correlation-Id", correlation.to_string().as_str());
+    headers.insert("Esrc-Meta", r#"{"k":"v"}"#);
+    headers.insert("Esrc-Type", "Counted");
+    headers
+}
+
+/// Events of format 2, stored as an atomic batch as esrc-nats stored them, are read (all
+/// their fields), a retry of their append is recognised, and format-3 events follow them.
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn events_of_format_2_are_read_appended_to_and_recognised_on_retry() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let client = store.client().clone();
+    let id = Uuid::now_v7();
+    let subject = format!("{}.Thing.{id}", store.prefix());
+    let (ids, correlation, batch) = (
+        [Uuid::new_v4(), Uuid::new_v4()],
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    for (version, event_id) in (1..).zip(ids) {
+        let mut headers = format_2(event_id, version, correlation);
+        headers.insert("Nats-Batch-Id", batch.to_string().as_str());
+        headers.insert("Nats-Batch-Sequence", version.to_string().as_str());
+        if version == 1 {
+            headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+        } else {
+            headers.insert("Nats-Batch-Commit", "1");
+        }
+        let payload = format!(r#"{{"n":{version}}}"#);
+        client
+            .request_with_headers(subject.clone(), headers, payload.into())
+            .await
+            .unwrap();
+    }
+    let old = ids.map(|id| event(0).with_event_id(id)).to_vec();
+    let retried = store.publish("Thing", id, Expected::NoStream, old).await;
+    let appended = store
+        .publish("Thing", id, Expected::Exact(Version(2)), vec![event(3)])
+        .await
+        .unwrap();
+    let read: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+    store.destroy().await.unwrap();
+
+    assert_eq!(retried.unwrap().version, Version(2), "the original outcome");
+    assert_eq!(appended.version, Version(3));
+    let read: Vec<_> = read.into_iter().map(Result::unwrap).collect();
+    assert_eq!(read.len(), 3);
+    let first = &read[0];
+    assert_eq!(
+        (first.event_id, first.version, first.schema_version),
+        (ids[0], Version(1), 2)
+    );
+    assert_eq!(
+        first.timestamp,
+        Timestamp::from_micros(1_700_000_000_000_001)
+    );
+    assert_eq!(first.metadata.correlation_id, Some(correlation));
+    assert_eq!(first.metadata.values["k"], "v");
+    assert_eq!(first.event_type, "Counted");
+    assert_eq!(first.payload.as_ref(), br#"{"n":1}"#);
+    assert_eq!(
+        (read[2].version, read[2].payload.as_ref()),
+        (Version(3), br#"{"n":3}"#.as_slice())
+    );
+}
+
 #[esrc_conformance::requires(nats)]
 #[tokio::test]
 async fn a_later_format_or_a_broken_esrc_header_is_a_typed_error_naming_it() {
@@ -226,7 +330,8 @@ async fn a_later_format_or_a_broken_esrc_header_is_a_typed_error_naming_it() {
     let store = nats.store().await;
     let context = jetstream::new(store.client().clone());
     let cases = [
-        ("3 1 1 1700000000000000", "format 3"),
+        ("4 1 1 1700000000000000", "format 4"),
+        ("3 1 1 1700000000000000", "`Esrc` is invalid"),
         ("2 1 1", "`Esrc` is invalid: `2 1 1`"),
         ("2 one 1 1700000000000000", "`Esrc` is invalid"),
         ("2 1 1 1700000000000000 extra", "`Esrc` is invalid"),
@@ -274,7 +379,67 @@ async fn a_later_format_or_a_broken_esrc_header_is_a_typed_error_naming_it() {
     store.destroy().await.unwrap();
 }
 
-/// A tagged event carries its type and tags in two headers, and each tag is an empty
+/// A payload head of a later format, cut short or with a field this crate cannot hold is
+/// a typed error naming it, and an append after it stores nothing (unless the head's
+/// version is readable: an event without an id still counts in its stream).
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn a_later_or_broken_payload_head_is_a_typed_error_naming_it() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let context = jetstream::new(store.client().clone());
+    let mut later = plain_head(Some(Uuid::new_v4()), 1, 1, 0);
+    later[1] = 4;
+    let cut = plain_head(Some(Uuid::new_v4()), 1, 1, 0)[..10].to_vec();
+    let mut unknown = plain_head(Some(Uuid::new_v4()), 1, 1, 0);
+    unknown[2] = 0x40;
+    // Flags 16 (tags) and 32 (the id): one tag of 9 bytes without a colon.
+    let mut tag = plain_head(Some(Uuid::new_v4()), 1, 1, 0);
+    tag[2] = 16 | 32;
+    tag.extend_from_slice(b"\x01\x09no-colon!");
+    // Whether the head's version can still be read (an append after it goes on).
+    let cases = [
+        (later, "format 4", false),
+        (cut, "`event id` is missing", false),
+        (unknown, "`flags` is invalid: `0x40`", false),
+        (tag, "`tags` is invalid: `no-colon!`", false),
+        // No id in the head, and no `Nats-Msg-Id` either.
+        (plain_head(None, 1, 1, 0), "`Nats-Msg-Id` is missing", true),
+    ];
+    for (payload, message, versioned) in cases {
+        let id = Uuid::now_v7();
+        let subject = format!("{}.Thing.{id}", store.prefix());
+        let ack = context.publish(subject, payload.into());
+        ack.await.unwrap().await.unwrap();
+        let read: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+        assert_eq!(read.len(), 1, "{message}");
+        let error = read[0].as_ref().expect_err(message);
+        assert!(
+            matches!(error, Error::Format { category, .. } if category == "Thing"),
+            "{message}: {error:?}"
+        );
+        assert!(
+            esrc_core::Chain(error).to_string().contains(message),
+            "{message}: {error}"
+        );
+        let append = store
+            .publish("Thing", id, Expected::Exact(Version(1)), vec![event(2)])
+            .await;
+        if versioned {
+            assert_eq!(append.unwrap().version, Version(2), "{message}");
+        } else {
+            assert!(
+                matches!(append, Err(Error::Format { .. })),
+                "{message}: {append:?}"
+            );
+        }
+    }
+    store.destroy().await.unwrap();
+}
+
+/// A tagged event carries its type and tags in its payload's head, and each tag is an empty
 /// marker right after it, pointing back at it; a condition's check rides on a marker.
 #[esrc_conformance::requires(nats)]
 #[tokio::test]
@@ -306,8 +471,13 @@ async fn a_tagged_event_carries_its_type_and_tags_and_a_marker_per_tag() {
     );
     store.destroy().await.unwrap();
 
-    assert_eq!(value(&event.headers, "Esrc-Type"), "Enrolled");
-    assert_eq!(value(&event.headers, "Esrc-Tags"), "course:c.1 student:s1");
+    assert_eq!(event.payload[2], 8 | 16, "a type and tags in the head");
+    let head = String::from_utf8_lossy(&event.payload);
+    assert!(
+        head.contains("Enrolled") && head.contains("course:c.1") && head.contains("student:s1"),
+        "{head}"
+    );
+    assert!(value(&event.headers, "Esrc-Type").is_empty());
     let prefix = store.prefix();
     assert_eq!(
         course.subject.as_str(),
