@@ -143,6 +143,52 @@ impl Shape {
     }
 }
 
+/// The payload of an event esrc stored in format 3, after its head (the crate README of
+/// esrc-nats documents the layout), read by hand as another NATS client would.
+fn after_head(bytes: &[u8]) -> Result<&[u8], BoxError> {
+    fn varint(rest: &mut &[u8]) -> Result<usize, BoxError> {
+        let end = rest
+            .iter()
+            .position(|byte| byte & 0x80 == 0)
+            .ok_or("a cut varint")?;
+        let value = rest[..=end].iter().rev().fold(0_usize, |value, byte| {
+            (value << 7) | usize::from(byte & 0x7f)
+        });
+        *rest = &rest[end + 1..];
+        Ok(value)
+    }
+    fn skip(rest: &mut &[u8], len: usize) -> Result<(), BoxError> {
+        *rest = rest.get(len..).ok_or("a cut head")?;
+        Ok(())
+    }
+    let [0xE5, 3, flags, tail @ ..] = bytes else {
+        return Err("not an esrc event of format 3".into());
+    };
+    let mut rest = tail;
+    if flags & 32 != 0 {
+        skip(&mut rest, 16)?;
+    }
+    for _ in 0..3 {
+        varint(&mut rest)?;
+    }
+    for flag in [1, 2] {
+        if flags & flag != 0 {
+            skip(&mut rest, 16)?;
+        }
+    }
+    // Key/values (pairs of texts), the type (one text), tags (texts).
+    for (flag, per_item, counted) in [(4, 2, true), (8, 1, false), (16, 1, true)] {
+        if flags & flag != 0 {
+            let items = if counted { varint(&mut rest)? } else { 1 };
+            for _ in 0..items * per_item {
+                let len = varint(&mut rest)?;
+                skip(&mut rest, len)?;
+            }
+        }
+    }
+    Ok(rest)
+}
+
 /// Puts an event's metadata (id, version, schema, time) and its payload into `bytes`.
 fn enveloped(bytes: &mut BytesMut, version: u64, payload: &[u8]) {
     bytes.put_slice(Uuid::now_v7().as_bytes());
@@ -455,9 +501,10 @@ fn lines_of(name: &str, tally: &Tally, plain: &Tally, server: bool, raw: bool) -
 
 /// Reads `read`'s category to its end, decoding each payload; (events, message bytes).
 async fn raw_read(client: &async_nats::Client, read: &Read) -> Result<(u64, u64), BoxError> {
-    // esrc's own format keeps the payload as the message's.
-    let shape = read.shape.unwrap_or(Shape::Plain);
-    let decode = |payload: &[u8]| shape.decode(payload);
+    let decode = |payload: &[u8]| match read.shape {
+        Some(shape) => shape.decode(payload),
+        None => Shape::Plain.decode(after_head(payload)?),
+    };
     match read.reader {
         Reader::Fetch => fetch(read, decode).await,
         Reader::Ordered => ordered(read, decode).await,

@@ -216,8 +216,9 @@ impl Raw for RawPostgres {
     }
 }
 
-/// async-nats JetStream: publishes with the same headers as esrc (or, [`RawNats::plain`],
-/// with none), awaiting the ack; reads with an ordered consumer.
+/// async-nats JetStream: publishes with the same headers as esrc and a head of the same
+/// size in front of the payload (or, [`RawNats::plain`], neither), awaiting the ack;
+/// reads with an ordered consumer.
 #[derive(Debug)]
 pub struct RawNats {
     context: jetstream::Context,
@@ -288,8 +289,8 @@ impl RawNats {
         format!("{}.Counter.{id}", self.prefix)
     }
 
-    /// The headers esrc writes (its stored format 2), as a raw client would set them.
-    fn headers(version: u64, expected: Option<u64>) -> HeaderMap {
+    /// The headers esrc writes (its stored format 3), as a raw client would set them.
+    fn headers(expected: Option<u64>) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
         if let Some(expected) = expected {
@@ -298,11 +299,33 @@ impl RawNats {
                 expected.to_string().as_str(),
             );
         }
-        let stamp = format!("2 {version} 1 {}", 1_700_000_000_000_000_u64 + version);
-        headers.insert("Esrc", stamp.as_str());
         headers
     }
+
+    /// The payload as stored: with esrc's headers, behind a head as long as format 3's
+    /// for an event without metadata.
+    fn payload(&self, amount: u64) -> Result<Bytes, BoxError> {
+        let payload = payload(amount)?;
+        if !self.esrc_headers {
+            return Ok(payload.into());
+        }
+        let mut stored = Vec::with_capacity(HEAD + payload.len());
+        stored.extend_from_slice(&[0xE5, 3, 0, 1, 1]);
+        stored.extend_from_slice(&[0x80; 7]);
+        stored.push(1);
+        stored.extend_from_slice(&payload);
+        Ok(stored.into())
+    }
+
+    /// Decodes a stored payload.
+    fn decode(&self, bytes: &[u8]) -> Result<CounterEvent, BoxError> {
+        let skip = if self.esrc_headers { HEAD } else { 0 };
+        decode(bytes.get(skip..).ok_or("a payload shorter than its head")?)
+    }
 }
+
+/// The bytes of format 3's head for an event without metadata (a one-byte version).
+const HEAD: usize = 13;
 
 impl Raw for RawNats {
     async fn create(&self, id: Uuid) -> Result<(), BoxError> {
@@ -323,9 +346,9 @@ impl Raw for RawNats {
         let expected = self.last_sequence(id);
         let mut acks = Vec::with_capacity(n as usize);
         for i in 0..n {
-            let payload = payload(i)?.into();
+            let payload = self.payload(i)?;
             let ack = if self.esrc_headers {
-                let headers = Self::headers(version + 1 + i, (i == 0).then_some(expected));
+                let headers = Self::headers((i == 0).then_some(expected));
                 self.context
                     .publish_with_headers(subject.clone(), headers, payload)
                     .await?
@@ -354,13 +377,13 @@ impl Raw for RawNats {
         let batch = Uuid::new_v4().to_string();
         let mut reply = None;
         for i in 0..n {
-            let mut headers = Self::headers(version + 1 + i, (i == 0).then_some(expected));
+            let mut headers = Self::headers((i == 0).then_some(expected));
             headers.insert("Nats-Batch-Id", batch.as_str());
             headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
             if i + 1 == n {
                 headers.insert("Nats-Batch-Commit", "1");
             }
-            let payload = Bytes::from(payload(i)?);
+            let payload = self.payload(i)?;
             if i == 0 || i + 1 == n {
                 reply = Some(
                     client
@@ -399,7 +422,7 @@ impl Raw for RawNats {
         let mut messages = consumer.messages().await?;
         while let Some(message) = messages.next().await {
             let message = message?;
-            counter = counter.fold(&decode(&message.payload)?);
+            counter = counter.fold(&self.decode(&message.payload)?);
             pending -= 1;
             if pending == 0 {
                 break;
@@ -424,7 +447,7 @@ impl Raw for RawNats {
         }
         let mut messages = consumer.messages().await?;
         while let Some(message) = messages.next().await {
-            decode(&message?.payload)?;
+            self.decode(&message?.payload)?;
             count += 1;
             if count == total {
                 break;

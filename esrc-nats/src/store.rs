@@ -202,7 +202,11 @@ async fn stored_ids(
         let tag = codec::append_tag(headers, &message.payload);
         if let AppendTag::Batch { id } = tag {
             let size = batch_sizes.entry(id).or_insert(usize::MAX);
-            if headers.get(codec::EXPECTED_LAST_SUBJECT_SEQUENCE).is_some() {
+            // A check of a condition riding on an event names its filter beside the
+            // expectation: only the stream's own expectation starts an append here.
+            let starts = headers.get(codec::EXPECTED_LAST_SUBJECT_SEQUENCE).is_some()
+                && headers.get(codec::EXPECTED_SUBJECT).is_none();
+            if starts {
                 *size = 1;
             } else {
                 *size = size.saturating_add(1);

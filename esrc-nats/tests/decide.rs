@@ -170,3 +170,36 @@ async fn a_check_wider_than_its_query_retries_rather_than_refuses() {
     let all = Query::new().or(Item::new().tagged(course));
     assert_eq!(query(&*store, &all).await.len(), enrolled + 50);
 }
+
+/// A condition's check rides on an event of the append that carries no expectation of its
+/// own (here the second of two untagged events). Sending the same writes again is a
+/// retry: the original outcome, nothing stored twice — the check's expectation header on
+/// the second event does not make it look like the start of another append.
+#[tokio::test]
+async fn a_retry_is_recognised_when_a_check_rides_on_one_of_its_events() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let id = Uuid::now_v7();
+    let events = vec![
+        NewEvent::from_payload(1, r#"{"n":1}"#),
+        NewEvent::from_payload(1, r#"{"n":2}"#),
+    ];
+    let writes = vec![Write::new("Doc", id, events).expect(Expected::NoStream)];
+    let query = Query::new().or(Item::new().tagged(Tag::new("doc:d1").unwrap()));
+    let condition = Condition::new(query);
+    let first = store
+        .append_if(writes.clone(), Some(condition.clone()))
+        .await
+        .unwrap();
+    let again = store.append_if(writes, Some(condition)).await;
+    let stored: Vec<_> = store
+        .replay(&["Doc"], Position::ZERO)
+        .try_collect()
+        .await
+        .unwrap();
+    store.destroy().await.unwrap();
+    assert_eq!(again.unwrap(), first, "the original outcome");
+    assert_eq!(stored.len(), 2, "nothing stored twice");
+}
