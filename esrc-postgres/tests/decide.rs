@@ -169,3 +169,94 @@ async fn an_open_append_of_another_store_holds_nothing_back() {
         .unwrap();
     open.rollback().await.unwrap();
 }
+
+/// How many events of course c1 a decision has seen.
+struct Seen(usize);
+
+impl esrc_core::Decision for Seen {
+    fn query(&self) -> Query {
+        course("c1")
+    }
+
+    fn apply(&mut self, _: &esrc_core::Envelope) -> Result<(), Error> {
+        self.0 += 1;
+        Ok(())
+    }
+}
+
+/// An unrelated append held open in a caller's transaction does not keep a decision from
+/// seeing an event committed after it: the decision's read reaches that event (were the
+/// horizon held back before it, each try would read short of the event its append is
+/// then refused for, and the decision would run out of tries, as the memory store's
+/// did), and the decision succeeds on a state that includes it.
+#[esrc_conformance::requires(postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrelated_open_append_does_not_hide_a_later_event_from_a_decision() {
+    use esrc_core::{DecideExt, Retry};
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let store = pg.store().await;
+
+    // An unrelated append stays open: the horizon stops before it.
+    let mut open = store.pool().begin().await.unwrap();
+    store
+        .publish_in(
+            &mut open,
+            "Course",
+            Uuid::now_v7(),
+            Expected::Any,
+            vec![enrolled("c9")],
+        )
+        .await
+        .unwrap();
+    // An event of c1 commits after it.
+    store
+        .publish(
+            "Course",
+            Uuid::now_v7(),
+            Expected::Any,
+            vec![enrolled("c1")],
+        )
+        .await
+        .unwrap();
+
+    let decision = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let seen_before = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let record = seen_before.clone();
+            let outcome = store
+                .decide(
+                    || Seen(0),
+                    move |state: &Seen| {
+                        record.lock().unwrap().push(state.0);
+                        Ok::<_, std::convert::Infallible>(vec![Write::new(
+                            "Course",
+                            Uuid::now_v7(),
+                            vec![enrolled("c1")],
+                        )])
+                    },
+                    &Retry::attempts(3),
+                )
+                .await;
+            let seen = seen_before.lock().unwrap().clone();
+            (outcome, seen)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    open.commit().await.unwrap();
+    let (outcome, seen) = tokio::time::timeout(PATIENCE, decision)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        outcome.is_ok(),
+        "the decision succeeds: {outcome:?} (states seen: {seen:?})"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&1),
+        "the last state includes the c1 event: {seen:?}"
+    );
+}
