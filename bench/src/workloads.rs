@@ -1055,5 +1055,15 @@ pub async fn nats_stored_bytes(
             target: "informative".into(),
             met: true,
         },
+        // What esrc stores beyond the headers its guarantees need the server to keep.
+        Line {
+            workload: "stored bytes over id + expectation".into(),
+            unit: "bytes".into(),
+            esrc,
+            raw: Some(contract),
+            ratio: Some(esrc / contract),
+            target: "esrc/contract <= 1.05".into(),
+            met: esrc / contract <= 1.05,
+        },
     ])
 }

@@ -71,6 +71,12 @@ async fn stored_bytes_are_measured_on_nats() {
         "an id and an expectation: {lines:?}"
     );
     assert!(esrc.esrc >= contract.esrc, "{lines:?}");
+    let over = &lines[2];
+    assert_eq!(
+        (over.esrc, over.raw),
+        (esrc.esrc, Some(contract.esrc)),
+        "{lines:?}"
+    );
 }
 
 /// `--only` runs the workloads it names (in any case), and no other.

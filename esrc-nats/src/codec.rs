@@ -438,11 +438,15 @@ pub(crate) fn envelope(
                     .ok_or_else(|| malformed(subject, sequence, MSG_ID, value))?
             }
         };
+        // A time counted from an id that is not a UUIDv7 cannot be placed.
+        let time = head
+            .time(event_id)
+            .ok_or_else(|| malformed(subject, sequence, "time", None))?;
         let event = NewEvent::from_payload(head.schema, payload.slice(head.payload_at..))
             .with_type(head.event_type)
             .with_tags(head.tags)
             .with_event_id(event_id)
-            .with_timestamp(Timestamp::from_micros(head.time))
+            .with_timestamp(Timestamp::from_micros(time))
             .with_metadata(head.metadata);
         return Ok(Some(event.into_envelope(
             category,

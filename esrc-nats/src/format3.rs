@@ -8,7 +8,8 @@
 //! [event id]                16 bytes, if flags & 32 (else the message's `Nats-Msg-Id`)
 //! version                   varint
 //! schema version            varint
-//! time                      varint, zigzag: µs since the Unix epoch
+//! time                      varint, zigzag: µs since the Unix epoch; with flags & 64, µs
+//!                           since the millisecond of the event id (a UUIDv7)
 //! [correlation id]          16 bytes, if flags & 1
 //! [causation id]            16 bytes, if flags & 2
 //! [key/values]              varint count, then each key and value as varint length + UTF-8, if flags & 4
@@ -37,7 +38,28 @@ const VALUES: u8 = 4;
 const TYPE: u8 = 8;
 const TAGS: u8 = 16;
 const ID: u8 = 32;
-const KNOWN: u8 = CORRELATION | CAUSATION | VALUES | TYPE | TAGS | ID;
+const SINCE_ID: u8 = 64;
+const KNOWN: u8 = CORRELATION | CAUSATION | VALUES | TYPE | TAGS | ID | SINCE_ID;
+
+/// The µs since the Unix epoch of the millisecond a UUIDv7 was made in.
+fn id_micros(id: Uuid) -> Option<i64> {
+    if id.get_version_num() != 7 {
+        return None;
+    }
+    let bytes = id.as_bytes();
+    let millis = bytes[..6]
+        .iter()
+        .fold(0_i64, |millis, byte| (millis << 8) | i64::from(*byte));
+    Some(millis * 1_000)
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
 
 /// The format a payload declares, if it starts with [`MAGIC`] and a format byte.
 pub(crate) fn format_of(payload: &[u8]) -> Option<u8> {
@@ -51,9 +73,16 @@ pub(crate) fn format_of(payload: &[u8]) -> Option<u8> {
 /// the event id only if `with_id` (else the message's `Nats-Msg-Id` header does).
 pub(crate) fn encode(event: &NewEvent, version: u64, with_id: bool) -> Bytes {
     let metadata = &event.metadata;
+    let time = event.timestamp.as_micros();
+    // An event made with its id (a UUIDv7) usually within a millisecond of it: its time
+    // as the µs since the id's millisecond takes 2 bytes instead of 8.
+    let since_id = id_micros(event.event_id)
+        .and_then(|base| time.checked_sub(base))
+        .filter(|delta| delta.unsigned_abs() < 1 << 20);
     let mut flags = 0;
     for (present, flag) in [
         (with_id, ID),
+        (since_id.is_some(), SINCE_ID),
         (metadata.correlation_id.is_some(), CORRELATION),
         (metadata.causation_id.is_some(), CAUSATION),
         (!metadata.values.is_empty(), VALUES),
@@ -71,8 +100,7 @@ pub(crate) fn encode(event: &NewEvent, version: u64, with_id: bool) -> Bytes {
     }
     varint(&mut out, version);
     varint(&mut out, u64::from(event.schema_version));
-    let time = event.timestamp.as_micros();
-    varint(&mut out, ((time << 1) ^ (time >> 63)) as u64);
+    varint(&mut out, zigzag(since_id.unwrap_or(time)));
     for id in [metadata.correlation_id, metadata.causation_id]
         .into_iter()
         .flatten()
@@ -119,12 +147,27 @@ pub(crate) struct Head {
     pub(crate) event_id: Option<Uuid>,
     pub(crate) version: u64,
     pub(crate) schema: u32,
-    pub(crate) time: i64,
+    /// The time field: µs since the epoch, or since the event id's millisecond.
+    time: i64,
+    /// Whether `time` counts from the event id's millisecond.
+    since_id: bool,
     pub(crate) metadata: Metadata,
     pub(crate) event_type: String,
     pub(crate) tags: Vec<Tag>,
     /// Where the payload starts.
     pub(crate) payload_at: usize,
+}
+
+impl Head {
+    /// The event's time in µs since the Unix epoch, given its id (from the head or the
+    /// message's `Nats-Msg-Id`); `None` when the time counts from an id that is not a
+    /// UUIDv7.
+    pub(crate) fn time(&self, event_id: Uuid) -> Option<i64> {
+        if !self.since_id {
+            return Some(self.time);
+        }
+        id_micros(event_id)?.checked_add(self.time)
+    }
 }
 
 /// Why a head cannot be read: the field that is wrong, and what was found if it helps.
@@ -159,8 +202,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Head, Bad> {
     let version = reader.varint("version")?;
     let schema =
         u32::try_from(reader.varint("schema version")?).map_err(|_| bad("schema version"))?;
-    let zigzag = reader.varint("time")?;
-    let time = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+    let time = unzigzag(reader.varint("time")?);
     let mut metadata = Metadata::default();
     if flags & CORRELATION != 0 {
         metadata.correlation_id = Some(reader.uuid("correlation id")?);
@@ -206,6 +248,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Head, Bad> {
         version,
         schema,
         time,
+        since_id: flags & SINCE_ID != 0,
         metadata,
         event_type,
         tags,
@@ -309,8 +352,36 @@ mod tests {
     }
 
     #[test]
+    fn a_time_near_its_uuidv7_id_takes_two_bytes() {
+        let id = Uuid::now_v7();
+        let base = id_micros(id).unwrap();
+        for delta in [0, 999, 1_234, -5, (1 << 20) - 1] {
+            let event = NewEvent::from_payload(1, "")
+                .with_event_id(id)
+                .with_timestamp(Timestamp::from_micros(base + delta));
+            let bytes = encode(&event, 1, false);
+            let head = decode(&bytes).unwrap();
+            assert_eq!(head.time(id), Some(base + delta), "{delta}");
+            assert!(head.since_id, "{delta}");
+            assert!(bytes.len() <= 3 + 1 + 1 + 3, "{delta}: {bytes:?}");
+        }
+        // Far from its id: the whole time.
+        let far = NewEvent::from_payload(1, "")
+            .with_event_id(id)
+            .with_timestamp(Timestamp::from_micros(base + (1 << 20)));
+        let head = decode(&encode(&far, 1, false)).unwrap();
+        assert!(!head.since_id);
+        assert_eq!(head.time(id), Some(base + (1 << 20)));
+        // The same head read with an id that is no UUIDv7 has no time.
+        let near = NewEvent::from_payload(1, "").with_event_id(id);
+        let head = decode(&encode(&near, 1, false)).unwrap();
+        assert_eq!(head.time(Uuid::new_v4()), None);
+    }
+
+    #[test]
     fn every_field_comes_back() {
         let event = NewEvent::from_payload(300, "payload")
+            .with_event_id(Uuid::new_v4())
             .with_timestamp(Timestamp::from_micros(-5))
             .with_type("Enrolled")
             .with_tags([
@@ -326,7 +397,7 @@ mod tests {
             );
         let (head, bytes) = roundtrip(&event, u64::MAX);
         assert_eq!(head.version, u64::MAX);
-        assert_eq!((head.schema, head.time), (300, -5));
+        assert_eq!((head.schema, head.time(event.event_id)), (300, Some(-5)));
         assert_eq!(head.metadata, event.metadata);
         assert_eq!(head.event_type, "Enrolled");
         assert_eq!(head.tags, event.tags);

@@ -127,8 +127,8 @@ async fn an_event_carries_its_metadata_in_front_of_its_payload_and_only_the_serv
     );
     assert_eq!(
         &middle.payload[..3],
-        &[0xE5, 3, 1 | 4],
-        "a correlation id, key/values"
+        &[0xE5, 3, 1 | 4 | 64],
+        "a correlation id, key/values, the time counted from the id's millisecond"
     );
     assert_eq!(&middle.payload[3..5], &[2, 3], "version 2, schema 3");
     assert!(middle.payload.ends_with(br#"{"n":2}"#));
@@ -394,7 +394,7 @@ async fn a_later_or_broken_payload_head_is_a_typed_error_naming_it() {
     later[1] = 4;
     let cut = plain_head(Some(Uuid::new_v4()), 1, 1, 0)[..10].to_vec();
     let mut unknown = plain_head(Some(Uuid::new_v4()), 1, 1, 0);
-    unknown[2] = 0x40;
+    unknown[2] = 0x80;
     // Flags 16 (tags) and 32 (the id): one tag of 9 bytes without a colon.
     let mut tag = plain_head(Some(Uuid::new_v4()), 1, 1, 0);
     tag[2] = 16 | 32;
@@ -403,7 +403,7 @@ async fn a_later_or_broken_payload_head_is_a_typed_error_naming_it() {
     let cases = [
         (later, "format 4", false),
         (cut, "`event id` is missing", false),
-        (unknown, "`flags` is invalid: `0x40`", false),
+        (unknown, "`flags` is invalid: `0x80`", false),
         (tag, "`tags` is invalid: `no-colon!`", false),
         // No id in the head, and no `Nats-Msg-Id` either.
         (plain_head(None, 1, 1, 0), "`Nats-Msg-Id` is missing", true),
@@ -471,7 +471,11 @@ async fn a_tagged_event_carries_its_type_and_tags_and_a_marker_per_tag() {
     );
     store.destroy().await.unwrap();
 
-    assert_eq!(event.payload[2], 8 | 16, "a type and tags in the head");
+    assert_eq!(
+        event.payload[2],
+        8 | 16 | 64,
+        "a type and tags in the head, the time counted from the id's millisecond"
+    );
     let head = String::from_utf8_lossy(&event.payload);
     assert!(
         head.contains("Enrolled") && head.contains("course:c.1") && head.contains("student:s1"),
