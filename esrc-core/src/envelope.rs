@@ -104,9 +104,20 @@ impl NewEvent {
 
     /// An event from an already encoded payload, with a new UUIDv7 id and the current time.
     pub fn from_payload(schema_version: u32, payload: impl Into<Bytes>) -> Self {
+        Self::from_parts(Uuid::now_v7(), Timestamp::now(), schema_version, payload)
+    }
+
+    /// An event whose id and time are already chosen: what a store rebuilds from what it
+    /// read (no id is generated and no clock read).
+    pub fn from_parts(
+        event_id: Uuid,
+        timestamp: Timestamp,
+        schema_version: u32,
+        payload: impl Into<Bytes>,
+    ) -> Self {
         Self {
-            event_id: Uuid::now_v7(),
-            timestamp: Timestamp::now(),
+            event_id,
+            timestamp,
             schema_version,
             event_type: String::new(),
             tags: Vec::new(),

@@ -442,11 +442,10 @@ pub(crate) fn envelope(
         let time = head
             .time(event_id)
             .ok_or_else(|| malformed(subject, sequence, "time", None))?;
-        let event = NewEvent::from_payload(head.schema, payload.slice(head.payload_at..))
+        let body = payload.slice(head.payload_at..);
+        let event = NewEvent::from_parts(event_id, Timestamp::from_micros(time), head.schema, body)
             .with_type(head.event_type)
             .with_tags(head.tags)
-            .with_event_id(event_id)
-            .with_timestamp(Timestamp::from_micros(time))
             .with_metadata(head.metadata);
         return Ok(Some(event.into_envelope(
             category,
@@ -501,11 +500,10 @@ pub(crate) fn envelope(
         }
         value => value.unwrap_or_default(),
     };
-    let event = NewEvent::from_payload(stamp.schema, payload)
+    let timestamp = Timestamp::from_micros(stamp.time);
+    let event = NewEvent::from_parts(event_id, timestamp, stamp.schema, payload)
         .with_type(event_type)
         .with_tags(tags)
-        .with_event_id(event_id)
-        .with_timestamp(Timestamp::from_micros(stamp.time))
         .with_metadata(metadata);
     Ok(Some(event.into_envelope(
         category,

@@ -226,9 +226,10 @@ pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let event = NewEvent::from_payload(schema_version, bytes::Bytes::copy_from_slice(payload))
-        .with_event_id(row.try_get_unchecked(4).map_err(get)?)
-        .with_timestamp(Timestamp::from_micros(micros))
+    let event_id = row.try_get_unchecked(4).map_err(get)?;
+    let payload = bytes::Bytes::copy_from_slice(payload);
+    let timestamp = Timestamp::from_micros(micros);
+    let event = NewEvent::from_parts(event_id, timestamp, schema_version, payload)
         .with_type(event_type)
         .with_tags(tags)
         .with_metadata(metadata);
