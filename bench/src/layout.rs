@@ -461,15 +461,7 @@ fn lines_of(name: &str, tally: &Tally, plain: &Tally, server: bool, raw: bool) -
     let rate = events / tally.wall.as_secs_f64();
     let plain_rate = plain.events as f64 / plain.wall.as_secs_f64();
     let per_event = |seconds: f64, events: u64| seconds * 1e6 / events as f64;
-    let line = |workload: String, unit: &str, esrc: f64, raw: f64| Line {
-        workload,
-        unit: unit.into(),
-        esrc,
-        raw: Some(raw),
-        ratio: Some(esrc / raw),
-        target: "informative".into(),
-        met: true,
-    };
+    let line = crate::workloads::informative;
     let mut lines = vec![line(format!("L {name}"), "events/s", rate, plain_rate)];
     lines.push(line(
         format!("L {name}: client CPU"),

@@ -199,7 +199,7 @@ async fn raw_concurrent<R: Raw + Send + Sync + 'static>(
 }
 
 /// A line with no target: a figure beside a baseline, to explain another line.
-fn informative(workload: String, unit: &str, esrc: f64, raw: f64) -> Line {
+pub(crate) fn informative(workload: String, unit: &str, esrc: f64, raw: f64) -> Line {
     Line {
         workload,
         unit: unit.into(),

@@ -180,6 +180,29 @@ async fn a_truncation_marker_holds_the_version_in_the_esrc_header() {
     assert_eq!(appended.version, Version(3));
 }
 
+/// Sends the two-event append of `ids` again (as a client that lost its acknowledgement
+/// would), checks that it reports the original outcome, appends a third event, and
+/// returns the stream as read back; the store is destroyed.
+async fn retried_then_appended(
+    store: &NatsStore,
+    id: Uuid,
+    ids: [Uuid; 2],
+) -> Vec<esrc_core::Envelope> {
+    let old = ids.map(|id| event(0).with_event_id(id)).to_vec();
+    let retried = store.publish("Thing", id, Expected::NoStream, old).await;
+    let appended = store
+        .publish("Thing", id, Expected::Exact(Version(2)), vec![event(3)])
+        .await;
+    let read: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+    store.destroy().await.unwrap();
+
+    assert_eq!(retried.unwrap().version, Version(2), "the original outcome");
+    assert_eq!(appended.unwrap().version, Version(3));
+    let read: Vec<_> = read.into_iter().map(Result::unwrap).collect();
+    assert_eq!(read.len(), 3);
+    read
+}
+
 /// Headers of format 1, written before formats had numbers.
 fn format_1(event_id: Uuid, version: u64, batch: Uuid, size: usize) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -217,20 +240,7 @@ async fn events_of_format_1_are_read_appended_to_and_recognised_on_retry() {
             .await
             .unwrap();
     }
-    // The old append again, as a client that lost its acknowledgement would send it.
-    let old = ids.map(|id| event(0).with_event_id(id)).to_vec();
-    let retried = store.publish("Thing", id, Expected::NoStream, old).await;
-    let appended = store
-        .publish("Thing", id, Expected::Exact(Version(2)), vec![event(3)])
-        .await
-        .unwrap();
-    let read: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
-    store.destroy().await.unwrap();
-
-    assert_eq!(retried.unwrap().version, Version(2), "the original outcome");
-    assert_eq!(appended.version, Version(3));
-    let read: Vec<_> = read.into_iter().map(Result::unwrap).collect();
-    assert_eq!(read.len(), 3);
+    let read = retried_then_appended(&store, id, ids).await;
     let first = &read[0];
     assert_eq!(
         (first.event_id, first.version, first.schema_version),
@@ -289,19 +299,7 @@ async fn events_of_format_2_are_read_appended_to_and_recognised_on_retry() {
             .await
             .unwrap();
     }
-    let old = ids.map(|id| event(0).with_event_id(id)).to_vec();
-    let retried = store.publish("Thing", id, Expected::NoStream, old).await;
-    let appended = store
-        .publish("Thing", id, Expected::Exact(Version(2)), vec![event(3)])
-        .await
-        .unwrap();
-    let read: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
-    store.destroy().await.unwrap();
-
-    assert_eq!(retried.unwrap().version, Version(2), "the original outcome");
-    assert_eq!(appended.version, Version(3));
-    let read: Vec<_> = read.into_iter().map(Result::unwrap).collect();
-    assert_eq!(read.len(), 3);
+    let read = retried_then_appended(&store, id, ids).await;
     let first = &read[0];
     assert_eq!(
         (first.event_id, first.version, first.schema_version),
