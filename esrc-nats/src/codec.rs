@@ -428,31 +428,7 @@ pub(crate) fn envelope(
     let headers = headers.unwrap_or(&empty);
     if let Kept::Payload(format) = kept(headers, &payload) {
         let head = head(format, &payload, subject, sequence)?;
-        let (category, aggregate_id) = stream_of(prefix_len, subject, sequence)?;
-        let event_id = match head.event_id {
-            Some(event_id) => event_id,
-            None => {
-                let value = headers.get(MSG_ID).map(|value| value.as_str());
-                value
-                    .and_then(|value| value.parse().ok())
-                    .ok_or_else(|| malformed(subject, sequence, MSG_ID, value))?
-            }
-        };
-        // A time counted from an id that is not a UUIDv7 cannot be placed.
-        let time = head
-            .time(event_id)
-            .ok_or_else(|| malformed(subject, sequence, "time", None))?;
-        let body = payload.slice(head.payload_at..);
-        let event = NewEvent::from_parts(event_id, Timestamp::from_micros(time), head.schema, body)
-            .with_type(head.event_type)
-            .with_tags(head.tags)
-            .with_metadata(head.metadata);
-        return Ok(Some(event.into_envelope(
-            category,
-            aggregate_id,
-            Version(head.version),
-            Position(sequence),
-        )));
+        return from_head(head, prefix_len, subject, sequence, headers, payload).map(Some);
     }
     let mut found = Found::default();
     for (name, values) in headers.iter() {
@@ -511,6 +487,42 @@ pub(crate) fn envelope(
         Version(stamp.version),
         Position(sequence),
     )))
+}
+
+/// Rebuilds the envelope of a format-3 event from its head.
+fn from_head(
+    head: format3::Head,
+    prefix_len: usize,
+    subject: &str,
+    sequence: u64,
+    headers: &HeaderMap,
+    payload: Bytes,
+) -> Result<Envelope, Error> {
+    let (category, aggregate_id) = stream_of(prefix_len, subject, sequence)?;
+    let event_id = match head.event_id {
+        Some(event_id) => event_id,
+        None => {
+            let value = headers.get(MSG_ID).map(|value| value.as_str());
+            value
+                .and_then(|value| value.parse().ok())
+                .ok_or_else(|| malformed(subject, sequence, MSG_ID, value))?
+        }
+    };
+    // A time counted from an id that is not a UUIDv7 cannot be placed.
+    let time = head
+        .time(event_id)
+        .ok_or_else(|| malformed(subject, sequence, "time", None))?;
+    let body = payload.slice(head.payload_at..);
+    let event = NewEvent::from_parts(event_id, Timestamp::from_micros(time), head.schema, body)
+        .with_type(head.event_type)
+        .with_tags(head.tags)
+        .with_metadata(head.metadata);
+    Ok(event.into_envelope(
+        category,
+        aggregate_id,
+        Version(head.version),
+        Position(sequence),
+    ))
 }
 
 /// The category and aggregate id a stream's subject names.
