@@ -37,6 +37,10 @@ pub(crate) mod code {
     pub(crate) const BATCH_TOO_MANY_IN_FLIGHT: u64 = 10210;
     /// A message is larger than the stream's `max_msg_size`.
     pub(crate) const MESSAGE_TOO_LARGE: u64 = 10054;
+    /// Too few JetStream servers are online for the stream's replicas (a node is down or
+    /// has not joined the cluster yet, or a loaded node missed its heartbeats); it passes
+    /// when they are back.
+    pub(crate) const NO_SUITABLE_PEERS: u64 = 10005;
 }
 
 /// An error of the client library (async-nats), opaque so that its type is not part of
@@ -257,6 +261,7 @@ pub(crate) fn api(error: ApiError) -> Error {
                 | code::TOO_MANY_REQUESTS
                 | code::BATCH_INCOMPLETE
                 | code::BATCH_TOO_MANY_IN_FLIGHT
+                | code::NO_SUITABLE_PEERS
         );
     Error::backend(
         BACKEND,
@@ -446,6 +451,7 @@ mod tests {
             (503, 0),
             (400, 10176),
             (429, 10210),
+            (400, 10005),
         ] {
             let Refusal::Failed(error) = refusal(reply(code, err_code), "S") else {
                 panic!("{err_code} is a failure");

@@ -87,16 +87,28 @@ impl Nats {
             .expect("connect to NATS")
     }
 
-    /// A store with its own stream, prefix and buckets.
+    /// A store with its own stream, prefix and buckets. A cluster that cannot place the
+    /// replicas for now (a node busy or rejoining: a retryable error) is asked again for
+    /// up to 30 seconds.
     pub async fn store(&self) -> NatsStore {
         let name = Uuid::new_v4().simple().to_string();
-        NatsStore::builder()
-            .stream(format!("T{name}"))
-            .prefix(format!("t{name}"))
-            .replicas(self.replicas)
-            .build(self.client().await)
-            .await
-            .expect("build a NATS store")
+        let client = self.client().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let built = NatsStore::builder()
+                .stream(format!("T{name}"))
+                .prefix(format!("t{name}"))
+                .replicas(self.replicas)
+                .build(client.clone())
+                .await;
+            match built {
+                Err(error) if error.is_retryable() && std::time::Instant::now() < deadline => {
+                    eprintln!("building a NATS store: {error}; asking again");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                built => return built.expect("build a NATS store"),
+            }
+        }
     }
 }
 pub mod cluster;
