@@ -269,10 +269,19 @@ enum Kept {
 }
 
 fn kept(headers: &HeaderMap, payload: &[u8]) -> Kept {
-    if headers.get(ESRC).is_some() || headers.get(VERSION).is_some() || is_marker(headers) {
-        return Kept::Headers;
+    // Markers have empty payloads: only a head can make a message kept in its payload,
+    // and only the headers of formats 1 and 2 overrule one.
+    match format3::format_of(payload) {
+        Some(format) if headers.get(ESRC).is_none() && headers.get(VERSION).is_none() => {
+            Kept::Payload(format)
+        }
+        _ => Kept::Headers,
     }
-    format3::format_of(payload).map_or(Kept::Headers, Kept::Payload)
+}
+
+/// The event id of a format-3 event: in its head, or else its `Nats-Msg-Id`.
+fn head_event_id(in_head: Option<Uuid>, headers: &HeaderMap) -> Option<Uuid> {
+    in_head.or_else(|| header::<Uuid>(headers, MSG_ID))
 }
 
 /// The head of a message kept in format 3, or the error naming what is wrong with it.
@@ -326,11 +335,7 @@ pub(crate) fn identity(
     match kept(headers, payload) {
         Kept::Payload(format3::FORMAT) => {
             let (event_id, version) = format3::identity(payload)?;
-            let event_id = match event_id {
-                Some(event_id) => event_id,
-                None => header::<Uuid>(headers, MSG_ID)?,
-            };
-            Some((event_id, version))
+            Some((head_event_id(event_id, headers)?, version))
         }
         Kept::Payload(_) => None,
         Kept::Headers => {
@@ -499,15 +504,10 @@ fn from_head(
     payload: Bytes,
 ) -> Result<Envelope, Error> {
     let (category, aggregate_id) = stream_of(prefix_len, subject, sequence)?;
-    let event_id = match head.event_id {
-        Some(event_id) => event_id,
-        None => {
-            let value = headers.get(MSG_ID).map(|value| value.as_str());
-            value
-                .and_then(|value| value.parse().ok())
-                .ok_or_else(|| malformed(subject, sequence, MSG_ID, value))?
-        }
-    };
+    let event_id = head_event_id(head.event_id, headers).ok_or_else(|| {
+        let value = headers.get(MSG_ID).map(|value| value.as_str());
+        malformed(subject, sequence, MSG_ID, value)
+    })?;
     // A time counted from an id that is not a UUIDv7 cannot be placed.
     let time = head
         .time(event_id)

@@ -187,19 +187,13 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Head, Bad> {
         bytes: payload,
         at: 2,
     };
-    let flags = reader.byte("flags")?;
+    let (flags, event_id, version) = reader.lead()?;
     if flags & !KNOWN != 0 {
         return Err(Bad {
             field: "flags",
             found: Some(format!("{flags:#04x}")),
         });
     }
-    let event_id = if flags & ID != 0 {
-        Some(reader.uuid("event id")?)
-    } else {
-        None
-    };
-    let version = reader.varint("version")?;
     let schema =
         u32::try_from(reader.varint("schema version")?).map_err(|_| bad("schema version"))?;
     let time = unzigzag(reader.varint("time")?);
@@ -263,13 +257,7 @@ pub(crate) fn identity(payload: &[u8]) -> Option<(Option<Uuid>, u64)> {
         bytes: payload,
         at: 2,
     };
-    let flags = reader.byte("flags").ok()?;
-    let event_id = if flags & ID != 0 {
-        Some(reader.uuid("event id").ok()?)
-    } else {
-        None
-    };
-    let version = reader.varint("version").ok()?;
+    let (_, event_id, version) = reader.lead().ok()?;
     Some((event_id, version))
 }
 
@@ -279,6 +267,18 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// The fields every head starts with, after the format: the flags, the event id if
+    /// the head holds it, the version.
+    fn lead(&mut self) -> Result<(u8, Option<Uuid>, u64), Bad> {
+        let flags = self.byte("flags")?;
+        let event_id = if flags & ID != 0 {
+            Some(self.uuid("event id")?)
+        } else {
+            None
+        };
+        Ok((flags, event_id, self.varint("version")?))
+    }
+
     fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], Bad> {
         let end = self.at.checked_add(len).ok_or_else(|| bad(field))?;
         let taken = self.bytes.get(self.at..end).ok_or_else(|| bad(field))?;

@@ -215,17 +215,7 @@ pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
     metadata.causation_id = row.try_get_unchecked(8).map_err(get)?;
     metadata.values = values;
     let event_type: String = row.try_get_unchecked(11).map_err(get)?;
-    let tags: Option<Vec<String>> = row.try_get_unchecked(12).map_err(get)?;
-    let tags = tags
-        .unwrap_or_default()
-        .into_iter()
-        .map(|tag| {
-            Tag::new(tag).map_err(|error| match error {
-                Error::InvalidName { name, .. } => bad("tags", name),
-                other => other,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let tags = stored_tags(row.try_get_unchecked(12).map_err(get)?, bad)?;
     let event_id = row.try_get_unchecked(4).map_err(get)?;
     let payload = bytes::Bytes::copy_from_slice(payload);
     let timestamp = Timestamp::from_micros(micros);
@@ -235,6 +225,22 @@ pub(crate) fn envelope(row: &PgRow) -> Result<Envelope, Error> {
         .with_metadata(metadata);
     let aggregate_id = row.try_get_unchecked(1).map_err(get)?;
     Ok(event.into_envelope(category, aggregate_id, Version(version), Position(position)))
+}
+
+/// The tags of a row (`NULL`: none), each validated; an invalid one is `bad("tags", …)`.
+fn stored_tags(
+    tags: Option<Vec<String>>,
+    bad: impl Fn(&'static str, String) -> Error,
+) -> Result<Vec<Tag>, Error> {
+    tags.unwrap_or_default()
+        .into_iter()
+        .map(|tag| {
+            Tag::new(tag).map_err(|error| match error {
+                Error::InvalidName { name, .. } => bad("tags", name),
+                other => other,
+            })
+        })
+        .collect()
 }
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00 UTC).

@@ -22,6 +22,20 @@ fn course(course: &str) -> Query {
     Query::new().or(Item::new().tagged(Tag::from_parts("course", course).unwrap()))
 }
 
+/// Appends `event` to the Course stream `stream` in a caller's transaction, left open.
+async fn open_append(
+    store: &esrc_postgres::PgStore,
+    stream: Uuid,
+    event: NewEvent,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut open = store.pool().begin().await.unwrap();
+    store
+        .publish_in(&mut open, "Course", stream, Expected::Any, vec![event])
+        .await
+        .unwrap();
+    open
+}
+
 /// Starts a conditional append on `query` after `seen`, checks that it waits while
 /// `open` is open, commits `open`, and checks that the append then fails its condition.
 async fn waits_for_then_fails_on(
@@ -63,17 +77,7 @@ async fn a_condition_waits_for_an_open_append_of_its_tag_and_only_that() {
     let seen = store.horizon().await.unwrap();
 
     // A caller's transaction appends an event tagged c1 and stays open.
-    let mut open = store.pool().begin().await.unwrap();
-    store
-        .publish_in(
-            &mut open,
-            "Course",
-            Uuid::now_v7(),
-            Expected::Any,
-            vec![enrolled("c1")],
-        )
-        .await
-        .unwrap();
+    let open = open_append(&store, Uuid::now_v7(), enrolled("c1")).await;
 
     // A decision about c2 is not held up by it.
     let unrelated = store.append_if(
@@ -98,17 +102,8 @@ async fn a_condition_without_tags_waits_for_every_open_append_of_its_store() {
     let store = pg.store().await;
     let seen = store.horizon().await.unwrap();
     let stream = Uuid::now_v7();
-    let mut open = store.pool().begin().await.unwrap();
-    store
-        .publish_in(
-            &mut open,
-            "Course",
-            stream,
-            Expected::Any,
-            vec![NewEvent::from_payload(1, &b"{}"[..]).with_type("Defined")],
-        )
-        .await
-        .unwrap();
+    let defined = NewEvent::from_payload(1, &b"{}"[..]).with_type("Defined");
+    let open = open_append(&store, stream, defined).await;
     let query = Query::new().or(Item::new().in_stream("Course", stream));
     waits_for_then_fails_on(&store, open, query, seen, "a stream item").await;
 }
@@ -127,16 +122,7 @@ async fn an_open_append_of_another_store_holds_nothing_back() {
     let defined = || NewEvent::from_payload(1, &b"{}"[..]).with_type("Defined");
 
     // The open append has its transaction id before the other store's append below.
-    let mut open = one.pool().begin().await.unwrap();
-    one.publish_in(
-        &mut open,
-        "Course",
-        Uuid::now_v7(),
-        Expected::Any,
-        vec![defined()],
-    )
-    .await
-    .unwrap();
+    let open = open_append(&one, Uuid::now_v7(), defined()).await;
 
     let stored = other
         .publish(
@@ -199,17 +185,7 @@ async fn an_unrelated_open_append_does_not_hide_a_later_event_from_a_decision() 
     let store = pg.store().await;
 
     // An unrelated append stays open: the horizon stops before it.
-    let mut open = store.pool().begin().await.unwrap();
-    store
-        .publish_in(
-            &mut open,
-            "Course",
-            Uuid::now_v7(),
-            Expected::Any,
-            vec![enrolled("c9")],
-        )
-        .await
-        .unwrap();
+    let open = open_append(&store, Uuid::now_v7(), enrolled("c9")).await;
     // An event of c1 commits after it.
     store
         .publish(
