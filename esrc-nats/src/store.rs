@@ -87,6 +87,7 @@ impl NatsStore {
             largest = largest.max(size);
         }
         let mut ack = Ack::default();
+        let mut flow = Flow::new(self, count).await?;
         for (index, mut message) in messages.into_iter().enumerate() {
             let headers = &mut message.headers;
             let last = index + 1 == count;
@@ -97,6 +98,14 @@ impl NatsStore {
                     headers.insert(codec::BATCH_COMMIT, "1");
                 }
             }
+            if index > 0 && (last || index % FLOW_WINDOW == 0) {
+                // The previous window's reply first: a batch the server stopped taking
+                // is not sent on to its end.
+                ack = flow.settled(self).await?;
+                if ack.error.is_some() {
+                    break;
+                }
+            }
             if index == 0 || last {
                 ack = self
                     .request(&message.subject, message.headers, message.payload)
@@ -105,11 +114,23 @@ impl NatsStore {
                     break;
                 }
             } else {
-                self.inner
-                    .client
-                    .publish_with_headers(message.subject, message.headers, message.payload)
-                    .await
-                    .map_err(|e| error::publish(e, max))?;
+                let reply = flow.reply_for(index);
+                let client = &self.inner.client;
+                match reply {
+                    Some(inbox) => client
+                        .publish_with_reply_and_headers(
+                            message.subject,
+                            inbox,
+                            message.headers,
+                            message.payload,
+                        )
+                        .await
+                        .map_err(|e| error::publish(e, max))?,
+                    None => client
+                        .publish_with_headers(message.subject, message.headers, message.payload)
+                        .await
+                        .map_err(|e| error::publish(e, max))?,
+                }
             }
         }
         match ack.error {
@@ -420,5 +441,70 @@ impl Truncate for NatsStore {
             Box::pin(purge.into_future()).await.map_err(error::client)?;
             return Ok(());
         }
+    }
+}
+
+/// How many messages of an atomic batch go out between two waits for the server: every
+/// `FLOW_WINDOW`th message in a batch's middle asks for the server's (empty) reply, and
+/// the next window, or the commit, waits for it (ADR-50's flow control). A batch the
+/// server stopped taking (it restarted, or abandoned the batch) ends there instead of
+/// being sent to its end; a batch of up to `FLOW_WINDOW + 1` messages never waits.
+pub(crate) const FLOW_WINDOW: usize = 100;
+
+/// The flow control of one atomic batch: the inbox the middle messages' replies come to,
+/// and whether a reply is still awaited.
+struct Flow {
+    replies: Option<(String, async_nats::Subscriber)>,
+    awaited: bool,
+}
+
+impl Flow {
+    /// An inbox only for a batch long enough to have a middle message that asks.
+    async fn new(store: &NatsStore, count: usize) -> Result<Flow, Error> {
+        let mut replies = None;
+        if count > FLOW_WINDOW + 1 {
+            let client = &store.inner.client;
+            let inbox = client.new_inbox();
+            let subscriber = client.subscribe(inbox.clone()).await.map_err(transient)?;
+            replies = Some((inbox, subscriber));
+        }
+        Ok(Flow {
+            replies,
+            awaited: false,
+        })
+    }
+
+    /// The reply subject of the message at `index`, if it asks for one.
+    fn reply_for(&mut self, index: usize) -> Option<String> {
+        let (inbox, _) = self.replies.as_ref()?;
+        if index % FLOW_WINDOW != 0 {
+            return None;
+        }
+        self.awaited = true;
+        Some(inbox.clone())
+    }
+
+    /// Waits for the reply still awaited, if any: an empty one, or the server's refusal.
+    async fn settled(&mut self, store: &NatsStore) -> Result<Ack, Error> {
+        let Some((inbox, subscriber)) = self.replies.as_mut() else {
+            return Ok(Ack::default());
+        };
+        if !std::mem::take(&mut self.awaited) {
+            return Ok(Ack::default());
+        }
+        let timeout = store.inner.config.request_timeout;
+        let timed_out = || {
+            let error =
+                async_nats::RequestError::from(async_nats::client::RequestErrorKind::TimedOut);
+            error::request(error, inbox, store.max_payload())
+        };
+        let reply = tokio::time::timeout(timeout, subscriber.next())
+            .await
+            .map_err(|_| timed_out())?
+            .ok_or_else(timed_out)?;
+        if reply.payload.is_empty() {
+            return Ok(Ack::default());
+        }
+        serde_json::from_slice(&reply.payload).map_err(|e| fatal(NatsError::BadReply(e)))
     }
 }

@@ -1063,3 +1063,43 @@ async fn a_retry_on_a_long_stream_reads_a_few_messages_not_all() {
     }
     writer.destroy().await.unwrap();
 }
+
+/// ADR-50 flow control: in a long atomic batch every 100th message asks for the server's
+/// reply (the first and the commit always do), so a batch the server stopped taking is
+/// not sent on to its end. Seen from a plain subscriber on the same subject.
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn a_long_batch_asks_the_server_every_hundred_messages() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let store = nats.store().await;
+    let client = nats.client().await;
+    let id = Uuid::now_v7();
+    let subject = format!("{}.Thing.{id}", store.prefix());
+    let mut seen = client.subscribe(subject).await.unwrap();
+    client.flush().await.unwrap();
+    let events: Vec<NewEvent> = (0..250).map(event).collect();
+    store
+        .publish("Thing", id, Expected::NoStream, events)
+        .await
+        .unwrap();
+    let mut asking = Vec::new();
+    for n in 1..=250 {
+        let message = tokio::time::timeout(Duration::from_secs(5), seen.next())
+            .await
+            .expect("every message of the batch is seen")
+            .unwrap();
+        if message.reply.is_some() {
+            asking.push(n);
+        }
+    }
+    assert_eq!(
+        asking,
+        [1, 101, 201, 250],
+        "the messages that ask for a reply"
+    );
+    let read: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+    assert_eq!(read.len(), 250, "the whole batch is stored");
+    assert!(read.iter().all(Result::is_ok));
+}
