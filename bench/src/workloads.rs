@@ -49,7 +49,7 @@ impl Sizes {
         create: 2_000,
         grow: 1_000,
         load: 5_000,
-        loads: 20,
+        loads: 40,
         concurrent: 200,
         batches: 100,
         replay: 100_000,
@@ -467,31 +467,51 @@ where
         let mut lines = Vec::new();
         // W3 load: an aggregate of `load` events, without and with a snapshot.
         let (id, raw_id, root) = self.w3_seed().await?;
-        // Alternately, so that drift falls on both alike.
-        let (mut esrc, mut baseline) = (Duration::ZERO, Duration::ZERO);
-        let (mut through_dynamic, mut plainly) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..sizes.loads {
-            let started = Instant::now();
-            let loaded = store.load::<Counter>(id).await?;
-            esrc += started.elapsed();
-            assert_eq!(loaded.events, sizes.load);
-            let started = Instant::now();
-            let loaded = dynamic.load::<Counter>(id).await?;
-            through_dynamic += started.elapsed();
-            assert_eq!(loaded.events, sizes.load);
+        // Alternately, so that drift falls on all alike; each way's rate is that of its
+        // median load, so that one load slowed by the machine (a checkpoint of the server,
+        // another process) does not move a ratio.
+        let [
+            mut esrc,
+            mut through_dynamic,
+            mut through_read,
+            mut dynamic_read,
+        ] = std::array::from_fn(|_| Vec::new());
+        let (mut baseline, mut plainly) = (Vec::new(), Vec::new());
+        for load in 0..sizes.loads {
+            // The four ways take turns in each place: `read` (the path the README teaches:
+            // a snapshot lookup, none found, then the same events) beside `load`, each
+            // static and through `AnyStore`.
+            for way in 0..4 {
+                let started = Instant::now();
+                let (events, spent) = match (load + way) % 4 {
+                    0 => (store.load::<Counter>(id).await?.events, &mut esrc),
+                    1 => (
+                        dynamic.load::<Counter>(id).await?.events,
+                        &mut through_dynamic,
+                    ),
+                    2 => (store.read::<Counter>(id).await?.events, &mut through_read),
+                    _ => (dynamic.read::<Counter>(id).await?.events, &mut dynamic_read),
+                };
+                spent.push(started.elapsed());
+                assert_eq!(events, sizes.load);
+            }
             let started = Instant::now();
             let loaded = raw.load(raw_id).await?;
-            baseline += started.elapsed();
+            baseline.push(started.elapsed());
             assert_eq!(loaded.events, sizes.load);
             if let Some(plain) = &plain {
                 let started = Instant::now();
                 let loaded = plain.load(raw_id).await?;
-                plainly += started.elapsed();
+                plainly.push(started.elapsed());
                 assert_eq!(loaded.events, sizes.load);
             }
         }
-        let esrc = rate(sizes.loads * sizes.load, esrc);
-        let baseline = rate(sizes.loads * sizes.load, baseline);
+        let median = |times: &mut Vec<Duration>| {
+            times.sort();
+            rate(sizes.load, times[times.len() / 2])
+        };
+        let esrc = median(&mut esrc);
+        let baseline = median(&mut baseline);
         lines.push(compare(
             "W3 load, no snapshot",
             "events/s",
@@ -504,15 +524,29 @@ where
                 "W3 load vs plain messages",
                 "events/s",
                 esrc,
-                rate(sizes.loads * sizes.load, plainly),
+                median(&mut plainly),
                 0.9,
             ));
         }
         lines.push(dynamic_vs_static(
             "W3 load: AnyStore/static",
             "events/s",
-            rate(sizes.loads * sizes.load, through_dynamic),
+            median(&mut through_dynamic),
             esrc,
+        ));
+        let read = median(&mut through_read);
+        lines.push(one_way_vs_other(
+            "W3 load: read/load",
+            "events/s",
+            read,
+            esrc,
+            "read/load",
+        ));
+        lines.push(dynamic_vs_static(
+            "W3 read: AnyStore/static",
+            "events/s",
+            median(&mut dynamic_read),
+            read,
         ));
         store.save_root_snapshot(&root).await?;
         let started = Instant::now();

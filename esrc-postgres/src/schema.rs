@@ -320,7 +320,8 @@ impl SnapshotSql {
             )
             .into(),
             // The snapshot's row has the events' columns (those it lacks are null) and is
-            // flagged in a twelfth; its version sorts it before the events after it.
+            // flagged in a fourteenth; its version sorts it before the events after it. At
+            // most $3 events: the sort of a long stream's rows costs more than the read.
             snapshot_then_events: format!(
                 "WITH snapshot AS (
                  SELECT version, position, schema_version, payload FROM {s}.snapshots
@@ -331,9 +332,10 @@ impl SnapshotSql {
                     NULL::text[], true
              FROM snapshot
              UNION ALL
-             SELECT {COLUMNS}, false FROM {s}.events
-             WHERE category = $1 AND aggregate_id = $2
-               AND version > coalesce((SELECT version FROM snapshot), 0)
+             (SELECT {COLUMNS}, false FROM {s}.events
+              WHERE category = $1 AND aggregate_id = $2
+                AND version > coalesce((SELECT version FROM snapshot), 0)
+              ORDER BY version LIMIT $3)
              ORDER BY 3"
             )
             .into(),

@@ -796,7 +796,8 @@ async fn a_store_without_its_tables_says_to_migrate() {
     pg.drop_schemas().await;
 }
 
-/// `read` is one statement: the snapshot's row, then the rows of the events after it; a
+/// `read` is one statement: the snapshot's row, then the rows of the events after it (of
+/// a long stream, the first few hundred; the rest through the stream's ordered read); a
 /// snapshot row esrc cannot read is a typed error naming it.
 #[esrc_conformance::requires(postgres)]
 #[tokio::test]
@@ -843,6 +844,27 @@ async fn snapshot_then_events_is_one_statement_in_version_order() {
     assert_eq!(listed, ["snapshot 3", "event 4", "event 5"]);
     let read: Root<Tally> = store.read(id).await.unwrap();
     assert_eq!((read.version(), read.aggregate().total), (Version(5), 15));
+
+    // A long stream after its snapshot: the statement returns the snapshot and the first
+    // events, the rest follows through the stream's own ordered read, without a gap.
+    store
+        .publish(
+            "Thing",
+            id,
+            Expected::Exact(Version(5)),
+            counted_batch(6, 600),
+        )
+        .await
+        .unwrap();
+    let listed: Vec<String> = items().await.iter().map(version).collect();
+    let mut expected = vec!["snapshot 3".to_owned()];
+    expected.extend((4..=605).map(|version| format!("event {version}")));
+    assert_eq!(listed, expected);
+    let read: Root<Tally> = store.read(id).await.unwrap();
+    assert_eq!(
+        (read.version(), read.aggregate().total),
+        (Version(605), (1..=605).sum())
+    );
 
     let corrupt = format!(
         "UPDATE \"{}\".snapshots SET version = -1 WHERE aggregate_id = '{id}'",
