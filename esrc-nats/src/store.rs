@@ -98,7 +98,7 @@ impl NatsStore {
                     headers.insert(codec::BATCH_COMMIT, "1");
                 }
             }
-            if index > 0 && (last || index % FLOW_WINDOW == 0) {
+            if index > 0 && (last || index.is_multiple_of(FLOW_WINDOW)) {
                 // The previous window's reply first: a batch the server stopped taking
                 // is not sent on to its end.
                 ack = flow.settled(self).await?;
@@ -477,7 +477,7 @@ impl Flow {
     /// The reply subject of the message at `index`, if it asks for one.
     fn reply_for(&mut self, index: usize) -> Option<String> {
         let (inbox, _) = self.replies.as_ref()?;
-        if index % FLOW_WINDOW != 0 {
+        if !index.is_multiple_of(FLOW_WINDOW) {
             return None;
         }
         self.awaited = true;
