@@ -1,5 +1,6 @@
 //! The workloads of `esrc-bench`, on esrc and on raw clients.
 
+pub mod chart;
 pub mod decisions;
 pub mod layout;
 pub mod model;

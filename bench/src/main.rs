@@ -1,4 +1,4 @@
-//! `cargo run --release -p esrc-bench -- --store memory|postgres|nats [--quick] [--only W1,W9] [--json FILE]`
+//! `cargo run --release -p esrc-bench -- --store memory|postgres|nats [--quick] [--only W1,W9] [--json FILE] [--chart FILE]`
 //!
 //! PostgreSQL and NATS are reached through `ESRC_POSTGRES_URL` and `ESRC_NATS_URL`
 //! (or `--url`). Each run works in fresh namespaces and removes them afterwards.
@@ -16,10 +16,12 @@ const USAGE: &str = "\
 esrc-bench: the same workloads on an esrc store and on its raw client, in one run.
 
 Usage: esrc-bench --store memory|postgres|nats [--url URL] [--quick] [--only W1,W9] [--json FILE]
+                  [--chart FILE]
 
 --url defaults to ESRC_POSTGRES_URL or ESRC_NATS_URL.
 --only runs the workloads named (W1 to W9, and on NATS `bytes`, the stored-bytes line,
-and `layout`, the like-with-like reads); by default all of them.";
+and `layout`, the like-with-like reads); by default all of them.
+--chart names the SVG chart of the run (by default target/esrc-bench/STORE.svg).";
 
 struct Args {
     store: String,
@@ -27,6 +29,7 @@ struct Args {
     quick: bool,
     only: Vec<String>,
     json: Option<String>,
+    chart: Option<String>,
 }
 
 fn args() -> Result<Args, BoxError> {
@@ -36,6 +39,7 @@ fn args() -> Result<Args, BoxError> {
         quick: false,
         only: Vec::new(),
         json: None,
+        chart: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -43,6 +47,7 @@ fn args() -> Result<Args, BoxError> {
             "--store" => parsed.store = args.next().ok_or("--store needs a value")?,
             "--url" => parsed.url = Some(args.next().ok_or("--url needs a value")?),
             "--json" => parsed.json = Some(args.next().ok_or("--json needs a file")?),
+            "--chart" => parsed.chart = Some(args.next().ok_or("--chart needs a file")?),
             "--quick" => parsed.quick = true,
             "--only" => {
                 let names = args.next().ok_or("--only needs workloads, e.g. W1,W9")?;
@@ -166,6 +171,16 @@ async fn main() -> Result<(), BoxError> {
         other => return Err(format!("unknown store `{other}`\n\n{USAGE}").into()),
     };
     report::print(&args.store, &lines);
+    let chart = match args.chart {
+        Some(path) => std::path::PathBuf::from(path),
+        None => {
+            let directory = std::path::Path::new("target").join("esrc-bench");
+            std::fs::create_dir_all(&directory)?;
+            directory.join(format!("{}.svg", args.store))
+        }
+    };
+    esrc_bench::chart::write(&args.store, &lines, &chart)?;
+    println!("\nwrote {}", chart.display());
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&lines)?)?;
         println!("\nwrote {path}");
