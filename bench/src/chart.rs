@@ -48,7 +48,7 @@ pub fn write(store: &str, lines: &[Line], path: &Path) -> Result<(), BoxError> {
         .label_style(("sans-serif", 12))
         .draw()?;
     chart.draw_series(rows.iter().enumerate().map(|(index, (line, ratio))| {
-        let color = if line.target == "informative" {
+        let color = if line.target.starts_with("informative") {
             RGBColor(160, 160, 160)
         } else if line.met {
             RGBColor(60, 150, 80)
