@@ -389,18 +389,33 @@ pub trait ReadExt: ReplayOne {
                 self.refresh(&mut root).await?;
                 return Ok(root);
             };
-            let mut items = pin!(items);
             let mut root = Root::<A>::new(id);
-            while let Some(item) = items.next().await {
-                match item? {
-                    // A snapshot comes first; one that came later would still hold the
-                    // state up to its version, and the events go on from there.
-                    SnapshotOrEvent::Snapshot(snapshot) if snapshot.version >= root.version() => {
-                        root = from_snapshot(id, snapshot)?;
+            let rest = {
+                let mut items = pin!(items);
+                let mut rest = false;
+                while let Some(item) = items.next().await {
+                    match item? {
+                        // A snapshot comes first; one that came later would still hold
+                        // the state up to its version, and the events go on from there.
+                        SnapshotOrEvent::Snapshot(snapshot)
+                            if snapshot.version >= root.version() =>
+                        {
+                            root = from_snapshot(id, snapshot)?;
+                        }
+                        SnapshotOrEvent::Snapshot(_) => {}
+                        SnapshotOrEvent::Event(envelope) => root.apply_stored(&envelope)?,
+                        SnapshotOrEvent::Rest => {
+                            rest = true;
+                            break;
+                        }
                     }
-                    SnapshotOrEvent::Snapshot(_) => {}
-                    SnapshotOrEvent::Event(envelope) => root.apply_stored(&envelope)?,
                 }
+                rest
+            };
+            // The store's answer stopped short (its request is dropped first): the rest
+            // as `load` reads it.
+            if rest {
+                self.refresh(&mut root).await?;
             }
             Ok(root)
         }

@@ -196,6 +196,11 @@ pub enum SnapshotOrEvent {
     Snapshot(Snapshot),
     /// An event after the snapshot (or after the stream's start, without one).
     Event(Envelope),
+    /// The answer stops here, and the stream may go on: the events after the last one
+    /// yielded (or after the snapshot) are read as [`ReplayOne::replay_one_from`] reads
+    /// them. A store whose one request costs more than two on a long stream (PostgreSQL)
+    /// answers the first events, then this.
+    Rest,
 }
 
 /// Stores the last processed position of named projections.

@@ -1,12 +1,11 @@
 //! Snapshots, in a table of the store's schema.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use esrc_core::backend::{opened, validate_name};
-use esrc_core::{
-    DecodeError, Error, Position, ReplayOne, Snapshot, SnapshotOrEvent, SnapshotStore, Version,
-};
-use futures::{Stream, StreamExt};
+use esrc_core::{DecodeError, Error, Position, Snapshot, SnapshotOrEvent, SnapshotStore, Version};
+use futures::Stream;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -60,8 +59,8 @@ impl SnapshotStore for PgStore {
     }
 
     /// One statement: the snapshot's row (if any), then the rows of the first
-    /// [`FIRST_EVENTS`] events after it, in version order; the rest of a longer stream as
-    /// `replay_one` reads it.
+    /// [`FIRST_EVENTS`] events after it, in version order; for a longer stream, then
+    /// [`SnapshotOrEvent::Rest`] (the rest is read as `load` reads it).
     fn snapshot_then_events(
         &self,
         category: &str,
@@ -74,43 +73,20 @@ impl SnapshotStore for PgStore {
             )))
             .bind(category.clone())
             .bind(id)
-            .bind(FIRST_EVENTS)
+            // One event more than answered: it says that the stream goes on.
+            .bind(FIRST_EVENTS + 1)
             .fetch(&self.inner.pool);
-            let named = category.clone();
-            let first = decoded(self, rows, move |row| {
+            let events = AtomicI64::new(0);
+            decoded(self, rows, move |row| {
                 let is_snapshot: bool = row.try_get(SNAPSHOT_FLAG).map_err(backend)?;
                 if is_snapshot {
-                    snapshot(row, &named, [2, 3, 6, 10]).map(SnapshotOrEvent::Snapshot)
+                    snapshot(row, &category, [2, 3, 6, 10]).map(SnapshotOrEvent::Snapshot)
+                } else if events.fetch_add(1, Ordering::Relaxed) == FIRST_EVENTS {
+                    Ok(SnapshotOrEvent::Rest)
                 } else {
                     envelope(row).map(SnapshotOrEvent::Event)
                 }
-            });
-            async_stream::stream! {
-                let mut first = std::pin::pin!(first);
-                let (mut events, mut last) = (0, None);
-                while let Some(item) = first.next().await {
-                    match &item {
-                        Ok(SnapshotOrEvent::Event(event)) => {
-                            events += 1;
-                            last = Some(event.version);
-                        }
-                        Ok(SnapshotOrEvent::Snapshot(_)) => {}
-                        Err(_) => {
-                            yield item;
-                            return;
-                        }
-                    }
-                    yield item;
-                }
-                let Some(last) = last.filter(|_| events == FIRST_EVENTS) else {
-                    return;
-                };
-                let rest = self.replay_one(&category, id, last);
-                let mut rest = std::pin::pin!(rest);
-                while let Some(item) = rest.next().await {
-                    yield item.map(SnapshotOrEvent::Event);
-                }
-            }
+            })
         }))
     }
 }
@@ -119,8 +95,8 @@ impl SnapshotStore for PgStore {
 /// snapshot. That statement sorts the snapshot's row and the events together, which on a
 /// long stream costs the server more than the ordered index scan of `replay_one` (and
 /// holds back the first row until the sort is done): 5,000 events read at 0.76 of `load`.
-/// A stream with more events after its snapshot reads the rest through `replay_one`, in
-/// a second round trip.
+/// A stream with more events after its snapshot reads the rest as `load` does, in a
+/// second round trip.
 const FIRST_EVENTS: i64 = 256;
 
 /// The column of `snapshot_then_events`'s rows that tells a snapshot from an event.
