@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
+use crate::metrics::{Outcome, ProjectorMetrics, Restart};
 use crate::name::validate_name;
 use crate::{CheckpointStore, Envelope, Error, Position, ProjectError, Subscribe};
 
@@ -209,7 +210,7 @@ struct Batch<O> {
 enum Flow {
     /// Start again from the committed checkpoint (an all-or-nothing batch was lost, or
     /// the store failed while opening one).
-    Restart,
+    Restart(Restart),
     /// The projector is done: stopped on request, or its events ended.
     Done,
 }
@@ -230,6 +231,7 @@ struct Run<'a, S, B: Batches> {
     /// The position of the last event projected.
     last: Position,
     batch: Option<Batch<B::Open>>,
+    metrics: ProjectorMetrics,
 }
 
 /// Runs the projector `name` over `categories` until `stop` completes (then commits the
@@ -264,13 +266,14 @@ where
         failures: settings.policy.backoff(),
         last: Position::ZERO,
         batch: None,
+        metrics: ProjectorMetrics::new(name),
     };
     loop {
         let Some(start) = run.start().await? else {
             return Ok(());
         };
         match run.follow(start).await? {
-            Flow::Restart => {}
+            Flow::Restart(reason) => run.metrics.restarted(reason),
             Flow::Done => return Ok(()),
         }
     }
@@ -339,6 +342,7 @@ where
                         self.finish().await?;
                         return Ok(Flow::Done);
                     }
+                    self.metrics.restarted(Restart::Outage);
                     events = Box::pin(store.subscribe(self.categories, self.last));
                     continue;
                 }
@@ -365,7 +369,7 @@ where
                 Ok(open) => self.batch = Some(self.new_batch(open, envelope.position)),
                 Err(error) if error.is_retryable() => {
                     let flow = match self.wait_out(&error).await {
-                        true => Flow::Restart,
+                        true => Flow::Restart(Restart::Outage),
                         false => Flow::Done,
                     };
                     return Ok(Some(flow));
@@ -378,6 +382,7 @@ where
         }
         self.last = envelope.position;
         self.progress.set_projected(self.last);
+        self.metrics.projected(envelope);
         let every = self.settings.checkpoint_every.max(1);
         let full = self.batch.as_mut().is_some_and(|current| {
             current.events += 1;
@@ -412,7 +417,7 @@ where
         let mut retries = self.settings.policy.backoff();
         loop {
             let Some(current) = self.batch.as_mut() else {
-                return Ok(Some(Flow::Restart));
+                return Ok(Some(Flow::Restart(Restart::Rollback)));
             };
             let span = current.span.clone();
             let outcome = self
@@ -435,9 +440,11 @@ where
             };
             let attempt = pauses.attempt();
             let Some(delay) = pauses.next_delay() else {
+                self.metrics.failed(Outcome::Stopped);
                 self.flush().await;
                 return Err(ProjectError::Project { position, source });
             };
+            self.metrics.failed(Outcome::Retried);
             if B::ATOMIC {
                 // The whole batch rolls back with the failed event.
                 self.batch = None;
@@ -453,7 +460,7 @@ where
                 () = tokio::time::sleep(delay) => {}
             }
             if B::ATOMIC {
-                return Ok(Some(Flow::Restart));
+                return Ok(Some(Flow::Restart(Restart::Rollback)));
             }
         }
     }
@@ -468,7 +475,7 @@ where
         match self.commit(batch).await {
             Ok(()) => Ok(None),
             Err(error) if error.is_retryable() && B::ATOMIC => match self.wait_out(&error).await {
-                true => Ok(Some(Flow::Restart)),
+                true => Ok(Some(Flow::Restart(Restart::Outage))),
                 false => Ok(Some(Flow::Done)),
             },
             Err(error) if error.is_retryable() => {
@@ -536,6 +543,7 @@ where
             .instrument(span.clone())
             .await?;
         self.progress.set_checkpoint(last);
+        self.metrics.committed();
         tracing::debug!(parent: &span, "esrc: checkpoint saved");
         Ok(())
     }

@@ -12,6 +12,7 @@ mod envelope;
 pub mod error;
 mod event;
 mod ext;
+pub mod metrics;
 mod name;
 mod opening;
 mod options;

@@ -193,3 +193,182 @@ async fn a_permanent_store_error_stops_the_projector() {
         outcome.err()
     );
 }
+
+/// Every projector metric of the table in `esrc_core::metrics` moves (`cargo test
+/// --workspace` builds esrc-core with `metrics`: esrc-memory's tests ask for it).
+#[cfg(feature = "metrics")]
+mod metrics {
+    use super::*;
+    use esrc_core::projector::ErrorPolicy;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+    fn snapshotter() -> &'static Snapshotter {
+        static SNAPSHOTTER: std::sync::OnceLock<Snapshotter> = std::sync::OnceLock::new();
+        SNAPSHOTTER.get_or_init(|| {
+            let recorder = DebuggingRecorder::new();
+            let snapshotter = recorder.snapshotter();
+            recorder
+                .install()
+                .expect("the only recorder of this test binary");
+            snapshotter
+        })
+    }
+
+    /// A metric's name, its labels (sorted) and its value.
+    type Recorded = (String, Vec<(String, String)>, f64);
+
+    /// What was recorded since the last snapshot (taking one resets the recorder's values).
+    fn taken() -> Vec<Recorded> {
+        snapshotter()
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let mut labels: Vec<(String, String)> = key
+                    .labels()
+                    .map(|label| (label.key().to_owned(), label.value().to_owned()))
+                    .collect();
+                labels.sort_unstable();
+                let value = match value {
+                    DebugValue::Counter(count) => count as f64,
+                    DebugValue::Gauge(gauge) => gauge.into_inner(),
+                    DebugValue::Histogram(samples) => samples.len() as f64,
+                };
+                (key.name().to_owned(), labels, value)
+            })
+            .collect()
+    }
+
+    /// The value of `name` with the labels `labels` (and no others) in `taken`.
+    fn value(
+        taken: &[Recorded],
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Option<f64> {
+        let mut wanted: Vec<(String, String)> = labels
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect();
+        wanted.sort_unstable();
+        taken
+            .iter()
+            .find(|(found, labels, _)| found == name && *labels == wanted)
+            .map(|(.., value)| *value)
+    }
+
+    /// Fails once on its event `fail_at` (counted from 0).
+    #[derive(Clone, Default)]
+    struct Failing {
+        seen: Seen,
+        failed: Arc<AtomicU32>,
+        fail_at: usize,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the read model refused an event")]
+    struct Refused;
+
+    impl Project for Failing {
+        type EventGroup<'de> = TickEvent;
+        type Error = Refused;
+
+        async fn project<'de>(&mut self, context: Context<'de, TickEvent>) -> Result<(), Refused> {
+            let count = self.seen.0.lock().unwrap().len();
+            if count == self.fail_at && self.failed.fetch_add(1, Ordering::AcqRel) == 0 {
+                return Err(Refused);
+            }
+            self.seen.0.lock().unwrap().push(context.position());
+            Ok(())
+        }
+    }
+
+    async fn until_seen(seen: &Seen, count: usize) {
+        for _ in 0..600 {
+            if seen.0.lock().unwrap().len() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the projector did not see {count} events");
+    }
+
+    #[tokio::test]
+    async fn a_projectors_metrics_move() {
+        snapshotter();
+        // An outage after 7 events: the subscription starts again.
+        let flaky = store(30, 0, 0, false).await;
+        let seen = Seen::default();
+        let running = Projector::new(flaky.clone(), "metered", seen.clone())
+            .checkpoint_every(5)
+            .spawn();
+        until_seen(&seen, 30).await;
+        running.stop().await.unwrap();
+        let last = flaky
+            .inner
+            .load_checkpoint("metered")
+            .await
+            .unwrap()
+            .unwrap();
+        let metered = [("projection", "metered")];
+        let taken = taken();
+        let value = |name, labels: &[(&str, &str)]| value(&taken, name, labels);
+        assert_eq!(value("esrc_projector_events_total", &metered), Some(30.0));
+        // A commit every 5 events (the batch open at the outage goes on after it).
+        let checkpoints = value("esrc_projector_checkpoints_total", &metered);
+        assert!(checkpoints >= Some(5.0), "{checkpoints:?}");
+        assert_eq!(
+            value("esrc_projector_position", &metered),
+            Some(last.get() as f64)
+        );
+        let lag = value("esrc_projector_lag_seconds", &metered).unwrap();
+        assert!(
+            (0.0..60.0).contains(&lag),
+            "the age of the last event: {lag}"
+        );
+        assert_eq!(
+            value(
+                "esrc_projector_restarts_total",
+                &[("projection", "metered"), ("reason", "outage")]
+            ),
+            Some(1.0)
+        );
+
+        // A failure the policy retries, then one that stops the projector.
+        let flaky = store(10, 0, 0, false).await;
+        let retried = Failing {
+            fail_at: 3,
+            ..Failing::default()
+        };
+        let running = Projector::new(flaky.clone(), "retrying", retried.clone())
+            .on_error(ErrorPolicy::Retry {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(1),
+                attempts: 3,
+            })
+            .spawn();
+        until_seen(&retried.seen, 10).await;
+        running.stop().await.unwrap();
+        let outcome = |taken: &[_], projection, outcome| {
+            super::metrics::value(
+                taken,
+                "esrc_projector_errors_total",
+                &[("projection", projection), ("outcome", outcome)],
+            )
+        };
+        let taken = super::metrics::taken();
+        assert_eq!(outcome(&taken, "retrying", "retried"), Some(1.0));
+        assert_eq!(outcome(&taken, "retrying", "stopped"), None);
+        let stopping = Failing {
+            fail_at: 3,
+            ..Failing::default()
+        };
+        let outcome_of_run = Projector::new(flaky, "stopping", stopping)
+            .spawn()
+            .join()
+            .await;
+        assert!(outcome_of_run.is_err(), "the default policy stops");
+        let taken = super::metrics::taken();
+        assert_eq!(outcome(&taken, "stopping", "stopped"), Some(1.0));
+    }
+}

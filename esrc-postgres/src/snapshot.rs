@@ -59,7 +59,7 @@ impl SnapshotStore for PgStore {
     }
 
     /// One statement: the snapshot's row (if any), then the rows of the first
-    /// [`FIRST_EVENTS`] events after it, in version order; for a longer stream, then
+    /// 256 events after it (`FIRST_EVENTS`), in version order; for a longer stream, then
     /// [`SnapshotOrEvent::Rest`] (the rest is read as `load` reads it).
     fn snapshot_then_events(
         &self,
