@@ -39,6 +39,9 @@ enum Command {
         /// One JSON object instead of tables.
         #[arg(long)]
         json: bool,
+        /// Refreshes every second until interrupted (with `--json`, one object a line).
+        #[arg(long)]
+        watch: bool,
     },
     /// The streams of a category: each aggregate id with its event count, last version
     /// and the time of its last event.
@@ -171,7 +174,9 @@ pub(crate) async fn open(url: &str) -> anyhow::Result<AnyStore> {
 impl Cli {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Status { url, json } => crate::status::status(&open(&url).await?, json).await,
+            Command::Status { url, json, watch } => {
+                crate::status::status(&open(&url).await?, json, watch).await
+            }
             Command::Streams {
                 url,
                 category,

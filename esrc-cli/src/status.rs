@@ -43,7 +43,34 @@ pub(crate) fn new_table(header: &[&str]) -> Table {
     table
 }
 
-pub(crate) async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
+/// Shows the store's status once, or with `watch` every second until interrupted; a
+/// refresh that fails for a reason that may pass (a lost connection) is reported and the
+/// next one tried.
+pub(crate) async fn status(store: &AnyStore, json: bool, watch: bool) -> anyhow::Result<()> {
+    if !watch {
+        return show(&gather(store).await?, json, false);
+    }
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match gather(store).await {
+            Ok(status) => show(&status, json, true)?,
+            Err(error) if passing(&error) => eprintln!("esrc status: {error:#}; trying again"),
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Whether `error` is the store's and may pass.
+fn passing(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<esrc::Error>()
+        .is_some_and(esrc::Error::is_retryable)
+}
+
+/// What the store holds now.
+async fn gather(store: &AnyStore) -> anyhow::Result<Status> {
     let categories = store.categories().await?;
     let names: Vec<&str> = categories.iter().map(|c| c.name.as_str()).collect();
     let head = if names.is_empty() {
@@ -72,15 +99,27 @@ pub(crate) async fn status(store: &AnyStore, json: bool) -> anyhow::Result<()> {
             lag,
         });
     }
-    let status = Status {
+    Ok(Status {
         categories,
         head: head.get(),
         projections,
         jobs,
-    };
+    })
+}
+
+/// Prints `status`: as JSON (one line a refresh when `watching`) or as tables (on a
+/// cleared terminal when `watching`).
+fn show(status: &Status, json: bool, watching: bool) -> anyhow::Result<()> {
     if json {
-        out!("{}", serde_json::to_string_pretty(&status)?);
+        match watching {
+            true => out!("{}", serde_json::to_string(status)?),
+            false => out!("{}", serde_json::to_string_pretty(status)?),
+        }
         return Ok(());
+    }
+    if watching && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        // Clear the screen and go home, as `watch` does.
+        out!("\x1b[2J\x1b[H{}", esrc::Timestamp::now());
     }
     let mut table = new_table(&["Category", "Events", "Streams"]);
     for category in &status.categories {

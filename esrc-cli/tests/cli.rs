@@ -732,3 +732,59 @@ async fn an_interrupted_copy_checkpoints_only_what_it_stored() {
         "everything once, in order"
     );
 }
+
+/// `status --watch --json` prints one object a second; a projection's lag moves in it as
+/// events are stored.
+#[esrc_conformance::requires(env = "ESRC_POSTGRES_URL", env = "ESRC_NATS_URL")]
+#[tokio::test(flavor = "multi_thread")]
+async fn status_watch_refreshes_the_lag() {
+    let Some(servers) = servers() else { return };
+    let mut spaces = Namespaces::new(servers);
+    let url = spaces.pg();
+    let store = esrc::connect(&url).await.unwrap();
+    seed(&store, "Tab", 1, 2, 2).await;
+    let head = store.head(&["Tab"]).await.unwrap();
+    store.save_checkpoint("watched", head).await.unwrap();
+    let mut child = esrc()
+        .args(["status", &url, "--watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel::<u64>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            let status: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let lag = status["projections"][0]["lag"].as_u64().unwrap();
+            if lines.send(lag).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |received: &std::sync::mpsc::Receiver<u64>| {
+        received
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a refresh")
+    };
+    assert_eq!(next(&received), 0, "caught up at first");
+    let id = Uuid::now_v7();
+    store
+        .publish(
+            "Tab",
+            id,
+            Expected::NoStream,
+            vec![event(0), event(1), event(2)],
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut lag = 0;
+    while lag != 3 && started.elapsed() < Duration::from_secs(30) {
+        lag = next(&received);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(lag, 3, "a later refresh counts the three new events");
+}

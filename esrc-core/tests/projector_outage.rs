@@ -241,11 +241,7 @@ mod metrics {
     }
 
     /// The value of `name` with the labels `labels` (and no others) in `taken`.
-    fn value(
-        taken: &[Recorded],
-        name: &str,
-        labels: &[(&str, &str)],
-    ) -> Option<f64> {
+    fn value(taken: &[Recorded], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let mut wanted: Vec<(String, String)> = labels
             .iter()
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
