@@ -76,6 +76,21 @@ fn url(args: &Args, variable: &str) -> Result<String, BoxError> {
         .ok_or_else(|| format!("set --url or {variable}").into())
 }
 
+/// Writes the run's chart where `--chart` says, or to target/esrc-bench/STORE.svg.
+fn chart(args: &Args, lines: &[Line]) -> Result<(), BoxError> {
+    let path = match &args.chart {
+        Some(path) => std::path::PathBuf::from(path),
+        None => {
+            let directory = std::path::Path::new("target").join("esrc-bench");
+            std::fs::create_dir_all(&directory)?;
+            directory.join(format!("{}.svg", args.store))
+        }
+    };
+    esrc_bench::chart::write(&args.store, lines, &path)?;
+    println!("\nwrote {}", path.display());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = args()?;
@@ -171,16 +186,7 @@ async fn main() -> Result<(), BoxError> {
         other => return Err(format!("unknown store `{other}`\n\n{USAGE}").into()),
     };
     report::print(&args.store, &lines);
-    let chart = match args.chart {
-        Some(path) => std::path::PathBuf::from(path),
-        None => {
-            let directory = std::path::Path::new("target").join("esrc-bench");
-            std::fs::create_dir_all(&directory)?;
-            directory.join(format!("{}.svg", args.store))
-        }
-    };
-    esrc_bench::chart::write(&args.store, &lines, &chart)?;
-    println!("\nwrote {}", chart.display());
+    chart(&args, &lines)?;
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&lines)?)?;
         println!("\nwrote {path}");

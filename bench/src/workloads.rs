@@ -458,8 +458,6 @@ where
     async fn w3_load(&self) -> Result<Vec<Line>, BoxError> {
         let Bench {
             store,
-            raw,
-            dynamic,
             sizes,
             plain,
             ..
@@ -467,45 +465,14 @@ where
         let mut lines = Vec::new();
         // W3 load: an aggregate of `load` events, without and with a snapshot.
         let (id, raw_id, root) = self.w3_seed().await?;
-        // Alternately, so that drift falls on all alike; each way's rate is that of its
-        // median load, so that one load slowed by the machine (a checkpoint of the server,
-        // another process) does not move a ratio.
         let [
             mut esrc,
             mut through_dynamic,
             mut through_read,
             mut dynamic_read,
-        ] = std::array::from_fn(|_| Vec::new());
-        let (mut baseline, mut plainly) = (Vec::new(), Vec::new());
-        for load in 0..sizes.loads {
-            // The four ways take turns in each place: `read` (the path the README teaches:
-            // a snapshot lookup, none found, then the same events) beside `load`, each
-            // static and through `AnyStore`.
-            for way in 0..4 {
-                let started = Instant::now();
-                let (events, spent) = match (load + way) % 4 {
-                    0 => (store.load::<Counter>(id).await?.events, &mut esrc),
-                    1 => (
-                        dynamic.load::<Counter>(id).await?.events,
-                        &mut through_dynamic,
-                    ),
-                    2 => (store.read::<Counter>(id).await?.events, &mut through_read),
-                    _ => (dynamic.read::<Counter>(id).await?.events, &mut dynamic_read),
-                };
-                spent.push(started.elapsed());
-                assert_eq!(events, sizes.load);
-            }
-            let started = Instant::now();
-            let loaded = raw.load(raw_id).await?;
-            baseline.push(started.elapsed());
-            assert_eq!(loaded.events, sizes.load);
-            if let Some(plain) = &plain {
-                let started = Instant::now();
-                let loaded = plain.load(raw_id).await?;
-                plainly.push(started.elapsed());
-                assert_eq!(loaded.events, sizes.load);
-            }
-        }
+            mut baseline,
+            mut plainly,
+        ] = self.w3_times(id, raw_id).await?;
         let median = |times: &mut Vec<Duration>| {
             times.sort();
             rate(sizes.load, times[times.len() / 2])
@@ -563,6 +530,51 @@ where
             1.0,
         ));
         Ok(lines)
+    }
+
+    /// The times of W3's loads of `id` (and `raw_id`), per way: `load`, `AnyStore`'s
+    /// `load`, `read`, `AnyStore`'s `read`, the baseline, the plain baseline (empty
+    /// without one). Alternately, so that drift falls on all alike (each way's rate is
+    /// then that of its median load, so that one load slowed by the machine does not move
+    /// a ratio).
+    async fn w3_times(&self, id: Uuid, raw_id: Uuid) -> Result<[Vec<Duration>; 6], BoxError> {
+        let Bench {
+            store,
+            raw,
+            dynamic,
+            sizes,
+            plain,
+            ..
+        } = self;
+        let mut times: [Vec<Duration>; 6] = std::array::from_fn(|_| Vec::new());
+        for load in 0..sizes.loads {
+            // The four ways take turns in each place: `read` (the path the README teaches:
+            // a snapshot lookup, none found, then the same events) beside `load`, each
+            // static and through `AnyStore`.
+            for way in 0..4 {
+                let started = Instant::now();
+                let slot = (load + way) % 4;
+                let events = match slot {
+                    0 => store.load::<Counter>(id).await?.events,
+                    1 => dynamic.load::<Counter>(id).await?.events,
+                    2 => store.read::<Counter>(id).await?.events,
+                    _ => dynamic.read::<Counter>(id).await?.events,
+                };
+                times[slot as usize].push(started.elapsed());
+                assert_eq!(events, sizes.load);
+            }
+            let started = Instant::now();
+            let loaded = raw.load(raw_id).await?;
+            times[4].push(started.elapsed());
+            assert_eq!(loaded.events, sizes.load);
+            if let Some(plain) = &plain {
+                let started = Instant::now();
+                let loaded = plain.load(raw_id).await?;
+                times[5].push(started.elapsed());
+                assert_eq!(loaded.events, sizes.load);
+            }
+        }
+        Ok(times)
     }
 
     /// W3's aggregate of `sizes.load` events, in esrc and in the raw baselines: its id,

@@ -93,32 +93,28 @@ impl ProjectorMetrics {
 
     /// The subscription starts again.
     pub(crate) fn restarted(&self, reason: Restart) {
-        #[cfg(feature = "metrics")]
-        {
-            let reason = match reason {
-                Restart::Outage => "outage",
-                Restart::Rollback => "rollback",
-            };
-            counter!("esrc_projector_restarts_total", "projection" => self.name.clone(), "reason" => reason)
-                .increment(1);
-        }
-        #[cfg(not(feature = "metrics"))]
-        let _ = reason;
+        let reason = match reason {
+            Restart::Outage => "outage",
+            Restart::Rollback => "rollback",
+        };
+        self.count("esrc_projector_restarts_total", "reason", reason);
     }
 
     /// The projection failed on an event, and the policy did `outcome`.
     pub(crate) fn failed(&self, outcome: Outcome) {
+        let outcome = match outcome {
+            Outcome::Retried => "retried",
+            Outcome::Stopped => "stopped",
+        };
+        self.count("esrc_projector_errors_total", "outcome", outcome);
+    }
+
+    /// Counts one of `name`, labelled by the projection and `label`.
+    fn count(&self, name: &'static str, label: &'static str, value: &'static str) {
         #[cfg(feature = "metrics")]
-        {
-            let outcome = match outcome {
-                Outcome::Retried => "retried",
-                Outcome::Stopped => "stopped",
-            };
-            counter!("esrc_projector_errors_total", "projection" => self.name.clone(), "outcome" => outcome)
-                .increment(1);
-        }
+        counter!(name, "projection" => self.name.clone(), label => value).increment(1);
         #[cfg(not(feature = "metrics"))]
-        let _ = outcome;
+        let _ = (name, label, value);
     }
 }
 
