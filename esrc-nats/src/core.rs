@@ -84,6 +84,16 @@ pub(crate) struct Ack {
     pub(crate) duplicate: bool,
 }
 
+impl Ack {
+    /// The acknowledgement in a reply's payload: empty (a batch's flow control) or JSON.
+    pub(crate) fn read(payload: &[u8]) -> Result<Ack, Error> {
+        if payload.is_empty() {
+            return Ok(Ack::default());
+        }
+        serde_json::from_slice(payload).map_err(|e| fatal(NatsError::BadReply(e)))
+    }
+}
+
 impl NatsStore {
     /// A builder for the stream, prefix and storage options.
     pub fn builder() -> NatsStoreBuilder {
@@ -358,10 +368,7 @@ impl NatsStore {
         let reply = Box::pin(self.inner.client.send_request(subject.to_owned(), request))
             .await
             .map_err(|e| error::request(e, subject, self.max_payload()))?;
-        if reply.payload.is_empty() {
-            return Ok(Ack::default());
-        }
-        serde_json::from_slice(&reply.payload).map_err(|e| fatal(NatsError::BadReply(e)))
+        Ack::read(&reply.payload)
     }
 
     /// The sequence of the first message of `subject` at `version` or later, up to

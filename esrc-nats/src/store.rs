@@ -502,9 +502,6 @@ impl Flow {
             .await
             .map_err(|_| timed_out())?
             .ok_or_else(timed_out)?;
-        if reply.payload.is_empty() {
-            return Ok(Ack::default());
-        }
-        serde_json::from_slice(&reply.payload).map_err(|e| fatal(NatsError::BadReply(e)))
+        Ack::read(&reply.payload)
     }
 }
