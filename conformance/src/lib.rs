@@ -7,6 +7,8 @@ mod dynamic;
 mod factory;
 pub mod fixtures;
 mod macros;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 
 pub use dynamic::Dynamic;
 pub use factory::{

@@ -8,6 +8,7 @@ use futures::{Stream, StreamExt};
 
 use crate::Write;
 use crate::backoff::Backoff;
+use crate::metrics::Retried;
 use crate::{Appended, CommandError, Condition, Decide, Envelope, Error, Position, Query, Retry};
 
 /// What a decision needs to know, folded from the events of its [`Decision::query`]:
@@ -129,12 +130,14 @@ pub trait DecideExt: Decide {
                         Err(error) if error.is_conflict() && attempt < retry.attempts => {
                             tracing::debug!(error = %crate::Chain(&error), attempt, "decision is stale, deciding again");
                             attempt += 1;
+                            crate::metrics::retried("decide", Retried::Conflict);
                             continue 'decision;
                         }
                         Err(error) if error.is_retryable() && attempt < retry.attempts => {
                             let pause = pauses.pause();
                             tracing::debug!(error = %crate::Chain(&error), attempt, ?pause, "store unavailable, sending the same events again");
                             attempt += 1;
+                            crate::metrics::retried("decide", Retried::Unavailable);
                             tokio::time::sleep(pause).await;
                         }
                         Err(error) => return Err(error.into()),

@@ -23,7 +23,7 @@ use tracing::Instrument;
 use crate::backoff::Backoff;
 use crate::metrics::{Outcome, ProjectorMetrics, Restart};
 use crate::name::validate_name;
-use crate::{CheckpointStore, Envelope, Error, Position, ProjectError, Subscribe};
+use crate::{CheckpointStore, Envelope, Error, Position, ProjectError, Replay, Subscribe};
 
 /// How a projector runner projects a batch of events and makes it durable with its
 /// checkpoint; the engine ([`run_projector`]) does the rest.
@@ -249,7 +249,7 @@ pub async fn run_projector<S, B>(
     stop: impl Future<Output = ()> + Send,
 ) -> Result<(), ProjectError<B::Error>>
 where
-    S: Subscribe + CheckpointStore,
+    S: Subscribe + CheckpointStore + Replay,
     B: Batches,
 {
     validate_name(name)?;
@@ -281,7 +281,7 @@ where
 
 impl<S, B> Run<'_, S, B>
 where
-    S: Subscribe + CheckpointStore,
+    S: Subscribe + CheckpointStore + Replay,
     B: Batches,
 {
     /// Loads the committed checkpoint, riding out an outage; `None` if a stop was
@@ -315,6 +315,10 @@ where
         tracing::info!(projector = %self.name, checkpoint = %start, "esrc: projector starting");
         let store = self.store;
         let mut events = Box::pin(store.subscribe(self.categories, start));
+        if self.metrics.next_count().is_some() {
+            // The lag it starts with, before the first event (which may take long).
+            self.count_lag().await;
+        }
         loop {
             let deadline = self.batch.as_ref().map(|batch| batch.deadline);
             let next = tokio::select! {
@@ -328,6 +332,10 @@ where
                     Some(flow) => return Ok(flow),
                     None => continue,
                 },
+                () = sleep_until(self.metrics.next_count()) => {
+                    self.count_lag().await;
+                    continue;
+                }
                 next = events.next() => next,
             };
             let envelope = match next {
@@ -544,8 +552,21 @@ where
             .await?;
         self.progress.set_checkpoint(last);
         self.metrics.committed();
+
         tracing::debug!(parent: &span, "esrc: checkpoint saved");
         Ok(())
+    }
+
+    /// Records how many events are stored after the last one projected (with the
+    /// `metrics` feature, once a second: a count the store answers from its index).
+    async fn count_lag(&mut self) {
+        match self.store.count_after(self.categories, self.last).await {
+            Ok(lag) => self.metrics.lagging(lag),
+            Err(error) => {
+                tracing::debug!(projector = %self.name, error = %crate::Chain(&error), "esrc: could not count the lag");
+                self.metrics.lagging_unknown();
+            }
+        }
     }
 
     /// Waits before trying the store again after `error`; `false` if a stop was requested

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::metrics::Retried;
 use crate::project::{ProjectError, project_one};
 
 use crate::{
@@ -266,6 +267,7 @@ pub trait PublishExt: Publish {
                         Err(error) if error.is_conflict() && attempt < attempts => {
                             tracing::debug!(error = %crate::Chain(&error), attempt, "conflict, re-reading the stream");
                             attempt += 1;
+                            crate::metrics::retried("write", Retried::Conflict);
                             self.refresh(root).await?;
                             continue 'command;
                         }
@@ -273,6 +275,7 @@ pub trait PublishExt: Publish {
                             let pause = pauses.pause();
                             tracing::debug!(error = %crate::Chain(&error), attempt, ?pause, "store unavailable, sending the same events again");
                             attempt += 1;
+                            crate::metrics::retried("write", Retried::Unavailable);
                             tokio::time::sleep(pause).await;
                         }
                         Err(error) => return Err(error.into()),

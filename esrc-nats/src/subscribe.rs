@@ -9,6 +9,7 @@ use esrc_core::{Envelope, Error, Position, Subscribe};
 use futures::{Stream, StreamExt};
 
 use crate::core::{NatsStore, filters};
+use crate::error::BACKEND;
 use crate::messages::{Consumers, Stored, check, pauses, stored};
 
 /// Every message on `filters` from `start` on, then each new one, forever, through a
@@ -24,7 +25,10 @@ pub(crate) fn live(
         loop {
             let (consumer, _guard) = match consumers.make(&filters, next, &mut pauses).await {
                 Ok(Some(made)) => made,
-                Ok(None) => continue,
+                Ok(None) => {
+                    esrc_core::metrics::subscription_reconnected(BACKEND);
+                    continue;
+                }
                 // The stream is gone or access was revoked: the subscription ends with
                 // the error (a retryable one is ridden out above).
                 Err(error) => {
@@ -62,6 +66,7 @@ pub(crate) fn live(
                 Err(error) => error.to_string(),
             };
             tracing::warn!(%why, next, "esrc: live read consumer lost; recreating it after the last delivered message");
+            esrc_core::metrics::subscription_reconnected(BACKEND);
             tokio::time::sleep(pauses.pause()).await;
         }
     }

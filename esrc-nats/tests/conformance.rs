@@ -19,3 +19,15 @@ mod dynamic {
         }
     );
 }
+
+/// A projector's lag metrics move on this store (`esrc_core::metrics`).
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn projector_lag_is_recorded() {
+    use esrc_conformance::StoreFactory;
+    let Some(factory) = common::nats().await.map(common::Stores::new) else {
+        return;
+    };
+    esrc_conformance::metrics::projector_lag_is_recorded(&factory).await;
+    factory.cleanup().await;
+}

@@ -292,6 +292,12 @@ async fn a_subscription_survives_a_server_restart() {
         return;
     };
     let (port, dir) = (server.port, server.dir.clone());
+    let reconnects = || {
+        esrc_conformance::metrics::Kept::installed()
+            .counter("esrc_subscription_reconnects_total", &[("store", "nats")])
+            .unwrap_or(0)
+    };
+    let reconnected_before = reconnects();
 
     let url = format!("nats://127.0.0.1:{port}");
     let client = async_nats::connect(&url).await.unwrap();
@@ -348,6 +354,8 @@ async fn a_subscription_survives_a_server_restart() {
         "every event once, in order, across the restart"
     );
     assert!(extra.is_err(), "nothing repeated: {extra:?}");
+    // The metric of what the subscription rode out moved (`esrc_core::metrics`).
+    assert!(reconnects() > reconnected_before);
 }
 
 #[esrc_conformance::requires(nats)]

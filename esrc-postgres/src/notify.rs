@@ -15,6 +15,8 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::error::BACKEND;
+
 /// The pauses between retries of a failing read or `LISTEN`: from 50 ms, doubling to
 /// 5 s.
 pub(crate) fn retry_pauses() -> Backoff {
@@ -161,9 +163,13 @@ async fn listener(wake: watch::Sender<u64>, pool: PgPool, channel: String) {
                 received = listener.try_recv() => match received {
                     Ok(Some(_)) => bump(&wake),
                     // The connection was lost and is being re-established.
-                    Ok(None) => bump(&wake),
+                    Ok(None) => {
+                        esrc_core::metrics::subscription_reconnected(BACKEND);
+                        bump(&wake);
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "esrc: LISTEN connection failed; reconnecting");
+                        esrc_core::metrics::subscription_reconnected(BACKEND);
                         bump(&wake);
                         break;
                     }

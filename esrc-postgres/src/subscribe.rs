@@ -44,6 +44,7 @@ fn subscribe(
                 Err(error) if error.is_retryable() => {
                     let delay = pauses.pause();
                     tracing::warn!(error = %esrc_core::Chain(&error), ?delay, "esrc: subscription read failed; retrying");
+                    esrc_core::metrics::subscription_reconnected(crate::error::BACKEND);
                     tokio::time::sleep(delay).await;
                     continue;
                 }

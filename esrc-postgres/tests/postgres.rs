@@ -49,6 +49,15 @@ async fn subscription_survives_terminated_connections() {
     let Some(pg) = common::postgres().await else {
         return;
     };
+    let reconnects = || {
+        esrc_conformance::metrics::Kept::installed()
+            .counter(
+                "esrc_subscription_reconnects_total",
+                &[("store", "postgres")],
+            )
+            .unwrap_or(0)
+    };
+    let reconnected_before = reconnects();
     let store = pg.store().await;
     let id = Uuid::now_v7();
     let mut written = Vec::new();
@@ -114,6 +123,8 @@ async fn subscription_survives_terminated_connections() {
         extra.is_err(),
         "nothing repeated after reconnecting: {extra:?}"
     );
+    // The metric of what the subscription rode out moved (`esrc_core::metrics`).
+    assert!(reconnects() > reconnected_before);
 }
 
 #[esrc_conformance::requires(postgres)]

@@ -1,20 +1,4 @@
-//! Metrics, through the [`metrics`](https://docs.rs/metrics) facade when the `metrics`
-//! feature is on: esrc records, the application installs whatever recorder and exporter
-//! it likes (Prometheus, OpenTelemetry, StatsD), or none. Without the feature every
-//! recording below is an empty function.
-//!
-//! Names and units follow OpenTelemetry's conventions as Prometheus spells them
-//! (`…_total` for counters, `…_seconds` for times). Labels are bounded: a projection's
-//! name, never an aggregate id.
-//!
-//! | metric | kind | labels | what |
-//! | --- | --- | --- | --- |
-//! | `esrc_projector_events_total` | counter | `projection` | events projected (an event projected again after a restart counts again) |
-//! | `esrc_projector_checkpoints_total` | counter | `projection` | batches committed with their checkpoint |
-//! | `esrc_projector_lag_seconds` | gauge | `projection` | the age of the last event projected: how far behind its source the read model is |
-//! | `esrc_projector_position` | gauge | `projection` | the position of the last event projected |
-//! | `esrc_projector_restarts_total` | counter | `projection`, `reason` | subscriptions started again: `outage` (the store failed; after it answers again), `rollback` (an all-or-nothing batch was lost) |
-//! | `esrc_projector_errors_total` | counter | `projection`, `outcome` | projection failures, by what the error policy did: `retried`, `stopped` |
+//! The metrics of a running projector.
 
 #[cfg(feature = "metrics")]
 use metrics::{Counter, Gauge, counter, gauge};
@@ -36,7 +20,10 @@ struct Handles {
     events: Counter,
     checkpoints: Counter,
     lag: Gauge,
+    lag_events: Gauge,
     position: Gauge,
+    /// When the lag in events was last counted.
+    counted: Option<tokio::time::Instant>,
 }
 
 /// Why a projector's subscription started again.
@@ -65,7 +52,9 @@ impl ProjectorMetrics {
                 events: counter!("esrc_projector_events_total", "projection" => name.to_owned()),
                 checkpoints: counter!("esrc_projector_checkpoints_total", "projection" => name.to_owned()),
                 lag: gauge!("esrc_projector_lag_seconds", "projection" => name.to_owned()),
+                lag_events: gauge!("esrc_projector_lag_events", "projection" => name.to_owned()),
                 position: gauge!("esrc_projector_position", "projection" => name.to_owned()),
+                counted: None,
             },
             #[cfg(feature = "metrics")]
             name: name.to_owned(),
@@ -89,6 +78,41 @@ impl ProjectorMetrics {
     pub(crate) fn committed(&self) {
         #[cfg(feature = "metrics")]
         self.handles.checkpoints.increment(1);
+    }
+
+    /// When to count the lag in events next: without the feature, never; with it, a
+    /// second after the last count (at once at first).
+    pub(crate) fn next_count(&self) -> Option<tokio::time::Instant> {
+        #[cfg(feature = "metrics")]
+        return Some(
+            self.handles
+                .counted
+                .map_or_else(tokio::time::Instant::now, |last| {
+                    last + std::time::Duration::from_secs(1)
+                }),
+        );
+        #[cfg(not(feature = "metrics"))]
+        None
+    }
+
+    /// The count failed: the next one is tried a second later all the same.
+    pub(crate) fn lagging_unknown(&mut self) {
+        #[cfg(feature = "metrics")]
+        {
+            self.handles.counted = Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// `events` are stored after the last one projected.
+    pub(crate) fn lagging(&mut self, events: u64) {
+        #[cfg(feature = "metrics")]
+        {
+            self.handles.counted = Some(tokio::time::Instant::now());
+            #[allow(clippy::cast_precision_loss)]
+            self.handles.lag_events.set(events as f64);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = events;
     }
 
     /// The subscription starts again.

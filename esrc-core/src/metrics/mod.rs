@@ -1,0 +1,89 @@
+//! Metrics, through the [`metrics`](https://docs.rs/metrics) facade when the `metrics`
+//! feature is on: esrc records, the application installs whatever recorder and exporter
+//! it likes (Prometheus, OpenTelemetry, StatsD), or none. Without the feature every
+//! recording below is an empty function and [`Metered`] does not exist.
+//!
+//! Projectors record on their own. A store's appends, reads and subscriptions are
+//! recorded by wrapping it in [`Metered`], which is a store itself (of every trait the
+//! wrapped store implements), labelled with the name you give it:
+//!
+//! ```
+//! # #[cfg(feature = "metrics")] {
+//! use esrc_core::metrics::Metered;
+//!
+//! let store = Metered::new(esrc_memory::MemoryStore::new(), "memory");
+//! # }
+//! ```
+//!
+//! Names and units follow OpenTelemetry's conventions as Prometheus spells them
+//! (`…_total` for counters, `…_seconds` for times). Labels are bounded: a store's name, a
+//! category (or the categories of a group, joined by `,`), a projection's name — never an
+//! aggregate id. Durations are histograms: the recorder decides their buckets.
+//!
+//! | metric | kind | labels | what |
+//! | --- | --- | --- | --- |
+//! | `esrc_appends_total` | counter | `store`, `category` | appends stored (a retry answered from what was stored counts again) |
+//! | `esrc_append_events_total` | counter | `store`, `category` | events of the appends stored |
+//! | `esrc_append_bytes_total` | counter | `store`, `category` | bytes of their payloads |
+//! | `esrc_append_duration_seconds` | histogram | `store`, `category` | how long an append took, whatever its outcome |
+//! | `esrc_append_conflicts_total` | counter | `store`, `category` | appends refused by a version check or a condition ([`Error::Conflict`](crate::Error::Conflict)) |
+//! | `esrc_append_errors_total` | counter | `store`, `category` | appends that failed otherwise |
+//! | `esrc_append_retries_total` | counter | `operation`, `cause` | appends tried again by [`try_write_retry`](crate::PublishExt::try_write_retry) (`operation="write"`) and [`decide`](crate::DecideExt::decide) (`"decide"`): after a `conflict` or a store `unavailable` |
+//! | `esrc_reads_total` | counter | `store`, `operation`, `category` | reads begun: `stream` (one stream, with or without its snapshot), `categories` (a replay of a group), `query` (a query across streams; `category="*"`) |
+//! | `esrc_read_events_total` | counter | `store`, `operation`, `category` | events those reads yielded (counted when the read is dropped) |
+//! | `esrc_read_duration_seconds` | histogram | `store`, `operation`, `category` | from the call until the read was dropped |
+//! | `esrc_subscription_events_total` | counter | `store`, `category` | events delivered by subscriptions |
+//! | `esrc_subscription_reconnects_total` | counter | `store` | failures subscriptions rode out (a lost connection, an election): they went on where they were. Recorded by the stores: `postgres` (a failed read, or its shared LISTEN connection lost and made again), `nats` (a read consumer made again) |
+//! | `esrc_projector_events_total` | counter | `projection` | events projected (an event projected again after a restart counts again) |
+//! | `esrc_projector_checkpoints_total` | counter | `projection` | batches committed with their checkpoint |
+//! | `esrc_projector_lag_seconds` | gauge | `projection` | the age of the last event projected: how far behind its source the read model is |
+//! | `esrc_projector_lag_events` | gauge | `projection` | events stored after the last one projected, counted once a second (the store answers from its index) |
+//! | `esrc_projector_position` | gauge | `projection` | the position of the last event projected |
+//! | `esrc_projector_restarts_total` | counter | `projection`, `reason` | subscriptions started again: `outage` (the store failed; after it answers again), `rollback` (an all-or-nothing batch was lost) |
+//! | `esrc_projector_errors_total` | counter | `projection`, `outcome` | projection failures, by what the error policy did: `retried`, `stopped` |
+//!
+//! Cost: handles are made once per store and label, then looked up per call; with no
+//! recorder installed every recording does nothing. esrc-bench measures it (its README,
+//! "metrics").
+
+mod projector;
+#[cfg(feature = "metrics")]
+mod store;
+
+pub(crate) use projector::{Outcome, ProjectorMetrics, Restart};
+#[cfg(feature = "metrics")]
+pub use store::Metered;
+
+/// Why a command or a decision sends its events again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Retried {
+    /// A conflict: read again, decide again.
+    Conflict,
+    /// The store was unavailable: the same events again.
+    Unavailable,
+}
+
+/// Counts an append tried again by `operation` (`write`, `decide`).
+pub(crate) fn retried(operation: &'static str, cause: Retried) {
+    #[cfg(feature = "metrics")]
+    {
+        let cause = match cause {
+            Retried::Conflict => "conflict",
+            Retried::Unavailable => "unavailable",
+        };
+        metrics::counter!("esrc_append_retries_total", "operation" => operation, "cause" => cause)
+            .increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (operation, cause);
+}
+
+/// For stores: counts a failure that a subscription of the store `store` rode out (it
+/// reconnects, or waits for an election, and goes on where it was). Does nothing without
+/// the `metrics` feature.
+pub fn subscription_reconnected(store: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("esrc_subscription_reconnects_total", "store" => store).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = store;
+}

@@ -1,0 +1,471 @@
+//! [`Metered`]: a store that records what goes through it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use metrics::{Counter, Histogram, counter, histogram};
+use uuid::Uuid;
+
+use crate::{
+    Appended, CategoryStats, CheckpointStore, Condition, Decide, Envelope, Error, Expected,
+    NewEvent, Position, Publish, Query, Replay, ReplayOne, Snapshot, SnapshotOrEvent,
+    SnapshotStore, Subscribe, Truncate, Version, Write,
+};
+
+/// A store that records its appends, reads and subscriptions (the table of the
+/// [module](crate::metrics)), labelled `store` with the name it was given; every call goes
+/// on to the store it wraps. It implements each store trait the wrapped store does, so
+/// it is used where the store was.
+///
+/// ```
+/// use esrc_core::metrics::Metered;
+/// use esrc_core::{NewEvent, Publish, Expected};
+///
+/// # #[derive(serde::Serialize, serde::Deserialize, esrc_core::Event)]
+/// # enum TabEvent { Opened }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), esrc_core::Error> {
+/// let store = Metered::new(esrc_memory::MemoryStore::new(), "memory");
+/// let event = NewEvent::new(&TabEvent::Opened)?;
+/// store.publish("Tab", uuid::Uuid::now_v7(), Expected::Any, vec![event]).await?;
+/// // esrc_appends_total{store="memory",category="Tab"} is 1 in the installed recorder.
+/// assert_eq!(store.name(), "memory");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Metered<S> {
+    inner: S,
+    meter: Arc<Meter>,
+}
+
+impl<S> Metered<S> {
+    /// Wraps `store`, labelling its metrics `store="<name>"` (`memory`, `postgres`,
+    /// `nats`, or a name of yours when a program holds several stores).
+    pub fn new(store: S, name: impl Into<String>) -> Self {
+        Self {
+            inner: store,
+            meter: Arc::new(Meter::new(name.into())),
+        }
+    }
+
+    /// The name its metrics are labelled with.
+    pub fn name(&self) -> &str {
+        &self.meter.store
+    }
+
+    /// The wrapped store.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the store.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The handles of one store, made once per label.
+#[derive(Debug)]
+struct Meter {
+    store: String,
+    appends: Handles<Appends>,
+    streams: Handles<Reads>,
+    groups: Handles<Reads>,
+    queries: Handles<Reads>,
+    subscriptions: Handles<Counter>,
+}
+
+impl Meter {
+    fn new(store: String) -> Self {
+        Self {
+            store,
+            appends: Handles::default(),
+            streams: Handles::default(),
+            groups: Handles::default(),
+            queries: Handles::default(),
+            subscriptions: Handles::default(),
+        }
+    }
+
+    fn appends(&self, category: &str) -> Arc<Appends> {
+        self.appends
+            .get(category, || Appends::new(&self.store, category))
+    }
+
+    fn reads(&self, operation: &'static str, category: &str) -> Arc<Reads> {
+        let handles = match operation {
+            "stream" => &self.streams,
+            "categories" => &self.groups,
+            _ => &self.queries,
+        };
+        handles.get(category, || Reads::new(&self.store, operation, category))
+    }
+
+    fn subscription(&self, categories: &str) -> Arc<Counter> {
+        self.subscriptions.get(categories, || {
+            counter!("esrc_subscription_events_total", "store" => self.store.clone(), "category" => categories.to_owned())
+        })
+    }
+}
+
+/// Handles by label, registered with the recorder the first time a label is seen.
+#[derive(Debug)]
+struct Handles<H>(RwLock<HashMap<String, Arc<H>>>);
+
+impl<H> Default for Handles<H> {
+    fn default() -> Self {
+        Self(RwLock::new(HashMap::new()))
+    }
+}
+
+impl<H> Handles<H> {
+    fn get(&self, label: &str, make: impl FnOnce() -> H) -> Arc<H> {
+        // A poisoned lock still holds whole handles: a panic cannot leave one half-made.
+        if let Some(found) = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(label)
+        {
+            return Arc::clone(found);
+        }
+        let mut handles = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(
+            handles
+                .entry(label.to_owned())
+                .or_insert_with(|| Arc::new(make())),
+        )
+    }
+}
+
+#[derive(Debug)]
+struct Appends {
+    stored: Counter,
+    events: Counter,
+    bytes: Counter,
+    duration: Histogram,
+    conflicts: Counter,
+    errors: Counter,
+}
+
+impl Appends {
+    fn new(store: &str, category: &str) -> Self {
+        let labels = [
+            ("store", store.to_owned()),
+            ("category", category.to_owned()),
+        ];
+        Self {
+            stored: counter!("esrc_appends_total", &labels),
+            events: counter!("esrc_append_events_total", &labels),
+            bytes: counter!("esrc_append_bytes_total", &labels),
+            duration: histogram!("esrc_append_duration_seconds", &labels),
+            conflicts: counter!("esrc_append_conflicts_total", &labels),
+            errors: counter!("esrc_append_errors_total", &labels),
+        }
+    }
+
+    /// Times `append` of `count` events of `bytes` bytes, and counts its outcome.
+    async fn record<T>(
+        &self,
+        (count, bytes): (u64, u64),
+        append: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let start = Instant::now();
+        let outcome = append.await;
+        self.duration.record(start.elapsed());
+        match &outcome {
+            Ok(_) => {
+                self.stored.increment(1);
+                self.events.increment(count);
+                self.bytes.increment(bytes);
+            }
+            Err(error) if error.is_conflict() => self.conflicts.increment(1),
+            Err(_) => self.errors.increment(1),
+        }
+        outcome
+    }
+}
+
+#[derive(Debug)]
+struct Reads {
+    begun: Counter,
+    events: Counter,
+    duration: Histogram,
+}
+
+impl Reads {
+    fn new(store: &str, operation: &'static str, category: &str) -> Self {
+        let labels = [
+            ("store", store.to_owned()),
+            ("operation", operation.to_owned()),
+            ("category", category.to_owned()),
+        ];
+        Self {
+            begun: counter!("esrc_reads_total", &labels),
+            events: counter!("esrc_read_events_total", &labels),
+            duration: histogram!("esrc_read_duration_seconds", &labels),
+        }
+    }
+}
+
+/// A read under way: what it yielded, recorded when it is dropped.
+struct Tally {
+    reads: Arc<Reads>,
+    events: u64,
+    start: Instant,
+}
+
+impl Tally {
+    /// One more item; `event` if it counts. (A method, so that the closure owns the whole
+    /// tally, and its drop is the read's.)
+    fn saw(&mut self, event: bool) {
+        self.events += u64::from(event);
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.reads.events.increment(self.events);
+        self.reads.duration.record(self.start.elapsed());
+    }
+}
+
+/// Counts `read` and the items of it that `is_event`.
+fn tally<T, St>(
+    read: St,
+    reads: Arc<Reads>,
+    is_event: fn(&T) -> bool,
+) -> impl Stream<Item = Result<T, Error>> + Send
+where
+    St: Stream<Item = Result<T, Error>> + Send,
+{
+    reads.begun.increment(1);
+    let mut tally = Tally {
+        reads,
+        events: 0,
+        start: Instant::now(),
+    };
+    read.map(move |item| {
+        tally.saw(item.as_ref().is_ok_and(is_event));
+        item
+    })
+}
+
+/// How many events, and how many bytes of payload.
+fn size(events: &[NewEvent]) -> (u64, u64) {
+    let bytes = events.iter().map(|event| event.payload.len() as u64).sum();
+    (events.len() as u64, bytes)
+}
+
+fn any<T>(_: &T) -> bool {
+    true
+}
+
+/// The label of a group of categories.
+fn group(categories: &[&str]) -> String {
+    categories.join(",")
+}
+
+impl<S: Publish> Publish for Metered<S> {
+    fn publish(
+        &self,
+        category: &str,
+        id: Uuid,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Appended, Error>> + Send {
+        let appends = self.meter.appends(category);
+        let size = size(&events);
+        async move {
+            let append = self.inner.publish(category, id, expected, events);
+            appends.record(size, append).await
+        }
+    }
+}
+
+impl<S: ReplayOne> ReplayOne for Metered<S> {
+    fn replay_one(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
+        let reads = self.meter.reads("stream", category);
+        tally(self.inner.replay_one(category, id, after), reads, any)
+    }
+
+    fn replay_one_from(
+        &self,
+        category: &str,
+        id: Uuid,
+        after: Version,
+        at: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
+        let reads = self.meter.reads("stream", category);
+        tally(
+            self.inner.replay_one_from(category, id, after, at),
+            reads,
+            any,
+        )
+    }
+}
+
+impl<S: Replay> Replay for Metered<S> {
+    fn replay(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
+        let reads = self.meter.reads("categories", &group(categories));
+        tally(self.inner.replay(categories, after), reads, any)
+    }
+
+    fn head(&self, categories: &[&str]) -> impl Future<Output = Result<Position, Error>> + Send {
+        self.inner.head(categories)
+    }
+
+    fn count_after(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Future<Output = Result<u64, Error>> + Send {
+        self.inner.count_after(categories, after)
+    }
+
+    fn categories(&self) -> impl Future<Output = Result<Vec<CategoryStats>, Error>> + Send {
+        self.inner.categories()
+    }
+}
+
+impl<S: Subscribe> Subscribe for Metered<S> {
+    fn subscribe(
+        &self,
+        categories: &[&str],
+        after: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
+        let delivered = self.meter.subscription(&group(categories));
+        self.inner.subscribe(categories, after).map(move |item| {
+            if item.is_ok() {
+                delivered.increment(1);
+            }
+            item
+        })
+    }
+}
+
+impl<S: Truncate> Truncate for Metered<S> {
+    fn truncate(
+        &self,
+        category: &str,
+        id: Uuid,
+        before: Version,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.inner.truncate(category, id, before)
+    }
+}
+
+impl<S: SnapshotStore> SnapshotStore for Metered<S> {
+    fn save_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.inner.save_snapshot(category, id, snapshot)
+    }
+
+    fn load_snapshot(
+        &self,
+        category: &str,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<Snapshot>, Error>> + Send {
+        self.inner.load_snapshot(category, id)
+    }
+
+    fn snapshot_then_events(
+        &self,
+        category: &str,
+        id: Uuid,
+    ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_, S>> {
+        let read = self.inner.snapshot_then_events(category, id)?;
+        let reads = self.meter.reads("stream", category);
+        Some(tally(read, reads, |item| {
+            matches!(item, SnapshotOrEvent::Event(_))
+        }))
+    }
+}
+
+impl<S: Decide> Decide for Metered<S> {
+    fn horizon(&self) -> impl Future<Output = Result<Position, Error>> + Send {
+        self.inner.horizon()
+    }
+
+    fn query(
+        &self,
+        query: &Query,
+        after: Position,
+        until: Position,
+    ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
+        let reads = self.meter.reads("query", "*");
+        tally(self.inner.query(query, after, until), reads, any)
+    }
+
+    fn append_if(
+        &self,
+        writes: Vec<Write>,
+        condition: Option<Condition>,
+    ) -> impl Future<Output = Result<Vec<Appended>, Error>> + Send {
+        let category = match writes.split_first() {
+            Some((first, rest)) if rest.iter().all(|write| write.category == first.category) => {
+                first.category.as_str()
+            }
+            _ => "*",
+        };
+        let appends = self.meter.appends(category);
+        let size = writes
+            .iter()
+            .map(|write| size(&write.events))
+            .fold((0, 0), |(count, bytes), (more, more_bytes)| {
+                (count + more, bytes + more_bytes)
+            });
+        async move {
+            let append = self.inner.append_if(writes, condition);
+            appends.record(size, append).await
+        }
+    }
+}
+
+impl<S: CheckpointStore> CheckpointStore for Metered<S> {
+    fn save_checkpoint(
+        &self,
+        name: &str,
+        position: Position,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.inner.save_checkpoint(name, position)
+    }
+
+    fn load_checkpoint(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Position>, Error>> + Send {
+        self.inner.load_checkpoint(name)
+    }
+
+    fn checkpoints(&self) -> impl Future<Output = Result<Vec<(String, Position)>, Error>> + Send {
+        self.inner.checkpoints()
+    }
+
+    fn reset_checkpoint(
+        &self,
+        name: &str,
+        to: Option<Position>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.inner.reset_checkpoint(name, to)
+    }
+}
