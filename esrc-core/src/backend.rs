@@ -38,6 +38,7 @@ pub use crate::options::{
 pub use crate::project::project_one;
 pub use crate::projector::StopSignal;
 use crate::projector::{Progress, ProjectorHandle};
+pub use crate::trace::{System, record_error, store_span, target_of, traced, traced_read};
 use crate::{ProjectError, Replay};
 
 /// Spawns the task `run` builds: it runs the projector `name` over `categories` until its

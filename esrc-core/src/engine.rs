@@ -427,7 +427,7 @@ where
             let Some(current) = self.batch.as_mut() else {
                 return Ok(Some(Flow::Restart(Restart::Rollback)));
             };
-            let span = current.span.clone();
+            let span = crate::trace::project_span(&current.span, self.name, envelope);
             let outcome = self
                 .batches
                 .project(&mut current.open, envelope)

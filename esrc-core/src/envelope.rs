@@ -84,9 +84,10 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// Encodes an event with a new UUIDv7 id, the current time and empty metadata, with
-    /// its type ([`Event::variant`]) and tags ([`Event::tags`]). An invalid tag is
-    /// [`Error::InvalidName`].
+    /// Encodes an event with a new UUIDv7 id, the current time and empty metadata (but
+    /// for the current span's trace context, with the `opentelemetry` feature: see
+    /// [`crate::trace`]), with its type ([`Event::variant`]) and tags ([`Event::tags`]).
+    /// An invalid tag is [`Error::InvalidName`].
     pub fn new<E: Event>(event: &E) -> Result<Self, Error> {
         let payload = serde_json::to_vec(event).map_err(|source| Error::Encode {
             category: E::NAME.to_owned(),
@@ -97,9 +98,11 @@ impl NewEvent {
             .into_iter()
             .map(Tag::new)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::from_payload(E::VERSION, payload)
+        let mut new = Self::from_payload(E::VERSION, payload)
             .with_type(event.variant())
-            .with_tags(tags))
+            .with_tags(tags);
+        crate::trace::stamp(&mut new.metadata);
+        Ok(new)
     }
 
     /// An event from an already encoded payload, with a new UUIDv7 id and the current time.

@@ -443,6 +443,29 @@ impl Error {
         )
     }
 
+    /// The variant's name in snake case (`conflict`, `backend`, `format`, …): short and
+    /// stable, for logs and OpenTelemetry's `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Conflict { .. } => "conflict",
+            Self::Format { .. } => "format",
+            Self::Encode { .. } => "encode",
+            Self::UnknownEvent { .. } => "unknown_event",
+            Self::InvalidName { .. } => "invalid_name",
+            Self::ConditionFailed { .. } => "condition_failed",
+            Self::InvalidQuery { .. } => "invalid_query",
+            Self::DuplicateEvent { .. } => "duplicate_event",
+            Self::EmptyBatch => "empty_batch",
+            Self::TooManyEvents { .. } => "too_many_events",
+            Self::MissingHistory { .. } => "missing_history",
+            Self::WrongStream { .. } => "wrong_stream",
+            Self::InvalidConfig { .. } => "invalid_config",
+            Self::ProjectorFailed { .. } => "projector_failed",
+            Self::NotSupported { .. } => "not_supported",
+            Self::Backend { .. } => "backend",
+        }
+    }
+
     /// Whether this is an [`Error::Conflict`].
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict { .. } | Error::ConditionFailed { .. })

@@ -40,7 +40,11 @@ impl<E> CommandError<E> {
     }
 }
 
+/// The events encoded, with `metadata` and the current span's trace context
+/// ([`crate::trace`]).
 fn encode_all<E: Event>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEvent>, Error> {
+    let mut metadata = metadata.clone();
+    crate::trace::stamp(&mut metadata);
     events
         .iter()
         .map(|event| Ok(NewEvent::new(event)?.with_metadata(metadata.clone())))

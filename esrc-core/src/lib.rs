@@ -21,6 +21,7 @@ pub mod projector;
 mod report;
 mod store;
 pub mod testing;
+pub mod trace;
 mod types;
 
 pub use aggregate::{Aggregate, AggregateEvent, Root};

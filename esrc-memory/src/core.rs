@@ -16,6 +16,10 @@ use crate::config::MemoryStoreBuilder;
 /// How many envelopes a reader copies out per lock acquisition.
 pub(crate) const CHUNK: usize = 512;
 
+/// What the store's spans say it is (`esrc_core::trace`).
+pub(crate) const SYSTEM: esrc_core::backend::System =
+    esrc_core::backend::System::Database("memory");
+
 /// An in-memory event store. Clones share the same data.
 #[derive(Clone)]
 pub struct MemoryStore {

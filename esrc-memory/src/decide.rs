@@ -24,20 +24,23 @@ impl Decide for MemoryStore {
         after: Position,
         until: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        opened(query.normalized(), move |query| {
-            let mut cursor = after;
-            Chunks::new(move || {
-                let state = self.read();
-                let found = state.matching(&query, cursor, until, CHUNK);
-                let envelopes = found.iter().filter_map(|position| state.entry(*position));
-                let chunk = copy_out(envelopes, found.len());
-                drop(state);
-                if let Some(last) = chunk.last() {
-                    cursor = last.position;
-                }
-                // The chunk scanned up to `until` unless it filled up.
-                let more = chunk.len() == CHUNK;
-                (chunk, more)
+        let span = esrc_core::backend::store_span(crate::core::SYSTEM, "query", "*");
+        esrc_core::backend::traced_read(span, {
+            opened(query.normalized(), move |query| {
+                let mut cursor = after;
+                Chunks::new(move || {
+                    let state = self.read();
+                    let found = state.matching(&query, cursor, until, CHUNK);
+                    let envelopes = found.iter().filter_map(|position| state.entry(*position));
+                    let chunk = copy_out(envelopes, found.len());
+                    drop(state);
+                    if let Some(last) = chunk.last() {
+                        cursor = last.position;
+                    }
+                    // The chunk scanned up to `until` unless it filled up.
+                    let more = chunk.len() == CHUNK;
+                    (chunk, more)
+                })
             })
         })
     }
@@ -47,35 +50,51 @@ impl Decide for MemoryStore {
         writes: Vec<Write>,
         condition: Option<Condition>,
     ) -> Result<Vec<Appended>, Error> {
-        let condition = check_writes(
-            &writes,
-            condition.as_ref(),
-            self.inner.config.max_batch_events,
-        )?;
-        let mut guard = self.write();
-        let state = &mut *guard;
-        if let Some(originals) = state.retried_writes(&writes)? {
-            return Ok(originals);
-        }
-        if let Some(condition) = condition {
-            if let Some(found) = state.first_match(&condition.query, condition.after) {
-                return Err(Error::condition_failed(condition, found));
-            }
-        }
-        let mut actuals = Vec::with_capacity(writes.len());
-        for write in &writes {
-            actuals.push(state.checked_version(&write.category, write.id, write.expected)?);
-        }
-        let appended: Vec<Appended> = writes
-            .into_iter()
-            .zip(actuals)
-            .map(|(write, actual)| state.append(&write.category, write.id, actual, write.events))
-            .collect();
-        if let Some(last) = appended.last() {
-            self.moved_to(last.position);
-        }
-        drop(guard);
-        Ok(appended)
+        esrc_core::backend::traced(
+            esrc_core::backend::store_span(
+                crate::core::SYSTEM,
+                "append_if",
+                esrc_core::backend::target_of(&writes),
+            ),
+            async move {
+                let condition = check_writes(
+                    &writes,
+                    condition.as_ref(),
+                    self.inner.config.max_batch_events,
+                )?;
+                let mut guard = self.write();
+                let state = &mut *guard;
+                if let Some(originals) = state.retried_writes(&writes)? {
+                    return Ok(originals);
+                }
+                if let Some(condition) = condition {
+                    if let Some(found) = state.first_match(&condition.query, condition.after) {
+                        return Err(Error::condition_failed(condition, found));
+                    }
+                }
+                let mut actuals = Vec::with_capacity(writes.len());
+                for write in &writes {
+                    actuals.push(state.checked_version(
+                        &write.category,
+                        write.id,
+                        write.expected,
+                    )?);
+                }
+                let appended: Vec<Appended> = writes
+                    .into_iter()
+                    .zip(actuals)
+                    .map(|(write, actual)| {
+                        state.append(&write.category, write.id, actual, write.events)
+                    })
+                    .collect();
+                if let Some(last) = appended.last() {
+                    self.moved_to(last.position);
+                }
+                drop(guard);
+                Ok(appended)
+            },
+        )
+        .await
     }
 }
 

@@ -19,27 +19,30 @@ impl ReplayOne for MemoryStore {
         id: Uuid,
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let category = validate_name(category).map(|()| category.to_owned());
-        opened(category, move |category| {
-            let mut cursor = after;
-            Chunks::new(move || {
-                let state = self.read();
-                let Some(stream) = state.stream_of(&category, id) else {
-                    return (Vec::new(), false);
-                };
-                let stream = &state.streams[stream];
-                let skip = cursor.next().get().saturating_sub(stream.first.get()) as usize;
-                let positions = stream.positions.get(skip..).unwrap_or_default();
-                let envelopes = positions
-                    .iter()
-                    .filter_map(|position| state.entry(*position));
-                let chunk = copy_out(envelopes, positions.len());
-                if let Some(last) = chunk.last() {
-                    cursor = last.version;
-                }
-                // Until a chunk comes back empty: events appended meanwhile are read too.
-                let more = !chunk.is_empty();
-                (chunk, more)
+        let span = esrc_core::backend::store_span(crate::core::SYSTEM, "read_stream", category);
+        esrc_core::backend::traced_read(span, {
+            let category = validate_name(category).map(|()| category.to_owned());
+            opened(category, move |category| {
+                let mut cursor = after;
+                Chunks::new(move || {
+                    let state = self.read();
+                    let Some(stream) = state.stream_of(&category, id) else {
+                        return (Vec::new(), false);
+                    };
+                    let stream = &state.streams[stream];
+                    let skip = cursor.next().get().saturating_sub(stream.first.get()) as usize;
+                    let positions = stream.positions.get(skip..).unwrap_or_default();
+                    let envelopes = positions
+                        .iter()
+                        .filter_map(|position| state.entry(*position));
+                    let chunk = copy_out(envelopes, positions.len());
+                    if let Some(last) = chunk.last() {
+                        cursor = last.version;
+                    }
+                    // Until a chunk comes back empty: events appended meanwhile are read too.
+                    let more = !chunk.is_empty();
+                    (chunk, more)
+                })
             })
         })
     }
@@ -51,14 +54,21 @@ impl Replay for MemoryStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let until = self.last_position();
-        opened(validate_names(categories), move |categories| {
-            let mut cursor = after;
-            Chunks::new(move || {
-                // Up to the head when the replay began: a short chunk is the last.
-                let (chunk, last, more) = self.category_chunk(&categories, cursor, until);
-                cursor = last;
-                (chunk, more)
+        let span = esrc_core::backend::store_span(
+            crate::core::SYSTEM,
+            "read_categories",
+            categories.join(","),
+        );
+        esrc_core::backend::traced_read(span, {
+            let until = self.last_position();
+            opened(validate_names(categories), move |categories| {
+                let mut cursor = after;
+                Chunks::new(move || {
+                    // Up to the head when the replay began: a short chunk is the last.
+                    let (chunk, last, more) = self.category_chunk(&categories, cursor, until);
+                    cursor = last;
+                    (chunk, more)
+                })
             })
         })
     }

@@ -140,20 +140,26 @@ impl Publish for MemoryStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
-        check_append(category, &events, self.inner.config.max_batch_events)?;
+        esrc_core::backend::traced(
+            esrc_core::backend::store_span(crate::core::SYSTEM, "append", category),
+            async move {
+                check_append(category, &events, self.inner.config.max_batch_events)?;
 
-        let mut guard = self.write();
-        let state = &mut *guard;
-        let existing = state.stream_of(category, id);
-        if let Some(original) = state.retried(existing, &events)? {
-            return Ok(original);
-        }
-        let actual = state.checked_version(category, id, expected)?;
-        let batch = state.append(category, id, actual, events);
-        // Under the lock: a check that sees the event sees the head at it or beyond.
-        self.moved_to(batch.position);
-        drop(guard);
-        Ok(batch)
+                let mut guard = self.write();
+                let state = &mut *guard;
+                let existing = state.stream_of(category, id);
+                if let Some(original) = state.retried(existing, &events)? {
+                    return Ok(original);
+                }
+                let actual = state.checked_version(category, id, expected)?;
+                let batch = state.append(category, id, actual, events);
+                // Under the lock: a check that sees the event sees the head at it or beyond.
+                self.moved_to(batch.position);
+                drop(guard);
+                Ok(batch)
+            },
+        )
+        .await
     }
 }
 

@@ -25,6 +25,9 @@ use crate::messages::{Consumers, Messages, Span, direct, merged, pending};
 /// How long the creation of a read consumer may take before it is tried again.
 const CONSUMER_CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// What the store's spans say it is (`esrc_core::trace`).
+pub(crate) const SYSTEM: esrc_core::backend::System = esrc_core::backend::System::Messaging("nats");
+
 /// A NATS JetStream event store. Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct NatsStore {

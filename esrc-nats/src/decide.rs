@@ -41,16 +41,19 @@ impl Decide for NatsStore {
         after: Position,
         until: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let query = query.normalized();
-        let store = self.clone();
-        let opening = async move {
-            let query = query?;
-            let spans = store.spans(store.read_filters(&query), after).await?;
-            Ok((query, spans))
-        };
-        let store = self.clone();
-        opened_after(opening, move |(query, spans)| {
-            store.matching(query, store.read(spans), after, until)
+        let span = esrc_core::backend::store_span(crate::core::SYSTEM, "query", "*");
+        esrc_core::backend::traced_read(span, {
+            let query = query.normalized();
+            let store = self.clone();
+            let opening = async move {
+                let query = query?;
+                let spans = store.spans(store.read_filters(&query), after).await?;
+                Ok((query, spans))
+            };
+            let store = self.clone();
+            opened_after(opening, move |(query, spans)| {
+                store.matching(query, store.read(spans), after, until)
+            })
         })
     }
 
@@ -59,60 +62,71 @@ impl Decide for NatsStore {
         writes: Vec<Write>,
         condition: Option<Condition>,
     ) -> Result<Vec<Appended>, Error> {
-        let condition = check_writes(&writes, condition.as_ref(), MAX_BATCH)?;
-        let subjects: Vec<String> = writes
-            .iter()
-            .map(|write| self.subject(&write.category, write.id))
-            .collect();
-        let filters = condition
-            .as_ref()
-            .map(|condition| self.check_filters(&condition.query, &subjects))
-            .unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
-        let mut losses = lost_races();
-        let mut first_try = true;
-        loop {
-            let tails = match Box::pin(self.write_tails(&writes, &subjects, first_try)).await? {
-                Ok(tails) => tails,
-                Err(done) => return Ok(done),
-            };
-            first_try = false;
-            let mut checks = Vec::with_capacity(filters.len());
-            if let Some(condition) = &condition {
-                let written = named_tails(&condition.query, &writes, &tails);
-                let look_up = self.look_up_checks(condition, &filters, &writes, written);
-                match Box::pin(look_up).await? {
-                    Ok(found) => checks = found,
-                    Err(done) => return Ok(done),
-                }
-            }
-            let (messages, ends) = self.batch(&writes, &subjects, &tails, checks)?;
-            let count = messages.len();
-            match Box::pin(self.send_batch(messages)).await? {
-                Sent::Stored { sequence } => {
-                    return Ok(self.stored(&writes, &tails, &ends, sequence, count));
-                }
-                Sent::Duplicate => {
-                    return match Box::pin(self.retried_writes(&writes)).await? {
-                        Some(originals) => Ok(originals),
-                        None => Err(Error::duplicate_event(writes[0].events[0].event_id)),
-                    };
-                }
-                // A stream or a checked filter moved since the lookup: look again (the
-                // exact check then says whether it was a conflict or a wider filter).
-                Sent::WrongLastSequence => {
-                    tracing::debug!(
-                        "esrc: a checked subject moved since its lookup; deciding again"
-                    );
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(transient(NatsError::Contended(
-                            self.inner.config.append_deadline,
-                        )));
+        esrc_core::backend::traced(
+            esrc_core::backend::store_span(
+                crate::core::SYSTEM,
+                "append_if",
+                esrc_core::backend::target_of(&writes),
+            ),
+            async move {
+                let condition = check_writes(&writes, condition.as_ref(), MAX_BATCH)?;
+                let subjects: Vec<String> = writes
+                    .iter()
+                    .map(|write| self.subject(&write.category, write.id))
+                    .collect();
+                let filters = condition
+                    .as_ref()
+                    .map(|condition| self.check_filters(&condition.query, &subjects))
+                    .unwrap_or_default();
+                let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
+                let mut losses = lost_races();
+                let mut first_try = true;
+                loop {
+                    let tails =
+                        match Box::pin(self.write_tails(&writes, &subjects, first_try)).await? {
+                            Ok(tails) => tails,
+                            Err(done) => return Ok(done),
+                        };
+                    first_try = false;
+                    let mut checks = Vec::with_capacity(filters.len());
+                    if let Some(condition) = &condition {
+                        let written = named_tails(&condition.query, &writes, &tails);
+                        let look_up = self.look_up_checks(condition, &filters, &writes, written);
+                        match Box::pin(look_up).await? {
+                            Ok(found) => checks = found,
+                            Err(done) => return Ok(done),
+                        }
                     }
-                    tokio::time::sleep(losses.pause()).await;
+                    let (messages, ends) = self.batch(&writes, &subjects, &tails, checks)?;
+                    let count = messages.len();
+                    match Box::pin(self.send_batch(messages)).await? {
+                        Sent::Stored { sequence } => {
+                            return Ok(self.stored(&writes, &tails, &ends, sequence, count));
+                        }
+                        Sent::Duplicate => {
+                            return match Box::pin(self.retried_writes(&writes)).await? {
+                                Some(originals) => Ok(originals),
+                                None => Err(Error::duplicate_event(writes[0].events[0].event_id)),
+                            };
+                        }
+                        // A stream or a checked filter moved since the lookup: look again (the
+                        // exact check then says whether it was a conflict or a wider filter).
+                        Sent::WrongLastSequence => {
+                            tracing::debug!(
+                                "esrc: a checked subject moved since its lookup; deciding again"
+                            );
+                            if tokio::time::Instant::now() >= deadline {
+                                return Err(transient(NatsError::Contended(
+                                    self.inner.config.append_deadline,
+                                )));
+                            }
+                            tokio::time::sleep(losses.pause()).await;
+                        }
+                    }
                 }
-            }
-        }
+            },
+        )
+        .await
     }
 }
 

@@ -44,7 +44,8 @@ impl NatsStore {
         after: Version,
         at: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<> {
-        self.read_one_with(category, id, after, at, None)
+        let span = esrc_core::backend::store_span(crate::core::SYSTEM, "read_stream", category);
+        esrc_core::backend::traced_read(span, self.read_one_with(category, id, after, at, None))
     }
 
     /// [`NatsStore::read_one`], with the subject's last message already looked up
@@ -179,11 +180,18 @@ impl Replay for NatsStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let filters = filters(self, categories);
-        let store = self.clone();
-        let opening = async move { store.spans(filters?, after).await };
-        let store = self.clone();
-        opened_after(opening, move |spans| store.envelopes(store.read(spans)))
+        let span = esrc_core::backend::store_span(
+            crate::core::SYSTEM,
+            "read_categories",
+            categories.join(","),
+        );
+        esrc_core::backend::traced_read(span, {
+            let filters = filters(self, categories);
+            let store = self.clone();
+            let opening = async move { store.spans(filters?, after).await };
+            let store = self.clone();
+            opened_after(opening, move |spans| store.envelopes(store.read(spans)))
+        })
     }
 
     /// Counts with a consumer's pending count. A stream whose every event was truncated

@@ -85,6 +85,7 @@ impl SnapshotStore for NatsStore {
         category: &str,
         id: Uuid,
     ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_>> {
+        let span = esrc_core::backend::store_span(crate::core::SYSTEM, "read_stream", category);
         let valid = validate_name(category).map(|()| category.to_owned());
         let opening = async move {
             let category = valid?;
@@ -103,17 +104,20 @@ impl SnapshotStore for NatsStore {
             };
             Ok((category, snapshot?, tail))
         };
-        Some(opened_after(opening, move |(category, snapshot, tail)| {
-            let (after, at) = snapshot
-                .as_ref()
-                .map_or((Version::ZERO, Position::ZERO), |snapshot| {
-                    (snapshot.version, snapshot.position)
-                });
-            let snapshot = snapshot.map(|snapshot| Ok(SnapshotOrEvent::Snapshot(snapshot)));
-            let events = self.read_one_with(&category, id, after, at, Some(tail));
-            futures::stream::iter(snapshot)
-                .chain(events.map(|event| event.map(SnapshotOrEvent::Event)))
-        }))
+        Some(esrc_core::backend::traced_read(
+            span,
+            opened_after(opening, move |(category, snapshot, tail)| {
+                let (after, at) = snapshot
+                    .as_ref()
+                    .map_or((Version::ZERO, Position::ZERO), |snapshot| {
+                        (snapshot.version, snapshot.position)
+                    });
+                let snapshot = snapshot.map(|snapshot| Ok(SnapshotOrEvent::Snapshot(snapshot)));
+                let events = self.read_one_with(&category, id, after, at, Some(tail));
+                futures::stream::iter(snapshot)
+                    .chain(events.map(|event| event.map(SnapshotOrEvent::Event)))
+            }),
+        ))
     }
 }
 

@@ -331,59 +331,70 @@ impl Publish for NatsStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
-        if events.iter().any(|event| !event.tags.is_empty()) {
-            // Tagged events are written with their markers, as a decision writes them.
-            let write = Write::new(category, id, events).expect(expected);
-            let mut appended =
-                Box::pin(esrc_core::Decide::append_if(self, vec![write], None)).await?;
-            return Ok(appended.remove(0));
-        }
-        check_append(category, &events, MAX_BATCH)?;
-        let subject = self.subject(category, id);
-        let mut tail = self.known_tail(category, id, expected);
-        let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
-        let mut losses = lost_races();
-        loop {
-            let known = match tail.take() {
-                Some(known) => known,
-                None => match self
-                    .look_up_tail(&subject, category, id, expected, &events)
-                    .await?
-                {
-                    Lookup::Append(found) => found,
-                    Lookup::Done(original) => return Ok(original),
-                },
-            };
-            let sent = Box::pin(self.send(&subject, &events, known.version.next(), known.sequence));
-            match sent.await? {
-                Sent::Stored { sequence } => {
-                    let version = Version(known.version.get() + events.len() as u64);
-                    self.inner
-                        .tails
-                        .remember(category, id, version, Position(sequence));
-                    return Ok(Appended::new(version, Position(sequence)));
+        esrc_core::backend::traced(
+            esrc_core::backend::store_span(crate::core::SYSTEM, "append", category),
+            async move {
+                if events.iter().any(|event| !event.tags.is_empty()) {
+                    // Tagged events are written with their markers, as a decision writes them.
+                    let write = Write::new(category, id, events).expect(expected);
+                    let mut appended =
+                        Box::pin(esrc_core::Decide::append_if(self, vec![write], None)).await?;
+                    return Ok(appended.remove(0));
                 }
-                Sent::Duplicate => {
-                    return match Box::pin(self.retried(&subject, &events, None)).await? {
-                        Some(original) => Ok(original),
-                        None => Err(Error::duplicate_event(events[0].event_id)),
+                check_append(category, &events, MAX_BATCH)?;
+                let subject = self.subject(category, id);
+                let mut tail = self.known_tail(category, id, expected);
+                let deadline = tokio::time::Instant::now() + self.inner.config.append_deadline;
+                let mut losses = lost_races();
+                loop {
+                    let known = match tail.take() {
+                        Some(known) => known,
+                        None => match self
+                            .look_up_tail(&subject, category, id, expected, &events)
+                            .await?
+                        {
+                            Lookup::Append(found) => found,
+                            Lookup::Done(original) => return Ok(original),
+                        },
                     };
-                }
-                // Another writer won: the subject's real tail decides between a conflict
-                // and another try (`Any`, or a tail that is a truncation marker at the
-                // expected version). Contention delays `Any`; only the deadline stops it.
-                Sent::WrongLastSequence => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(transient(NatsError::Contended(
-                            self.inner.config.append_deadline,
-                        )));
+                    let sent = Box::pin(self.send(
+                        &subject,
+                        &events,
+                        known.version.next(),
+                        known.sequence,
+                    ));
+                    match sent.await? {
+                        Sent::Stored { sequence } => {
+                            let version = Version(known.version.get() + events.len() as u64);
+                            self.inner
+                                .tails
+                                .remember(category, id, version, Position(sequence));
+                            return Ok(Appended::new(version, Position(sequence)));
+                        }
+                        Sent::Duplicate => {
+                            return match Box::pin(self.retried(&subject, &events, None)).await? {
+                                Some(original) => Ok(original),
+                                None => Err(Error::duplicate_event(events[0].event_id)),
+                            };
+                        }
+                        // Another writer won: the subject's real tail decides between a conflict
+                        // and another try (`Any`, or a tail that is a truncation marker at the
+                        // expected version). Contention delays `Any`; only the deadline stops it.
+                        Sent::WrongLastSequence => {
+                            if tokio::time::Instant::now() >= deadline {
+                                return Err(transient(NatsError::Contended(
+                                    self.inner.config.append_deadline,
+                                )));
+                            }
+                            if expected == Expected::Any {
+                                tokio::time::sleep(losses.pause()).await;
+                            }
+                        }
                     }
-                    if expected == Expected::Any {
-                        tokio::time::sleep(losses.pause()).await;
-                    }
                 }
-            }
-        }
+            },
+        )
+        .await
     }
 }
 

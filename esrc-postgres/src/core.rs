@@ -21,6 +21,10 @@ use crate::error::{
 use crate::notify::Signals;
 use crate::schema::{PAGE_SETTINGS, Sql, lock_key};
 
+/// What the store's spans say it is (`esrc_core::trace`).
+pub(crate) const SYSTEM: esrc_core::backend::System =
+    esrc_core::backend::System::Database("postgresql");
+
 /// A PostgreSQL event store. Cheap to clone: clones share the pool.
 #[derive(Clone)]
 pub struct PgStore {

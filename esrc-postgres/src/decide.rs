@@ -191,11 +191,14 @@ impl Decide for PgStore {
         after: Position,
         until: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let query = query.normalized();
-        let schema = self.inner.sql.schema.clone();
-        let opening = async move { query.map(|query| page_statement(&schema, &query)) };
-        opened_after(opening, move |built| {
-            self.query_pages(built, to_i64(after.get()), to_i64(until.get()))
+        let span = esrc_core::backend::store_span(crate::core::SYSTEM, "query", "*");
+        esrc_core::backend::traced_read(span, {
+            let query = query.normalized();
+            let schema = self.inner.sql.schema.clone();
+            let opening = async move { query.map(|query| page_statement(&schema, &query)) };
+            opened_after(opening, move |built| {
+                self.query_pages(built, to_i64(after.get()), to_i64(until.get()))
+            })
         })
     }
 
@@ -204,49 +207,59 @@ impl Decide for PgStore {
         writes: Vec<Write>,
         condition: Option<Condition>,
     ) -> Result<Vec<Appended>, Error> {
-        let condition = check_writes(&writes, condition.as_ref(), (1 << TX_SHIFT) - 1)?;
-        let batches = writes
-            .iter()
-            .map(|write| Batch::new(&write.events))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let refusal = match self
-                .try_append_if(&writes, &batches, condition.as_ref())
-                .await
-            {
-                Ok(appended) => {
-                    let inner = &self.inner;
-                    let interval = inner.config.notify_interval;
-                    inner
-                        .signals
-                        .appended(&inner.pool, &inner.sql.channel, interval);
-                    return Ok(appended);
+        esrc_core::backend::traced(
+            esrc_core::backend::store_span(
+                crate::core::SYSTEM,
+                "append_if",
+                esrc_core::backend::target_of(&writes),
+            ),
+            async move {
+                let condition = check_writes(&writes, condition.as_ref(), (1 << TX_SHIFT) - 1)?;
+                let batches = writes
+                    .iter()
+                    .map(|write| Batch::new(&write.events))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let refusal = match self
+                        .try_append_if(&writes, &batches, condition.as_ref())
+                        .await
+                    {
+                        Ok(appended) => {
+                            let inner = &self.inner;
+                            let interval = inner.config.notify_interval;
+                            inner
+                                .signals
+                                .appended(&inner.pool, &inner.sql.channel, interval);
+                            return Ok(appended);
+                        }
+                        Err(refusal) => refusal,
+                    };
+                    // A retry of writes that were stored: the original outcomes, whatever the
+                    // condition says by now.
+                    if let Some(original) = self.retried_writes(&writes, &batches).await? {
+                        return Ok(original);
+                    }
+                    match self
+                        .refused(refusal, &writes, &batches, condition.as_ref())
+                        .await?
+                    {
+                        Some(error) => return Err(error),
+                        // A race for a stream's next version lost to another writer.
+                        None if attempt < ANY_ATTEMPTS => {}
+                        None => {
+                            return Err(Error::backend(
+                                BACKEND,
+                                true,
+                                "lost every race for the streams' next versions",
+                            ));
+                        }
+                    }
                 }
-                Err(refusal) => refusal,
-            };
-            // A retry of writes that were stored: the original outcomes, whatever the
-            // condition says by now.
-            if let Some(original) = self.retried_writes(&writes, &batches).await? {
-                return Ok(original);
-            }
-            match self
-                .refused(refusal, &writes, &batches, condition.as_ref())
-                .await?
-            {
-                Some(error) => return Err(error),
-                // A race for a stream's next version lost to another writer.
-                None if attempt < ANY_ATTEMPTS => {}
-                None => {
-                    return Err(Error::backend(
-                        BACKEND,
-                        true,
-                        "lost every race for the streams' next versions",
-                    ));
-                }
-            }
-        }
+            },
+        )
+        .await
     }
 }
 

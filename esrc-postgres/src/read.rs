@@ -20,15 +20,18 @@ impl ReplayOne for PgStore {
         id: Uuid,
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let category = validate_name(category).map(|()| category.to_owned());
-        opened(category, move |category| {
-            // One query, streamed: rows come off the socket as the stream is polled.
-            let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay_one)))
-                .bind(category)
-                .bind(id)
-                .bind(to_i64(after.get()))
-                .fetch(&self.inner.pool);
-            decoded(self, rows, envelope)
+        let span = esrc_core::backend::store_span(crate::core::SYSTEM, "read_stream", category);
+        esrc_core::backend::traced_read(span, {
+            let category = validate_name(category).map(|()| category.to_owned());
+            opened(category, move |category| {
+                // One query, streamed: rows come off the socket as the stream is polled.
+                let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.inner.sql.replay_one)))
+                    .bind(category)
+                    .bind(id)
+                    .bind(to_i64(after.get()))
+                    .fetch(&self.inner.pool);
+                decoded(self, rows, envelope)
+            })
         })
     }
 }
@@ -39,10 +42,17 @@ impl Replay for PgStore {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_> {
-        let categories = validate_names(categories);
-        let opening = async move { Ok((categories?, self.replay_limit().await?)) };
-        opened_after(opening, move |(categories, until)| {
-            self.pages(categories, to_i64(after.get()), until)
+        let span = esrc_core::backend::store_span(
+            crate::core::SYSTEM,
+            "read_categories",
+            categories.join(","),
+        );
+        esrc_core::backend::traced_read(span, {
+            let categories = validate_names(categories);
+            let opening = async move { Ok((categories?, self.replay_limit().await?)) };
+            opened_after(opening, move |(categories, until)| {
+                self.pages(categories, to_i64(after.get()), until)
+            })
         })
     }
 

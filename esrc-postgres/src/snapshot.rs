@@ -66,28 +66,32 @@ impl SnapshotStore for PgStore {
         category: &str,
         id: Uuid,
     ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_>> {
+        let span = esrc_core::backend::store_span(crate::core::SYSTEM, "read_stream", category);
         let category = validate_name(category).map(|()| category.to_owned());
-        Some(opened(category, move |category| {
-            let rows = sqlx::query(AssertSqlSafe(Arc::clone(
-                &self.inner.sql.snapshot.snapshot_then_events,
-            )))
-            .bind(category.clone())
-            .bind(id)
-            // One event more than answered: it says that the stream goes on.
-            .bind(FIRST_EVENTS + 1)
-            .fetch(&self.inner.pool);
-            let events = AtomicI64::new(0);
-            decoded(self, rows, move |row| {
-                let is_snapshot: bool = row.try_get(SNAPSHOT_FLAG).map_err(backend)?;
-                if is_snapshot {
-                    snapshot(row, &category, [2, 3, 6, 10]).map(SnapshotOrEvent::Snapshot)
-                } else if events.fetch_add(1, Ordering::Relaxed) == FIRST_EVENTS {
-                    Ok(SnapshotOrEvent::Rest)
-                } else {
-                    envelope(row).map(SnapshotOrEvent::Event)
-                }
-            })
-        }))
+        Some(esrc_core::backend::traced_read(
+            span,
+            opened(category, move |category| {
+                let rows = sqlx::query(AssertSqlSafe(Arc::clone(
+                    &self.inner.sql.snapshot.snapshot_then_events,
+                )))
+                .bind(category.clone())
+                .bind(id)
+                // One event more than answered: it says that the stream goes on.
+                .bind(FIRST_EVENTS + 1)
+                .fetch(&self.inner.pool);
+                let events = AtomicI64::new(0);
+                decoded(self, rows, move |row| {
+                    let is_snapshot: bool = row.try_get(SNAPSHOT_FLAG).map_err(backend)?;
+                    if is_snapshot {
+                        snapshot(row, &category, [2, 3, 6, 10]).map(SnapshotOrEvent::Snapshot)
+                    } else if events.fetch_add(1, Ordering::Relaxed) == FIRST_EVENTS {
+                        Ok(SnapshotOrEvent::Rest)
+                    } else {
+                        envelope(row).map(SnapshotOrEvent::Event)
+                    }
+                })
+            }),
+        ))
     }
 }
 

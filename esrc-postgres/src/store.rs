@@ -199,8 +199,14 @@ impl Publish for PgStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Appended, Error> {
-        let appended = self.append_alone(category, id, expected, events).await;
-        self.explain(appended).await
+        esrc_core::backend::traced(
+            esrc_core::backend::store_span(crate::core::SYSTEM, "append", category),
+            async move {
+                let appended = self.append_alone(category, id, expected, events).await;
+                self.explain(appended).await
+            },
+        )
+        .await
     }
 }
 

@@ -421,13 +421,7 @@ impl<S: Decide> Decide for Metered<S> {
         writes: Vec<Write>,
         condition: Option<Condition>,
     ) -> impl Future<Output = Result<Vec<Appended>, Error>> + Send {
-        let category = match writes.split_first() {
-            Some((first, rest)) if rest.iter().all(|write| write.category == first.category) => {
-                first.category.as_str()
-            }
-            _ => "*",
-        };
-        let appends = self.meter.appends(category);
+        let appends = self.meter.appends(crate::trace::target_of(&writes));
         let size = writes
             .iter()
             .map(|write| size(&write.events))
