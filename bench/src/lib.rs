@@ -1,6 +1,7 @@
 //! The workloads of `esrc-bench`, on esrc and on raw clients.
 
 pub mod chart;
+pub mod cost;
 pub mod decisions;
 pub mod layout;
 pub mod model;

@@ -19,8 +19,8 @@ Usage: esrc-bench --store memory|postgres|nats [--url URL] [--quick] [--only W1,
                   [--chart FILE]
 
 --url defaults to ESRC_POSTGRES_URL or ESRC_NATS_URL.
---only runs the workloads named (W1 to W9, and on NATS `bytes`, the stored-bytes line,
-and `layout`, the like-with-like reads); by default all of them.
+--only runs the workloads named (W1 to W9, `metrics`, what metrics cost, and on NATS
+`bytes`, the stored-bytes line, and `layout`, the like-with-like reads); by default all.
 --chart names the SVG chart of the run (by default target/esrc-bench/STORE.svg).";
 
 struct Args {

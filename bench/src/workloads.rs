@@ -90,7 +90,7 @@ impl Sizes {
     };
 }
 
-fn rate(count: u64, elapsed: Duration) -> f64 {
+pub(crate) fn rate(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
@@ -125,7 +125,7 @@ const TASKS: u64 = 16;
 const ROUNDS: u64 = 10;
 
 /// W1 on esrc: `count` new aggregates, one command each, sequentially.
-async fn create<S: Store>(store: &S, count: u64) -> Result<Duration, BoxError> {
+pub(crate) async fn create<S: Store>(store: &S, count: u64) -> Result<Duration, BoxError> {
     let started = Instant::now();
     for n in 0..count {
         let mut root = store.load::<Counter>(Uuid::now_v7()).await?;
@@ -273,6 +273,10 @@ where
     // W9 decisions across streams: conditional appends beside plain ones, tag queries.
     if wanted("W9") {
         lines.extend(crate::decisions::w9(&bench.store, sizes.decisions).await?);
+    }
+    // What metrics cost: last, since it installs a recorder for the rest of the process.
+    if wanted("metrics") {
+        lines.extend(crate::cost::metrics_cost(&bench.store, sizes).await?);
     }
     if let Ok(raw) = Arc::try_unwrap(bench.raw) {
         raw.cleanup().await?;
