@@ -18,20 +18,18 @@
 //! Names and units follow OpenTelemetry's conventions as Prometheus spells them
 //! (`…_total` for counters, `…_seconds` for times). Labels are bounded: a store's name, a
 //! category (or the categories of a group, joined by `,`), a projection's name — never an
-//! aggregate id. Durations are histograms: the recorder decides their buckets.
+//! aggregate id. Durations are histograms, and their counts count what they time (as
+//! OpenTelemetry's `db.client.operation.duration` does): the recorder decides their
+//! buckets.
 //!
 //! | metric | kind | labels | what |
 //! | --- | --- | --- | --- |
-//! | `esrc_appends_total` | counter | `store`, `category` | appends stored (a retry answered from what was stored counts again) |
-//! | `esrc_append_events_total` | counter | `store`, `category` | events of the appends stored |
+//! | `esrc_append_duration_seconds` | histogram | `store`, `category`, `outcome` | how long appends took, by outcome: `stored`, `conflict` (refused by a version check or a condition: [`Error::Conflict`](crate::Error::Conflict)), `error`. Its count is the number of appends of each outcome |
+//! | `esrc_append_events_total` | counter | `store`, `category` | events of the appends stored (a retry answered from what was stored counts again) |
 //! | `esrc_append_bytes_total` | counter | `store`, `category` | bytes of their payloads |
-//! | `esrc_append_duration_seconds` | histogram | `store`, `category` | how long an append took, whatever its outcome |
-//! | `esrc_append_conflicts_total` | counter | `store`, `category` | appends refused by a version check or a condition ([`Error::Conflict`](crate::Error::Conflict)) |
-//! | `esrc_append_errors_total` | counter | `store`, `category` | appends that failed otherwise |
 //! | `esrc_append_retries_total` | counter | `operation`, `cause` | appends tried again by [`try_write_retry`](crate::PublishExt::try_write_retry) (`operation="write"`) and [`decide`](crate::DecideExt::decide) (`"decide"`): after a `conflict` or a store `unavailable` |
-//! | `esrc_reads_total` | counter | `store`, `operation`, `category` | reads begun: `stream` (one stream, with or without its snapshot), `categories` (a replay of a group), `query` (a query across streams; `category="*"`) |
+//! | `esrc_read_duration_seconds` | histogram | `store`, `operation`, `category` | from a read's call until it was dropped; its count is the number of reads. `operation`: `stream` (one stream, with or without its snapshot), `categories` (a replay of a group), `query` (a query across streams; `category="*"`) |
 //! | `esrc_read_events_total` | counter | `store`, `operation`, `category` | events those reads yielded (counted when the read is dropped) |
-//! | `esrc_read_duration_seconds` | histogram | `store`, `operation`, `category` | from the call until the read was dropped |
 //! | `esrc_subscription_events_total` | counter | `store`, `category` | events delivered by subscriptions |
 //! | `esrc_subscription_reconnects_total` | counter | `store` | failures subscriptions rode out (a lost connection, an election): they went on where they were. Recorded by the stores: `postgres` (a failed read, or its shared LISTEN connection lost and made again), `nats` (a read consumer made again) |
 //! | `esrc_projector_events_total` | counter | `projection` | events projected (an event projected again after a restart counts again) |
@@ -42,9 +40,13 @@
 //! | `esrc_projector_restarts_total` | counter | `projection`, `reason` | subscriptions started again: `outage` (the store failed; after it answers again), `rollback` (an all-or-nothing batch was lost) |
 //! | `esrc_projector_errors_total` | counter | `projection`, `outcome` | projection failures, by what the error policy did: `retried`, `stopped` |
 //!
-//! Cost: handles are made once per store and label, then looked up per call; with no
-//! recorder installed every recording does nothing. esrc-bench measures it (its README,
-//! "metrics").
+//! Cost: with no recorder installed, `Metered` neither times nor counts (one check per
+//! call), and registers nothing, so a recorder installed later gets every metric. With
+//! one, handles are made once per store and label, the first label found without a lock.
+//! A projector registers its metrics when it starts: install the recorder before. (A
+//! recorder is recognised by holding state: `metrics`'s `NoopRecorder`, of size zero, is
+//! what a program without one records into.) esrc-bench measures the cost (its README,
+//! "What metrics cost").
 
 mod projector;
 #[cfg(feature = "metrics")]

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use futures::{Stream, StreamExt};
@@ -90,68 +90,117 @@ impl Meter {
         }
     }
 
-    fn appends(&self, category: &str) -> Arc<Appends> {
-        self.appends
-            .get(category, || Appends::new(&self.store, category))
+    fn appends(&self, category: &str) -> Option<Held<'_, Appends>> {
+        listening().then(|| {
+            self.appends
+                .get(category, || Appends::new(&self.store, category))
+        })
     }
 
-    fn reads(&self, operation: &'static str, category: &str) -> Arc<Reads> {
-        let handles = match operation {
-            "stream" => &self.streams,
-            "categories" => &self.groups,
-            _ => &self.queries,
+    fn reads<'a>(&'a self, handles: &'a Handles<Reads>, category: &str) -> Option<Held<'a, Reads>> {
+        if !listening() {
+            return None;
+        }
+        let operation = if std::ptr::eq(handles, &self.streams) {
+            "stream"
+        } else if std::ptr::eq(handles, &self.groups) {
+            "categories"
+        } else {
+            "query"
         };
-        handles.get(category, || Reads::new(&self.store, operation, category))
+        Some(handles.get(category, || Reads::new(&self.store, operation, category)))
     }
 
-    fn subscription(&self, categories: &str) -> Arc<Counter> {
-        self.subscriptions.get(categories, || {
-            counter!("esrc_subscription_events_total", "store" => self.store.clone(), "category" => categories.to_owned())
+    fn subscription(&self, categories: &str) -> Option<Held<'_, Counter>> {
+        listening().then(|| {
+            self.subscriptions.get(categories, || {
+                counter!("esrc_subscription_events_total", "store" => self.store.clone(), "category" => categories.to_owned())
+            })
         })
     }
 }
 
-/// Handles by label, registered with the recorder the first time a label is seen.
+/// Whether a recorder is installed (globally, or for this thread). `metrics` answers
+/// every recording of a program without one with its `NoopRecorder`, a type of size zero;
+/// an exporter's recorder holds what it records, so it never is. Without one, `Metered`
+/// neither times nor counts, and registers nothing: its handles are made with the
+/// recorder the program installs, whenever it does.
+fn listening() -> bool {
+    metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
+}
+
+/// Handles by label, registered with the recorder the first time a label is seen. The
+/// first label a store is used with (a store often serves one category, or a few) is
+/// found without a lock or a hash: recording must cost next to nothing when no recorder
+/// is installed.
 #[derive(Debug)]
-struct Handles<H>(RwLock<HashMap<String, Arc<H>>>);
+struct Handles<H> {
+    first: OnceLock<(String, H)>,
+    others: RwLock<HashMap<String, Arc<H>>>,
+}
 
 impl<H> Default for Handles<H> {
     fn default() -> Self {
-        Self(RwLock::new(HashMap::new()))
+        Self {
+            first: OnceLock::new(),
+            others: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+/// Handles found: borrowed from the store's, or shared with them.
+enum Held<'a, H> {
+    Borrowed(&'a H),
+    Shared(Arc<H>),
+}
+
+impl<H> std::ops::Deref for Held<'_, H> {
+    type Target = H;
+
+    fn deref(&self) -> &H {
+        match self {
+            Self::Borrowed(handles) => handles,
+            Self::Shared(handles) => handles,
+        }
     }
 }
 
 impl<H> Handles<H> {
-    fn get(&self, label: &str, make: impl FnOnce() -> H) -> Arc<H> {
+    fn get(&self, label: &str, make: impl Fn() -> H) -> Held<'_, H> {
+        let (first, handles) = self.first.get_or_init(|| (label.to_owned(), make()));
+        if first == label {
+            return Held::Borrowed(handles);
+        }
         // A poisoned lock still holds whole handles: a panic cannot leave one half-made.
         if let Some(found) = self
-            .0
+            .others
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(label)
         {
-            return Arc::clone(found);
+            return Held::Shared(Arc::clone(found));
         }
-        let mut handles = self
-            .0
+        let mut others = self
+            .others
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(
-            handles
+        Held::Shared(Arc::clone(
+            others
                 .entry(label.to_owned())
                 .or_insert_with(|| Arc::new(make())),
-        )
+        ))
     }
 }
 
 #[derive(Debug)]
 struct Appends {
-    stored: Counter,
+    /// The durations of the appends stored, refused by a check, failed otherwise: their
+    /// counts are the appends by outcome.
+    stored: Histogram,
+    conflicts: Histogram,
+    errors: Histogram,
     events: Counter,
     bytes: Counter,
-    duration: Histogram,
-    conflicts: Counter,
-    errors: Counter,
 }
 
 impl Appends {
@@ -160,17 +209,21 @@ impl Appends {
             ("store", store.to_owned()),
             ("category", category.to_owned()),
         ];
+        let duration = |outcome: &'static str| {
+            let mut labels = labels.to_vec();
+            labels.push(("outcome", outcome.to_owned()));
+            histogram!("esrc_append_duration_seconds", &labels)
+        };
         Self {
-            stored: counter!("esrc_appends_total", &labels),
+            stored: duration("stored"),
+            conflicts: duration("conflict"),
+            errors: duration("error"),
             events: counter!("esrc_append_events_total", &labels),
             bytes: counter!("esrc_append_bytes_total", &labels),
-            duration: histogram!("esrc_append_duration_seconds", &labels),
-            conflicts: counter!("esrc_append_conflicts_total", &labels),
-            errors: counter!("esrc_append_errors_total", &labels),
         }
     }
 
-    /// Times `append` of `count` events of `bytes` bytes, and counts its outcome.
+    /// Times `append` of `count` events of `bytes` bytes, by its outcome.
     async fn record<T>(
         &self,
         (count, bytes): (u64, u64),
@@ -178,15 +231,15 @@ impl Appends {
     ) -> Result<T, Error> {
         let start = Instant::now();
         let outcome = append.await;
-        self.duration.record(start.elapsed());
+        let took = start.elapsed();
         match &outcome {
             Ok(_) => {
-                self.stored.increment(1);
+                self.stored.record(took);
                 self.events.increment(count);
                 self.bytes.increment(bytes);
             }
-            Err(error) if error.is_conflict() => self.conflicts.increment(1),
-            Err(_) => self.errors.increment(1),
+            Err(error) if error.is_conflict() => self.conflicts.record(took),
+            Err(_) => self.errors.record(took),
         }
         outcome
     }
@@ -194,7 +247,6 @@ impl Appends {
 
 #[derive(Debug)]
 struct Reads {
-    begun: Counter,
     events: Counter,
     duration: Histogram,
 }
@@ -207,21 +259,20 @@ impl Reads {
             ("category", category.to_owned()),
         ];
         Self {
-            begun: counter!("esrc_reads_total", &labels),
             events: counter!("esrc_read_events_total", &labels),
             duration: histogram!("esrc_read_duration_seconds", &labels),
         }
     }
 }
 
-/// A read under way: what it yielded, recorded when it is dropped.
-struct Tally {
-    reads: Arc<Reads>,
+/// A read under way: what it yielded, recorded when it is dropped (when a recorder was
+/// installed as it began).
+struct Tally<'a> {
+    reads: Option<(Held<'a, Reads>, Instant)>,
     events: u64,
-    start: Instant,
 }
 
-impl Tally {
+impl Tally<'_> {
     /// One more item; `event` if it counts. (A method, so that the closure owns the whole
     /// tally, and its drop is the read's.)
     fn saw(&mut self, event: bool) {
@@ -229,27 +280,29 @@ impl Tally {
     }
 }
 
-impl Drop for Tally {
+impl Drop for Tally<'_> {
     fn drop(&mut self) {
-        self.reads.events.increment(self.events);
-        self.reads.duration.record(self.start.elapsed());
+        if let Some((reads, start)) = &self.reads {
+            reads.events.increment(self.events);
+            reads.duration.record(start.elapsed());
+        }
     }
 }
 
 /// Counts `read` and the items of it that `is_event`.
-fn tally<T, St>(
+fn tally<'a, T, St>(
     read: St,
-    reads: Arc<Reads>,
+    reads: Option<Held<'a, Reads>>,
     is_event: fn(&T) -> bool,
-) -> impl Stream<Item = Result<T, Error>> + Send
+) -> impl Stream<Item = Result<T, Error>> + Send + 'a
 where
+    St: 'a,
+    T: 'a,
     St: Stream<Item = Result<T, Error>> + Send,
 {
-    reads.begun.increment(1);
     let mut tally = Tally {
-        reads,
+        reads: reads.map(|reads| (reads, Instant::now())),
         events: 0,
-        start: Instant::now(),
     };
     read.map(move |item| {
         tally.saw(item.as_ref().is_ok_and(is_event));
@@ -281,10 +334,13 @@ impl<S: Publish> Publish for Metered<S> {
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<Appended, Error>> + Send {
         let appends = self.meter.appends(category);
-        let size = size(&events);
+        let size = appends.as_ref().map(|_| size(&events));
         async move {
             let append = self.inner.publish(category, id, expected, events);
-            appends.record(size, append).await
+            match (appends, size) {
+                (Some(appends), Some(size)) => appends.record(size, append).await,
+                _ => append.await,
+            }
         }
     }
 }
@@ -296,7 +352,7 @@ impl<S: ReplayOne> ReplayOne for Metered<S> {
         id: Uuid,
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
-        let reads = self.meter.reads("stream", category);
+        let reads = self.meter.reads(&self.meter.streams, category);
         tally(self.inner.replay_one(category, id, after), reads, any)
     }
 
@@ -307,7 +363,7 @@ impl<S: ReplayOne> ReplayOne for Metered<S> {
         after: Version,
         at: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
-        let reads = self.meter.reads("stream", category);
+        let reads = self.meter.reads(&self.meter.streams, category);
         tally(
             self.inner.replay_one_from(category, id, after, at),
             reads,
@@ -322,7 +378,7 @@ impl<S: Replay> Replay for Metered<S> {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
-        let reads = self.meter.reads("categories", &group(categories));
+        let reads = self.meter.reads(&self.meter.groups, &group(categories));
         tally(self.inner.replay(categories, after), reads, any)
     }
 
@@ -351,7 +407,7 @@ impl<S: Subscribe> Subscribe for Metered<S> {
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
         let delivered = self.meter.subscription(&group(categories));
         self.inner.subscribe(categories, after).map(move |item| {
-            if item.is_ok() {
+            if let (Some(delivered), Ok(_)) = (&delivered, &item) {
                 delivered.increment(1);
             }
             item
@@ -394,7 +450,7 @@ impl<S: SnapshotStore> SnapshotStore for Metered<S> {
         id: Uuid,
     ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_, S>> {
         let read = self.inner.snapshot_then_events(category, id)?;
-        let reads = self.meter.reads("stream", category);
+        let reads = self.meter.reads(&self.meter.streams, category);
         Some(tally(read, reads, |item| {
             matches!(item, SnapshotOrEvent::Event(_))
         }))
@@ -412,7 +468,7 @@ impl<S: Decide> Decide for Metered<S> {
         after: Position,
         until: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
-        let reads = self.meter.reads("query", "*");
+        let reads = self.meter.reads(&self.meter.queries, "*");
         tally(self.inner.query(query, after, until), reads, any)
     }
 
@@ -422,15 +478,20 @@ impl<S: Decide> Decide for Metered<S> {
         condition: Option<Condition>,
     ) -> impl Future<Output = Result<Vec<Appended>, Error>> + Send {
         let appends = self.meter.appends(crate::trace::target_of(&writes));
-        let size = writes
-            .iter()
-            .map(|write| size(&write.events))
-            .fold((0, 0), |(count, bytes), (more, more_bytes)| {
-                (count + more, bytes + more_bytes)
-            });
+        let size = appends.as_ref().map(|_| {
+            writes
+                .iter()
+                .map(|write| size(&write.events))
+                .fold((0, 0), |(count, bytes), (more, more_bytes)| {
+                    (count + more, bytes + more_bytes)
+                })
+        });
         async move {
             let append = self.inner.append_if(writes, condition);
-            appends.record(size, append).await
+            match (appends, size) {
+                (Some(appends), Some(size)) => appends.record(size, append).await,
+                _ => append.await,
+            }
         }
     }
 }

@@ -57,7 +57,8 @@ fn the_metrics_endpoint_shows_the_counters_moving() {
         .spawn()
         .unwrap();
     let mut running = Running(child);
-    let appends = r#"esrc_appends_total{store="memory",category="Tab"}"#;
+    let appends =
+        r#"esrc_append_duration_seconds_count{store="memory",category="Tab",outcome="stored"}"#;
     let projected = r#"esrc_projector_events_total{projection="open-tabs"}"#;
     let mut read = |wanted: &dyn Fn(f64, f64) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(60);
