@@ -1,5 +1,6 @@
-//! A recorder installed after a store was wrapped in `Metered` and used still gets its
-//! metrics: without a recorder, `Metered` registers nothing (`esrc_core::metrics`).
+//! A recorder installed after a store was wrapped in `Metered` and used, and after a
+//! projector started, still gets their metrics: without a recorder, nothing is registered
+//! (`esrc_core::metrics`).
 #![cfg(feature = "metrics")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,9 +15,29 @@ enum LateEvent {
     Happened,
 }
 
+#[derive(Clone, Default)]
+struct Counted(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl esrc_core::Project for Counted {
+    type EventGroup<'de> = LateEvent;
+    type Error = std::convert::Infallible;
+
+    async fn project<'de>(
+        &mut self,
+        _: esrc_core::Context<'de, LateEvent>,
+    ) -> Result<(), Self::Error> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn a_recorder_installed_late_gets_what_follows() {
     let store = Metered::new(MemoryStore::new(), "late");
+    let counted = Counted::default();
+    let running =
+        esrc_core::projector::Projector::new(store.get_ref().clone(), "late", counted.clone())
+            .spawn();
     let publish = || async {
         let event = NewEvent::new(&LateEvent::Happened).unwrap();
         store
@@ -30,4 +51,14 @@ async fn a_recorder_installed_late_gets_what_follows() {
     publish().await;
     let labels = [("store", "late"), ("category", "Late")];
     assert_eq!(kept.counter("esrc_append_events_total", &labels), Some(2));
+    for _ in 0..600 {
+        if counted.0.load(std::sync::atomic::Ordering::Acquire) == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    running.stop().await.unwrap();
+    // The projector saw three events; the recorder, installed after the first, two.
+    let projected = kept.counter("esrc_projector_events_total", &[("projection", "late")]);
+    assert!(matches!(projected, Some(2 | 3)), "{projected:?}");
 }

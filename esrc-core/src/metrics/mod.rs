@@ -42,10 +42,10 @@
 //!
 //! Cost: with no recorder installed, `Metered` neither times nor counts (one check per
 //! call), and registers nothing, so a recorder installed later gets every metric. With
-//! one, handles are made once per store and label, the first label found without a lock.
-//! A projector registers its metrics when it starts: install the recorder before. (A
-//! recorder is recognised by holding state: `metrics`'s `NoopRecorder`, of size zero, is
-//! what a program without one records into.) esrc-bench measures the cost (its README,
+//! one, handles are made once per store and label, the first label found without a lock;
+//! projectors count their lag in events only then. (A recorder is recognised by holding
+//! state: `metrics`'s `NoopRecorder`, of size zero, is what a program without one records
+//! into.) esrc-bench measures the cost (its README,
 //! "What metrics cost").
 
 mod projector;
@@ -55,6 +55,16 @@ mod store;
 pub(crate) use projector::{Outcome, ProjectorMetrics, Restart};
 #[cfg(feature = "metrics")]
 pub use store::Metered;
+
+/// Whether a recorder is installed (globally, or for this thread). `metrics` answers
+/// every recording of a program without one with its `NoopRecorder`, a type of size zero;
+/// an exporter's recorder holds what it records, so it never is. Without one, `Metered` and
+/// projectors neither time nor count, and register nothing: their handles are made with
+/// the recorder the program installs, whenever it does.
+#[cfg(feature = "metrics")]
+pub(crate) fn listening() -> bool {
+    metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
+}
 
 /// Why a command or a decision sends its events again.
 #[derive(Clone, Copy, Debug)]

@@ -5,13 +5,18 @@ use metrics::{Counter, Gauge, counter, gauge};
 
 use crate::Envelope;
 
-/// The metrics of one running projector, registered once with its name as label.
+/// The metrics of one running projector, labelled with its name, registered when there
+/// is a recorder to register them with (so that one installed after the projector
+/// started gets them too).
 #[derive(Debug)]
 pub(crate) struct ProjectorMetrics {
     #[cfg(feature = "metrics")]
-    handles: Handles,
+    handles: Option<Handles>,
     #[cfg(feature = "metrics")]
     name: String,
+    /// When the lag in events was last counted.
+    #[cfg(feature = "metrics")]
+    counted: Option<tokio::time::Instant>,
 }
 
 #[cfg(feature = "metrics")]
@@ -22,8 +27,6 @@ struct Handles {
     lag: Gauge,
     lag_events: Gauge,
     position: Gauge,
-    /// When the lag in events was last counted.
-    counted: Option<tokio::time::Instant>,
 }
 
 /// Why a projector's subscription started again.
@@ -48,49 +51,61 @@ impl ProjectorMetrics {
         let _ = name;
         Self {
             #[cfg(feature = "metrics")]
-            handles: Handles {
-                events: counter!("esrc_projector_events_total", "projection" => name.to_owned()),
-                checkpoints: counter!("esrc_projector_checkpoints_total", "projection" => name.to_owned()),
-                lag: gauge!("esrc_projector_lag_seconds", "projection" => name.to_owned()),
-                lag_events: gauge!("esrc_projector_lag_events", "projection" => name.to_owned()),
-                position: gauge!("esrc_projector_position", "projection" => name.to_owned()),
-                counted: None,
-            },
+            handles: None,
             #[cfg(feature = "metrics")]
             name: name.to_owned(),
+            #[cfg(feature = "metrics")]
+            counted: None,
         }
     }
 
+    /// The handles, made the first time a recorder is installed; `None` until then.
+    #[cfg(feature = "metrics")]
+    fn handles(&mut self) -> Option<&Handles> {
+        if self.handles.is_none() && super::listening() {
+            let name = &self.name;
+            self.handles = Some(Handles {
+                events: counter!("esrc_projector_events_total", "projection" => name.clone()),
+                checkpoints: counter!("esrc_projector_checkpoints_total", "projection" => name.clone()),
+                lag: gauge!("esrc_projector_lag_seconds", "projection" => name.clone()),
+                lag_events: gauge!("esrc_projector_lag_events", "projection" => name.clone()),
+                position: gauge!("esrc_projector_position", "projection" => name.clone()),
+            });
+        }
+        self.handles.as_ref()
+    }
+
     /// `envelope` was projected.
-    pub(crate) fn projected(&self, envelope: &Envelope) {
+    pub(crate) fn projected(&mut self, envelope: &Envelope) {
         #[cfg(feature = "metrics")]
-        {
-            self.handles.events.increment(1);
+        if let Some(handles) = self.handles() {
+            handles.events.increment(1);
             #[allow(clippy::cast_precision_loss)]
-            self.handles.position.set(envelope.position.get() as f64);
-            self.handles.lag.set(age(envelope.timestamp));
+            handles.position.set(envelope.position.get() as f64);
+            handles.lag.set(age(envelope.timestamp));
         }
         #[cfg(not(feature = "metrics"))]
         let _ = envelope;
     }
 
     /// A batch was committed with its checkpoint.
-    pub(crate) fn committed(&self) {
+    pub(crate) fn committed(&mut self) {
         #[cfg(feature = "metrics")]
-        self.handles.checkpoints.increment(1);
+        if let Some(handles) = self.handles() {
+            handles.checkpoints.increment(1);
+        }
     }
 
-    /// When to count the lag in events next: without the feature, never; with it, a
-    /// second after the last count (at once at first).
-    pub(crate) fn next_count(&self) -> Option<tokio::time::Instant> {
+    /// When to count the lag in events next: never without a recorder (or the feature);
+    /// with one, a second after the last count (at once at first).
+    pub(crate) fn next_count(&mut self) -> Option<tokio::time::Instant> {
         #[cfg(feature = "metrics")]
-        return Some(
-            self.handles
-                .counted
-                .map_or_else(tokio::time::Instant::now, |last| {
-                    last + std::time::Duration::from_secs(1)
-                }),
-        );
+        {
+            self.handles()?;
+            Some(self.counted.map_or_else(tokio::time::Instant::now, |last| {
+                last + std::time::Duration::from_secs(1)
+            }))
+        }
         #[cfg(not(feature = "metrics"))]
         None
     }
@@ -99,7 +114,7 @@ impl ProjectorMetrics {
     pub(crate) fn lagging_unknown(&mut self) {
         #[cfg(feature = "metrics")]
         {
-            self.handles.counted = Some(tokio::time::Instant::now());
+            self.counted = Some(tokio::time::Instant::now());
         }
     }
 
@@ -107,9 +122,11 @@ impl ProjectorMetrics {
     pub(crate) fn lagging(&mut self, events: u64) {
         #[cfg(feature = "metrics")]
         {
-            self.handles.counted = Some(tokio::time::Instant::now());
-            #[allow(clippy::cast_precision_loss)]
-            self.handles.lag_events.set(events as f64);
+            self.counted = Some(tokio::time::Instant::now());
+            if let Some(handles) = self.handles() {
+                #[allow(clippy::cast_precision_loss)]
+                handles.lag_events.set(events as f64);
+            }
         }
         #[cfg(not(feature = "metrics"))]
         let _ = events;
@@ -133,10 +150,13 @@ impl ProjectorMetrics {
         self.count("esrc_projector_errors_total", "outcome", outcome);
     }
 
-    /// Counts one of `name`, labelled by the projection and `label`.
+    /// Counts one of `name`, labelled by the projection and `label` (rare: registered
+    /// each time).
     fn count(&self, name: &'static str, label: &'static str, value: &'static str) {
         #[cfg(feature = "metrics")]
-        counter!(name, "projection" => self.name.clone(), label => value).increment(1);
+        if super::listening() {
+            counter!(name, "projection" => self.name.clone(), label => value).increment(1);
+        }
         #[cfg(not(feature = "metrics"))]
         let _ = (name, label, value);
     }

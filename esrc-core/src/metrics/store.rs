@@ -9,6 +9,7 @@ use futures::{Stream, StreamExt};
 use metrics::{Counter, Histogram, counter, histogram};
 use uuid::Uuid;
 
+use super::listening;
 use crate::{
     Appended, CategoryStats, CheckpointStore, Condition, Decide, Envelope, Error, Expected,
     NewEvent, Position, Publish, Query, Replay, ReplayOne, Snapshot, SnapshotOrEvent,
@@ -118,15 +119,6 @@ impl Meter {
             })
         })
     }
-}
-
-/// Whether a recorder is installed (globally, or for this thread). `metrics` answers
-/// every recording of a program without one with its `NoopRecorder`, a type of size zero;
-/// an exporter's recorder holds what it records, so it never is. Without one, `Metered`
-/// neither times nor counts, and registers nothing: its handles are made with the
-/// recorder the program installs, whenever it does.
-fn listening() -> bool {
-    metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
 }
 
 /// Handles by label, registered with the recorder the first time a label is seen. The
