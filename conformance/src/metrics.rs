@@ -142,7 +142,7 @@ async fn until<T: std::fmt::Debug>(
 
 /// Checks that a projector on a store of `factory` records its lag: 30 events stored an
 /// hour ago, a projector held at the first of them reports 30 events of lag; let go, it
-/// reports an age of the last event of about an hour, its position, and, a second later,
+/// reports an age of the last event of about an hour, its position, and, at its next count,
 /// no lag in events. Installs [`Kept`] (so a test binary running it must not install
 /// another recorder).
 ///

@@ -558,7 +558,8 @@ where
     }
 
     /// Records how many events are stored after the last one projected (with the
-    /// `metrics` feature, once a second: a count the store answers from its index).
+    /// `metrics` feature and a recorder, every few seconds: a count the store answers from
+    /// its index).
     async fn count_lag(&mut self) {
         match self.store.count_after(self.categories, self.last).await {
             Ok(lag) => self.metrics.lagging(lag),

@@ -35,7 +35,7 @@
 //! | `esrc_projector_events_total` | counter | `projection` | events projected (an event projected again after a restart counts again) |
 //! | `esrc_projector_checkpoints_total` | counter | `projection` | batches committed with their checkpoint |
 //! | `esrc_projector_lag_seconds` | gauge | `projection` | the age of the last event projected: how far behind its source the read model is |
-//! | `esrc_projector_lag_events` | gauge | `projection` | events stored after the last one projected, counted once a second (the store answers from its index) |
+//! | `esrc_projector_lag_events` | gauge | `projection` | events stored after the last one projected, counted when the projector starts and every 5 seconds (a query answered from the store's index; on NATS a short-lived consumer's pending count) |
 //! | `esrc_projector_position` | gauge | `projection` | the position of the last event projected |
 //! | `esrc_projector_restarts_total` | counter | `projection`, `reason` | subscriptions started again: `outage` (the store failed; after it answers again), `rollback` (an all-or-nothing batch was lost) |
 //! | `esrc_projector_errors_total` | counter | `projection`, `outcome` | projection failures, by what the error policy did: `retried`, `stopped` |

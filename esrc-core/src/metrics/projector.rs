@@ -29,6 +29,11 @@ struct Handles {
     position: Gauge,
 }
 
+/// How often a projector counts its lag in events: a count costs the store a query (on
+/// NATS, a short-lived consumer), and dashboards scrape every 10 to 60 seconds.
+#[cfg(feature = "metrics")]
+const LAG_COUNT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why a projector's subscription started again.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Restart {
@@ -97,20 +102,21 @@ impl ProjectorMetrics {
     }
 
     /// When to count the lag in events next: never without a recorder (or the feature);
-    /// with one, a second after the last count (at once at first).
+    /// with one, [`LAG_COUNT_INTERVAL`] after the last count (at once at first).
     pub(crate) fn next_count(&mut self) -> Option<tokio::time::Instant> {
         #[cfg(feature = "metrics")]
         {
             self.handles()?;
-            Some(self.counted.map_or_else(tokio::time::Instant::now, |last| {
-                last + std::time::Duration::from_secs(1)
-            }))
+            Some(
+                self.counted
+                    .map_or_else(tokio::time::Instant::now, |last| last + LAG_COUNT_INTERVAL),
+            )
         }
         #[cfg(not(feature = "metrics"))]
         None
     }
 
-    /// The count failed: the next one is tried a second later all the same.
+    /// The count failed: the next one is tried an interval later all the same.
     pub(crate) fn lagging_unknown(&mut self) {
         #[cfg(feature = "metrics")]
         {

@@ -32,7 +32,8 @@ use crate::{
 /// let store = Metered::new(esrc_memory::MemoryStore::new(), "memory");
 /// let event = NewEvent::new(&TabEvent::Opened)?;
 /// store.publish("Tab", uuid::Uuid::now_v7(), Expected::Any, vec![event]).await?;
-/// // esrc_appends_total{store="memory",category="Tab"} is 1 in the installed recorder.
+/// // With a recorder installed, this append is in the count of
+/// // esrc_append_duration_seconds{store="memory",category="Tab",outcome="stored"}.
 /// assert_eq!(store.name(), "memory");
 /// # Ok(()) }
 /// ```
@@ -98,16 +99,14 @@ impl Meter {
         })
     }
 
-    fn reads<'a>(&'a self, handles: &'a Handles<Reads>, category: &str) -> Option<Held<'a, Reads>> {
+    fn reads(&self, kind: Read, category: &str) -> Option<Held<'_, Reads>> {
         if !listening() {
             return None;
         }
-        let operation = if std::ptr::eq(handles, &self.streams) {
-            "stream"
-        } else if std::ptr::eq(handles, &self.groups) {
-            "categories"
-        } else {
-            "query"
+        let (handles, operation) = match kind {
+            Read::Stream => (&self.streams, "stream"),
+            Read::Categories => (&self.groups, "categories"),
+            Read::Query => (&self.queries, "query"),
         };
         Some(handles.get(category, || Reads::new(&self.store, operation, category)))
     }
@@ -121,10 +120,17 @@ impl Meter {
     }
 }
 
+/// The kinds of reads, each labelled `operation` by its name in the table.
+#[derive(Clone, Copy)]
+enum Read {
+    Stream,
+    Categories,
+    Query,
+}
+
 /// Handles by label, registered with the recorder the first time a label is seen. The
 /// first label a store is used with (a store often serves one category, or a few) is
-/// found without a lock or a hash: recording must cost next to nothing when no recorder
-/// is installed.
+/// found without a lock or a hash: this is looked up on every append and read.
 #[derive(Debug)]
 struct Handles<H> {
     first: OnceLock<(String, H)>,
@@ -344,7 +350,7 @@ impl<S: ReplayOne> ReplayOne for Metered<S> {
         id: Uuid,
         after: Version,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
-        let reads = self.meter.reads(&self.meter.streams, category);
+        let reads = self.meter.reads(Read::Stream, category);
         tally(self.inner.replay_one(category, id, after), reads, any)
     }
 
@@ -355,7 +361,7 @@ impl<S: ReplayOne> ReplayOne for Metered<S> {
         after: Version,
         at: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
-        let reads = self.meter.reads(&self.meter.streams, category);
+        let reads = self.meter.reads(Read::Stream, category);
         tally(
             self.inner.replay_one_from(category, id, after, at),
             reads,
@@ -370,7 +376,7 @@ impl<S: Replay> Replay for Metered<S> {
         categories: &[&str],
         after: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
-        let reads = self.meter.reads(&self.meter.groups, &group(categories));
+        let reads = self.meter.reads(Read::Categories, &group(categories));
         tally(self.inner.replay(categories, after), reads, any)
     }
 
@@ -442,7 +448,7 @@ impl<S: SnapshotStore> SnapshotStore for Metered<S> {
         id: Uuid,
     ) -> Option<impl Stream<Item = Result<SnapshotOrEvent, Error>> + Send + use<'_, S>> {
         let read = self.inner.snapshot_then_events(category, id)?;
-        let reads = self.meter.reads(&self.meter.streams, category);
+        let reads = self.meter.reads(Read::Stream, category);
         Some(tally(read, reads, |item| {
             matches!(item, SnapshotOrEvent::Event(_))
         }))
@@ -460,7 +466,7 @@ impl<S: Decide> Decide for Metered<S> {
         after: Position,
         until: Position,
     ) -> impl Stream<Item = Result<Envelope, Error>> + Send + use<'_, S> {
-        let reads = self.meter.reads(&self.meter.queries, "*");
+        let reads = self.meter.reads(Read::Query, "*");
         tally(self.inner.query(query, after, until), reads, any)
     }
 
