@@ -650,6 +650,54 @@ async fn a_failing_transactional_batch_rolls_back_with_its_checkpoint() {
     assert_eq!(store_checkpoint(&store).await, positions[3]);
 }
 
+/// A failure the policy retries rolls a transactional batch back and starts again from
+/// the checkpoint: the metrics count a restart by `rollback`, the retries, and the stop
+/// when the policy gives up (`esrc_core::metrics`).
+#[esrc_conformance::requires(postgres)]
+#[tokio::test]
+async fn a_retried_transactional_batch_is_a_rollback_restart_in_the_metrics() {
+    let Some(pg) = common::postgres().await else {
+        return;
+    };
+    let kept = esrc_conformance::metrics::Kept::installed();
+    let store = ledger_store(&pg).await;
+    publish_notes(&store, 10).await;
+    let positions = note_positions(&store).await;
+    let ledger = Ledger {
+        fail_at: Some(positions[6]),
+        ..Ledger::new(&store)
+    };
+    let name = "ledger-rolled-back";
+    let outcome = esrc_postgres::TransactionalProjector::new(store.clone(), name, ledger)
+        .checkpoint_every(4)
+        .on_error(esrc_core::projector::ErrorPolicy::Retry {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+            attempts: 3,
+        })
+        .run_until(std::future::pending())
+        .await;
+    assert!(
+        outcome.is_err(),
+        "the event fails every time: the policy gives up"
+    );
+    let count = |metric, label, value| {
+        kept.counter(metric, &[("projection", name), (label, value)])
+            .unwrap_or(0)
+    };
+    assert!(count("esrc_projector_restarts_total", "reason", "rollback") >= 1);
+    assert!(count("esrc_projector_errors_total", "outcome", "retried") >= 1);
+    assert_eq!(
+        count("esrc_projector_errors_total", "outcome", "stopped"),
+        1
+    );
+    assert_eq!(
+        totals(&store).await,
+        (4, 4),
+        "the failed batch left nothing"
+    );
+}
+
 /// A connection lost while a transactional batch is open (a failover, a restart) rolls
 /// the batch back; the projector waits for the store, starts again from its committed
 /// checkpoint, and still counts every event exactly once.
