@@ -9,6 +9,8 @@ pub mod fixtures;
 mod macros;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "spans")]
+pub mod spans;
 
 pub use dynamic::Dynamic;
 pub use factory::{

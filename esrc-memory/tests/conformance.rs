@@ -28,3 +28,13 @@ esrc_conformance::conformance_tests!(async { Some(Memory) });
 mod dynamic {
     esrc_conformance::conformance_tests!(async { Some(esrc_conformance::Dynamic(super::Memory)) });
 }
+
+/// Appends and reads run in spans with OpenTelemetry's fields (`esrc_core::trace`).
+#[tokio::test]
+async fn store_spans_follow_the_conventions() {
+    esrc_conformance::spans::store_spans_follow_the_conventions(
+        &Memory,
+        esrc_core::backend::System::Database("memory"),
+    )
+    .await;
+}

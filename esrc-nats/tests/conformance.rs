@@ -31,3 +31,19 @@ async fn projector_lag_is_recorded() {
     esrc_conformance::metrics::projector_lag_is_recorded(&factory).await;
     factory.cleanup().await;
 }
+
+/// Appends and reads run in spans with OpenTelemetry's fields (`esrc_core::trace`).
+#[esrc_conformance::requires(nats)]
+#[tokio::test]
+async fn store_spans_follow_the_conventions() {
+    use esrc_conformance::StoreFactory;
+    let Some(factory) = common::nats().await.map(common::Stores::new) else {
+        return;
+    };
+    esrc_conformance::spans::store_spans_follow_the_conventions(
+        &factory,
+        esrc_core::backend::System::Messaging("nats"),
+    )
+    .await;
+    factory.cleanup().await;
+}

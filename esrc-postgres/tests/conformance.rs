@@ -113,3 +113,19 @@ async fn projector_lag_is_recorded() {
     esrc_conformance::metrics::projector_lag_is_recorded(&factory).await;
     factory.cleanup().await;
 }
+
+/// Appends and reads run in spans with OpenTelemetry's fields (`esrc_core::trace`).
+#[esrc_conformance::requires(postgres)]
+#[tokio::test]
+async fn store_spans_follow_the_conventions() {
+    use esrc_conformance::StoreFactory;
+    let Some(factory) = common::postgres().await.map(|postgres| Pg { postgres }) else {
+        return;
+    };
+    esrc_conformance::spans::store_spans_follow_the_conventions(
+        &factory,
+        esrc_core::backend::System::Database("postgresql"),
+    )
+    .await;
+    factory.cleanup().await;
+}
