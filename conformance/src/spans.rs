@@ -23,7 +23,7 @@ pub struct Closed {
     pub fields: BTreeMap<String, String>,
 }
 
-/// A layer that keeps every span's fields; installed as the process's subscriber by
+/// Every span's fields, kept by a layer of the process's subscriber, installed by
 /// [`Kept::installed`].
 #[derive(Debug, Default)]
 pub struct Kept {
@@ -41,8 +41,10 @@ impl Kept {
         static KEPT: OnceLock<&'static Kept> = OnceLock::new();
         KEPT.get_or_init(|| {
             let kept: &'static Kept = Box::leak(Box::default());
-            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(kept))
-                .expect("no other global tracing subscriber");
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(Keeping(kept)),
+            )
+            .expect("no other global tracing subscriber");
             kept
         })
     }
@@ -72,7 +74,11 @@ impl Visit for Text<'_> {
     }
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for &'static Kept {
+/// The layer that fills [`Kept`] (a type of its own, so that the layer's trait stays out
+/// of `Kept`'s documentation).
+struct Keeping(&'static Kept);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Keeping {
     fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
         let mut fields = BTreeMap::new();
         attributes.record(&mut Text(&mut fields));
@@ -80,7 +86,8 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for &'static Kept {
             name: attributes.metadata().name(),
             fields,
         };
-        self.open
+        self.0
+            .open
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id.into_u64(), span);
@@ -88,6 +95,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for &'static Kept {
 
     fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
         if let Some(span) = self
+            .0
             .open
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -99,12 +107,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for &'static Kept {
 
     fn on_close(&self, id: Id, _: Context<'_, S>) {
         let span = self
+            .0
             .open
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id.into_u64());
         if let Some(span) = span {
-            self.closed
+            self.0
+                .closed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(span);
