@@ -89,6 +89,14 @@ impl NewEvent {
     /// [`crate::trace`]), with its type ([`Event::variant`]) and tags ([`Event::tags`]).
     /// An invalid tag is [`Error::InvalidName`].
     pub fn new<E: Event>(event: &E) -> Result<Self, Error> {
+        let mut new = Self::unstamped(event)?;
+        crate::trace::stamp(&mut new.metadata);
+        Ok(new)
+    }
+
+    /// [`NewEvent::new`] without the trace context: for callers that set the metadata
+    /// (stamped once for all their events) themselves.
+    pub(crate) fn unstamped<E: Event>(event: &E) -> Result<Self, Error> {
         let payload = serde_json::to_vec(event).map_err(|source| Error::Encode {
             category: E::NAME.to_owned(),
             source,
@@ -98,11 +106,9 @@ impl NewEvent {
             .into_iter()
             .map(Tag::new)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut new = Self::from_payload(E::VERSION, payload)
+        Ok(Self::from_payload(E::VERSION, payload)
             .with_type(event.variant())
-            .with_tags(tags);
-        crate::trace::stamp(&mut new.metadata);
-        Ok(new)
+            .with_tags(tags))
     }
 
     /// An event from an already encoded payload, with a new UUIDv7 id and the current time.

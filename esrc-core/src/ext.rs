@@ -47,7 +47,7 @@ fn encode_all<E: Event>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEven
     crate::trace::stamp(&mut metadata);
     events
         .iter()
-        .map(|event| Ok(NewEvent::new(event)?.with_metadata(metadata.clone())))
+        .map(|event| Ok(NewEvent::unstamped(event)?.with_metadata(metadata.clone())))
         .collect()
 }
 
