@@ -122,6 +122,14 @@ impl Decide for NatsStore {
                             }
                             tokio::time::sleep(losses.pause()).await;
                         }
+                        // These writes, sent before, are being stored: once they are, the
+                        // next look finds them as a retry.
+                        Sent::InProcess(error) => {
+                            if tokio::time::Instant::now() >= deadline {
+                                return Err(error);
+                            }
+                            tokio::time::sleep(losses.pause()).await;
+                        }
                     }
                 }
             },

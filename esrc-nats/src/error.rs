@@ -21,6 +21,11 @@ pub(crate) mod code {
     pub(crate) const LAST_SEQUENCE_NOT_READY: u64 = 10163;
     /// An atomic batch repeated a message id already stored (or inside the batch).
     pub(crate) const BATCH_DUPLICATE_ID: u64 = 10201;
+    /// A message id is being stored by an earlier message still in flight: a replicated
+    /// stream proposes a message to its replicas before it stores it, and answers a
+    /// message with the same id in the meantime with this (an append sent again while
+    /// its first try replicates). The earlier message's outcome is not known yet.
+    pub(crate) const DUPLICATE_IN_PROCESS: u64 = 10158;
     /// The stream does not allow atomic publish.
     pub(crate) const ATOMIC_DISABLED: u64 = 10174;
     /// The cluster cannot handle the request now (no leader).
@@ -231,6 +236,9 @@ pub(crate) enum Refusal {
     /// A message exceeds the stream's `max_msg_size` (which may have been lowered since
     /// the store connected).
     TooLarge,
+    /// The event ids are being stored by an earlier send still in flight: look again
+    /// shortly (the error, retryable, is for a caller who can wait no longer).
+    InProcess(Error),
     /// Anything else, classified.
     Failed(Error),
 }
@@ -241,6 +249,7 @@ pub(crate) fn refusal(error: ApiError, stream: &str) -> Refusal {
         code::WRONG_LAST_SEQUENCE | code::WRONG_LAST_SEQUENCE_IN_FLIGHT => Refusal::LostRace,
         code::BATCH_DUPLICATE_ID => Refusal::Duplicate,
         code::MESSAGE_TOO_LARGE => Refusal::TooLarge,
+        code::DUPLICATE_IN_PROCESS => Refusal::InProcess(api(error)),
         code::ATOMIC_DISABLED => Refusal::Failed(fatal(NatsError::StreamConfig {
             stream: stream.to_owned(),
             problems: vec!["allow_atomic_publish is off".into()],
@@ -262,6 +271,7 @@ pub(crate) fn api(error: ApiError) -> Error {
                 | code::BATCH_INCOMPLETE
                 | code::BATCH_TOO_MANY_IN_FLIGHT
                 | code::NO_SUITABLE_PEERS
+                | code::DUPLICATE_IN_PROCESS
         );
     Error::backend(
         BACKEND,
@@ -440,6 +450,10 @@ mod tests {
             refusal(reply(400, 10201), "S"),
             Refusal::Duplicate
         ));
+        let Refusal::InProcess(error) = refusal(reply(400, 10158), "S") else {
+            panic!("10158 is an earlier send in flight");
+        };
+        assert!(error.is_retryable(), "{error}");
     }
 
     #[test]

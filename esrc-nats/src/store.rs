@@ -35,6 +35,9 @@ pub(crate) enum Sent {
     Duplicate,
     /// The subject's last sequence was not the expected one.
     WrongLastSequence,
+    /// An earlier send of the same event ids is still in flight (a replicated stream
+    /// replicating it): look again shortly; the error is for when the deadline has passed.
+    InProcess(Error),
 }
 
 /// One message of an append, ready to send but for its batch headers.
@@ -139,6 +142,7 @@ impl NatsStore {
             Some(refused) => match error::refusal(refused, &self.inner.config.stream) {
                 Refusal::LostRace => Ok(Sent::WrongLastSequence),
                 Refusal::Duplicate => Ok(Sent::Duplicate),
+                Refusal::InProcess(error) => Ok(Sent::InProcess(error)),
                 Refusal::TooLarge => Err(self.too_large(largest).await),
                 Refusal::Failed(error) => Err(error),
             },
@@ -390,6 +394,14 @@ impl Publish for NatsStore {
                                 tokio::time::sleep(losses.pause()).await;
                             }
                         }
+                        // The same events sent before (a try that was dropped, or is racing
+                        // this one) are being stored: once they are, the lookup finds them.
+                        Sent::InProcess(error) => {
+                            if tokio::time::Instant::now() >= deadline {
+                                return Err(error);
+                            }
+                            tokio::time::sleep(losses.pause()).await;
+                        }
                     }
                 }
             },
@@ -433,7 +445,7 @@ impl Truncate for NatsStore {
                         continue;
                     }
                     // A fresh marker id cannot be a duplicate; look again.
-                    Some(Refusal::Duplicate) => continue,
+                    Some(Refusal::Duplicate | Refusal::InProcess(_)) => continue,
                     Some(Refusal::TooLarge) => return Err(self.too_large(size).await),
                     Some(Refusal::Failed(error)) => return Err(error),
                 }

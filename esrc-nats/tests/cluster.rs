@@ -5,7 +5,7 @@
 
 mod common;
 
-use esrc_core::{Error, Expected, NewEvent, Publish, ReplayOne, Version};
+use esrc_core::{Decide, Error, Expected, NewEvent, Publish, ReplayOne, Version, Write};
 use esrc_nats::NatsStore;
 use futures::StreamExt;
 use uuid::Uuid;
@@ -114,5 +114,58 @@ async fn a_read_after_an_acknowledged_append_sees_it() {
     assert!(
         missed.is_empty(),
         "reads missed their own writes: {missed:?}"
+    );
+}
+
+/// The same append sent twice at once (a retry racing the try it repeats: a command
+/// dropped mid-append and sent again, as the conformance case does): while the first
+/// message is being replicated, a replicated stream answers the second with 10158
+/// ("duplicate message id is in process"). Both sends must end as the one stored append,
+/// never as an error. Repeated: the window is the replication's round trip.
+#[esrc_conformance::requires(nats_cluster)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_sent_again_while_its_first_try_replicates_is_stored_once() {
+    let Some(cluster) = common::cluster().await else {
+        return;
+    };
+    let store = cluster.store().await;
+    let mut failures = Vec::new();
+    for round in 0..100 {
+        for expected in [Expected::Any, Expected::NoStream] {
+            // One event (one message) and two (an atomic batch), in turns.
+            let events: Vec<_> = (0..1 + round % 2).map(|n| event(round + n)).collect();
+            let id = Uuid::now_v7();
+            let (first, again) = tokio::join!(
+                store.publish("Thing", id, expected, events.clone()),
+                store.publish("Thing", id, expected, events.clone()),
+            );
+            match (first, again) {
+                (Ok(first), Ok(again)) => assert_eq!(first, again, "one append, one outcome"),
+                (first, again) => failures.push(format!("{expected:?}: {first:?} / {again:?}")),
+            }
+            let stored: Vec<_> = store.replay_one("Thing", id, Version::ZERO).collect().await;
+            if stored.len() != events.len() {
+                failures.push(format!("{expected:?}: {} events stored", stored.len()));
+            }
+        }
+    }
+    // The same through `append_if` (its own batches).
+    for round in 0..50 {
+        let (id, events) = (Uuid::now_v7(), vec![event(round)]);
+        let write = || Write::new("Thing", id, events.clone());
+        let (first, again) = tokio::join!(
+            store.append_if(vec![write()], None),
+            store.append_if(vec![write()], None),
+        );
+        match (first, again) {
+            (Ok(first), Ok(again)) => assert_eq!(first, again, "one append, one outcome"),
+            (first, again) => failures.push(format!("append_if: {first:?} / {again:?}")),
+        }
+    }
+    store.destroy().await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:#?}",
+        failures.len()
     );
 }
