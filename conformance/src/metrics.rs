@@ -68,8 +68,14 @@ impl Kept {
     /// How many values the histogram `name` with exactly the labels `labels` holds, if
     /// registered.
     pub fn samples(&self, name: &str, labels: &[(&str, &str)]) -> Option<usize> {
+        self.values(name, labels).map(|values| values.len())
+    }
+
+    /// The values the histogram `name` with exactly the labels `labels` holds, if
+    /// registered.
+    pub fn values(&self, name: &str, labels: &[(&str, &str)]) -> Option<Vec<f64>> {
         let handles = self.registry.get_histogram_handles();
-        find(handles, name, labels).map(|bucket| bucket.data().len())
+        find(handles, name, labels).map(|bucket| bucket.data())
     }
 }
 

@@ -98,6 +98,18 @@ async fn appends_reads_and_subscriptions_are_recorded() {
         )
     };
     assert_eq!(appends("stored"), Some(1));
+    // A duration in seconds: more than nothing, less than the test.
+    let took = kept
+        .values(
+            "esrc_append_duration_seconds",
+            &[
+                ("store", "memory-1"),
+                ("category", "Tab"),
+                ("outcome", "stored"),
+            ],
+        )
+        .unwrap();
+    assert!(took[0] > 0.0 && took[0] < 10.0, "{took:?}");
     assert_eq!(appends("conflict"), Some(1));
     assert_eq!(appends("error"), Some(1));
     assert_eq!(kept.counter("esrc_append_events_total", &tab), Some(2));
