@@ -92,13 +92,11 @@ struct Ledger {
 
 async fn store_on(cluster: &Cluster) -> NatsStore {
     let name = Uuid::new_v4().simple().to_string();
-    NatsStore::builder()
+    let builder = NatsStore::builder()
         .stream(format!("F{name}"))
         .prefix(format!("f{name}"))
-        .replicas(3)
-        .build(cluster.client().await)
-        .await
-        .expect("build a replicated store")
+        .replicas(3);
+    common::build(builder, cluster.client().await).await
 }
 
 /// One writer: appends to its own stream with `Expected::Any` until `stop`, retrying a

@@ -92,22 +92,27 @@ impl Nats {
     /// up to 30 seconds.
     pub async fn store(&self) -> NatsStore {
         let name = Uuid::new_v4().simple().to_string();
-        let client = self.client().await;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let built = NatsStore::builder()
-                .stream(format!("T{name}"))
-                .prefix(format!("t{name}"))
-                .replicas(self.replicas)
-                .build(client.clone())
-                .await;
-            match built {
-                Err(error) if error.is_retryable() && std::time::Instant::now() < deadline => {
-                    eprintln!("building a NATS store: {error}; asking again");
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-                built => return built.expect("build a NATS store"),
+        let builder = NatsStore::builder()
+            .stream(format!("T{name}"))
+            .prefix(format!("t{name}"))
+            .replicas(self.replicas);
+        build(builder, self.client().await).await
+    }
+}
+
+/// The store `builder` makes on `client`. A cluster that cannot place the replicas for
+/// now (a node busy or rejoining, or a cluster just formed whose peers are not all known
+/// to its leader yet: a retryable error) is asked again for up to 30 seconds.
+#[allow(dead_code)] // not every test file builds stores this way
+pub async fn build(builder: esrc_nats::NatsStoreBuilder, client: async_nats::Client) -> NatsStore {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match builder.clone().build(client.clone()).await {
+            Err(error) if error.is_retryable() && std::time::Instant::now() < deadline => {
+                eprintln!("building a NATS store: {error}; asking again");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
+            built => return built.expect("build a NATS store"),
         }
     }
 }
